@@ -1,0 +1,56 @@
+# phoenix: set-up, demo and tests on a fresh Debian machine. Idempotent: re-running is quick.
+SHELL := /bin/bash
+PY ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+# Host packages: the lab (lxd, iptables, btrfs-progs, debootstrap), bakes (packer), traffic (haproxy),
+# schedules (cron), the drift benchmark's reference (aide), and venv for Debian's Python.
+DEBS := lxd iptables btrfs-progs debootstrap packer haproxy cron aide python3-venv
+
+.PHONY: setup debs services demo test lint unit integration bench clean
+
+setup: debs services $(VENV)/.installed
+
+debs:
+	@missing=$$(for p in $(DEBS); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null \
+	  | grep -q "ok installed" || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages: $$missing"; \
+	  $(SUDO) apt-get update -q && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q $$missing; \
+	fi
+
+services:
+	@pgrep -x cron >/dev/null || $(SUDO) cron
+
+$(VENV)/.installed: pyproject.toml
+	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/pip install -q -U pip
+	$(BIN)/pip install -q -e '.[dev]'
+	@touch $@
+
+demo: setup
+	$(BIN)/phoenix lab up
+	$(BIN)/phoenix lab status
+	$(BIN)/phoenix doctor
+
+lint: $(VENV)/.installed
+	$(BIN)/ruff check phoenix tests bench
+	$(BIN)/ruff format --check phoenix tests bench
+	$(BIN)/mypy
+
+unit: $(VENV)/.installed
+	$(BIN)/pytest -q tests/unit
+
+integration: setup
+	$(BIN)/pytest -q tests/integration
+
+test: setup lint
+	$(BIN)/pytest -q tests
+
+bench: setup
+	@echo "benchmarks arrive with the bake, rollout and drift issues (bench/README.md)"
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,3 @@
+"""phoenix: immutable infrastructure."""
+
+__version__ = "0.1.0"

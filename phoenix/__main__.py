@@ -1,0 +1,3 @@
+from phoenix.cli.app import run
+
+run()

@@ -1,0 +1,17 @@
+"""What every command group shares: the workspace from the global options."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from phoenix.workspace import Workspace
+
+
+def workspace(ctx: typer.Context) -> Workspace:
+    explicit: Path | None = (ctx.obj or {}).get("config")
+    return Workspace.open(explicit)
+
+
+JSON_OPTION = typer.Option(False, "--json", help="Print machine-readable JSON on stdout.")

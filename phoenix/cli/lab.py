@@ -1,0 +1,58 @@
+"""`phoenix lab up | status | down`: the local LXD lab."""
+
+from __future__ import annotations
+
+import typer
+
+from phoenix.cli import render
+from phoenix.cli.common import JSON_OPTION, workspace
+from phoenix.errors import ExitCode
+from phoenix.events import Outcome
+from phoenix.lab import Lab, StepResult
+
+app = typer.Typer(help="The local LXD lab: daemon, storage pool, bridges, base image.")
+
+
+@app.command()
+def up(ctx: typer.Context) -> None:
+    """Bring the lab up, repairing whatever is missing. Safe to run again."""
+    ws = workspace(ctx)
+    with render.Progress() as progress:
+        results = Lab(ws.config.lab, ws.home, emit=progress).up()
+    _summary(results, "lab is up")
+
+
+@app.command()
+def status(ctx: typer.Context, json: bool = JSON_OPTION) -> None:
+    """Show the daemon, pool, network, base image and servers."""
+    ws = workspace(ctx)
+    report = Lab(ws.config.lab, ws.home).status()
+    if json:
+        render.as_json(report.as_dict())
+    else:
+        rows = [(c.name, render.ok_mark(c.ok), c.detail) for c in report.components]
+        render.table("lab", ["part", "state", "detail"], rows)
+        servers = [(s.name, s.status, s.address or "-") for s in report.servers]
+        render.table(f"servers ({len(servers)})", ["name", "status", "address"], servers)
+    if not report.up:
+        raise typer.Exit(ExitCode.FAILED)
+
+
+@app.command()
+def down(
+    ctx: typer.Context,
+    purge: bool = typer.Option(False, help="Also delete servers, images, pool and state."),
+    yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask before --purge."),
+) -> None:
+    """Stop the lab's servers and the daemon (with --purge, remove everything)."""
+    ws = workspace(ctx)
+    if purge and not yes:
+        typer.confirm(f"Delete every server, image and the state in {ws.home}?", abort=True)
+    with render.Progress() as progress:
+        results = Lab(ws.config.lab, ws.home, emit=progress).down(purge=purge)
+    _summary(results, "lab is down")
+
+
+def _summary(results: list[StepResult], done: str) -> None:
+    changed = [r.step for r in results if r.outcome is Outcome.DONE]
+    render.line(f"{done}: " + (f"changed {', '.join(changed)}" if changed else "nothing to change"))

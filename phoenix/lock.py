@@ -1,0 +1,126 @@
+"""One operation per fleet at a time: an flock on HOME/locks/FLEET.lock.
+
+The kernel drops an flock when its holder dies, so a crashed or killed phoenix never leaves a fleet
+locked. The file's content only tells a refused process who holds the lock; it is not the lock.
+The file is never deleted: removing it would let two processes lock two different files.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import socket
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from pathlib import Path
+from types import TracebackType
+from typing import Self
+
+from phoenix.errors import LockHeld
+from phoenix.state import now
+
+
+@dataclass(frozen=True)
+class Holder:
+    """What the lock file says about the process holding it."""
+
+    pid: int
+    operation: str
+    started_at: str
+    host: str
+
+
+class FleetLock:
+    """The lock of one fleet; `with FleetLock(...)` holds it for the block."""
+
+    def __init__(self, home: Path, fleet: str, operation: str) -> None:
+        if not fleet or "/" in fleet or fleet.startswith("."):
+            raise ValueError(f"not a fleet name: {fleet!r}")
+        self.path = home / "locks" / f"{fleet}.lock"
+        self.fleet = fleet
+        self.operation = operation
+        self._fd: int | None = None
+
+    def acquire(self) -> None:
+        """Take the lock or raise LockHeld at once (never waits)."""
+        self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        # Python opens file descriptors non-inheritable: tools we run do not keep the lock.
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = _read_holder(fd)
+            os.close(fd)
+            raise _held(self.fleet, holder) from None
+        holder = Holder(os.getpid(), self.operation, now(), socket.gethostname())
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, json.dumps(asdict(holder)).encode(), 0)
+        os.fsync(fd)
+        self._fd = fd
+
+    def release(self) -> None:
+        """Clear the holder record and drop the lock; a no-op if not held."""
+        if self._fd is None:
+            return
+        fd, self._fd = self._fd, None
+        try:
+            os.ftruncate(fd, 0)
+            fcntl.flock(fd, fcntl.LOCK_UN)
+        finally:
+            os.close(fd)
+
+    def __enter__(self) -> Self:
+        self.acquire()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.release()
+
+
+def fleet_lock(home: Path, fleet: str, *, operation: str) -> FleetLock:
+    """The lock of `fleet`, for `with fleet_lock(home, fleet, operation="rebuild"):`."""
+    return FleetLock(home, fleet, operation)
+
+
+def _read_holder(fd: int) -> Holder | None:
+    """The holder record, or None if it is empty or half-written (or not ours)."""
+    try:
+        record = json.loads(os.pread(fd, 4096, 0))
+        return Holder(
+            pid=int(record["pid"]),
+            operation=str(record["operation"]),
+            started_at=str(record["started_at"]),
+            host=str(record["host"]),
+        )
+    except (ValueError, TypeError, KeyError):
+        return None
+
+
+def _held(fleet: str, holder: Holder | None) -> LockHeld:
+    if holder is None:
+        return LockHeld(
+            f"another phoenix process is already working on {fleet}",
+            hint="wait for it to finish",
+        )
+    return LockHeld(
+        f"{holder.operation} of {fleet} already running since {_clock(holder.started_at)},"
+        f" pid {holder.pid}",
+        hint=f"wait for it to finish, or check `ps -p {holder.pid}`",
+    )
+
+
+def _clock(timestamp: str) -> str:
+    """HH:MM:SS in local time, with the date if not today; the raw text if unparsable."""
+    try:
+        started = datetime.fromisoformat(timestamp).astimezone()
+    except ValueError:
+        return timestamp
+    if started.date() != datetime.now().astimezone().date():
+        return started.strftime("%Y-%m-%d %H:%M:%S")
+    return started.strftime("%H:%M:%S")

@@ -1,0 +1,329 @@
+"""The LXD adapter: the daemon process and the few API calls phoenix makes, over pylxd.
+
+Everything LXD-specific that the lab, the bake and the rollout need goes through here, so that the
+logic above it does not know it talks to LXD.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pylxd
+from pylxd import exceptions as lxd_exc
+
+from phoenix import process
+from phoenix.errors import LXDError
+
+SOCKET = Path(os.environ.get("LXD_DIR", "/var/lib/lxd")) / "unix.socket"
+T = TypeVar("T")
+HOST_KEY_FILE = "/etc/ssh/ssh_host_ed25519_key.pub"
+
+
+@dataclass(frozen=True)
+class Image:
+    fingerprint: str
+    aliases: list[str]
+    properties: dict[str, str]
+    size: int
+    created_at: str
+
+
+@dataclass(frozen=True)
+class Instance:
+    name: str
+    status: str
+    address: str | None
+    image: str
+    config: dict[str, str] = field(default_factory=dict)
+
+
+@contextmanager
+def _api(action: str) -> Iterator[None]:
+    """Turn pylxd's exceptions into one LXDError that says what phoenix was doing."""
+    try:
+        yield
+    except lxd_exc.ClientConnectionFailed as exc:
+        raise LXDError(
+            f"cannot reach the LXD daemon while trying to {action}", hint="run: phoenix lab up"
+        ) from exc
+    except lxd_exc.LXDAPIException as exc:
+        raise LXDError(f"LXD refused to {action}: {exc}") from exc
+
+
+def _deadline_loop(timeout: float, interval: float = 0.25) -> Iterator[float]:
+    """Yield until `timeout` seconds have passed, sleeping `interval` between rounds."""
+    end = time.monotonic() + timeout
+    while True:
+        yield end - time.monotonic()
+        if time.monotonic() >= end:
+            return
+        time.sleep(interval)
+
+
+class LXD:
+    """The local LXD daemon (its unix socket)."""
+
+    def __init__(self) -> None:
+        self._client: pylxd.Client | None = None
+
+    # -- the daemon ---------------------------------------------------------------------------
+
+    def running(self) -> bool:
+        """True when the daemon answers on its socket."""
+        if not SOCKET.exists():
+            return False
+        try:
+            pylxd.Client().host_info  # noqa: B018 - a request that proves the API answers
+        except (lxd_exc.ClientConnectionFailed, lxd_exc.LXDAPIException, OSError):
+            return False
+        return True
+
+    def start(self, logfile: Path, timeout: float = 90) -> int:
+        """Start the daemon in the background (no systemd here) and wait until it is ready."""
+        logfile.parent.mkdir(parents=True, exist_ok=True)
+        with logfile.open("ab") as log:
+            proc = subprocess.Popen(
+                ["lxd", "--group", "lxd", "--logfile", str(logfile)],
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=log,
+                start_new_session=True,  # outlives phoenix, and never holds phoenix's output
+            )
+        ready = process.run(["lxd", "waitready", f"--timeout={int(timeout)}"], check=False)
+        if not ready.ok or proc.poll() is not None:
+            raise LXDError(
+                f"the LXD daemon did not become ready within {timeout:.0f} s",
+                hint=f"see its log: {logfile}",
+            )
+        self._client = None
+        return proc.pid
+
+    def shutdown(self, timeout: float = 60) -> None:
+        process.run(["lxd", "shutdown", f"--timeout={int(timeout)}"], timeout=timeout + 30)
+        self._client = None
+
+    @property
+    def client(self) -> pylxd.Client:
+        if self._client is None:
+            with _api("connect"):
+                self._client = pylxd.Client()
+        return self._client
+
+    def server_version(self) -> str:
+        with _api("read the server info"):
+            return str(self.client.host_info["environment"]["server_version"])
+
+    # -- storage, networks, profiles --------------------------------------------------------
+
+    def pool(self, name: str) -> dict[str, Any] | None:
+        with _api(f"read storage pool {name}"):
+            if not self.client.storage_pools.exists(name):
+                return None
+            pool = self.client.storage_pools.get(name)
+            return {"driver": pool.driver, "config": dict(pool.config)}
+
+    def create_pool(self, name: str, driver: str, config: dict[str, str]) -> None:
+        with _api(f"create storage pool {name}"):
+            self.client.storage_pools.create({"name": name, "driver": driver, "config": config})
+
+    def delete_pool(self, name: str) -> None:
+        with _api(f"delete storage pool {name}"):
+            if self.client.storage_pools.exists(name):
+                self.client.storage_pools.get(name).delete()
+
+    def network(self, name: str) -> dict[str, str] | None:
+        with _api(f"read network {name}"):
+            if not self.client.networks.exists(name):
+                return None
+            return dict(self.client.networks.get(name).config)
+
+    def create_network(self, name: str, config: dict[str, str]) -> None:
+        with _api(f"create network {name}"):
+            self.client.networks.create(name, type="bridge", config=config)
+
+    def delete_network(self, name: str) -> None:
+        with _api(f"delete network {name}"):
+            if self.client.networks.exists(name):
+                self.client.networks.get(name).delete()
+
+    def profile_devices(self, name: str) -> dict[str, dict[str, str]] | None:
+        with _api(f"read profile {name}"):
+            if not self.client.profiles.exists(name):
+                return None
+            return dict(self.client.profiles.get(name).devices)
+
+    def set_profile_devices(self, name: str, devices: dict[str, dict[str, str]]) -> None:
+        with _api(f"write profile {name}"):
+            if not self.client.profiles.exists(name):
+                self.client.profiles.create(name, devices=devices)
+                return
+            profile = self.client.profiles.get(name)
+            profile.devices = devices
+            profile.save()
+
+    def delete_profile(self, name: str) -> None:
+        with _api(f"delete profile {name}"):
+            if self.client.profiles.exists(name):
+                self.client.profiles.get(name).delete()
+
+    # -- images -------------------------------------------------------------------------------
+
+    def images(self) -> list[Image]:
+        with _api("list images"):
+            return [_image(i) for i in self.client.images.all()]
+
+    def image(self, alias: str) -> Image | None:
+        with _api(f"read image {alias}"):
+            try:
+                return _image(self.client.images.get_by_alias(alias))
+            except lxd_exc.NotFound:
+                return None
+
+    def import_image(self, metadata: Path, rootfs: Path, alias: str) -> Image:
+        """Import a split image (metadata tarball + root file system tarball) under `alias`."""
+        old = self.image(alias)
+        if old:
+            self.delete_image(old.fingerprint)
+        process.run(["lxc", "image", "import", str(metadata), str(rootfs), f"--alias={alias}"])
+        image = self.image(alias)
+        if image is None:
+            raise LXDError(f"image {alias} was imported but LXD does not list it")
+        return image
+
+    def delete_image(self, fingerprint: str) -> None:
+        with _api(f"delete image {fingerprint[:12]}"), suppress(lxd_exc.NotFound):
+            self.client.images.get(fingerprint).delete(wait=True)
+
+    # -- instances ----------------------------------------------------------------------------
+
+    def instances(self) -> list[Instance]:
+        with _api("list instances"):
+            return [_instance(i) for i in self.client.instances.all()]
+
+    def instance(self, name: str) -> Instance | None:
+        with _api(f"read instance {name}"):
+            if not self.client.instances.exists(name):
+                return None
+            return _instance(self.client.instances.get(name))
+
+    def create(
+        self,
+        name: str,
+        image: str,
+        *,
+        profiles: list[str] | None = None,
+        config: dict[str, str] | None = None,
+        files: dict[str, tuple[bytes, int]] | None = None,
+    ) -> None:
+        """Create an instance from an image alias, write `files` into it, and start it."""
+        definition = {
+            "name": name,
+            "source": {"type": "image", "alias": image},
+            "profiles": profiles or ["default"],
+            "config": config or {},
+        }
+        with _api(f"create instance {name}"):
+            inst = self.client.instances.create(definition, wait=True)
+            for path, (data, mode) in (files or {}).items():
+                _mkdirs(inst, str(Path(path).parent))
+                inst.files.put(path, data, mode=mode, uid=0, gid=0)
+            inst.start(wait=True)
+
+    def stop(self, name: str, force: bool = False, timeout: int = 30) -> None:
+        with _api(f"stop instance {name}"):
+            inst = self.client.instances.get(name)
+            if inst.status != "Stopped":
+                inst.stop(force=force, timeout=timeout, wait=True)
+
+    def delete(self, name: str) -> None:
+        with _api(f"delete instance {name}"):
+            if not self.client.instances.exists(name):
+                return
+            inst = self.client.instances.get(name)
+            if inst.status != "Stopped":
+                inst.stop(force=True, wait=True)
+            inst.delete(wait=True)
+
+    def read_file(self, name: str, path: str) -> bytes | None:
+        """A file's content read through the LXD API (no SSH), or None if it does not exist."""
+        with _api(f"read {path} in {name}"):
+            try:
+                data = self.client.instances.get(name).files.get(path)
+            except lxd_exc.NotFound:
+                return None
+            return bytes(data)
+
+    def wait_for(self, what: str, probe: Callable[[], T | None], timeout: float) -> T:
+        """Poll `probe` until it returns something, or raise LXDError after `timeout` seconds."""
+        for _ in _deadline_loop(timeout):
+            found = probe()
+            if found is not None:
+                return found
+        raise LXDError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+    def host_key(self, name: str, timeout: float = 60) -> str:
+        """The server's own SSH host key, read through the LXD API: the trusted channel to pin it.
+
+        The server makes its key at first boot; wait until the public key file holds a whole line.
+        """
+
+        def probe() -> str | None:
+            data = self.read_file(name, HOST_KEY_FILE)
+            line = data.decode(errors="replace").strip() if data else ""
+            parts = line.split()
+            return line if len(parts) >= 2 and parts[0] == "ssh-ed25519" else None
+
+        return self.wait_for(f"{name} to make its SSH host key", probe, timeout)
+
+    def wait_address(self, name: str, timeout: float = 60) -> str:
+        def probe() -> str | None:
+            inst = self.instance(name)
+            return inst.address if inst else None
+
+        return self.wait_for(f"{name} to get an IPv4 address", probe, timeout)
+
+
+def _mkdirs(inst: Any, path: str) -> None:
+    """Create `path` and its parents inside a (stopped) instance, mode 0700, owned by root."""
+    parts = [p for p in path.split("/") if p]
+    for i in range(1, len(parts) + 1):
+        sub = "/" + "/".join(parts[:i])
+        with suppress(lxd_exc.LXDAPIException):  # it exists already
+            inst.files.mk_dir(sub, mode=0o700, uid=0, gid=0)
+
+
+def _image(raw: Any) -> Image:
+    return Image(
+        fingerprint=str(raw.fingerprint),
+        aliases=[a["name"] for a in raw.aliases],
+        properties={k: str(v) for k, v in (raw.properties or {}).items()},
+        size=int(raw.size or 0),
+        created_at=str(raw.created_at),
+    )
+
+
+def _instance(raw: Any) -> Instance:
+    address = None
+    if raw.status == "Running":
+        state = raw.state()
+        eth0 = (state.network or {}).get("eth0", {})
+        for addr in eth0.get("addresses", []):
+            if addr.get("family") == "inet" and addr.get("scope") == "global":
+                address = str(addr["address"])
+                break
+    return Instance(
+        name=str(raw.name),
+        status=str(raw.status),
+        address=address,
+        image=str(
+            raw.config.get("image.description", "") or raw.config.get("volatile.base_image", "")
+        ),
+        config={k: str(v) for k, v in raw.config.items() if k.startswith("user.")},
+    )

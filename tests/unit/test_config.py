@@ -1,0 +1,179 @@
+"""phoenix.toml loading: the shipped example loads, every kind of mistake is reported clearly."""
+
+from __future__ import annotations
+
+from ipaddress import IPv4Address
+from pathlib import Path
+
+import pytest
+
+from phoenix.config import Config, config_path, load, state_home
+from phoenix.errors import ConfigError
+
+SHIPPED = Path(__file__).resolve().parents[2] / "phoenix.toml"
+
+VALID = """
+[images.web]
+
+[fleets.web]
+image = "web"
+size = 3
+"""
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "phoenix.toml"
+    path.write_text(text)
+    return path
+
+
+def problem(tmp_path: Path, text: str) -> str:
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError) as caught:
+        load(path)
+    assert caught.value.message.startswith(f"{path}: ")
+    return caught.value.message
+
+
+def test_shipped_example_loads() -> None:
+    config = load(SHIPPED)
+    fleet = config.fleets["web"]
+    assert (fleet.image, fleet.size, fleet.listen_port, fleet.max_age) == ("web", 3, 8080, "7d")
+    assert fleet.listen == IPv4Address("127.0.0.1")
+    assert config.images["web"].health.type == "http"
+    assert config.schedules["nightly-web"].cron == "0 3 * * *"
+    assert config.lab == Config().lab  # the commented [lab] section shows the defaults
+    assert config.drift == Config().drift
+
+
+def test_defaults(tmp_path: Path) -> None:
+    config = load(write(tmp_path, VALID))
+    image = config.images["web"]
+    assert image.template_path(tmp_path, "web") == tmp_path / "images/web.pkr.json"
+    assert (image.health.type, image.health.port, image.health.path) == ("http", 80, "/")
+    assert config.fleets["web"].strategy == "rolling"
+    assert str(config.lab.subnet) == "10.213.0.1/24"
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load(tmp_path / "nope.toml")
+    assert caught.value.message == f"no config at {tmp_path / 'nope.toml'}"
+    assert caught.value.hint is not None and "PHOENIX_CONFIG" in caught.value.hint
+
+
+def test_invalid_toml_names_line_and_column(tmp_path: Path) -> None:
+    message = problem(tmp_path, '[fleets.web]\nimage = "web"\nsize = \n')
+    assert "line 3, column 8: invalid TOML" in message
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        pytest.param(
+            VALID + "colour = 1\n",
+            "fleets.web.colour: unknown key (allowed: image, size, port, listen,",
+            id="unknown-nested-key",
+        ),
+        pytest.param(
+            "colour = 1\n" + VALID,
+            "colour: unknown key (allowed: lab, images, fleets, drift, schedules)",
+            id="unknown-top-level-key",
+        ),
+        pytest.param(
+            VALID.replace("size = 3", 'size = "three"'),
+            "fleets.web.size: bad value 'three': must be a valid integer",
+            id="wrong-type",
+        ),
+        pytest.param(
+            VALID.replace("size = 3", "size = true"),
+            "fleets.web.size: bad value true: must be a valid integer",
+            id="bool-is-not-int",
+        ),
+        pytest.param(
+            VALID.replace("size = 3", "size = 0"),
+            "fleets.web.size: bad value 0: must be at least 1",
+            id="size-zero",
+        ),
+        pytest.param(
+            VALID + 'listen = "10.0.0.1"\n',
+            "fleets.web.listen: bad value '10.0.0.1': must be a loopback address",
+            id="listen-not-loopback",
+        ),
+        pytest.param(
+            VALID.replace('image = "web"', 'image = "api"'),
+            "fleets.web.image: bad value 'api': must name an image defined under [images]"
+            " (defined: web)",
+            id="undefined-image",
+        ),
+        pytest.param(
+            VALID + '[schedules.nightly]\nfleet = "db"\naction = "rebuild"\ncron = "0 3 * * *"\n',
+            "schedules.nightly.fleet: bad value 'db': must name a fleet defined under [fleets]"
+            " (defined: web)",
+            id="undefined-fleet",
+        ),
+        pytest.param(
+            VALID + '[schedules.nightly]\nfleet = "web"\naction = "rebuild"\ncron = "0 3 * *"\n',
+            "schedules.nightly.cron: bad value '0 3 * *': must have 5 fields",
+            id="cron-4-fields",
+        ),
+        pytest.param(
+            VALID + "[images.Web_1]\n",
+            "images.Web_1: bad value 'Web_1': must start with a-z",
+            id="bad-name",
+        ),
+        pytest.param(
+            VALID + '[lab]\nsubnet = "10.213.0.1/16"\nbuild_subnet = "10.213.5.1/24"\n',
+            "lab.build_subnet: bad value '10.213.5.1/24': must not overlap subnet 10.213.0.0/16",
+            id="overlapping-subnets",
+        ),
+        pytest.param(
+            VALID + '[lab]\nsubnet = "8.8.8.1/24"\n',
+            "lab.subnet: bad value '8.8.8.1/24': must be inside 10.0.0.0/8",
+            id="public-subnet",
+        ),
+        pytest.param(
+            VALID + 'max_age = "1w"\n',
+            "fleets.web.max_age: bad value '1w': must be a duration like 90m, 24h or 7d",
+            id="bad-duration",
+        ),
+        pytest.param(
+            VALID.replace("[fleets.web]", '[images.web.health]\ntype = "command"\n[fleets.web]'),
+            'images.web.health.command: required when type = "command"',
+            id="command-check-without-command",
+        ),
+        pytest.param(
+            "[fleets.web]\n",
+            "fleets.web.image: missing (this key is required)",
+            id="missing-key",
+        ),
+    ],
+)
+def test_bad_value_is_named(tmp_path: Path, text: str, expected: str) -> None:
+    assert expected in problem(tmp_path, text)
+
+
+def test_every_problem_on_its_own_line(tmp_path: Path) -> None:
+    text = VALID.replace("size = 3", "size = 0") + 'strategy = "canary"\n[drift]\nroots = ["etc"]\n'
+    lines = problem(tmp_path, text).splitlines()
+    assert [line.split(": ")[1] for line in lines] == [
+        "fleets.web.size",
+        "fleets.web.strategy",
+        "drift.roots[0]",
+    ]
+
+
+def test_config_path(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.delenv("PHOENIX_CONFIG", raising=False)
+    monkeypatch.chdir(tmp_path)
+    assert config_path(None) == tmp_path / "phoenix.toml"
+    monkeypatch.setenv("PHOENIX_CONFIG", "/etc/phoenix/fleet.toml")
+    assert config_path(None) == Path("/etc/phoenix/fleet.toml")
+    assert config_path(Path("explicit.toml")) == Path("explicit.toml")
+
+
+def test_state_home(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.delenv("PHOENIX_HOME", raising=False)
+    assert state_home(tmp_path / "phoenix.toml") == tmp_path / ".phoenix"
+    monkeypatch.setenv("PHOENIX_HOME", str(tmp_path / "elsewhere"))
+    assert state_home(tmp_path / "phoenix.toml") == tmp_path / "elsewhere"

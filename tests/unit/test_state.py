@@ -1,0 +1,128 @@
+"""The state store: schema migrations, refusals, and surviving kill -9 in the middle of writes."""
+
+from __future__ import annotations
+
+import signal
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from phoenix.errors import StateError
+from phoenix.state import MIGRATIONS, STATE_FILE, Store, _statements
+from tests.conftest import wait_until
+
+TABLES = {"images", "fleets", "generations", "servers", "runs", "findings", "events"}
+
+# Opens the store and writes events in transactions of 10 until it is killed.
+WRITER = """
+import sys
+from pathlib import Path
+from phoenix.state import Store
+
+store = Store.open(Path(sys.argv[1]))
+run = store.start_run("web", "drift")
+while True:
+    with store.transaction():
+        for _ in range(10):
+            store.record_event(run, "check", "output", "x" * 500)
+"""
+
+
+def tables(store: Store) -> set[str]:
+    rows = store.connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+    return {name for (name,) in rows}
+
+
+def test_fresh_store_has_latest_schema(tmp_path: Path) -> None:
+    with Store.open(tmp_path / "home") as store:
+        assert store.schema_version == len(MIGRATIONS)
+        assert tables(store) >= TABLES
+        assert store.connection.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert store.connection.execute("PRAGMA foreign_keys").fetchone()[0] == 1
+    assert (tmp_path / "home").stat().st_mode & 0o777 == 0o700
+
+
+def test_reopening_is_a_no_op(tmp_path: Path) -> None:
+    with Store.open(tmp_path) as store:
+        run = store.start_run("web", "rebuild")
+        store.finish_run(run, "succeeded")
+    with Store.open(tmp_path) as store:
+        assert store.schema_version == len(MIGRATIONS)
+        assert store.connection.execute("SELECT status FROM runs").fetchall() == [("succeeded",)]
+
+
+@pytest.mark.parametrize("version", range(len(MIGRATIONS)))
+def test_older_store_migrates(tmp_path: Path, version: int) -> None:
+    with sqlite3.connect(tmp_path / STATE_FILE) as db:
+        for script in MIGRATIONS[:version]:
+            db.executescript(script)
+        db.execute(f"PRAGMA user_version = {version}")
+    with Store.open(tmp_path) as store:
+        assert store.schema_version == len(MIGRATIONS)
+        assert tables(store) >= TABLES
+
+
+def test_newer_store_is_refused(tmp_path: Path) -> None:
+    with sqlite3.connect(tmp_path / STATE_FILE) as db:
+        db.execute(f"PRAGMA user_version = {len(MIGRATIONS) + 1}")
+    with pytest.raises(StateError, match="written by a newer phoenix"):
+        Store.open(tmp_path)
+
+
+def test_not_a_database(tmp_path: Path) -> None:
+    (tmp_path / STATE_FILE).write_bytes(b"not a database at all\n" * 100)
+    with pytest.raises(StateError) as caught:
+        Store.open(tmp_path)
+    assert str(tmp_path / STATE_FILE) in caught.value.message
+    assert caught.value.hint is not None and "move it aside" in caught.value.hint
+
+
+def test_transaction_rolls_back_on_error(tmp_path: Path) -> None:
+    with Store.open(tmp_path) as store:
+        with pytest.raises(RuntimeError), store.transaction():
+            store.record_event(None, "step", "started", "")
+            raise RuntimeError("boom")
+        assert store.connection.execute("SELECT count(*) FROM events").fetchone() == (0,)
+
+
+def test_finish_unknown_run(tmp_path: Path) -> None:
+    with Store.open(tmp_path) as store, pytest.raises(StateError, match="no run 42"):
+        store.finish_run(42, "failed")
+
+
+def test_statements_split_on_complete_statements() -> None:
+    script = "CREATE TABLE a (x TEXT DEFAULT ';');\n-- a comment; with a semicolon\nSELECT 1;\n"
+    assert [s.strip() for s in _statements(script)] == [
+        "CREATE TABLE a (x TEXT DEFAULT ';');",
+        "-- a comment; with a semicolon\nSELECT 1;",
+    ]
+
+
+def count_events(store: Store) -> int:
+    count: int = store.connection.execute("SELECT count(*) FROM events").fetchone()[0]
+    return count
+
+
+def test_survives_kill_9_during_writes(tmp_path: Path) -> None:
+    with Store.open(tmp_path) as store:
+        writer = subprocess.Popen([sys.executable, "-c", WRITER, str(tmp_path)])
+
+        def committed_50() -> bool:
+            assert writer.poll() is None, "the writer exited early"
+            return count_events(store) >= 50
+
+        try:
+            wait_until("the writer to commit 50 events", committed_50, timeout=10, interval=0.005)
+            seen = count_events(store)
+        finally:
+            writer.send_signal(signal.SIGKILL)
+            writer.wait()
+    assert writer.returncode == -signal.SIGKILL
+    with Store.open(tmp_path) as store:
+        assert store.connection.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+        assert store.connection.execute("PRAGMA foreign_key_check").fetchall() == []
+        assert count_events(store) >= seen
+        assert count_events(store) % 10 == 0  # whole transactions only
