@@ -45,7 +45,7 @@ class Progress:
                 self._status = self.console.status(event.title)
                 self._status.start()
             else:
-                self.console.print(f"… {event.title}")
+                self.console.print(f"… {event.title}", soft_wrap=True)
         elif isinstance(event, StepOutput):
             if self._status:
                 line = Text(event.line.strip()[:100], style="dim")
@@ -55,7 +55,9 @@ class Progress:
             took = f" [dim]({event.seconds:.1f} s)[/]" if event.seconds >= 1 else ""
             detail = f": {event.detail}" if event.detail else ""
             word = "" if event.outcome is Outcome.DONE else f" [dim]{event.outcome.value}[/]"
-            self.console.print(f"{MARKS[event.outcome]} {self._title}{word}{detail}{took}")
+            self.console.print(
+                f"{MARKS[event.outcome]} {self._title}{word}{detail}{took}", soft_wrap=True
+            )
 
     def _stop(self) -> None:
         if self._status:
@@ -98,4 +100,4 @@ def error(message: str, hint: str | None = None) -> None:
 
 
 def line(text: str) -> None:
-    out.print(text)
+    out.print(text, soft_wrap=True)
