@@ -1,0 +1,120 @@
+"""The lab's steps against a fake LXD: idempotence, repair, refusal, purge."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, cast
+
+import pytest
+
+from phoenix import lab as labmod
+from phoenix import process
+from phoenix.config import LabConfig
+from phoenix.errors import LabError, MissingPackages
+from phoenix.events import Event, Outcome
+from phoenix.lab import Lab
+from phoenix.lxd import Image, Instance
+from tests.unit.fakes import FakeLXD
+
+CFG = LabConfig()
+
+
+@pytest.fixture(autouse=True)
+def _packages_present(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(process, "has_command", lambda name: True)
+
+
+def base_image() -> Image:
+    recipe = labmod.recipe_hash(CFG.release)
+    return Image("f" * 64, [CFG.base_image], {"phoenix.recipe": recipe}, 1 << 27, "now")
+
+
+def make_lab(tmp_path: Path, fake: FakeLXD, events: list[Event] | None = None) -> Lab:
+    sink = events.append if events is not None else (lambda e: None)
+    return Lab(CFG, tmp_path / "home", emit=sink, lxd=cast(Any, fake))
+
+
+def test_up_on_nothing_does_every_step_then_nothing(tmp_path: Path) -> None:
+    fake = FakeLXD(image_list=[base_image()])
+    events: list[Event] = []
+    first = make_lab(tmp_path, fake, events).up()
+    assert [r.step for r in first if r.outcome is Outcome.DONE] == [
+        "daemon", "pool", "network", "build-network", "profiles", "ssh-key",
+    ]  # fmt: skip
+    assert fake.pools[CFG.pool]["driver"] == "btrfs"
+    assert fake.networks[CFG.network]["ipv4.nat"] == "false"
+    assert fake.networks[CFG.build_network]["ipv4.nat"] == "true"
+    assert fake.profiles["default"]["eth0"]["network"] == CFG.network
+    assert fake.profiles[labmod.BUILD_PROFILE]["eth0"]["network"] == CFG.build_network
+    assert len(events) == 2 * len(first)
+
+    second = make_lab(tmp_path, fake).up()
+    assert all(r.outcome is Outcome.UNCHANGED for r in second)
+    assert fake.calls == ["start"]
+
+
+def test_operator_key_is_private(tmp_path: Path) -> None:
+    make_lab(tmp_path, FakeLXD(image_list=[base_image()])).up()
+    key = tmp_path / "home" / "ssh" / "id_ed25519"
+    assert key.stat().st_mode & 0o777 == 0o600
+    assert (tmp_path / "home" / "ssh" / "id_ed25519.pub").read_text().startswith("ssh-ed25519 ")
+
+
+def test_up_repairs_only_what_is_missing(tmp_path: Path) -> None:
+    fake = FakeLXD(image_list=[base_image()])
+    make_lab(tmp_path, fake).up()
+    fake.is_running = False
+    del fake.networks[CFG.build_network]
+    fake.profiles["default"] = {}
+    again = make_lab(tmp_path, fake).up()
+    done = {r.step for r in again if r.outcome is Outcome.DONE}
+    assert done == {"daemon", "build-network", "profiles"}
+
+
+def test_network_with_another_subnet_is_refused(tmp_path: Path) -> None:
+    fake = FakeLXD(is_running=True, networks={CFG.network: {"ipv4.address": "10.99.0.1/24"}})
+    with pytest.raises(LabError, match=r"10\.99\.0\.1/24.*10\.213\.0\.1/24"):
+        make_lab(tmp_path, fake).up()
+
+
+def test_missing_packages_name_the_install_command(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(process, "has_command", lambda name: name not in {"mkfs.btrfs", "lxd"})
+    with pytest.raises(MissingPackages) as caught:
+        make_lab(tmp_path, FakeLXD()).up()
+    assert caught.value.message == "missing Debian packages: btrfs-progs, lxd"
+    assert "apt-get install -y btrfs-progs lxd" in str(caught.value.hint)
+
+
+def test_status_when_daemon_down(tmp_path: Path) -> None:
+    report = make_lab(tmp_path, FakeLXD()).status()
+    assert not report.up
+    assert {c.name: c.ok for c in report.components}["daemon"] is False
+
+
+def test_down_purge_removes_everything(tmp_path: Path) -> None:
+    fake = FakeLXD(image_list=[base_image()])
+    the_lab = make_lab(tmp_path, fake)
+    the_lab.up()
+    fake.instance_list = [Instance("web-1", "Running", "10.213.0.5", "x")]
+    the_lab.down(purge=True)
+    assert not fake.instance_list and not fake.image_list
+    assert not fake.pools and not fake.networks
+    assert fake.profiles == {"default": {}}
+    assert not fake.is_running
+    assert not (tmp_path / "home").exists()
+
+
+def test_identity_is_stripped(tmp_path: Path) -> None:
+    rootfs = tmp_path / "rootfs"
+    (rootfs / "etc" / "ssh").mkdir(parents=True)
+    (rootfs / "etc" / "ssh" / "ssh_host_ed25519_key").write_text("secret")
+    (rootfs / "etc" / "hostname").write_text("buildhost\n")
+    (rootfs / "etc" / "machine-id").write_text("0123456789abcdef0123456789abcdef\n")
+    labmod.strip_identity(rootfs)
+    assert not list((rootfs / "etc" / "ssh").glob("ssh_host_*"))
+    assert not (rootfs / "etc" / "hostname").exists()
+    assert (rootfs / "etc" / "machine-id").read_text() == ""
+    dropin = rootfs / "etc/systemd/system/ssh.service.d/hostkeys.conf"
+    assert "ssh-keygen -A" in dropin.read_text()
