@@ -32,6 +32,8 @@ $(VENV)/.installed: pyproject.toml
 
 demo: setup
 	$(BIN)/phoenix lab up
+	$(BIN)/phoenix image bake web
+	$(BIN)/phoenix image list
 	$(BIN)/phoenix lab status
 	$(BIN)/phoenix doctor
 
@@ -50,7 +52,8 @@ test: setup lint
 	$(BIN)/pytest -q tests
 
 bench: setup
-	@echo "benchmarks arrive with the bake, rollout and drift issues (bench/README.md)"
+	$(BIN)/phoenix lab up
+	$(BIN)/python bench/bake.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

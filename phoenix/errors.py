@@ -72,3 +72,11 @@ class HostKeyError(PhoenixError):
 
 class CommandError(PhoenixError):
     """A command on the host or on a server failed."""
+
+
+class BakeError(PhoenixError):
+    """An image could not be baked, or failed its smoke boot."""
+
+
+class HealthError(PhoenixError):
+    """A server did not pass its health check in time."""

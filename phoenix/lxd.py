@@ -120,6 +120,15 @@ class LXD:
         with _api("read the server info"):
             return str(self.client.host_info["environment"]["server_version"])
 
+    def server_config(self) -> dict[str, str]:
+        with _api("read the server config"):
+            return {k: str(v) for k, v in self.client.host_info["config"].items()}
+
+    def set_server_config(self, settings: dict[str, str]) -> None:
+        with _api("change the server config"):
+            self.client.api.patch(json={"config": settings})
+            self._client = None  # host_info is cached by the client
+
     # -- storage, networks, profiles --------------------------------------------------------
 
     def pool(self, name: str) -> dict[str, Any] | None:

@@ -102,6 +102,12 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX events_by_run ON events (run_id, id);
     """,
+    # 2: why an image failed, and the provider id of the image it was baked on.
+    """
+    ALTER TABLE images ADD COLUMN error TEXT;
+    ALTER TABLE images ADD COLUMN parent_id TEXT;
+    CREATE INDEX images_by_name ON images (name, version);
+    """,
 ]
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import typer
 
 from phoenix import __version__
-from phoenix.cli import doctor, lab, render
+from phoenix.cli import doctor, image, lab, render
 from phoenix.errors import ExitCode, PhoenixError
 
 app = typer.Typer(
@@ -18,6 +18,7 @@ app = typer.Typer(
     add_completion=False,
 )
 app.add_typer(lab.app, name="lab")
+app.add_typer(image.app, name="image")
 app.command("doctor")(doctor.command)
 
 

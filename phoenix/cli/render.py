@@ -14,7 +14,9 @@ from rich.status import Status
 from rich.table import Table
 from rich.text import Text
 
+from phoenix import ages
 from phoenix.events import Event, Outcome, StepFinished, StepOutput, StepStarted
+from phoenix.images import ImageView
 
 out = Console(highlight=False)
 err = Console(stderr=True, highlight=False)
@@ -101,3 +103,36 @@ def error(message: str, hint: str | None = None) -> None:
 
 def line(text: str) -> None:
     out.print(text, soft_wrap=True)
+
+
+def image_table(views: Sequence[ImageView]) -> None:
+    rows = [
+        (
+            v.record.tag,
+            STATUS_STYLE.get(v.record.status.value, "{}").format(v.record.status.value),
+            ages.ago(v.record.built_at),
+            str(v.in_use),
+            (v.record.provider_id or "-")[:12],
+            v.record.parent or v.ancestry[-1],
+        )
+        for v in views
+    ]
+    table("images", ["image", "status", "built", "in use", "id", "parent"], rows)
+
+
+STATUS_STYLE = {
+    "ready": "[green]{}[/]",
+    "failed": "[red]{}[/]",
+    "revoked": "[yellow]{}[/]",
+    "building": "[cyan]{}[/]",
+}
+
+
+def mapping(title: str, data: dict[str, Any]) -> None:
+    grid = Table(title=title, title_justify="left", show_header=False, show_edge=False)
+    grid.add_column(style="bold")
+    grid.add_column()
+    for key, value in data.items():
+        shown = json.dumps(value, indent=1) if isinstance(value, dict | list) else str(value)
+        grid.add_row(key, shown)
+    out.print(grid)

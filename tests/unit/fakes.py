@@ -18,6 +18,13 @@ class FakeLXD:
     image_list: list[Image] = field(default_factory=list)
     instance_list: list[Instance] = field(default_factory=list)
     calls: list[str] = field(default_factory=list)
+    config: dict[str, str] = field(default_factory=dict)
+
+    def server_config(self) -> dict[str, str]:
+        return dict(self.config)
+
+    def set_server_config(self, settings: dict[str, str]) -> None:
+        self.config = dict(settings)
 
     def running(self) -> bool:
         return self.is_running

@@ -39,7 +39,7 @@ def test_up_on_nothing_does_every_step_then_nothing(tmp_path: Path) -> None:
     events: list[Event] = []
     first = make_lab(tmp_path, fake, events).up()
     assert [r.step for r in first if r.outcome is Outcome.DONE] == [
-        "daemon", "pool", "network", "build-network", "profiles", "ssh-key",
+        "daemon", "settings", "pool", "network", "build-network", "profiles", "ssh-key",
     ]  # fmt: skip
     assert fake.pools[CFG.pool]["driver"] == "btrfs"
     assert fake.networks[CFG.network]["ipv4.nat"] == "false"

@@ -1,0 +1,186 @@
+r"""Files under a set of roots: metadata of every entry, and the SHA-256 of every regular file.
+
+One command, run by `sh` on the server with the roots as its arguments, needs only GNU find and GNU
+coreutils (no Python on the server). It checks that the tools are GNU ones, drops the roots that do
+not exist, then writes three sections, every field ended by a NUL (the one byte no path can hold):
+
+    f 644 0 0 1523 1795868875.7519674210 1795868875.7519674210 2244916\0root\0root\0/etc/passwd\0\0
+    l 777 0 0 19 1795868875.75 1795868875.75 2245001\0root\0root\0/etc/mtab\0../proc/self/mounts\0
+    #sha256\0
+    2d711642b726b04401627ca9fbac32f5c8530fb1903cc4db02258717921a4881  /etc/passwd\0
+    #end 0 0\0
+
+A metadata record is five fields: `%y %m %U %G %s %T@ %C@ %i` (type letter, permission bits with the
+setuid/setgid/sticky bits, uid, gid, size, mtime, ctime, inode: no spaces inside any of them), the
+owner's name, the group's name, the path and the symlink target (empty for anything else). Then one
+`HASH  PATH` field per regular file (`sha256sum --zero`: no escaping), then the exit codes of
+the metadata `find` and of the hashing `xargs`. Entries that vanish or cannot be read during the
+scan are reported on stderr and make those codes 1 (find) and 123 (xargs): such files are kept,
+without a hash.
+"""
+
+from __future__ import annotations
+
+import shlex
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, replace
+
+from phoenix.facts.runner import Runner, command_error, run_checked, unreadable
+
+HASH_MARK = "#sha256"
+END_MARK = "#end"
+FIND_OK = frozenset({0, 1})  # 1: an entry vanished or could not be read during the scan
+XARGS_OK = frozenset({0, 123})  # 123: sha256sum could not read some file (it hashed the rest)
+FIELDS = 5
+
+SCRIPT = f"""\
+export LC_ALL=C
+cd / || exit 3
+find / -maxdepth 0 -printf "" && sha256sum --zero /dev/null >/dev/null || {{
+  echo "phoenix needs GNU find and GNU sha256sum (coreutils) on the server" >&2; exit 3; }}
+n=$#
+for r; do if [ -e "$r" ] || [ -L "$r" ]; then set -- "$@" "$r"; fi; done
+shift "$n"
+frc=0 hrc=0
+if [ "$#" -gt 0 ]; then
+  find "$@" -xdev -printf "%y %m %U %G %s %T@ %C@ %i\\0%u\\0%g\\0%p\\0%l\\0"; frc=$?
+fi
+printf "%s\\0" "{HASH_MARK}"
+if [ "$#" -gt 0 ]; then
+  find "$@" -xdev -type f -print0 | xargs -0 -r sha256sum --zero; hrc=$?
+fi
+printf "{END_MARK} %s %s\\0" "$frc" "$hrc"
+"""
+COMMAND = f"sh -c {shlex.quote(SCRIPT)} phoenix-files"
+LABEL = "find ROOTS -xdev -printf ... ; find ROOTS -xdev -type f -print0 | xargs -0 sha256sum"
+
+
+@dataclass(frozen=True)
+class FileFact:
+    type: str  # find's %y letter: f, d, l, p (fifo), s (socket), c, b
+    mode: str  # octal with 4 digits, setuid/setgid/sticky included: "0644", "4755"
+    uid: int
+    gid: int
+    owner: str  # the user's name, or the uid when it has none
+    group: str
+    size: int
+    mtime: float
+    ctime: float
+    inode: int
+    target: str | None = None  # symlinks only
+    sha256: str | None = None  # regular files that could be read
+
+
+@dataclass(frozen=True)
+class Scan:
+    """What the command printed, parsed: the files and the exit codes of its two passes."""
+
+    files: dict[str, FileFact]
+    find_rc: int
+    hash_rc: int
+
+
+def parse(text: str) -> Scan:
+    """Parse the command's output; raise ValueError if it is not what the command writes."""
+    fields = iter(text.split("\0"))
+    records = dict(_records(fields))
+    hashes, end = _hashes(fields)
+    find_rc, hash_rc = _end(end, fields)
+    files = {path: _with_hash(fact, hashes.get(path)) for path, fact in sorted(records.items())}
+    return Scan(files, find_rc, hash_rc)
+
+
+def gather(session: Runner, roots: Sequence[str], timeout: float = 120) -> dict[str, FileFact]:
+    """Every entry under `roots` (the ones that exist) on the server, in one run."""
+    result = run_checked(session, LABEL, COMMAND, *normalize(roots), timeout=timeout)
+    try:
+        scan = parse(result.stdout)
+    except ValueError as exc:
+        raise unreadable(session, LABEL, exc) from exc
+    if scan.find_rc not in FIND_OK:
+        raise command_error(session, "find ROOTS -xdev -printf ...", scan.find_rc, result.stderr)
+    if scan.hash_rc not in XARGS_OK:
+        raise command_error(session, "xargs -0 sha256sum --zero", scan.hash_rc, result.stderr)
+    return scan.files
+
+
+def normalize(roots: Sequence[str]) -> list[str]:
+    """Absolute roots without trailing slashes; anything else could be taken for a find option."""
+    bad = [r for r in roots if not r.startswith("/")]
+    if bad:
+        raise ValueError(f"fact roots must be absolute paths, not {', '.join(map(repr, bad))}")
+    return [r.rstrip("/") or "/" for r in roots]
+
+
+def _records(fields: Iterator[str]) -> Iterator[tuple[str, FileFact]]:
+    for head in fields:
+        if head == HASH_MARK:
+            return
+        if not head:
+            break
+        owner, group, path, target = (_next(fields) for _ in range(FIELDS - 1))
+        yield path, _fact(head, owner, group, target)
+    raise ValueError(f"no {HASH_MARK} line: the output ended early")
+
+
+def _fact(head: str, owner: str, group: str, target: str) -> FileFact:
+    parts = head.split(" ")
+    if len(parts) != 8 or len(parts[0]) != 1:
+        raise ValueError(f"not a file record: {head!r}")
+    kind, mode, uid, gid, size, mtime, ctime, inode = parts
+    return FileFact(
+        type=kind,
+        mode=f"{int(mode, 8):04o}",
+        uid=int(uid),
+        gid=int(gid),
+        owner=owner,
+        group=group,
+        size=int(size),
+        mtime=float(mtime),
+        ctime=float(ctime),
+        inode=int(inode),
+        target=target if kind == "l" else None,
+    )
+
+
+def _hashes(fields: Iterator[str]) -> tuple[dict[str, str], str]:
+    """The `HASH  PATH` fields up to the end line, which is returned with them."""
+    hashes: dict[str, str] = {}
+    for field in fields:
+        if field.startswith(END_MARK + " "):
+            return hashes, field
+        if not field:
+            break
+        digest, sep, path = field[:64], field[64:66], field[66:]
+        if sep not in ("  ", " *") or len(digest) != 64 or not _is_hex(digest):
+            raise ValueError(f"not a sha256sum line: {field[:120]!r}")
+        hashes[path] = digest
+    raise ValueError(f"no {END_MARK} line: the output ended early")
+
+
+def _end(end: str, rest: Iterator[str]) -> tuple[int, int]:
+    """The exit codes on the end line; nothing but the final NUL may follow it."""
+    codes = end.split(" ")[1:]
+    if len(codes) != 2 or not all(c.isdigit() for c in codes):
+        raise ValueError(f"not an end line: {end!r}")
+    after = list(rest)
+    if after != [""]:
+        raise ValueError(f"unexpected output after the end line: {after[:3]!r}")
+    return int(codes[0]), int(codes[1])
+
+
+def _next(fields: Iterator[str]) -> str:
+    try:
+        return next(fields)
+    except StopIteration:
+        raise ValueError("the output ended in the middle of a record") from None
+
+
+def _is_hex(text: str) -> bool:
+    return all(c in "0123456789abcdef" for c in text)
+
+
+def _with_hash(fact: FileFact, digest: str | None) -> FileFact:
+    if fact.type != "f" or digest is None:
+        return fact
+    return replace(fact, sha256=digest)

@@ -1,0 +1,63 @@
+r"""Installed Debian packages, from dpkg's database.
+
+Sample output of the command (name, version, architecture, status; the status's third letter is a
+space when dpkg has no error to report):
+
+    adduser\t3.134\tall\tii \n
+    bash\t5.2.15-2+b13\tamd64\tii \n
+    libc6\t2.36-9+deb12u10\tamd64\tii \n
+    libc6\t2.36-9+deb12u10\ti386\tii \n
+    nano\t7.2-1+deb12u1\tamd64\trc \n
+
+A package counts when its files are installed ("ii", or "hi" when it is held). Its key is its name,
+or "name:arch" when the same name is installed for several architectures.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+
+from phoenix.facts.runner import Runner, run_checked, unreadable
+
+FORMAT = r"${Package}\t${Version}\t${Architecture}\t${db:Status-Abbrev}\n"
+COMMAND = f"LC_ALL=C dpkg-query -W -f='{FORMAT}'"
+LABEL = "dpkg-query -W"
+
+
+@dataclass(frozen=True)
+class Package:
+    name: str
+    version: str
+    arch: str
+
+
+def parse(text: str) -> dict[str, Package]:
+    """Parse the command's output; raise ValueError on a line that is not 4 tab-separated fields."""
+    installed = [pkg for pkg, status in map(_line, text.splitlines()) if _installed(status)]
+    arches = Counter(pkg.name for pkg in installed)
+    return {
+        (f"{pkg.name}:{pkg.arch}" if arches[pkg.name] > 1 else pkg.name): pkg
+        for pkg in sorted(installed, key=lambda p: (p.name, p.arch))
+    }
+
+
+def gather(session: Runner, timeout: float = 60) -> dict[str, Package]:
+    result = run_checked(session, LABEL, COMMAND, timeout=timeout)
+    try:
+        return parse(result.stdout)
+    except ValueError as exc:
+        raise unreadable(session, LABEL, exc) from exc
+
+
+def _line(line: str) -> tuple[Package, str]:
+    parts = line.split("\t")
+    if len(parts) != 4 or not parts[0]:
+        raise ValueError(f"not a package line: {line!r}")
+    name, version, arch, status = parts
+    return Package(name, version, arch), status
+
+
+def _installed(status: str) -> bool:
+    """Desired state install or hold, current state installed (dpkg -l's "ii" and "hi")."""
+    return len(status) >= 2 and status[0] in "ih" and status[1] == "i"

@@ -1,0 +1,55 @@
+"""What a fact needs from a connection: `run` one command. Plus the one way a fact command fails."""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from typing import Protocol
+
+from phoenix.errors import CommandError
+from phoenix.process import CommandResult
+
+
+class Runner(Protocol):
+    """Anything that runs a command on a server; `phoenix.hosts.Session` is one."""
+
+    def run(self, command: str, *args: str, timeout: float = ...) -> CommandResult: ...
+
+
+def server_name(session: Runner) -> str:
+    """The server's name for messages: `session.target.name` when the runner has one."""
+    return str(getattr(getattr(session, "target", None), "name", None) or "the server")
+
+
+def last_line(text: str) -> str:
+    lines = [line for line in text.strip().splitlines() if line.strip()]
+    return lines[-1].strip() if lines else "no error output"
+
+
+def command_error(session: Runner, label: str, rc: int, stderr: str) -> CommandError:
+    """The error for a fact command that failed: the server, the command, stderr's last line."""
+    return CommandError(
+        f"{server_name(session)}: `{label}` failed (exit {rc}): {last_line(stderr)}"
+    )
+
+
+def unreadable(session: Runner, label: str, exc: ValueError) -> CommandError:
+    """The error for output a parser does not understand (another tool than the one expected)."""
+    return CommandError(
+        f"{server_name(session)}: `{label}` gave output phoenix cannot read: {exc}",
+        hint="phoenix gathers facts with GNU find, GNU coreutils, dpkg and systemd",
+    )
+
+
+def run_checked(
+    session: Runner,
+    label: str,
+    command: str,
+    *args: str,
+    timeout: float,
+    accept: Collection[int] = (0,),
+) -> CommandResult:
+    """Run `command`; raise CommandError unless its exit code is one of `accept`."""
+    result = session.run(command, *args, timeout=timeout)
+    if result.rc not in accept:
+        raise command_error(session, label, result.rc, result.stderr)
+    return result

@@ -1,0 +1,78 @@
+"""Runners for fact tests: one that answers from recorded outputs, one that runs on this machine."""
+
+from __future__ import annotations
+
+import json
+import shlex
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from phoenix.hosts import Target
+from phoenix.process import CommandResult
+
+DATA = Path(__file__).resolve().parents[2] / "data" / "facts"
+
+
+def output(rel: str) -> str:
+    """A recorded output, as the SSH session hands it over (bytes, not text mode: keep every CR)."""
+    return (DATA / rel).read_bytes().decode("utf-8")
+
+
+def expected(rel: str) -> dict[str, Any]:
+    data = json.loads((DATA / rel).read_text(encoding="utf-8"))
+    assert isinstance(data, dict)
+    return data
+
+
+def cases(area: str) -> list[str]:
+    """The recorded cases of one fact: the stem of each `.out` file that has a `.json` beside it."""
+    return sorted(p.stem for p in (DATA / area).glob("*.json") if p.with_suffix(".out").exists())
+
+
+@dataclass
+class Call:
+    command: str
+    args: tuple[str, ...]
+    timeout: float
+
+
+@dataclass
+class FakeRunner:
+    """Answers each command from `answers` (keyed by the command, without its arguments)."""
+
+    answers: dict[str, CommandResult]
+    target: Target | None = field(default_factory=lambda: Target("web-1", "10.213.0.9", "k"))
+    calls: list[Call] = field(default_factory=list)
+
+    def run(self, command: str, *args: str, timeout: float = 60) -> CommandResult:
+        self.calls.append(Call(command, args, timeout))
+        if command not in self.answers:
+            raise AssertionError(f"unexpected command: {command[:200]}")
+        return self.answers[command]
+
+
+class NamelessRunner:
+    """A runner with no `target`: errors must still name something."""
+
+    def __init__(self, answer: CommandResult) -> None:
+        self.answer = answer
+
+    def run(self, command: str, *args: str, timeout: float = 60) -> CommandResult:
+        return self.answer
+
+
+class LocalRunner:
+    """Runs the command on this machine, quoting the arguments as phoenix.hosts.Session does."""
+
+    def run(self, command: str, *args: str, timeout: float = 60) -> CommandResult:
+        line = " ".join([command, *map(shlex.quote, args)])
+        proc = subprocess.run(
+            line, shell=True, capture_output=True, timeout=timeout, stdin=subprocess.DEVNULL
+        )
+        return CommandResult(
+            proc.returncode,
+            proc.stdout.decode(errors="replace"),
+            proc.stderr.decode(errors="replace"),
+        )

@@ -1,0 +1,280 @@
+"""The files fact: its parser against recorded and hand-made outputs, its command run locally."""
+
+from __future__ import annotations
+
+import grp
+import hashlib
+import os
+import pwd
+import stat
+from dataclasses import asdict
+from pathlib import Path
+
+import pytest
+
+from phoenix.errors import CommandError
+from phoenix.facts import files
+from phoenix.facts.files import FileFact
+from phoenix.process import CommandResult
+from tests.unit.facts.fakes import FakeRunner, LocalRunner, NamelessRunner, cases, expected, output
+
+END_OK = "#sha256\0#end 0 0\0"
+HASH_A = "a" * 64
+HASH_B = "b" * 64
+
+
+def rec(path: str, head: str = "f 644 0 0 3 10.5 20.25 7", target: str = "") -> str:
+    """One metadata record as the command prints it."""
+    return f"{head}\0root\0root\0{path}\0{target}\0"
+
+
+def fact(**changes: object) -> FileFact:
+    base: dict[str, object] = {
+        "type": "f",
+        "mode": "0644",
+        "uid": 0,
+        "gid": 0,
+        "owner": "root",
+        "group": "root",
+        "size": 3,
+        "mtime": 10.5,
+        "ctime": 20.25,
+        "inode": 7,
+    }
+    return FileFact(**{**base, **changes})  # type: ignore[arg-type]
+
+
+# -- recorded outputs ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("case", cases("files"))
+def test_recorded_output(case: str) -> None:
+    want = expected(f"files/{case}.json")
+    scan = files.parse(output(f"files/{case}.out"))
+    assert (scan.find_rc, scan.hash_rc) == (want["find_rc"], want["hash_rc"])
+    assert len(scan.files) == want["count"]
+    assert sum(1 for f in scan.files.values() if f.sha256) == want["hashed"]
+    for path, facts in want["files"].items():
+        assert asdict(scan.files[path]) == facts, path
+
+
+def test_recorded_real_server_has_setuid_symlinks_and_every_regular_file_hashed() -> None:
+    found = files.parse(output("files/bookworm-etc.out")).files
+    assert found["/usr/lib/openssh/ssh-keysign"].mode == "4755"
+    assert found["/etc/mtab"].target == "../proc/self/mounts"
+    assert all(f.sha256 for f in found.values() if f.type == "f")
+    assert not any(p.startswith("/srv/missing") for p in found)
+
+
+def test_recorded_edge_cases_keep_odd_names_intact() -> None:
+    found = files.parse(output("files/edge-root.out")).files
+    assert found["/srv/edge/new\nline"].sha256 == hashlib.sha256(b"newline\n").hexdigest()
+    assert found["/srv/edge/trailing space "].size == len("trailing\n")
+    assert found["/srv/edge/link to marker"].target == "#sha256"
+    assert found["/srv/edge/link with newline"].target == "a\nb"
+    # a byte that is not UTF-8 arrives as U+FFFD (the SSH session decodes with "replace")
+    assert found["/srv/edge/bad\ufffdbyte"].sha256 == hashlib.sha256(b"bad byte\n").hexdigest()
+    assert found["/srv/edge/pipe"].type == "p" and found["/srv/edge/pipe"].sha256 is None
+
+
+def test_recorded_unreadable_entries_are_kept_without_a_hash() -> None:
+    scan = files.parse(output("files/edge-nobody.out"))
+    assert (scan.find_rc, scan.hash_rc) == (1, 123)
+    assert scan.files["/srv/edge/secret"].sha256 is None
+    assert scan.files["/srv/edge/with space"].sha256 is not None
+    assert "/srv/edge/locked" in scan.files and "/srv/edge/locked/inside" not in scan.files
+
+
+# -- hand-made outputs -----------------------------------------------------------------------
+
+HAND_MADE: list[tuple[str, str, dict[str, FileFact]]] = [
+    ("no roots", END_OK, {}),
+    (
+        "a file and its hash",
+        rec("/etc/a") + f"#sha256\0{HASH_A}  /etc/a\0#end 0 0\0",
+        {"/etc/a": fact(sha256=HASH_A)},
+    ),
+    (
+        "binary-mode separator",
+        rec("/etc/a") + f"#sha256\0{HASH_A} */etc/a\0#end 0 0\0",
+        {"/etc/a": fact(sha256=HASH_A)},
+    ),
+    (
+        "a file that could not be hashed",
+        rec("/etc/a") + END_OK,
+        {"/etc/a": fact()},
+    ),
+    (
+        "a file that appeared between the two passes is left out",
+        rec("/etc/a") + f"#sha256\0{HASH_B}  /etc/new\0#end 0 0\0",
+        {"/etc/a": fact()},
+    ),
+    (
+        "setgid and sticky bits, a numeric owner",
+        "d 3775 1001 0 4096 1.0 2.0 9\x001001\0root\0/srv/shared\0\0" + END_OK,
+        {
+            "/srv/shared": fact(
+                type="d",
+                mode="3775",
+                uid=1001,
+                owner="1001",
+                size=4096,
+                mtime=1.0,
+                ctime=2.0,
+                inode=9,
+            )
+        },
+    ),
+    (
+        "a symlink whose target looks like the section marker",
+        rec("/etc/l", "l 777 0 0 7 1.0 2.0 9", "#sha256")
+        + f"#sha256\0{HASH_A}  /etc/l\0#end 0 0\0",
+        {
+            "/etc/l": fact(
+                type="l", mode="0777", size=7, mtime=1.0, ctime=2.0, inode=9, target="#sha256"
+            )
+        },
+    ),
+    (
+        "a path with a newline and a space, and exit codes of a partial scan",
+        rec("/etc/a b\nc") + f"#sha256\0{HASH_A}  /etc/a b\nc\0#end 1 123\0",
+        {"/etc/a b\nc": fact(sha256=HASH_A)},
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("text", "want"), [c[1:] for c in HAND_MADE], ids=[c[0] for c in HAND_MADE]
+)
+def test_hand_made_output(text: str, want: dict[str, FileFact]) -> None:
+    assert files.parse(text).files == want
+
+
+MALFORMED: list[tuple[str, str]] = [
+    ("empty", ""),
+    ("no end line", "#sha256\0"),
+    ("cut in a record", "f 644 0 0 3 1.0 2.0 7\0root\0"),
+    ("not a record", rec("/a", "f 644 0 0")),
+    ("a mode that is not octal", rec("/a", "f 9z9 0 0 3 1.0 2.0 7") + END_OK),
+    ("not a hash line", "#sha256\0nothex  /a\0#end 0 0\0"),
+    ("no final NUL", "#sha256\0#end 0 0"),
+    ("output after the end", END_OK + "more\0"),
+    ("an end line without codes", "#sha256\0#end zero\0"),
+]
+
+
+@pytest.mark.parametrize("text", [c[1] for c in MALFORMED], ids=[c[0] for c in MALFORMED])
+def test_malformed_output_is_a_value_error(text: str) -> None:
+    with pytest.raises(ValueError):
+        files.parse(text)
+
+
+# -- gather ----------------------------------------------------------------------------------
+
+
+def runner(stdout: str, rc: int = 0, stderr: str = "") -> FakeRunner:
+    return FakeRunner({files.COMMAND: CommandResult(rc, stdout, stderr)})
+
+
+def test_gather_passes_the_roots_as_arguments_and_tolerates_a_partial_scan() -> None:
+    want = expected("files/edge-nobody.json")
+    fake = runner(output("files/edge-nobody.out"), want["rc"], want["stderr"])
+    found = files.gather(fake, ["/srv/edge/", "/srv/missing"], timeout=30)
+    assert found["/srv/edge/secret"].sha256 is None
+    assert [(c.args, c.timeout) for c in fake.calls] == [(("/srv/edge", "/srv/missing"), 30)]
+
+
+@pytest.mark.parametrize(
+    ("end", "culprit"), [("#end 2 0", "find"), ("#end 0 124", "sha256sum"), ("#end 0 1", "xargs")]
+)
+def test_gather_refuses_other_exit_codes_of_the_two_passes(end: str, culprit: str) -> None:
+    fake = runner(f"#sha256\0{end}\0", stderr="find: '/etc': some error\nsha256sum: killed\n")
+    with pytest.raises(CommandError) as caught:
+        files.gather(fake, ["/etc"])
+    assert "web-1" in caught.value.message and culprit in caught.value.message
+    assert caught.value.message.endswith("sha256sum: killed")
+
+
+def test_gather_without_gnu_tools_names_the_server_and_the_reason() -> None:
+    reason = "phoenix needs GNU find and GNU sha256sum (coreutils) on the server"
+    fake = runner("", rc=3, stderr=f"find: unrecognized: -printf\n{reason}\n")
+    with pytest.raises(CommandError, match=r"web-1: `find ROOTS .*\(exit 3\): phoenix needs GNU"):
+        files.gather(fake, ["/etc"])
+
+
+def test_gather_turns_unreadable_output_into_a_command_error() -> None:
+    with pytest.raises(CommandError, match=r"web-1: .* cannot read: no #end line"):
+        files.gather(runner("#sha256\0"), ["/etc"])
+
+
+def test_gather_on_a_runner_without_target() -> None:
+    with pytest.raises(CommandError, match=r"^the server: .*exit 3\): bad$"):
+        files.gather(NamelessRunner(CommandResult(3, "", "bad\n")), ["/etc"])
+
+
+@pytest.mark.parametrize("root", ["etc", "-delete", ""])
+def test_roots_must_be_absolute(root: str) -> None:
+    with pytest.raises(ValueError, match="absolute"):
+        files.gather(runner(END_OK), ["/etc", root])
+
+
+def test_roots_lose_trailing_slashes_but_not_the_root() -> None:
+    assert files.normalize(["/etc/", "/", "//", "/usr"]) == ["/etc", "/", "/", "/usr"]
+
+
+# -- the command itself, run on this machine (GNU find and coreutils, like the servers) -----
+
+
+def make_tree(root: Path) -> None:
+    (root / "dir with space").mkdir()
+    (root / "dir with space" / "new\nline\r").write_bytes(b"one\n")
+    (root / "setuid").write_bytes(b"two\n")
+    (root / "setuid").chmod(0o4755)
+    (root / "link").symlink_to("dir with space/new\nline\r")
+    (root / "dangling").symlink_to("/nowhere")
+    (Path(os.fsdecode(root)) / os.fsdecode(b"bad\xffbyte")).write_bytes(b"three\n")
+    (root / "empty").write_bytes(b"")
+
+
+def expected_fact(path: Path) -> FileFact:
+    st = path.lstat()
+    kind = "l" if stat.S_ISLNK(st.st_mode) else "d" if stat.S_ISDIR(st.st_mode) else "f"
+    return FileFact(
+        type=kind,
+        mode=f"{stat.S_IMODE(st.st_mode):04o}",
+        uid=st.st_uid,
+        gid=st.st_gid,
+        owner=_name(st.st_uid, True),
+        group=_name(st.st_gid, False),
+        size=st.st_size,
+        mtime=st.st_mtime,
+        ctime=st.st_ctime,
+        inode=st.st_ino,
+        target=os.readlink(path) if kind == "l" else None,
+        sha256=hashlib.sha256(path.read_bytes()).hexdigest() if kind == "f" else None,
+    )
+
+
+def _name(number: int, user: bool) -> str:
+    try:
+        return pwd.getpwuid(number).pw_name if user else grp.getgrgid(number).gr_name
+    except KeyError:
+        return str(number)
+
+
+def test_command_on_this_machine_matches_lstat(tmp_path: Path) -> None:
+    make_tree(tmp_path)
+    found = files.gather(LocalRunner(), [str(tmp_path), str(tmp_path / "missing")])
+    paths = [tmp_path, *tmp_path.rglob("*")]
+    assert sorted(found) == sorted(str(p).replace(os.fsdecode(b"\xff"), "\ufffd") for p in paths)
+    for path in paths:
+        got = found[str(path).replace(os.fsdecode(b"\xff"), "\ufffd")]
+        want = expected_fact(path)
+        assert got.mtime == pytest.approx(want.mtime, abs=1e-6)
+        assert got.ctime == pytest.approx(want.ctime, abs=1e-6)
+        assert asdict(got) | {"mtime": 0, "ctime": 0} == asdict(want) | {"mtime": 0, "ctime": 0}
+
+
+def test_command_on_this_machine_with_only_missing_roots(tmp_path: Path) -> None:
+    assert files.gather(LocalRunner(), [str(tmp_path / "missing"), "/phoenix-no-such-root"]) == {}
+    assert files.gather(LocalRunner(), []) == {}
