@@ -80,3 +80,21 @@ class BakeError(PhoenixError):
 
 class HealthError(PhoenixError):
     """A server did not pass its health check in time."""
+
+
+class Refused(PhoenixError):
+    """A request phoenix will not carry out as asked (nothing was changed)."""
+
+    exit_code = ExitCode.REFUSED
+
+
+class RolloutError(PhoenixError):
+    """A rollout could not go on; what was done is recorded."""
+
+
+class TerraformError(PhoenixError):
+    """Terraform failed to plan or apply a fleet's servers."""
+
+
+class TrafficError(PhoenixError):
+    """The load balancer refused or failed a change."""

@@ -24,6 +24,7 @@ from phoenix.errors import LXDError
 SOCKET = Path(os.environ.get("LXD_DIR", "/var/lib/lxd")) / "unix.socket"
 T = TypeVar("T")
 HOST_KEY_FILE = "/etc/ssh/ssh_host_ed25519_key.pub"
+FLEET_KEY = "user.phoenix.fleet"
 
 
 @dataclass(frozen=True)
@@ -215,6 +216,10 @@ class LXD:
     def instances(self) -> list[Instance]:
         with _api("list instances"):
             return [_instance(i) for i in self.client.instances.all()]
+
+    def fleet_instances(self, fleet: str) -> list[str]:
+        """Instances labelled as servers of `fleet` (config user.phoenix.fleet)."""
+        return [i.name for i in self.instances() if i.config.get(FLEET_KEY) == fleet]
 
     def instance(self, name: str) -> Instance | None:
         with _api(f"read instance {name}"):

@@ -16,7 +16,9 @@ from rich.text import Text
 
 from phoenix import ages
 from phoenix.events import Event, Outcome, StepFinished, StepOutput, StepStarted
+from phoenix.fleet import RunHistory
 from phoenix.images import ImageView
+from phoenix.rollout import FleetStatus, Plan, Result
 
 out = Console(highlight=False)
 err = Console(stderr=True, highlight=False)
@@ -136,3 +138,63 @@ def mapping(title: str, data: dict[str, Any]) -> None:
         shown = json.dumps(value, indent=1) if isinstance(value, dict | list) else str(value)
         grid.add_row(key, shown)
     out.print(grid)
+
+
+def plan(p: Plan, console: Console = out) -> None:
+    if p.empty:
+        console.print(f"{p.fleet}: nothing to do{': ' + p.note if p.note else ''}", soft_wrap=True)
+        return
+    head = f"{p.kind} {p.fleet} with {p.image} ({p.strategy})"
+    console.print(head + (f" — {p.note}" if p.note else ""), soft_wrap=True)
+    for number, batch in enumerate(p.batches, 1):
+        going = ", ".join(batch.remove) or "none"
+        console.print(
+            f"  batch {number}: {batch.add} new server(s) in; out: {going}", soft_wrap=True
+        )
+
+
+def result(r: Result) -> None:
+    if r.status == "nothing":
+        line(f"{r.plan.fleet}: nothing to do{': ' + r.reason if r.reason else ''}")
+    elif r.status == "rolled_back":
+        error(
+            f"{r.plan.kind} of {r.plan.fleet} rolled back: {r.reason}",
+            "the servers that were serving before still serve; see: phoenix history "
+            + r.plan.fleet,
+        )
+    else:
+        line(
+            f"{r.plan.kind} of {r.plan.fleet} done (run #{r.run_id}): "
+            f"{len(r.added)} server(s) in, {len(r.removed)} out"
+        )
+
+
+def fleet_status(s: FleetStatus) -> None:
+    rows = [
+        (v.name, v.address or "-", v.image, str(v.generation), ages.ago(v.created_at),
+         "[green]yes[/]" if v.healthy else "[red]no[/]", v.status)
+        for v in s.servers
+    ]  # fmt: skip
+    table(f"{s.fleet} on {s.endpoint}", ["server", "address", "image", "gen", "age", "healthy",
+                                         "state"], rows)  # fmt: skip
+    for run in s.interrupted:
+        error(
+            f"run #{run.id} ({run.kind}, started {run.started_at}) was interrupted",
+            f"run: phoenix rebuild {s.fleet}  (it settles and finishes the run)",
+        )
+
+
+def history(runs: Sequence[RunHistory]) -> None:
+    for h in runs:
+        r = h.run
+        mark = {"succeeded": "[green]✓[/]", "rolled_back": "[red]↶[/]"}.get(
+            r.status, "[yellow]![/]"
+        )
+        out.print(
+            f"{mark} #{r.id} {r.kind} {r.fleet or ''} {r.status} — started {r.started_at}",
+            soft_wrap=True,
+        )
+        for event in h.events:
+            out.print(
+                f"    {event['at'][11:19]} {event['step']}: {event['detail']}", soft_wrap=True
+            )

@@ -1,0 +1,25 @@
+resource "lxd_container" "server" {
+  for_each = var.servers
+
+  name             = each.key
+  image            = each.value.image
+  profiles         = var.profiles
+  wait_for_network = true
+
+  config = {
+    "user.phoenix.fleet"      = var.fleet
+    "user.phoenix.generation" = tostring(each.value.generation)
+    "user.phoenix.image"      = each.value.image
+  }
+
+  # Uploaded while the container is still stopped, before its first boot.
+  # mode must be four digits: provider 1.5.0 reads a three-digit mode as decimal.
+  file {
+    content            = "${var.authorized_key}\n"
+    target_file        = "/root/.ssh/authorized_keys"
+    mode               = "0600"
+    uid                = 0
+    gid                = 0
+    create_directories = true
+  }
+}

@@ -1,0 +1,23 @@
+variable "fleet" {
+  description = "Name of the fleet these servers belong to (written to user.phoenix.fleet)."
+  type        = string
+}
+
+variable "servers" {
+  description = "Server name => the image it runs and the generation it belongs to."
+  type = map(object({
+    image      = string
+    generation = number
+  }))
+}
+
+variable "authorized_key" {
+  description = "The operator's public key line, written to /root/.ssh/authorized_keys."
+  type        = string
+}
+
+variable "profiles" {
+  description = "LXD profiles of every server (network and root disk come from them)."
+  type        = list(string)
+  default     = ["default"]
+}

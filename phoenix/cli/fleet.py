@@ -1,0 +1,92 @@
+"""`phoenix deploy | rebuild | status | destroy | history`: fleets."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from phoenix import fleet
+from phoenix.cli import render
+from phoenix.cli.common import JSON_OPTION, workspace
+from phoenix.errors import ExitCode
+from phoenix.rollout import Options
+
+YES = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation.")
+DRY = typer.Option(False, "--dry-run", help="Print the plan and change nothing.")
+
+
+def deploy(ctx: typer.Context, name: str, dry_run: bool = DRY, json: bool = JSON_OPTION) -> None:
+    """Create fleet NAME (or top it up to its size) from its newest ready image."""
+    _run(ctx, name, "deploy", Options(), dry_run, yes=True, json=json)
+
+
+def rebuild(
+    ctx: typer.Context,
+    name: str,
+    image: str | None = typer.Option(None, help="Image tag to deploy (default: newest ready)."),
+    older_than: str | None = typer.Option(None, help="Only servers older than this: 90m, 24h, 7d."),
+    only: list[str] | None = typer.Option(None, help="Only these servers (repeatable)."),
+    strategy: str | None = typer.Option(None, help="rolling or blue-green (default: config)."),
+    batch: int | None = typer.Option(None, help="Servers replaced at once (default: config)."),
+    dry_run: bool = DRY,
+    yes: bool = YES,
+    json: bool = JSON_OPTION,
+) -> None:
+    """Replace servers of fleet NAME with fresh ones: health-gated, no request dropped."""
+    opts = Options(image, older_than, tuple(only or ()), strategy, batch)
+    _run(ctx, name, "rebuild", opts, dry_run, yes, json)
+
+
+def status(ctx: typer.Context, name: str, json: bool = JSON_OPTION) -> None:
+    """Servers of fleet NAME: address, image, generation, age, health."""
+    report = fleet.status(workspace(ctx), name)
+    if json:
+        render.as_json(report.as_dict())
+    else:
+        render.fleet_status(report)
+
+
+def destroy(ctx: typer.Context, name: str, yes: bool = YES) -> None:
+    """Remove every server of fleet NAME and its load balancer."""
+    ws = workspace(ctx)
+    _confirm(yes, f"Destroy every server of {name}?")
+    with render.Progress() as progress:
+        result = fleet.destroy(ws, name, emit=progress)
+    render.line(f"destroyed {name}: removed {len(result.removed)} server(s)")
+
+
+def history(
+    ctx: typer.Context,
+    name: str | None = typer.Argument(None, help="Only this fleet."),
+    json: bool = JSON_OPTION,
+) -> None:
+    """Every run: its steps and outcome."""
+    runs = fleet.history(workspace(ctx), name)
+    if json:
+        render.as_json([r.as_dict() for r in runs])
+    else:
+        render.history(runs)
+
+
+def _run(
+    ctx: typer.Context, name: str, kind: str, opts: Options, dry_run: bool, yes: bool, json: bool
+) -> None:
+    ws = workspace(ctx)
+    plan = fleet.plan(ws, name, kind, opts)
+    if dry_run:
+        render.as_json(plan.as_dict()) if json else render.plan(plan)
+        return
+    if not plan.empty:
+        render.plan(plan, console=render.err)
+        _confirm(yes, "Go ahead?")
+    with render.Progress() as progress:
+        result = fleet.run(ws, name, kind, opts, emit=progress)
+    render.as_json(result.as_dict()) if json else render.result(result)
+    if result.status == "rolled_back":
+        raise typer.Exit(ExitCode.FAILED)
+
+
+def _confirm(yes: bool, question: str) -> None:
+    if not yes and sys.stdin.isatty():
+        typer.confirm(question, abort=True)

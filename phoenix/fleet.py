@@ -1,0 +1,77 @@
+"""What the CLI calls for fleets: each function one whole operation, adapters wired here."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass
+from typing import Any
+
+from phoenix.events import Emit, StepOutput, discard
+from phoenix.fleets import Records, RunRecord
+from phoenix.infra import Terraform
+from phoenix.lock import fleet_lock
+from phoenix.lxd import LXD
+from phoenix.rollout import Fleet, FleetStatus, Options, Plan, Result, fleet_config
+from phoenix.state import Store
+from phoenix.traffic import HAProxy
+from phoenix.workspace import Workspace
+
+
+@contextmanager
+def open_fleet(
+    ws: Workspace, name: str, emit: Emit = discard, operation: str | None = None
+) -> Iterator[Fleet]:
+    """The fleet and its adapters; with `operation`: under its lock, cut-short runs settled."""
+    with Store.open(ws.home) as store:
+        guard = fleet_lock(ws.home, name, operation=operation) if operation else nullcontext()
+        with guard:
+            fleet = Fleet(ws, store, name, *_adapters(ws, name, emit), emit=emit)
+            if operation:
+                fleet.recover()
+            yield fleet
+
+
+def _adapters(ws: Workspace, name: str, emit: Emit) -> tuple[Terraform, HAProxy, LXD]:
+    cfg = fleet_config(ws, name)
+    module = ws.config_file.parent / cfg.module
+    health = ws.config.images[cfg.image].health
+    terraform = Terraform(name, ws.home, module, lambda line: emit(StepOutput("terraform", line)))
+    traffic = HAProxy(name, ws.home, str(cfg.listen), cfg.listen_port, cfg.port, health)
+    return terraform, traffic, LXD()
+
+
+def plan(ws: Workspace, name: str, kind: str, opts: Options) -> Plan:
+    with open_fleet(ws, name) as fleet:
+        return fleet.plan(kind, opts)
+
+
+def run(ws: Workspace, name: str, kind: str, opts: Options, emit: Emit = discard) -> Result:
+    """Deploy or rebuild `name` under its lock."""
+    with open_fleet(ws, name, emit, operation=kind) as fleet:
+        return fleet.execute(fleet.plan(kind, opts))
+
+
+def status(ws: Workspace, name: str) -> FleetStatus:
+    with open_fleet(ws, name) as fleet:
+        return fleet.status()
+
+
+def destroy(ws: Workspace, name: str, emit: Emit = discard) -> Result:
+    with open_fleet(ws, name, emit, operation="destroy") as fleet:
+        return fleet.destroy()
+
+
+@dataclass(frozen=True)
+class RunHistory:
+    run: RunRecord
+    events: list[dict[str, Any]]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**self.run.as_dict(), "events": self.events}
+
+
+def history(ws: Workspace, name: str | None = None, limit: int = 20) -> list[RunHistory]:
+    with Store.open(ws.home) as store:
+        records = Records(store)
+        return [RunHistory(r, records.events(r.id)) for r in records.runs(name, limit)]

@@ -1,0 +1,441 @@
+"""The replacement cycle: new servers beside the old, health-gated, traffic shifted, old drained.
+
+A rolling rebuild replaces `batch` servers at a time; blue-green is the same cycle with one batch
+holding the whole fleet. Each step is written to the state store before it is taken, so a run
+cut short (kill -9, Ctrl-C, a crash) is settled by the next phoenix run on that fleet: servers
+that never served are removed, servers already serving stay, and a rebuild finishes the rest.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, Protocol
+
+from phoenix import health, hosts, keys
+from phoenix.config import FleetConfig, HealthCheck
+from phoenix.errors import ConfigError, PhoenixError, Refused
+from phoenix.events import Emit, Outcome, StepFinished, StepOutput, StepStarted, discard
+from phoenix.fleets import Records, RunRecord, ServerRecord, ServerStatus
+from phoenix.images import ImageRecord, Registry, Status
+from phoenix.infra import ServerSpec, ServerState
+from phoenix.state import Store
+from phoenix.traffic import Backend
+from phoenix.workspace import Workspace
+
+DRAIN_TIMEOUT = 30.0
+
+
+class Infra(Protocol):
+    def apply(
+        self, servers: Mapping[str, ServerSpec], authorized_key: str
+    ) -> dict[str, ServerState]: ...
+
+    def state_names(self) -> set[str]: ...
+
+
+class Traffic(Protocol):
+    @property
+    def endpoint(self) -> str: ...
+
+    def running(self) -> bool: ...
+
+    def ensure_running(self, servers: Sequence[tuple[str, str]]) -> bool: ...
+
+    def stop(self) -> None: ...
+
+    def servers(self) -> list[Backend]: ...
+
+    def add(self, name: str, address: str) -> None: ...
+
+    def wait_up(self, name: str, timeout: float) -> None: ...
+
+    def drain(self, name: str) -> None: ...
+
+    def wait_drained(self, name: str, timeout: float) -> bool: ...
+
+    def remove(self, name: str) -> None: ...
+
+
+class Provider(Protocol):
+    """The provider's own channel: host keys learned out of band, and instances by fleet label."""
+
+    def host_key(self, name: str, timeout: float = 60) -> str: ...
+
+    def fleet_instances(self, fleet: str) -> list[str]: ...
+
+    def delete(self, name: str) -> None: ...
+
+
+@dataclass(frozen=True)
+class Options:
+    image: str | None = None
+    older_than: str | None = None
+    only: tuple[str, ...] = ()
+    strategy: str | None = None
+    batch: int | None = None
+
+
+@dataclass(frozen=True)
+class Batch:
+    remove: list[str]
+    add: int  # how many new servers
+
+
+@dataclass(frozen=True)
+class Plan:
+    fleet: str
+    kind: str  # deploy | rebuild
+    image: str
+    strategy: str
+    batches: list[Batch]
+    resume_of: int | None = None
+    note: str = ""
+
+    @property
+    def empty(self) -> bool:
+        return not self.batches
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Result:
+    plan: Plan
+    run_id: int | None
+    status: str  # succeeded | rolled_back | nothing
+    reason: str = ""
+    added: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class ServerView:
+    name: str
+    address: str | None
+    image: str
+    generation: int
+    created_at: str
+    healthy: bool
+    status: str
+
+
+@dataclass(frozen=True)
+class FleetStatus:
+    fleet: str
+    endpoint: str
+    servers: list[ServerView]
+    interrupted: list[RunRecord]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "fleet": self.fleet,
+            "endpoint": self.endpoint,
+            "servers": [
+                {k: v for k, v in asdict(s).items() if k != "status"} for s in self.servers
+            ],
+            "interrupted_runs": [r.id for r in self.interrupted],
+        }
+
+
+def fleet_config(ws: Workspace, name: str) -> FleetConfig:
+    if name not in ws.config.fleets:
+        known = ", ".join(sorted(ws.config.fleets)) or "none"
+        raise ConfigError(f"no fleet {name} in {ws.config_file}", hint=f"defined fleets: {known}")
+    return ws.config.fleets[name]
+
+
+def parse_age(text: str) -> timedelta:
+    match = re.fullmatch(r"(\d+)([smhd])", text.strip())
+    if not match:
+        raise Refused(f"--older-than {text!r}: give a number and a unit, like 90m, 24h or 7d")
+    seconds = {"s": 1, "m": 60, "h": 3600, "d": 86400}[match.group(2)]
+    return timedelta(seconds=int(match.group(1)) * seconds)
+
+
+class Fleet:
+    """One fleet's servers, changed only through Terraform and the load balancer."""
+
+    def __init__(
+        self,
+        ws: Workspace,
+        store: Store,
+        name: str,
+        infra: Infra,
+        traffic: Traffic,
+        provider: Provider,
+        emit: Emit = discard,
+    ) -> None:
+        self.ws, self.name, self.cfg = ws, name, fleet_config(ws, name)
+        self.records, self.registry = Records(store), Registry(store)
+        self.store = store
+        self.infra, self.traffic, self.provider, self.emit = infra, traffic, provider, emit
+        self.infra_states: dict[str, ServerState] = {}
+        self.health: HealthCheck = ws.config.images[self.cfg.image].health.model_copy(
+            update={"port": self.cfg.port}
+        )
+
+    # -- planning -----------------------------------------------------------------------------
+
+    def plan(self, kind: str, opts: Options = Options()) -> Plan:
+        image = self._image(opts.image)
+        batch = opts.batch if opts.batch is not None else self.cfg.batch
+        if batch < 1:
+            raise Refused(f"--batch {batch}: must be at least 1")
+        strategy = opts.strategy or self.cfg.strategy
+        if strategy not in ("rolling", "blue-green"):
+            raise Refused(f"--strategy {strategy}: must be rolling or blue-green")
+        serving = [s for s in self.records.servers(self.name) if s.status is ServerStatus.SERVING]
+        if kind == "deploy":
+            missing = self.cfg.size - len(serving)
+            note = "" if missing > 0 else f"{self.name} already has {len(serving)} servers"
+            batches = [Batch([], missing)] if missing > 0 else []
+            return Plan(self.name, kind, image.tag, strategy, batches, note=note)
+        if not serving:
+            raise Refused(
+                f"fleet {self.name} has no servers", hint=f"run: phoenix deploy {self.name}"
+            )
+        chosen, resume_of, note = self._select(serving, opts)
+        size = len(chosen) if strategy == "blue-green" else batch
+        batches = [
+            Batch(chosen[i : i + size], len(chosen[i : i + size]))
+            for i in range(0, len(chosen), size)
+        ]
+        return Plan(self.name, kind, image.tag, strategy, batches, resume_of, note)
+
+    def _select(
+        self, serving: list[ServerRecord], opts: Options
+    ) -> tuple[list[str], int | None, str]:
+        if opts.only:
+            unknown = sorted(set(opts.only) - {s.name for s in serving})
+            if unknown:
+                names = ", ".join(s.name for s in serving)
+                raise Refused(
+                    f"not servers of {self.name}: {', '.join(unknown)}",
+                    hint=f"its servers: {names}",
+                )
+            return [s.name for s in serving if s.name in opts.only], None, ""
+        if opts.older_than:
+            cutoff = datetime.now(UTC) - parse_age(opts.older_than)
+            old = [s.name for s in serving if datetime.fromisoformat(s.created_at) < cutoff]
+            return old, None, f"servers older than {opts.older_than}"
+        last = next(iter(self.records.runs(self.name, limit=1)), None)
+        if last and last.kind == "rebuild" and last.status == "interrupted":
+            left = [s.name for s in serving if s.created_at < last.started_at]
+            return left, last.id, f"finishing interrupted rebuild #{last.id}"
+        return [s.name for s in serving], None, ""
+
+    def _image(self, tag: str | None) -> ImageRecord:
+        if tag is None:
+            latest = self.registry.latest(self.cfg.image)
+            if latest is None:
+                raise Refused(
+                    f"image {self.cfg.image} has no ready version",
+                    hint=f"run: phoenix image bake {self.cfg.image}",
+                )
+            return latest
+        image = self.registry.get(tag)
+        if image.status is not Status.READY:
+            raise Refused(f"image {tag} is {image.status.value}: it cannot be deployed")
+        return image
+
+    # -- running ------------------------------------------------------------------------------
+
+    def execute(self, plan: Plan) -> Result:
+        if plan.empty:
+            return Result(plan, None, "nothing", plan.note)
+        self.records.ensure_fleet(self.name, self.cfg.model_dump(mode="json"))
+        run_id = self.store.start_run(self.name, plan.kind)
+        self.records.set_run_detail(run_id, plan.as_dict())
+        self._ensure_traffic()
+        generation = self.records.new_generation(self.name, plan.image)
+        added: list[str] = []
+        removed: list[str] = []
+        leaving: list[str] = []
+        index = 0
+        try:
+            for number, batch in enumerate(plan.batches, 1):
+                names = [f"{self.name}-g{generation}-{index + i + 1}" for i in range(batch.add)]
+                index += batch.add
+                self._event(run_id, f"batch {number}", f"create {', '.join(names)}")
+                self.records.add_servers(self.name, generation, plan.image, names)
+                self._apply(exclude=leaving)
+                self.records.set_status(leaving, ServerStatus.REMOVED)
+                removed += leaving
+                self._gate(run_id, names)
+                added += names
+                leaving = self._drain(run_id, batch.remove)
+            if leaving:
+                self._apply(exclude=leaving)
+                self.records.set_status(leaving, ServerStatus.REMOVED)
+                removed += leaving
+        except PhoenixError as exc:
+            self._event(run_id, "rollback", exc.message)
+            self._settle(run_id, "rolled_back")
+            return Result(plan, run_id, "rolled_back", exc.message, added, removed)
+        except BaseException:
+            self._settle(run_id, "interrupted")
+            raise
+        self.store.finish_run(run_id, "succeeded")
+        return Result(plan, run_id, "succeeded", "", added, removed)
+
+    def _gate(self, run_id: int, names: list[str]) -> None:
+        """The new servers exist: pin their host keys, pass their health checks, enter the pool."""
+        states = self.infra_states
+        for name in names:
+            host_key = self.provider.host_key(name, self.health.timeout)
+            self.records.set_identity(name, states[name].address, host_key)
+        self.records.set_status(names, ServerStatus.STARTING)
+        for name in names:
+            address = str(states[name].address)
+            waited = health.wait_healthy(name, address, self.health, self._command_runner(name))
+            self._event(run_id, "health", f"{name} healthy after {waited:.1f} s")
+        for name in names:
+            self.traffic.add(name, str(states[name].address))
+        for name in names:
+            self.traffic.wait_up(name, self.health.timeout)
+        self.records.set_status(names, ServerStatus.SERVING)
+        self._event(run_id, "traffic", f"{', '.join(names)} serving")
+
+    def _drain(self, run_id: int, olds: list[str]) -> list[str]:
+        """Take old servers out of rotation; they are destroyed by the next apply."""
+        self.records.set_status(olds, ServerStatus.DRAINING)
+        for name in olds:
+            self.traffic.drain(name)
+        for name in olds:
+            if not self.traffic.wait_drained(name, DRAIN_TIMEOUT):
+                self._event(
+                    run_id, "drain", f"{name} still had sessions after {DRAIN_TIMEOUT:.0f} s"
+                )
+            self.traffic.remove(name)
+        self.records.set_status(olds, ServerStatus.REMOVING)
+        if olds:
+            self._event(run_id, "drain", f"{', '.join(olds)} out of rotation")
+        return olds
+
+    def _apply(self, exclude: Sequence[str] = ()) -> None:
+        """Make Terraform hold exactly the fleet's wanted servers."""
+        wanted = {
+            s.name: ServerSpec(image=s.image_tag, generation=s.generation)
+            for s in self.records.servers(self.name)
+            if s.status in (ServerStatus.CREATING, ServerStatus.STARTING, ServerStatus.SERVING,
+                            ServerStatus.DRAINING)
+            and s.name not in exclude
+        }  # fmt: skip
+        key, _ = keys.ensure(self.ws.home)
+        with self._step("terraform", f"terraform apply ({len(wanted)} servers)"):
+            self.infra_states = self.infra.apply(wanted, key.public_line)
+
+    def _command_runner(self, name: str) -> Callable[[str], Any] | None:
+        if self.health.type != "command":
+            return None
+
+        def run(command: str) -> Any:
+            server = next(s for s in self.records.servers(self.name) if s.name == name)
+            key, _ = keys.ensure(self.ws.home)
+            target = hosts.Target(name, str(server.address), str(server.host_key))
+            with hosts.connect(target, key.private_path) as session:
+                return session.run(command)
+
+        return run
+
+    # -- recovery -----------------------------------------------------------------------------
+
+    def recover(self) -> list[int]:
+        """Settle runs of this fleet that were cut short (the caller holds the fleet's lock)."""
+        settled = []
+        for run in self.records.unfinished(self.name):
+            self.emit(StepOutput("recover", f"settling interrupted {run.kind} #{run.id}"))
+            self._settle(run.id, "interrupted")
+            settled.append(run.id)
+        return settled
+
+    def _settle(self, run_id: int, status: str) -> None:
+        """Remove what never served and what was leaving; keep what serves. Idempotent."""
+        live = self.records.servers(self.name)
+        never = [s.name for s in live if s.status in (ServerStatus.CREATING, ServerStatus.STARTING)]
+        leaving = [
+            s.name for s in live if s.status in (ServerStatus.DRAINING, ServerStatus.REMOVING)
+        ]
+        if self.traffic.running():
+            for name in never + leaving:
+                self.traffic.remove(name)
+        known = self.infra.state_names()
+        for orphan in sorted(set(self.provider.fleet_instances(self.name)) - known):
+            self._event(
+                run_id, "orphan", f"deleting {orphan}: created but never recorded by Terraform"
+            )
+            self.provider.delete(orphan)
+        self._apply(exclude=never + leaving)
+        self.records.set_status(never, ServerStatus.FAILED)
+        self.records.set_status(leaving, ServerStatus.REMOVED)
+        self._ensure_traffic()
+        self.store.finish_run(run_id, status)
+
+    def _ensure_traffic(self) -> None:
+        serving = [
+            (s.name, str(s.address))
+            for s in self.records.servers(self.name)
+            if s.status is ServerStatus.SERVING
+        ]
+        if self.traffic.ensure_running(serving):
+            self.emit(StepOutput("traffic", f"load balancer started on {self.traffic.endpoint}"))
+
+    # -- status and destroy -------------------------------------------------------------------
+
+    def status(self) -> FleetStatus:
+        backends = {b.name: b for b in self.traffic.servers()} if self.traffic.running() else {}
+        views = [
+            ServerView(
+                s.name, s.address, s.image_tag, s.generation, s.created_at,
+                s.name in backends and backends[s.name].healthy, s.status.value,
+            )
+            for s in self.records.servers(self.name)
+        ]  # fmt: skip
+        return FleetStatus(
+            self.name, self.traffic.endpoint, views, self.records.unfinished(self.name)
+        )
+
+    def destroy(self) -> Result:
+        plan = Plan(self.name, "destroy", "", "", [])
+        run_id = self.store.start_run(self.name, "destroy")
+        live = [s.name for s in self.records.servers(self.name)]
+        if self.traffic.running():
+            for name in live:
+                self.traffic.remove(name)
+        self.records.set_status(live, ServerStatus.REMOVING)
+        self._apply(exclude=live)
+        self.records.set_status(live, ServerStatus.REMOVED)
+        self.traffic.stop()
+        self.store.finish_run(run_id, "succeeded")
+        return Result(plan, run_id, "succeeded", removed=live)
+
+    # -- events -------------------------------------------------------------------------------
+
+    def _event(self, run_id: int, step: str, detail: str) -> None:
+        self.store.record_event(run_id, step, "info", detail)
+        self.emit(StepOutput(step, f"{step}: {detail}"))
+
+    def _step(self, key: str, title: str) -> _Step:
+        return _Step(self.emit, key, title)
+
+
+class _Step:
+    def __init__(self, emit: Emit, key: str, title: str) -> None:
+        self.emit, self.key, self.title, self.started = emit, key, title, 0.0
+
+    def __enter__(self) -> None:
+        self.started = time.monotonic()
+        self.emit(StepStarted(self.key, self.title))
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: object, tb: object) -> None:
+        outcome = Outcome.FAILED if exc_type else Outcome.DONE
+        detail = exc.message if isinstance(exc, PhoenixError) else ""
+        self.emit(StepFinished(self.key, outcome, detail, time.monotonic() - self.started))

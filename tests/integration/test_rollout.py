@@ -1,0 +1,227 @@
+"""Rollouts with the real parts: Terraform + LXD provider, sshd, nginx, HAProxy, under load."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from phoenix.lxd import LXD
+from tests.conftest import wait_until
+from tests.integration.conftest import PHOENIX, REPO, Lab
+from tests.integration.load import Load
+
+pytestmark = pytest.mark.integration
+
+LISTEN_PORT = 18080
+CONFIG = f"""
+[images.web]
+template = "images/web.pkr.json"
+
+[images.webbroken]
+template = "images/webbroken.pkr.json"
+health = {{ type = "tcp", port = 22 }}
+
+[fleets.web]
+image = "web"
+size = 3
+listen = "127.0.0.1"
+listen_port = {LISTEN_PORT}
+batch = 1
+"""
+
+
+class Fleet(Lab):
+    """The lab with a config of its own: fleet web on 127.0.0.1:18080."""
+
+    def status(self) -> dict[str, object]:
+        run = self.phoenix("status", "web", "--json")
+        assert run.rc == 0, run.stderr
+        data = run.json()
+        assert isinstance(data, dict)
+        return data
+
+    def serving(self) -> list[str]:
+        return sorted(str(s["name"]) for s in self.status()["servers"])  # type: ignore[attr-defined]
+
+    def bake(self, name: str, *flags: str) -> str:
+        run = self.phoenix("image", "bake", name, "--json", *flags)
+        assert run.rc == 0, run.stderr
+        data = run.json()
+        assert isinstance(data, dict)
+        return str(data["tag"])
+
+    def load(self) -> Load:
+        return Load("127.0.0.1", LISTEN_PORT, max_requests=40_000, max_seconds=400)
+
+
+@pytest.fixture(scope="module")
+def fleet(lab: Lab, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
+    root = tmp_path_factory.mktemp("rollout")
+    shutil.copytree(REPO / "images", root / "images")
+    shutil.copytree(REPO / "infra", root / "infra")
+    template = json.loads((REPO / "images" / "web.pkr.json").read_text())
+    template["provisioners"].append({"type": "shell", "inline": ["systemctl mask nginx"]})
+    (root / "images" / "webbroken.pkr.json").write_text(json.dumps(template))
+    (root / "phoenix.toml").write_text(CONFIG)
+    env = {**lab.env, "PHOENIX_CONFIG": str(root / "phoenix.toml")}
+    the_fleet = Fleet(lab.home, env, lab.lxd)
+    the_fleet.bake("web")
+    deployed = the_fleet.phoenix("deploy", "web")
+    assert deployed.rc == 0, deployed.stderr + deployed.stdout
+    yield the_fleet
+    the_fleet.phoenix("destroy", "web", "--yes")
+
+
+def assert_converged(fleet: Fleet) -> None:
+    """LXD, Terraform's servers, the records and HAProxy agree; every server healthy."""
+    status = fleet.status()
+    servers = status["servers"]
+    assert isinstance(servers, list) and len(servers) == 3
+    assert all(s["healthy"] for s in servers), servers
+    names = sorted(s["name"] for s in servers)
+    assert sorted(LXD().fleet_instances("web")) == names
+    assert status["interrupted_runs"] == []
+
+
+def test_status_json_shape(fleet: Fleet) -> None:
+    status = fleet.status()
+    assert status["fleet"] == "web" and status["endpoint"] == f"127.0.0.1:{LISTEN_PORT}"
+    server = status["servers"][0]  # type: ignore[index]
+    assert set(server) == {"name", "address", "image", "generation", "created_at", "healthy"}
+    assert_converged(fleet)
+
+
+def test_rolling_rebuild_under_load_drops_nothing(fleet: Fleet) -> None:
+    before = fleet.serving()
+    old_tag = fleet.status()["servers"][0]["image"]  # type: ignore[index]
+    new_tag = fleet.bake("web", "--force")
+    with fleet.load() as load:
+        wait_until("traffic to flow", lambda: load.ok > 20, timeout=30)
+        run = fleet.phoenix("rebuild", "web", "--yes")
+        wait_until("more traffic after", lambda: load.total > 0, timeout=5)
+    assert run.rc == 0, run.stderr
+    assert load.failed == 0, load.errors
+    assert load.versions[0] == old_tag and load.versions[-1] == new_tag
+    after = fleet.serving()
+    assert not set(before) & set(after)
+    assert_converged(fleet)
+
+
+def test_blue_green_rebuild_under_load(fleet: Fleet) -> None:
+    current = fleet.status()["servers"][0]["image"]  # type: ignore[index]
+    history = json.loads(fleet.phoenix("image", "list", "web", "--json").stdout)
+    other = next(i["tag"] for i in history if i["status"] == "ready" and i["tag"] != current)
+    with fleet.load() as load:
+        wait_until("traffic to flow", lambda: load.ok > 20, timeout=30)
+        run = fleet.phoenix("rebuild", "web", "--strategy", "blue-green", "--image", other, "--yes")
+    assert run.rc == 0, run.stderr
+    assert load.failed == 0, load.errors
+    assert load.versions[-1] == other
+    runs = json.loads(fleet.phoenix("history", "web", "--json").stdout)
+    steps = [e["detail"] for e in runs[0]["events"]]
+    serving = next(i for i, d in enumerate(steps) if "serving" in d)
+    first_out = next(i for i, d in enumerate(steps) if "out of rotation" in d)
+    assert serving < first_out and "web-g" in steps[serving] and steps[serving].count(",") == 2
+    assert_converged(fleet)
+
+
+def test_image_whose_service_never_comes_up_is_rolled_back(fleet: Fleet) -> None:
+    broken = fleet.bake("webbroken")
+    before = fleet.serving()
+    with fleet.load() as load:
+        run = fleet.phoenix("rebuild", "web", "--image", broken, "--yes")
+    assert run.rc == 1, run.stdout + run.stderr
+    assert "rolled back" in run.stderr
+    assert load.failed == 0, load.errors
+    assert fleet.serving() == before
+    runs = json.loads(fleet.phoenix("history", "web", "--json").stdout)
+    assert runs[0]["status"] == "rolled_back"
+    created = [e["detail"] for e in runs[0]["events"] if e["step"].startswith("batch")]
+    assert len(created) == 1  # never touched the next batch
+    assert_converged(fleet)
+
+
+def test_kill_9_mid_rebuild_then_rebuild_converges(fleet: Fleet) -> None:
+    with fleet.load() as load:
+        proc = subprocess.Popen(
+            [*PHOENIX, "rebuild", "web", "--yes"],
+            env=fleet.env, cwd=REPO, stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+        )  # fmt: skip
+        try:
+            wait_until("the second batch to start", lambda: _second_batch(fleet), timeout=240)
+        finally:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=30)
+        interrupted = fleet.status()
+        assert interrupted["interrupted_runs"], interrupted
+        run = fleet.phoenix("rebuild", "web", "--yes")
+        assert run.rc == 0, run.stderr
+    assert load.failed == 0, load.errors
+    assert_converged(fleet)
+
+
+def test_two_rebuilds_at_once_the_second_refuses(fleet: Fleet) -> None:
+    first = subprocess.Popen(
+        [*PHOENIX, "rebuild", "web", "--yes"],
+        env=fleet.env, cwd=REPO, stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        lock = fleet.home / "locks" / "web.lock"
+        wait_until(
+            "the first to hold the lock", lambda: lock.exists() and lock.read_text(), timeout=30
+        )
+        second = fleet.phoenix("rebuild", "web", "--yes")
+    finally:
+        first.wait(timeout=300)
+    assert second.rc == 2
+    assert f"pid {first.pid}" in second.stderr and "already running since" in second.stderr
+    assert first.returncode == 0, first.stderr
+    assert_converged(fleet)
+
+
+@pytest.mark.parametrize(
+    ("args", "text"),
+    [
+        (["rebuild", "nosuch"], "no fleet nosuch"),
+        (["rebuild", "web", "--image", "web-v999"], "no image web-v999"),
+        (["rebuild", "web", "--batch", "0"], "--batch 0"),
+    ],
+)
+def test_bad_input_is_refused(fleet: Fleet, args: list[str], text: str) -> None:
+    before = fleet.serving()
+    run = fleet.phoenix(*args, "--yes")
+    assert run.rc == 2 and text in run.stderr
+    assert "Traceback" not in run.stderr
+    assert fleet.serving() == before
+
+
+def test_revoked_image_is_refused(fleet: Fleet) -> None:
+    tag = fleet.bake("web", "--force")
+    assert fleet.phoenix("image", "revoke", tag).rc == 0
+    run = fleet.phoenix("rebuild", "web", "--image", tag, "--yes")
+    assert run.rc == 2 and "revoked" in run.stderr
+
+
+def test_malformed_config_is_refused(fleet: Fleet, tmp_path: Path) -> None:
+    bad = tmp_path / "phoenix.toml"
+    bad.write_text("[fleets.web]\nimage = 'web'\nsize = 'three'\n")
+    malformed = Fleet(fleet.home, {**fleet.env, "PHOENIX_CONFIG": str(bad)}, fleet.lxd)
+    run = malformed.phoenix("rebuild", "web")
+    assert run.rc == 2 and "fleets.web.size" in run.stderr
+    assert fleet.serving()
+
+
+def _second_batch(fleet: Fleet) -> bool:
+    runs = json.loads(fleet.phoenix("history", "web", "--json").stdout or "[]")
+    if not runs or runs[0]["status"] != "running":
+        return False
+    return sum(1 for e in runs[0]["events"] if e["step"].startswith("batch")) >= 2

