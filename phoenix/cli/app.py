@@ -8,7 +8,7 @@ from pathlib import Path
 import typer
 
 from phoenix import __version__
-from phoenix.cli import doctor, fleet, image, lab, render
+from phoenix.cli import doctor, drift, fleet, image, lab, render
 from phoenix.errors import ExitCode, PhoenixError
 
 app = typer.Typer(
@@ -20,6 +20,7 @@ app = typer.Typer(
 app.add_typer(lab.app, name="lab")
 app.add_typer(image.app, name="image")
 app.command("doctor")(doctor.command)
+app.command("drift")(drift.command)
 for command in (fleet.deploy, fleet.rebuild, fleet.status, fleet.destroy, fleet.history):
     app.command()(command)
 

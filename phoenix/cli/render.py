@@ -19,6 +19,7 @@ from phoenix.events import Event, Outcome, StepFinished, StepOutput, StepStarted
 from phoenix.fleet import RunHistory
 from phoenix.images import ImageView
 from phoenix.rollout import FleetStatus, Plan, Result
+from phoenix.scan import ScanReport
 
 out = Console(highlight=False)
 err = Console(stderr=True, highlight=False)
@@ -198,3 +199,22 @@ def history(runs: Sequence[RunHistory]) -> None:
             out.print(
                 f"    {event['at'][11:19]} {event['step']}: {event['detail']}", soft_wrap=True
             )
+
+
+SEVERITY_STYLE = {"high": "[red]high[/]", "medium": "[yellow]medium[/]", "low": "[dim]low[/]"}
+
+
+def drift(report: ScanReport) -> None:
+    for s in report.servers:
+        style = {"clean": "green", "drifted": "yellow"}.get(s.status, "red")
+        head = f"[{style}]{s.status}[/] {s.name} ({s.address}, {s.image})"
+        out.print(head + (f": {s.error}" if s.error else ""), soft_wrap=True)
+        rows = [
+            (SEVERITY_STYLE[f.severity], f.kind, f.subject, f.before or "", f.after or "")
+            for f in s.findings
+        ]
+        if rows:
+            table("", ["severity", "kind", "subject", "before", "after"], rows)
+    counts = {st: sum(1 for s in report.servers if s.status == st) for st in
+              ("clean", "drifted", "unreachable", "untrusted")}  # fmt: skip
+    line(", ".join(f"{n} {st}" for st, n in counts.items() if n) or "no servers to scan")

@@ -1,0 +1,117 @@
+"""Rollout benchmark: `phoenix rebuild` of fleets of 3, 6 and 12 against raw `lxc` in the same run.
+
+The reference does the same creations and deletions in the same batches on the same pool, with
+plain `lxc launch` (then waiting for each new server's address) and `lxc delete --force`, and
+nothing else: no Terraform, no health gate, no load balancer, no drain. phoenix's time includes
+all of those. Prints each size's times and the ratio phoenix / raw (goal: at most 1.5).
+
+Run on a lab that is up, with a baked image: `.venv/bin/python bench/rollout.py [--sizes 3 6 12]`.
+It writes its own config (fleet `bench` on 127.0.0.1:18181) in a temporary directory and state
+in $PHOENIX_HOME (default: a temporary directory), and destroys what it made.
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from phoenix.lxd import LXD
+
+REPO = Path(__file__).resolve().parents[1]
+CONFIG = """
+[images.web]
+template = "{repo}/images/web.pkr.json"
+
+[fleets.bench]
+image = "web"
+size = {size}
+listen = "127.0.0.1"
+listen_port = 18181
+batch = {batch}
+module = "{repo}/infra/lxd"
+"""
+
+
+def phoenix(env: dict[str, str], *args: str) -> float:
+    started = time.monotonic()
+    proc = subprocess.run(
+        [sys.executable, "-m", "phoenix", *args], env=env, capture_output=True, text=True
+    )
+    if proc.returncode != 0:
+        raise SystemExit(f"phoenix {' '.join(args)} failed:\n{proc.stderr}")
+    return time.monotonic() - started
+
+
+def raw_rebuild(lxd: LXD, image: str, size: int, batch: int) -> float:
+    """Launch `size` servers, then replace them batch by batch, timing only the replacement."""
+    old = [f"rawb-a-{i}" for i in range(size)]
+    _launch(lxd, image, old)
+    started = time.monotonic()
+    for start in range(0, size, batch):
+        new = [f"rawb-b-{i}" for i in range(start, min(size, start + batch))]
+        _launch(lxd, image, new)
+        _run_all(lambda n: subprocess.run(["lxc", "delete", "--force", n], check=True),
+                 old[start : start + batch])  # fmt: skip
+    took = time.monotonic() - started
+    _run_all(lambda n: subprocess.run(["lxc", "delete", "--force", n], check=True),
+             [f"rawb-b-{i}" for i in range(size)])  # fmt: skip
+    return took
+
+
+def _launch(lxd: LXD, image: str, names: list[str]) -> None:
+    _run_all(lambda n: subprocess.run(["lxc", "launch", image, n], check=True,
+                                      stdout=subprocess.DEVNULL), names)  # fmt: skip
+    for name in names:
+        lxd.wait_address(name, 120)
+
+
+def _run_all(fn: object, items: list[str]) -> None:
+    with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, len(items))) as pool:
+        list(pool.map(fn, items))  # type: ignore[arg-type]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--sizes", type=int, nargs="+", default=[3, 6, 12])
+    parser.add_argument("--batch-fraction", type=int, default=3, help="batches per rebuild")
+    args = parser.parse_args()
+    lxd = LXD()
+    home = os.environ.get("PHOENIX_HOME") or tempfile.mkdtemp(prefix="phoenix-bench-")
+    print(f"state in {home}")
+    for size in args.sizes:
+        batch = max(1, size // args.batch_fraction)
+        with tempfile.TemporaryDirectory() as tmp:
+            config = Path(tmp) / "phoenix.toml"
+            config.write_text(CONFIG.format(repo=REPO, size=size, batch=batch))
+            env = {**os.environ, "PHOENIX_CONFIG": str(config), "PHOENIX_HOME": home}
+            phoenix(env, "image", "bake", "web")
+            image = _latest_tag(env)
+            phoenix(env, "deploy", "bench")
+            ours = phoenix(env, "rebuild", "bench", "--yes")
+            phoenix(env, "destroy", "bench", "--yes")
+        raw = raw_rebuild(lxd, image, size, batch)
+        print(
+            f"size {size:2d} batch {batch}: phoenix rebuild {ours:6.1f} s   raw lxc {raw:6.1f} s   "
+            f"ratio {ours / raw:.2f}",
+            flush=True,
+        )
+
+
+def _latest_tag(env: dict[str, str]) -> str:
+    import json
+
+    out = subprocess.run(
+        [sys.executable, "-m", "phoenix", "image", "list", "web", "--json"],
+        env=env, capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    return str([i for i in json.loads(out) if i["status"] == "ready"][-1]["tag"])
+
+
+if __name__ == "__main__":
+    main()

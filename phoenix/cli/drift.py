@@ -1,0 +1,52 @@
+"""`phoenix drift [FLEET…] | phoenix drift rules`: snowflakes on live servers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from phoenix import report, scan
+from phoenix.cli import render
+from phoenix.cli.common import JSON_OPTION, workspace
+from phoenix.drift import Rules
+
+
+def command(
+    ctx: typer.Context,
+    fleets: list[str] | None = typer.Argument(
+        None, help="Fleets to scan (default: all). `phoenix drift rules` shows the noise rules."
+    ),
+    all_: bool = typer.Option(False, "--all", help="Scan every fleet."),
+    json: bool = JSON_OPTION,
+    junit: Path | None = typer.Option(None, help="Also write a JUnit XML report here."),
+    html: Path | None = typer.Option(None, help="Also write an HTML report here."),
+    fail_on: str | None = typer.Option(
+        None, help="Lowest severity that fails: low, medium, high (default: config)."
+    ),
+) -> None:
+    """Compare every live server with its image's baseline. Exit 0 clean, 1 drift, 2 unscanned."""
+    ws = workspace(ctx)
+    if fleets == ["rules"]:
+        _rules(Rules.with_extra(ws.config.drift.ignore), json)
+        return
+    if fail_on not in (None, "low", "medium", "high"):
+        raise typer.BadParameter("must be low, medium or high", param_hint="--fail-on")
+    with render.Progress() as progress:
+        result = scan.scan(ws, [] if all_ else fleets or [], emit=progress, fail_on=fail_on)
+    if junit:
+        report.write(junit, report.to_junit(result))
+    if html:
+        report.write(html, report.to_html(result))
+    if json:
+        render.as_json(result.as_dict())
+    else:
+        render.drift(result)
+    raise typer.Exit(result.exit_code)
+
+
+def _rules(rules: Rules, json: bool) -> None:
+    if json:
+        render.as_json(list(rules.patterns))
+    else:
+        render.table("drift noise rules", ["rule"], [(p,) for p in rules.patterns])

@@ -1,0 +1,326 @@
+"""Drift: what on a live server is no longer what its image was. A pure function of two Facts.
+
+`diff(baseline, live, rules)` compares the facts of a pristine server of the image (the baseline)
+with the facts of a live server and returns findings, each with a kind, a subject (the path,
+package, unit, user, port... that changed), a severity and what it was and is. What differs on
+every healthy server (its identity, DHCP's files, ...) is left out by the noise rules.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from phoenix.facts import Facts, FileFact
+
+SEVERITIES = ("low", "medium", "high")
+
+# kind -> severity. An added SSH key, setuid bit, user or replaced binary is how a break-in looks.
+SEVERITY: dict[str, str] = {
+    "file.modified": "medium",
+    "file.added": "low",
+    "file.removed": "medium",
+    "file.mode": "medium",
+    "file.owner": "medium",
+    "binary.modified": "high",
+    "setuid.added": "high",
+    "package.added": "medium",
+    "package.removed": "medium",
+    "package.changed": "medium",
+    "service.enabled": "medium",
+    "service.disabled": "medium",
+    "service.stopped": "medium",
+    "user.added": "high",
+    "user.removed": "medium",
+    "user.changed": "high",
+    "group.changed": "medium",
+    "ssh_key.added": "high",
+    "ssh_key.removed": "low",
+    "cron.added": "medium",
+    "cron.removed": "low",
+    "timer.enabled": "medium",
+    "port.opened": "medium",
+    "port.closed": "low",
+    "sysctl.changed": "medium",
+    "host_key.changed": "high",
+}
+BINARY_DIRS = ("/usr/bin/", "/usr/sbin/", "/bin/", "/sbin/", "/usr/lib/", "/usr/libexec/")
+
+# What differs on every healthy server. `KIND:PATTERN` (fnmatch on the subject); a bare pattern
+# starting with / is a file pattern. Shown by `phoenix drift rules`; extended by [drift] ignore.
+DEFAULT_RULES: tuple[str, ...] = (
+    "/etc/machine-id",  # made at first boot
+    "/var/lib/dbus/machine-id",
+    "/etc/hostname",  # written by LXD's template: the server's name
+    "/etc/hosts",  # likewise
+    "/etc/resolv.conf",  # written by DHCP
+    "/etc/ssh/ssh_host_*",  # every server makes its own host keys
+    "/var/lib/dhcp/*",  # leases
+    "/etc/adjtime",
+    "/etc/ld.so.cache",  # rebuilt by ldconfig with the same content but new metadata
+    "/var/spool/cron/crontabs",  # the directory's own times change with every crontab run
+    "/root/.cache/*",
+    "/etc/.pwd.lock",
+    "/etc/.resolv.conf.dhclient-new.*",
+    "port:udp/*:68",  # dhclient
+    "port:udp/*:*@dhclient",  # dhclient's extra sockets
+    "service:systemd-*",  # one-shot boot units come and go
+    "service:getty@*",
+    "service:console-getty.service",
+    "service:ifup@*",
+    "service:e2scrub*",
+    "service:apt-daily*",
+    "service:dpkg-db-backup.service",
+    "service:man-db.service",
+    "service:logrotate.service",
+)
+
+
+@dataclass(frozen=True)
+class Finding:
+    kind: str
+    subject: str
+    severity: str
+    before: str | None = None
+    after: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Rules:
+    patterns: tuple[str, ...] = DEFAULT_RULES
+
+    @classmethod
+    def with_extra(cls, extra: Iterable[str]) -> Rules:
+        return cls((*DEFAULT_RULES, *extra))
+
+    def ignores(self, area: str, subject: str) -> bool:
+        for pattern in self.patterns:
+            rule_area, glob = split_rule(pattern)
+            if rule_area == area and fnmatch.fnmatchcase(subject, glob):
+                return True
+        return False
+
+
+def split_rule(pattern: str) -> tuple[str, str]:
+    """`KIND:GLOB` -> (KIND, GLOB); a bare `/path/glob` is a file rule."""
+    if pattern.startswith("/"):
+        return "file", pattern
+    area, _, glob = pattern.partition(":")
+    return area, glob
+
+
+def at_least(findings: Sequence[Finding], severity: str) -> list[Finding]:
+    floor = SEVERITIES.index(severity)
+    return [f for f in findings if SEVERITIES.index(f.severity) >= floor]
+
+
+def diff(baseline: Facts, live: Facts, rules: Rules = Rules()) -> list[Finding]:
+    """Every way `live` differs from `baseline`, noise left out, sorted by severity then subject."""
+    found = [
+        *_files(baseline.files, live.files, rules),
+        *_packages(baseline, live, rules),
+        *_services(baseline, live, rules),
+        *_inventory(baseline, live, rules),
+    ]
+    rank = {s: i for i, s in enumerate(reversed(SEVERITIES))}
+    return sorted(found, key=lambda f: (rank[f.severity], f.kind, f.subject))
+
+
+def _finding(kind: str, subject: str, before: object = None, after: object = None) -> Finding:
+    severity = SEVERITY[kind]
+    return Finding(kind, subject, severity, _text(before), _text(after))
+
+
+def _text(value: object) -> str | None:
+    return None if value is None else str(value)
+
+
+# -- files ------------------------------------------------------------------------------------
+
+
+def _files(
+    base: Mapping[str, FileFact], live: Mapping[str, FileFact], rules: Rules
+) -> list[Finding]:
+    found: list[Finding] = []
+    for path in sorted(base.keys() | live.keys()):
+        if rules.ignores("file", path):
+            continue
+        was, now = base.get(path), live.get(path)
+        if was is None and now is not None:
+            found.append(_finding("file.added", path, None, _describe(now)))
+            if _setuid(now.mode):
+                found.append(_finding("setuid.added", path, None, now.mode))
+        elif now is None and was is not None:
+            found.append(_finding("file.removed", path, _describe(was), None))
+        elif was is not None and now is not None:
+            found += _file_changes(path, was, now)
+    return found
+
+
+def _file_changes(path: str, was: FileFact, now: FileFact) -> list[Finding]:
+    found: list[Finding] = []
+    if was.type != now.type or was.sha256 != now.sha256 or was.target != now.target:
+        binary = now.type == "f" and path.startswith(BINARY_DIRS)
+        kind = "binary.modified" if binary else "file.modified"
+        found.append(_finding(kind, path, _content(was), _content(now)))
+    if was.mode != now.mode:
+        found.append(_finding("file.mode", path, was.mode, now.mode))
+        if _setuid(now.mode) and not _setuid(was.mode):
+            found.append(_finding("setuid.added", path, was.mode, now.mode))
+    if (was.owner, was.group) != (now.owner, now.group):
+        found.append(
+            _finding("file.owner", path, f"{was.owner}:{was.group}", f"{now.owner}:{now.group}")
+        )
+    return found
+
+
+def _setuid(mode: str) -> bool:
+    return len(mode) == 4 and int(mode[0]) & 0o6 != 0
+
+
+def _content(f: FileFact) -> str:
+    """What a change of content shows: a hash, never the content (it may be a secret)."""
+    if f.type == "l":
+        return f"-> {f.target}"
+    if f.type != "f":
+        return f"type {f.type}"
+    return f"sha256:{(f.sha256 or 'unreadable')[:16]} size {f.size}"
+
+
+def _describe(f: FileFact) -> str:
+    return f"{_content(f)} mode {f.mode} {f.owner}:{f.group}"
+
+
+# -- packages and services --------------------------------------------------------------------
+
+
+def _packages(baseline: Facts, live: Facts, rules: Rules) -> list[Finding]:
+    found: list[Finding] = []
+    base, now = baseline.packages, live.packages
+    for name in sorted(base.keys() | now.keys()):
+        if rules.ignores("package", name):
+            continue
+        was, new = base.get(name), now.get(name)
+        if was is None and new is not None:
+            found.append(_finding("package.added", name, None, new.version))
+        elif new is None and was is not None:
+            found.append(_finding("package.removed", name, was.version, None))
+        elif was is not None and new is not None and was.version != new.version:
+            found.append(_finding("package.changed", name, was.version, new.version))
+    return found
+
+
+ENABLED = ("enabled", "enabled-runtime", "alias")
+
+
+def _services(baseline: Facts, live: Facts, rules: Rules) -> list[Finding]:
+    found: list[Finding] = []
+    base, now = baseline.services, live.services
+    for name in sorted(base.keys() | now.keys()):
+        if rules.ignores("service", name):
+            continue
+        was, new = base.get(name), now.get(name)
+        was_on = was is not None and was.enabled in ENABLED
+        now_on = new is not None and new.enabled in ENABLED
+        if now_on and not was_on:
+            found.append(_finding("service.enabled", name, was.enabled if was else None, "enabled"))
+        elif was_on and not now_on:
+            after = new.enabled if new else "removed"
+            found.append(_finding("service.disabled", name, was.enabled if was else None, after))
+        elif was is not None and was.sub == "running" and (new is None or new.sub != "running"):
+            found.append(_finding("service.stopped", name, "running", new.sub if new else None))
+    return found
+
+
+# -- the inventory: users, keys, cron, ports, sysctl ------------------------------------------
+
+
+def _inventory(baseline: Facts, live: Facts, rules: Rules) -> list[Finding]:
+    """Areas gathered by newer phoenix versions; skipped when either side lacks them."""
+    found: list[Finding] = []
+    for area, added, removed, changed in INVENTORY:
+        was, now = getattr(baseline, area, None), getattr(live, area, None)
+        if was is None or now is None:
+            continue
+        found += _keyed(area, was, now, rules, added, removed, changed)
+    for area, added_kind, removed_kind in LINES:
+        was, now = getattr(baseline, area, None), getattr(live, area, None)
+        if was is not None and now is not None:
+            found += keyed_lines(area.rstrip("s"), added_kind, removed_kind, was, now, rules)
+    return found
+
+
+LINES = (("ssh_keys", "ssh_key.added", "ssh_key.removed"), ("cron", "cron.added", "cron.removed"))
+
+
+INVENTORY: tuple[tuple[str, str | None, str | None, str | None], ...] = (
+    # area, kind when a key appears, when it goes, when its value changes
+    ("users", "user.added", "user.removed", "user.changed"),
+    ("groups", None, None, "group.changed"),
+    ("ports", "port.opened", "port.closed", None),
+    ("sysctl", None, None, "sysctl.changed"),
+    ("timers", "timer.enabled", None, "timer.enabled"),
+)
+
+
+def _keyed(
+    area: str,
+    was: Mapping[str, Any],
+    now: Mapping[str, Any],
+    rules: Rules,
+    added: str | None,
+    removed: str | None,
+    changed: str | None,
+) -> list[Finding]:
+    found: list[Finding] = []
+    rule_area = area.rstrip("s")
+    for key in sorted(was.keys() | now.keys()):
+        subject = _subject(area, key, now.get(key) or was.get(key))
+        if rules.ignores(rule_area, subject) or rules.ignores(rule_area, key):
+            continue
+        before, after = was.get(key), now.get(key)
+        if before is None and after is not None and added:
+            found.append(_finding(added, key, None, _value(after)))
+        elif after is None and before is not None and removed:
+            found.append(_finding(removed, key, _value(before), None))
+        elif before is not None and after is not None and before != after and changed:
+            found.append(_finding(changed, key, _value(before), _value(after)))
+    return found
+
+
+def _subject(area: str, key: str, value: Any) -> str:
+    process = getattr(value, "process", None)
+    return f"{key}@{process}" if area == "ports" and process else key
+
+
+def _value(value: Any) -> str:
+    if hasattr(value, "__dataclass_fields__"):
+        fields = asdict(value)
+        return " ".join(f"{k}={v}" for k, v in fields.items() if k != "name")
+    return str(value)
+
+
+def keyed_lines(
+    area: str, kind_added: str, kind_removed: str, was: Mapping[str, Sequence[str]],
+    now: Mapping[str, Sequence[str]], rules: Rules,
+) -> list[Finding]:  # fmt: skip
+    """Per-source lists of lines (SSH keys per user, cron entries per file): each line a finding."""
+    found: list[Finding] = []
+    for source in sorted(was.keys() | now.keys()):
+        before, after = set(was.get(source, ())), set(now.get(source, ()))
+        for line in sorted(after - before):
+            if not rules.ignores(area, f"{source}:{line}"):
+                found.append(_finding(kind_added, source, None, _short(line)))
+        for line in sorted(before - after):
+            if not rules.ignores(area, f"{source}:{line}"):
+                found.append(_finding(kind_removed, source, _short(line), None))
+    return found
+
+
+def _short(line: str) -> str:
+    return line if len(line) <= 120 else line[:117] + "..."

@@ -1,0 +1,170 @@
+"""Scanning live servers for drift: one SSH session each, pinned host keys only, in parallel.
+
+A server that cannot be scanned (unreachable, a changed host key, no baseline, a command that hangs
+past the deadline) is reported as such; the rest of the fleet is still scanned.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from phoenix import facts, hosts, keys
+from phoenix.drift import Finding, Rules, at_least, diff
+from phoenix.errors import ConfigError, ConnectError, ExitCode, HostKeyError, PhoenixError
+from phoenix.events import Emit, StepOutput, discard
+from phoenix.fleets import Records, ServerRecord, ServerStatus
+from phoenix.images import Registry
+from phoenix.state import Store, now
+from phoenix.workspace import Workspace
+
+CLEAN, DRIFTED, UNREACHABLE, UNTRUSTED = "clean", "drifted", "unreachable", "untrusted"
+
+
+@dataclass(frozen=True)
+class ServerScan:
+    name: str
+    address: str | None
+    image: str
+    fleet: str
+    status: str
+    findings: list[Finding] = field(default_factory=list)
+    error: str | None = None
+    seconds: float = 0.0
+    files: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "address": self.address,
+            "image": self.image,
+            "fleet": self.fleet,
+            "status": self.status,
+            "error": self.error,
+            "findings": [f.as_dict() for f in self.findings],
+        }
+
+
+@dataclass(frozen=True)
+class ScanReport:
+    scanned_at: str
+    servers: list[ServerScan]
+    fail_on: str = "low"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"scanned_at": self.scanned_at, "servers": [s.as_dict() for s in self.servers]}
+
+    @property
+    def exit_code(self) -> ExitCode:
+        if any(s.status in (UNREACHABLE, UNTRUSTED) for s in self.servers):
+            return ExitCode.REFUSED  # 2: some server could not be scanned
+        if any(at_least(s.findings, self.fail_on) for s in self.servers):
+            return ExitCode.FAILED  # 1: drift found
+        return ExitCode.OK
+
+
+def scan_server(
+    target: hosts.Target,
+    baseline: facts.Facts | None,
+    rules: Rules,
+    private_key: Path,
+    roots: Sequence[str],
+    timeout: float,
+    image: str = "",
+    fleet: str = "",
+) -> ServerScan:
+    """Scan one server against its image's baseline; every failure becomes a status, not a raise."""
+    started = time.monotonic()
+
+    def result(
+        status: str, found: list[Finding] | None = None, error: str | None = None
+    ) -> ServerScan:
+        took = time.monotonic() - started
+        return ServerScan(
+            target.name, target.address, image, fleet, status, found or [], error, took
+        )
+
+    if baseline is None:
+        return result(UNREACHABLE, error=f"image {image} has no baseline: rebake it")
+    try:
+        with hosts.connect(target, private_key, timeout=min(timeout, 15)) as session:
+            live = facts.gather(session, roots, timeout=timeout)
+    except HostKeyError as exc:
+        finding = Finding("host_key.changed", target.name, "high", "pinned key", "another key")
+        return result(UNTRUSTED, [finding], exc.message)
+    except (ConnectError, PhoenixError) as exc:
+        return result(UNREACHABLE, error=exc.message)
+    found = diff(baseline, live, rules)
+    return replace(result(DRIFTED if found else CLEAN, found), files=len(live.files))
+
+
+def scan(
+    ws: Workspace, fleets: Sequence[str] = (), emit: Emit = discard, fail_on: str | None = None
+) -> ScanReport:
+    """Scan every serving server of `fleets` (all fleets when empty) and record the findings."""
+    names = list(fleets) or sorted(ws.config.fleets)
+    unknown = [n for n in names if n not in ws.config.fleets]
+    if unknown:
+        known = ", ".join(sorted(ws.config.fleets)) or "none"
+        raise ConfigError(
+            f"no fleet {', '.join(unknown)} in {ws.config_file}", hint=f"defined fleets: {known}"
+        )
+    cfg = ws.config.drift
+    rules = Rules.with_extra(cfg.ignore)
+    key, _ = keys.ensure(ws.home)
+    with Store.open(ws.home) as store:
+        records, registry = Records(store), Registry(store)
+        servers = [s for n in names for s in records.servers(n) if s.status is ServerStatus.SERVING]
+        baselines = {s.image_tag: _baseline(registry, s.image_tag) for s in servers}
+
+        def one(server: ServerRecord) -> ServerScan:
+            target = hosts.Target(server.name, str(server.address), str(server.host_key))
+            emit(StepOutput("drift", f"scanning {server.name}"))
+            return scan_server(
+                target, baselines[server.image_tag], rules, key.private_path, cfg.roots,
+                cfg.timeout, server.image_tag, server.fleet,
+            )  # fmt: skip
+
+        with ThreadPoolExecutor(max_workers=max(1, min(cfg.parallel, len(servers) or 1))) as pool:
+            scanned = list(pool.map(one, servers))
+        report = ScanReport(now(), scanned, fail_on or cfg.fail_on)
+        _record(store, report)
+    return report
+
+
+def _baseline(registry: Registry, tag: str) -> facts.Facts | None:
+    image = registry.get(tag)
+    if not image.baseline:
+        return None
+    try:
+        return facts.Facts.from_dict(image.baseline)
+    except ValueError:
+        return None
+
+
+def _record(store: Store, report: ScanReport) -> None:
+    run_id = store.start_run(None, "drift")
+    with store.transaction() as db:
+        db.executemany(
+            "INSERT INTO findings (run_id, server, kind, subject, severity, before, after,"
+            " found_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                (
+                    run_id,
+                    s.name,
+                    f.kind,
+                    f.subject,
+                    f.severity,
+                    f.before,
+                    f.after,
+                    report.scanned_at,
+                )
+                for s in report.servers
+                for f in s.findings
+            ],
+        )
+    store.finish_run(run_id, "succeeded")

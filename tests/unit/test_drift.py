@@ -1,0 +1,159 @@
+"""Drift as a pure function: baseline facts vs live facts, with plain data."""
+
+from __future__ import annotations
+
+import dataclasses
+import xml.etree.ElementTree as ET
+
+from phoenix import report
+from phoenix.drift import Finding, Rules, at_least, diff
+from phoenix.facts import Facts, FileFact, Package, Service
+from phoenix.scan import ScanReport, ServerScan
+
+
+def f(sha: str = "a" * 64, mode: str = "0644", owner: str = "root", **kw: object) -> FileFact:
+    base = dict(type="f", mode=mode, uid=0, gid=0, owner=owner, group="root", size=10,
+                mtime=1.0, ctime=1.0, inode=1, target=None, sha256=sha)  # fmt: skip
+    base.update(kw)
+    return FileFact(**base)  # type: ignore[arg-type]
+
+
+BASE = Facts(
+    files={
+        "/etc/nginx/nginx.conf": f(),
+        "/etc/motd": f(),
+        "/usr/bin/passwd": f(mode="4755"),
+        "/usr/bin/ls": f(),
+        "/etc/alternatives/awk": f(type="l", target="/usr/bin/mawk", sha256=None),
+        "/etc/machine-id": f(sha="1" * 64),
+    },
+    packages={"nginx": Package("nginx", "1.22", "amd64"), "curl": Package("curl", "7", "amd64")},
+    services={
+        "nginx.service": Service("nginx.service", "enabled", "active", "running"),
+        "cron.service": Service("cron.service", "enabled", "active", "running"),
+        "systemd-tmpfiles-clean.service": Service(
+            "systemd-tmpfiles-clean.service", "static", "inactive", "dead"
+        ),
+    },
+)
+
+
+def changed(**areas: object) -> Facts:
+    return dataclasses.replace(BASE, **areas)  # type: ignore[arg-type]
+
+
+def kinds(found: list[Finding]) -> set[tuple[str, str]]:
+    return {(x.kind, x.subject) for x in found}
+
+
+def test_identical_facts_have_no_findings() -> None:
+    assert diff(BASE, BASE) == []
+
+
+def test_noise_is_ignored_timestamps_too() -> None:
+    live_files = dict(BASE.files)
+    live_files["/etc/machine-id"] = f(sha="2" * 64)  # every server has its own
+    live_files["/etc/motd"] = f(mtime=99.0, ctime=99.0, inode=7)  # touched, not modified
+    live_services = dict(BASE.services)
+    live_services["systemd-tmpfiles-clean.service"] = Service(
+        "systemd-tmpfiles-clean.service", "static", "active", "exited"
+    )
+    assert diff(BASE, changed(files=live_files, services=live_services)) == []
+
+
+def test_file_changes() -> None:
+    live = dict(BASE.files)
+    live["/etc/nginx/nginx.conf"] = f(sha="b" * 64)
+    del live["/etc/motd"]
+    live["/etc/cron.d/evil"] = f()
+    live["/usr/bin/ls"] = f(sha="c" * 64)  # replaced binary, same size
+    live["/etc/alternatives/awk"] = f(type="l", target="/tmp/awk", sha256=None)
+    live["/usr/bin/vim"] = f(mode="4755")
+    found = diff(BASE, changed(files=live))
+    assert kinds(found) == {
+        ("file.modified", "/etc/nginx/nginx.conf"),
+        ("file.removed", "/etc/motd"),
+        ("file.added", "/etc/cron.d/evil"),
+        ("binary.modified", "/usr/bin/ls"),
+        ("file.modified", "/etc/alternatives/awk"),
+        ("file.added", "/usr/bin/vim"),
+        ("setuid.added", "/usr/bin/vim"),
+    }
+    assert found[0].severity == "high"  # sorted: high first
+    link = next(x for x in found if x.subject == "/etc/alternatives/awk")
+    assert (link.before, link.after) == ("-> /usr/bin/mawk", "-> /tmp/awk")
+
+
+def test_mode_owner_and_setuid_bit() -> None:
+    live = dict(BASE.files)
+    live["/etc/motd"] = f(mode="0666", owner="nobody")
+    live["/usr/bin/ls"] = f(mode="4755")
+    found = kinds(diff(BASE, changed(files=live)))
+    assert found == {
+        ("file.mode", "/etc/motd"),
+        ("file.owner", "/etc/motd"),
+        ("file.mode", "/usr/bin/ls"),
+        ("setuid.added", "/usr/bin/ls"),
+    }
+
+
+def test_secrets_show_hashes_never_content() -> None:
+    live = dict(BASE.files)
+    live["/etc/shadow"] = f(sha="d" * 64)
+    finding = diff(BASE, changed(files=live))[0]
+    assert finding.after is not None and finding.after.startswith("sha256:dddd")
+
+
+def test_packages_and_services() -> None:
+    packages = {"nginx": Package("nginx", "1.23", "amd64"), "netcat": Package("netcat", "1", "x")}
+    services = dict(BASE.services)
+    services["nginx.service"] = Service("nginx.service", "enabled", "inactive", "dead")
+    services["cron.service"] = Service("cron.service", "masked", "inactive", "dead")
+    services["backdoor.service"] = Service("backdoor.service", "enabled", "active", "running")
+    found = kinds(diff(BASE, changed(packages=packages, services=services)))
+    assert found == {
+        ("package.changed", "nginx"),
+        ("package.removed", "curl"),
+        ("package.added", "netcat"),
+        ("service.stopped", "nginx.service"),
+        ("service.disabled", "cron.service"),
+        ("service.enabled", "backdoor.service"),
+    }
+
+
+def test_rules_from_config_extend_the_defaults() -> None:
+    live = dict(BASE.files)
+    live["/etc/nginx/nginx.conf"] = f(sha="b" * 64)
+    rules = Rules.with_extra(["/etc/nginx/*"])
+    assert diff(BASE, changed(files=live), rules) == []
+    assert Rules().ignores("port", "udp/0.0.0.0:68")
+    assert not Rules().ignores("port", "tcp/0.0.0.0:4444")
+
+
+def test_fail_on_threshold() -> None:
+    found = [Finding("file.added", "/x", "low"), Finding("ssh_key.added", "root", "high")]
+    assert at_least(found, "high") == [found[1]]
+    assert at_least(found, "low") == found
+
+
+def test_reports() -> None:
+    scans = [
+        ServerScan("web-g1-1", "10.0.0.1", "web-v001", "web", "clean"),
+        ServerScan(
+            "web-g1-2",
+            "10.0.0.2",
+            "web-v001",
+            "web",
+            "drifted",
+            [Finding("file.modified", "/etc/<evil>", "medium", "a", "b")],
+        ),
+        ServerScan("web-g1-3", "10.0.0.3", "web-v001", "web", "unreachable", error="timed out"),
+    ]
+    scan = ScanReport("2026-11-28T00:00:00+00:00", scans)
+    assert scan.exit_code == 2
+    assert ScanReport("t", scans[:2]).exit_code == 1
+    assert ScanReport("t", scans[:1]).exit_code == 0
+    suite = ET.fromstring(report.to_junit(scan)).find("testsuite")
+    assert suite is not None and suite.get("failures") == "1" and suite.get("errors") == "1"
+    html = report.to_html(scan)
+    assert "&lt;evil&gt;" in html and "<evil>" not in html
