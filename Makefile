@@ -33,9 +33,19 @@ $(VENV)/.installed: pyproject.toml
 demo: setup
 	$(BIN)/phoenix lab up
 	$(BIN)/phoenix image bake web
-	$(BIN)/phoenix image list
-	$(BIN)/phoenix lab status
-	$(BIN)/phoenix doctor
+	$(BIN)/phoenix deploy web
+	$(BIN)/phoenix status web
+	@echo "== rebuilding fleet web under load (only to 127.0.0.1:8080) =="
+	@rm -f .phoenix-demo-stop; \
+	  $(BIN)/python -m bench.load 127.0.0.1:8080 300 .phoenix-demo-stop & load=$$!; \
+	  $(BIN)/phoenix rebuild web --yes; rc=$$?; touch .phoenix-demo-stop; wait $$load; \
+	  rm -f .phoenix-demo-stop; exit $$rc
+	$(BIN)/phoenix status web
+	@echo "== a snowflake: a hand edit on one server, then the drift report =="
+	$(BIN)/python bench/snowflake.py web
+	-$(BIN)/phoenix drift web
+	$(BIN)/phoenix rebuild web --yes
+	$(BIN)/phoenix drift web
 
 lint: $(VENV)/.installed
 	$(BIN)/ruff check phoenix tests bench
@@ -54,6 +64,7 @@ test: setup lint
 bench: setup
 	$(BIN)/phoenix lab up
 	$(BIN)/python bench/bake.py
+	$(BIN)/python bench/rollout.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

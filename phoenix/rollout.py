@@ -67,6 +67,10 @@ class Provider(Protocol):
 
     def fleet_instances(self, fleet: str) -> list[str]: ...
 
+    def stop(self, name: str, force: bool = False, timeout: int = 30) -> None: ...
+
+    def wait_address(self, name: str, timeout: float = 60) -> str: ...
+
     def delete(self, name: str) -> None: ...
 
 
@@ -288,17 +292,19 @@ class Fleet:
 
     def _gate(self, run_id: int, names: list[str]) -> None:
         """The new servers exist: pin their host keys, pass their health checks, enter the pool."""
-        states = self.infra_states
+        addresses: dict[str, str] = {}
         for name in names:
+            known = self.infra_states[name].address
+            addresses[name] = known or self.provider.wait_address(name, self.health.timeout)
             host_key = self.provider.host_key(name, self.health.timeout)
-            self.records.set_identity(name, states[name].address, host_key)
+            self.records.set_identity(name, addresses[name], host_key)
         self.records.set_status(names, ServerStatus.STARTING)
         for name in names:
-            address = str(states[name].address)
+            address = addresses[name]
             waited = health.wait_healthy(name, address, self.health, self._command_runner(name))
             self._event(run_id, "health", f"{name} healthy after {waited:.1f} s")
         for name in names:
-            self.traffic.add(name, str(states[name].address))
+            self.traffic.add(name, addresses[name])
         for name in names:
             self.traffic.wait_up(name, self.health.timeout)
         self.records.set_status(names, ServerStatus.SERVING)
@@ -315,6 +321,9 @@ class Fleet:
                     run_id, "drain", f"{name} still had sessions after {DRAIN_TIMEOUT:.0f} s"
                 )
             self.traffic.remove(name)
+            # Out of rotation with nothing in flight: stop it now, so that Terraform's destroy
+            # in the next apply does not wait for a graceful shutdown.
+            self.provider.stop(name, force=True)
         self.records.set_status(olds, ServerStatus.REMOVING)
         if olds:
             self._event(run_id, "drain", f"{', '.join(olds)} out of rotation")

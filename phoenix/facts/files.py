@@ -25,7 +25,8 @@ import shlex
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 
-from phoenix.facts.runner import Runner, command_error, run_checked, unreadable
+from phoenix.facts.runner import Runner, command_error, unreadable
+from phoenix.process import CommandResult
 
 HASH_MARK = "#sha256"
 END_MARK = "#end"
@@ -92,7 +93,13 @@ def parse(text: str) -> Scan:
 
 def gather(session: Runner, roots: Sequence[str], timeout: float = 120) -> dict[str, FileFact]:
     """Every entry under `roots` (the ones that exist) on the server, in one run."""
-    result = run_checked(session, LABEL, COMMAND, *normalize(roots), timeout=timeout)
+    return read(session, session.run(COMMAND, *normalize(roots), timeout=timeout))
+
+
+def read(session: Runner, result: CommandResult) -> dict[str, FileFact]:
+    """The files in what the command printed; raise CommandError if it failed."""
+    if result.rc != 0:
+        raise command_error(session, LABEL, result.rc, result.stderr)
     try:
         scan = parse(result.stdout)
     except ValueError as exc:

@@ -18,7 +18,8 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass
 
-from phoenix.facts.runner import Runner, run_checked, unreadable
+from phoenix.facts.runner import Runner, command_error, unreadable
+from phoenix.process import CommandResult
 
 FORMAT = r"${Package}\t${Version}\t${Architecture}\t${db:Status-Abbrev}\n"
 COMMAND = f"LC_ALL=C dpkg-query -W -f='{FORMAT}'"
@@ -43,7 +44,13 @@ def parse(text: str) -> dict[str, Package]:
 
 
 def gather(session: Runner, timeout: float = 60) -> dict[str, Package]:
-    result = run_checked(session, LABEL, COMMAND, timeout=timeout)
+    return read(session, session.run(COMMAND, timeout=timeout))
+
+
+def read(session: Runner, result: CommandResult) -> dict[str, Package]:
+    """Parse what the command printed; raise CommandError if it failed or is not readable."""
+    if result.rc != 0:
+        raise command_error(session, LABEL, result.rc, result.stderr)
     try:
         return parse(result.stdout)
     except ValueError as exc:

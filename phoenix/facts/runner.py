@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection
 from typing import Protocol
 
 from phoenix.errors import CommandError
@@ -38,18 +37,3 @@ def unreadable(session: Runner, label: str, exc: ValueError) -> CommandError:
         f"{server_name(session)}: `{label}` gave output phoenix cannot read: {exc}",
         hint="phoenix gathers facts with GNU find, GNU coreutils, dpkg and systemd",
     )
-
-
-def run_checked(
-    session: Runner,
-    label: str,
-    command: str,
-    *args: str,
-    timeout: float,
-    accept: Collection[int] = (0,),
-) -> CommandResult:
-    """Run `command`; raise CommandError unless its exit code is one of `accept`."""
-    result = session.run(command, *args, timeout=timeout)
-    if result.rc not in accept:
-        raise command_error(session, label, result.rc, result.stderr)
-    return result

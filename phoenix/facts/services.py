@@ -27,7 +27,8 @@ from __future__ import annotations
 import shlex
 from dataclasses import dataclass
 
-from phoenix.facts.runner import Runner, run_checked, unreadable
+from phoenix.facts.runner import Runner, command_error, unreadable
+from phoenix.process import CommandResult
 
 SEPARATOR = "--"
 SCRIPT = f"""\
@@ -90,7 +91,13 @@ def merge(
 
 
 def gather(session: Runner, timeout: float = 60) -> dict[str, Service]:
-    result = run_checked(session, LABEL, COMMAND, timeout=timeout)
+    return read(session, session.run(COMMAND, timeout=timeout))
+
+
+def read(session: Runner, result: CommandResult) -> dict[str, Service]:
+    """Parse what the command printed; raise CommandError if it failed or is not readable."""
+    if result.rc != 0:
+        raise command_error(session, LABEL, result.rc, result.stderr)
     try:
         return parse(result.stdout)
     except ValueError as exc:

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
+from bench.load import Load
 from phoenix.lxd import LXD
 from tests.conftest import wait_until
 from tests.integration.conftest import PHOENIX, REPO, Lab
-from tests.integration.load import Load
 
 pytestmark = pytest.mark.integration
 
@@ -58,7 +58,7 @@ class Fleet(Lab):
         return str(data["tag"])
 
     def load(self) -> Load:
-        return Load("127.0.0.1", LISTEN_PORT, max_requests=40_000, max_seconds=400)
+        return Load("127.0.0.1", LISTEN_PORT, max_requests=300_000, max_seconds=400)
 
 
 @pytest.fixture(scope="module")
@@ -105,10 +105,12 @@ def test_rolling_rebuild_under_load_drops_nothing(fleet: Fleet) -> None:
     with fleet.load() as load:
         wait_until("traffic to flow", lambda: load.ok > 20, timeout=30)
         run = fleet.phoenix("rebuild", "web", "--yes")
-        wait_until("more traffic after", lambda: load.total > 0, timeout=5)
+        done = load.total
+        wait_until("traffic after the rebuild", lambda: load.total > done + 50, timeout=30)
+    assert load.total < load.max_requests  # the load lasted the whole rebuild
     assert run.rc == 0, run.stderr
     assert load.failed == 0, load.errors
-    assert load.versions[0] == old_tag and load.versions[-1] == new_tag
+    assert load.versions[0] == old_tag and load.versions[-1] == new_tag, load.versions
     after = fleet.serving()
     assert not set(before) & set(after)
     assert_converged(fleet)

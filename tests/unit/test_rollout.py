@@ -106,6 +106,7 @@ class FakeTraffic:
 class FakeProvider:
     extra: list[str] = field(default_factory=list)
     deleted: list[str] = field(default_factory=list)
+    stopped: list[str] = field(default_factory=list)
     infra: FakeInfra | None = None
 
     def host_key(self, name: str, timeout: float = 60) -> str:
@@ -114,6 +115,12 @@ class FakeProvider:
     def fleet_instances(self, fleet: str) -> list[str]:
         known = list(self.infra.servers) if self.infra else []
         return known + self.extra
+
+    def wait_address(self, name: str, timeout: float = 60) -> str:
+        return "10.213.0.99"
+
+    def stop(self, name: str, force: bool = False, timeout: int = 30) -> None:
+        self.stopped.append(name)
 
     def delete(self, name: str) -> None:
         self.deleted.append(name)

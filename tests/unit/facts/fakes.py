@@ -76,3 +76,32 @@ class LocalRunner:
             proc.stdout.decode(errors="replace"),
             proc.stderr.decode(errors="replace"),
         )
+
+
+# What each section of the script prints on a server with nothing on it (services: 3 empty parts).
+EMPTY_SECTIONS: dict[str, tuple[int, str]] = {
+    "files": (0, "#sha256\0#end 0 0\0"),
+    "packages": (0, ""),
+    "services": (0, "--\n--"),
+    "users": (0, ""),
+    "groups": (0, ""),
+    "ssh_keys": (0, ""),
+    "cron": (0, ""),
+    "timers": (0, ""),
+    "ports": (0, ""),
+    "sysctl": (0, ""),
+}
+
+
+def script_output(**sections: tuple[int, str]) -> str:
+    """The script's stdout, laid out as script.SCRIPT writes it: `sections` over EMPTY_SECTIONS."""
+    merged = EMPTY_SECTIONS | sections
+    rc, text = merged.pop("files")
+    return f"{text}\0#section files {rc}\0" + "".join(
+        f"#section {name} {rc}\0{text}\0" for name, (rc, text) in merged.items()
+    )
+
+
+def script_stderr(**sections: str) -> str:
+    """The script's stderr: each section's marker, then what it wrote."""
+    return "".join(f"\0#section {name}\0{sections.get(name, '')}" for name in EMPTY_SECTIONS)

@@ -1,70 +1,232 @@
-"""Facts as a whole: gather() over a fake runner, and the round trip through plain data."""
+"""Facts as a whole: gather() over a fake runner (one run of the script), and plain data."""
 
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from typing import Any
 
 import pytest
 
 from phoenix.errors import CommandError
-from phoenix.facts import Facts, FileFact, Package, Service, files, gather, packages, services
+from phoenix.facts import (
+    SYSCTL_KEYS,
+    Facts,
+    FileFact,
+    Group,
+    Listener,
+    Package,
+    Service,
+    User,
+    cron,
+    gather,
+    packages,
+    ports,
+    script,
+    services,
+    ssh_keys,
+    sysctl,
+    users,
+)
 from phoenix.process import CommandResult
-from tests.unit.facts.fakes import FakeRunner, expected, output
+from tests.unit.facts.fakes import FakeRunner, expected, output, script_output, script_stderr
 
 ROOTS = ["/etc", "/usr/lib/openssh", "/usr/local", "/root", "/var/spool/cron", "/srv/missing"]
+INVENTORY = ("users", "groups", "ssh_keys", "cron", "timers", "ports", "sysctl")
 
 
-def recorded() -> dict[str, CommandResult]:
-    """What the real container answered, keyed by command."""
-    return {
-        files.COMMAND: CommandResult(0, output("files/bookworm-etc.out"), ""),
-        packages.COMMAND: CommandResult(0, output("packages/bookworm-minbase.out"), ""),
-        services.COMMAND: CommandResult(0, output("services/bookworm-minbase.out"), ""),
-    }
+def recorded(case: str = "bookworm-minbase") -> FakeRunner:
+    """What the real container answered to the script."""
+    stderr = expected(f"script/{case}.json")["stderr"]
+    return FakeRunner({script.COMMAND: CommandResult(0, output(f"script/{case}.out"), stderr)})
 
 
-def test_gather_runs_three_commands_and_assembles_the_facts() -> None:
-    fake = FakeRunner(recorded())
+def answering(stdout: str, stderr: str = "", rc: int = 0) -> FakeRunner:
+    return FakeRunner({script.COMMAND: CommandResult(rc, stdout, stderr)})
+
+
+def test_gather_runs_the_script_once_and_assembles_the_facts() -> None:
+    fake = recorded()
     facts = gather(fake, ROOTS, timeout=50)
-    assert [c.command for c in fake.calls] == [files.COMMAND, packages.COMMAND, services.COMMAND]
-    assert fake.calls[0].args == tuple(ROOTS)
-    assert all(0 < c.timeout <= 50 for c in fake.calls)
+    assert [(c.command, c.args, c.timeout) for c in fake.calls] == [
+        (script.COMMAND, tuple(ROOTS), 50)
+    ]
     assert (
         facts.files["/etc/passwd"].sha256
         == expected("files/bookworm-etc.json")["files"]["/etc/passwd"]["sha256"]
     )
     assert facts.packages["openssh-server"].version == "1:9.2p1-2+deb12u10"
     assert facts.services["ssh.service"] == Service("ssh.service", "enabled", "active", "running")
+    assert facts.users is not None and facts.users["root"] == User(
+        "root", 0, 0, "/root", "/bin/bash"
+    )
+    assert facts.ports is not None
+    assert facts.ports["tcp/0.0.0.0:22"] == Listener("tcp", "0.0.0.0", 22, "sshd")
+    assert facts.sysctl is not None and facts.sysctl["kernel.randomize_va_space"] == "2"
 
 
-def test_summary_counts_files_hashes_packages_services() -> None:
-    facts = gather(FakeRunner(recorded()), ROOTS)
+@pytest.mark.parametrize("case", ["bookworm-minbase", "bookworm-changed"])
+def test_gathered_inventory_is_what_each_command_gives_alone(case: str) -> None:
+    facts = gather(recorded(case), ROOTS)
+    assert facts.users == users.parse(output(f"users/{case}.out"))
+    assert facts.groups == users.parse_groups(output(f"groups/{case}.out"))
+    assert facts.ssh_keys == ssh_keys.parse(output(f"ssh_keys/{case}.out"))
+    assert facts.cron == cron.parse(output(f"cron/{case}.out"))
+    assert facts.timers == cron.parse_timers(output(f"timers/{case}.out"))
+    assert facts.ports == ports.parse(output(f"ports/{case}.out"))
+    assert facts.sysctl == sysctl.parse(output(f"sysctl/{case}.out"))
+
+
+def test_gathered_changed_server() -> None:
+    facts = gather(recorded("bookworm-changed"), ["/var/spool/cron", "/home"])
+    assert facts.users is not None and facts.groups is not None and facts.ssh_keys is not None
+    assert facts.users["snow"].home == "/home/snow"
+    assert facts.groups["sudo"].members == ("snow",)
+    assert len(facts.ssh_keys["snow"]) == 2
+    assert facts.ports is not None and facts.ports["tcp/*:4444"].process == "sleep"
+    assert facts.files["/var/spool/cron/crontabs/snow"].mode == "0600"
+
+
+def test_summary_counts_every_fact() -> None:
+    facts = gather(recorded(), ROOTS)
     want = expected("files/bookworm-etc.json")
     assert facts.summary() == {
         "files": want["count"],
         "hashed": want["hashed"],
+        "setuid": 1,  # /usr/lib/openssh/ssh-keysign
         "packages": expected("packages/bookworm-minbase.json")["count"],
         "services": expected("services/bookworm-minbase.json")["count"],
+        "users": expected("users/bookworm-minbase.json")["count"],
+        "groups": expected("groups/bookworm-minbase.json")["count"],
+        "ssh_keys": 1,
+        "cron": len(expected("cron/bookworm-minbase.json")["cron"]),
+        "timers": expected("timers/bookworm-minbase.json")["count"],
+        "ports": len(expected("ports/bookworm-minbase.json")["ports"]),
+        "sysctl": len(expected("sysctl/bookworm-minbase.json")["sysctl"]),
     }
 
 
-def test_a_failing_command_stops_gather_with_the_server_named() -> None:
-    answers = recorded()
-    answers[packages.COMMAND] = CommandResult(127, "", "sh: 1: dpkg-query: not found\n")
-    with pytest.raises(CommandError, match=r"^web-1: `dpkg-query -W` .*dpkg-query: not found$"):
-        gather(FakeRunner(answers), ROOTS)
+def test_summary_leaves_out_what_was_not_gathered() -> None:
+    assert Facts({}, {}, {}).summary() == {
+        "files": 0,
+        "hashed": 0,
+        "setuid": 0,
+        "packages": 0,
+        "services": 0,
+    }
+
+
+# -- sections that fail --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("section", "label"),
+    [("files", "find ROOTS"), ("packages", "dpkg-query -W"), ("services", "systemctl")],
+)
+def test_a_failing_required_section_stops_gather_with_its_own_error(
+    section: str, label: str
+) -> None:
+    stdout = script_output(**{section: (127, "")}, ports=(127, ""))
+    stderr = script_stderr(**{section: "sh: 1: tool: not found\n"}, ports="sh: 1: ss: not found\n")
+    with pytest.raises(CommandError) as caught:
+        gather(answering(stdout, stderr), ROOTS)
+    message = caught.value.message
+    assert message.startswith(f"web-1: `{label}") and "(exit 127)" in message
+    assert message.endswith("sh: 1: tool: not found")  # not the ports section's error
+
+
+def test_unreadable_output_of_a_required_section_is_a_command_error() -> None:
+    stdout = script_output(packages=(0, "garbage"))
+    with pytest.raises(CommandError, match=r"web-1: `dpkg-query -W` .*cannot read"):
+        gather(answering(stdout), ROOTS)
+
+
+def test_the_files_section_keeps_its_own_checks() -> None:
+    stdout = script_output(files=(0, "#sha256\0#end 2 0\0"))
+    stderr = script_stderr(files="find: '/etc/x': Input/output error\n")
+    with pytest.raises(CommandError, match=r"find ROOTS .*exit 2\): find: '/etc/x'"):
+        gather(answering(stdout, stderr), ROOTS)
+
+
+@pytest.mark.parametrize("section", INVENTORY)
+def test_a_failing_optional_section_gives_an_empty_fact(section: str) -> None:
+    stdout = script_output(**{section: (127, "")})
+    facts = gather(answering(stdout, script_stderr(**{section: "not found\n"})), ROOTS)
+    assert getattr(facts, section) == {}
+    assert all(getattr(facts, other) == {} for other in INVENTORY)
+
+
+@pytest.mark.parametrize("section", INVENTORY)
+def test_unreadable_output_of_an_optional_section_is_not_gathered(section: str) -> None:
+    stdout = script_output(**{section: (0, "=what\nis this")})
+    facts = gather(answering(stdout), ROOTS)
+    assert getattr(facts, section) is None
+    assert all(getattr(facts, other) == {} for other in INVENTORY if other != section)
+
+
+def test_a_script_that_failed_as_a_whole_names_its_exit_code() -> None:
+    fake = answering("", "sh: 1: Syntax error: end of file unexpected\n", rc=2)
+    with pytest.raises(CommandError, match=r"^web-1: `phoenix-facts .*\(exit 2\): sh: 1: Syntax"):
+        gather(fake, ROOTS)
+
+
+def test_a_script_killed_midway_names_the_last_error_not_a_marker() -> None:
+    stdout = script_output().split("#section users")[0]
+    stderr = script_stderr(services="systemctl: killed\n").split("#section users")[0]
+    with pytest.raises(CommandError, match=r"\(exit 143\): systemctl: killed$"):
+        gather(answering(stdout, stderr, rc=143), ROOTS)
+
+
+def test_a_script_output_that_cannot_be_split_is_a_command_error() -> None:
+    with pytest.raises(CommandError, match=r"cannot read: .*cut short"):
+        gather(answering("some banner\n"), ROOTS)
+
+
+# -- setuid --------------------------------------------------------------------------------
+
+
+def file(mode: str, kind: str = "f") -> FileFact:
+    return FileFact(kind, mode, 0, 0, "root", "root", 1, 1.0, 1.0, 1)
+
+
+def test_setuid_lists_regular_files_with_either_bit() -> None:
+    facts = Facts(
+        files={
+            "/usr/bin/passwd": file("4755"),
+            "/usr/bin/chage": file("2755"),
+            "/usr/bin/both": file("6755"),
+            "/usr/bin/ls": file("0755"),
+            "/var/mail": file("2775", "d"),
+            "/tmp": file("1777", "d"),
+        },
+        packages={},
+        services={},
+    )
+    assert facts.setuid() == {
+        "/usr/bin/both": "6755",
+        "/usr/bin/chage": "2755",
+        "/usr/bin/passwd": "4755",
+    }
+
+
+def test_setuid_of_the_recorded_server() -> None:
+    assert gather(recorded(), ROOTS).setuid() == {"/usr/lib/openssh/ssh-keysign": "4755"}
+
+
+# -- plain data ----------------------------------------------------------------------------
 
 
 def test_round_trip_through_json_is_exact() -> None:
-    facts = gather(FakeRunner(recorded()), ROOTS)
-    data = json.loads(json.dumps(facts.to_dict()))
-    assert Facts.from_dict(data) == facts
-    assert Facts.from_dict(data).to_dict() == data
+    for case in ("bookworm-minbase", "bookworm-changed"):
+        facts = gather(recorded(case), ROOTS)
+        data = json.loads(json.dumps(facts.to_dict()))
+        assert data["version"] == 2
+        assert Facts.from_dict(data) == facts
+        assert Facts.from_dict(data).to_dict() == data
 
 
-def test_round_trip_of_odd_values() -> None:
-    facts = Facts(
+def odd_facts() -> Facts:
+    return Facts(
         files={
             "/srv/a b\nc\ufffd": FileFact(
                 "f", "4755", 0, 0, "root", "root", 0, 0.1, 1e9 + 0.123456789, 1
@@ -73,8 +235,52 @@ def test_round_trip_of_odd_values() -> None:
         },
         packages={"libc6:i386": Package("libc6", "2.36-9", "i386")},
         services={"a@.service": Service("a@.service", "static", "inactive", "dead")},
+        users={"svc": User("svc", 999, 999, "", "")},
+        groups={"staff": Group("staff", 50, ("a", "b")), "none": Group("none", 9, ())},
+        ssh_keys={"root": ('command="a:b" ssh-ed25519 AAAA x', "ssh-rsa AAAA y")},
+        cron={"/etc/cron.d/a?b": (), "/etc/crontab": ("@daily /bin/true",)},
+        timers={"a.timer": "masked"},
+        ports={"udp/[fe80::1%eth0]:546": Listener("udp", "fe80::1%eth0", 546, None)},
+        sysctl={"kernel.printk": "4 4 1 7"},
     )
+
+
+def test_round_trip_of_odd_values() -> None:
+    facts = odd_facts()
     assert Facts.from_dict(json.loads(json.dumps(facts.to_dict()))) == facts
+
+
+def test_round_trip_keeps_not_gathered_apart_from_empty() -> None:
+    facts = replace(odd_facts(), users=None, ports={}, sysctl=None)
+    data = json.loads(json.dumps(facts.to_dict()))
+    assert (data["users"], data["ports"], data["sysctl"]) == (None, {}, None)
+    assert Facts.from_dict(data) == facts
+
+
+def version_1(facts: Facts) -> dict[str, Any]:
+    """What phoenix wrote before the inventory: version 1, files, packages, services only."""
+    data = facts.to_dict()
+    return {"version": 1, **{key: data[key] for key in ("files", "packages", "services")}}
+
+
+def test_a_version_1_baseline_reads_with_the_inventory_not_gathered() -> None:
+    gathered = gather(recorded(), ROOTS)
+    old = Facts.from_dict(json.loads(json.dumps(version_1(gathered))))
+    assert (old.files, old.packages, old.services) == (
+        gathered.files,
+        gathered.packages,
+        gathered.services,
+    )
+    assert all(getattr(old, name) is None for name in INVENTORY)
+    assert old.setuid() == gathered.setuid()
+    assert old.to_dict()["version"] == 2 and old.to_dict()["users"] is None
+
+
+def test_sysctl_keys_are_exported() -> None:
+    assert SYSCTL_KEYS is sysctl.SYSCTL_KEYS and "kernel.randomize_va_space" in SYSCTL_KEYS
+
+
+V2 = odd_facts().to_dict()
 
 
 @pytest.mark.parametrize(
@@ -85,8 +291,20 @@ def test_round_trip_of_odd_values() -> None:
         {"version": 1, "files": {}, "packages": {}},
         {"version": 1, "files": {"/a": {"type": "f"}}, "packages": {}, "services": {}},
         {"version": 1, "files": [], "packages": {}, "services": {}},
+        {key: value for key, value in V2.items() if key != "ports"},
+        V2 | {"users": []},
+        V2 | {"users": {"root": {"name": "root"}}},
+        V2 | {"groups": {"g": {"name": "g", "gid": 1, "members": "a,b"}}},
+        V2 | {"ssh_keys": {"root": "ssh-rsa AAAA"}},
+        V2 | {"cron": {"/etc/crontab": [1]}},
+        V2 | {"sysctl": {"kernel.sysrq": 1}},
+        V2 | {"ports": {"tcp/*:1": {"proto": "tcp"}}},
     ],
 )
 def test_from_dict_refuses_what_to_dict_does_not_write(data: dict[str, Any]) -> None:
     with pytest.raises(ValueError):
         Facts.from_dict(data)
+
+
+def test_modules_keep_their_own_commands() -> None:
+    assert packages.COMMAND in script.SCRIPT and services.SCRIPT.rstrip() in script.SCRIPT

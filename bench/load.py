@@ -1,4 +1,7 @@
-"""A bounded HTTP load generator: only to a loopback address, limited in count and time."""
+"""A bounded HTTP load generator: only to a loopback address, limited in count and time.
+
+Used by the rollout tests and `make demo` (`python -m bench.load 127.0.0.1:8080 60 STOPFILE`).
+"""
 
 from __future__ import annotations
 
@@ -21,6 +24,7 @@ class Load:
     threads: int = 4
     max_requests: int = 50_000
     max_seconds: float = 600
+    pause: float = 0.005  # between one thread's requests: steady load, CPU left for the rest
     ok: int = 0
     failed: int = 0
     errors: Counter[str] = field(default_factory=Counter)
@@ -61,6 +65,7 @@ class Load:
                 if self.total >= self.max_requests:
                     return
             self._one()
+            time.sleep(self.pause)
 
     def _one(self) -> None:
         conn = http.client.HTTPConnection(self.host, self.port, timeout=10)
@@ -82,3 +87,30 @@ class Load:
             else:
                 self.failed += 1
                 self.errors[why] += 1
+
+
+def main() -> None:
+    """`python -m bench.load HOST:PORT SECONDS`: bounded load, then a one-line summary."""
+    import sys
+
+    host, port = sys.argv[1].rsplit(":", 1)
+    seconds = float(sys.argv[2]) if len(sys.argv) > 2 else 60
+    stop_file = sys.argv[3] if len(sys.argv) > 3 else None
+    with Load(host, int(port), max_seconds=seconds) as load:
+        end = time.monotonic() + seconds
+        while time.monotonic() < end and not (stop_file and _exists(stop_file)):
+            time.sleep(0.2)
+    versions = " -> ".join(load.versions) or "none"
+    print(
+        f"load: {load.ok} ok, {load.failed} failed {dict(load.errors)}; versions seen: {versions}"
+    )
+
+
+def _exists(path: str) -> bool:
+    import os
+
+    return os.path.exists(path)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,115 @@
+"""Drift benchmark: scan 1, 10 and 30 lab servers, and AIDE checking one of them, in the same run.
+
+phoenix scans each server over SSH (one session, one script) against its image's baseline; AIDE
+(Debian's `aide`, the reference) checks the same roots of one server locally, from the host, in
+the container's root file system on the storage pool. Prints servers/second, files hashed/second
+and the ratio of phoenix's per-server time to AIDE's check (goal: at most 1).
+
+Run on a lab that is up: `.venv/bin/python bench/drift.py [--sizes 1 10 30]`. Its servers are
+named `bench-drift-N` and deleted at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from phoenix import hosts, keys
+from phoenix import lab as labmod
+from phoenix.drift import Rules
+from phoenix.facts import Facts
+from phoenix.images import Registry
+from phoenix.lxd import LXD
+from phoenix.scan import scan_server
+from phoenix.state import Store
+from phoenix.workspace import Workspace
+
+REPO = Path(__file__).resolve().parents[1]
+AIDE_ROOTS = ["etc", "usr"]  # the bulk of the watched roots; AIDE reads them from the pool
+
+
+def aide_check(rootfs: Path, work: Path) -> tuple[float, int]:
+    """Initialise an AIDE database for the server's roots, then time one `aide --check`."""
+    db = work / "aide.db"
+    conf = work / "aide.conf"
+    lines = [
+        f"database_in=file:{db}",
+        f"database_out=file:{work / 'aide.db.new'}",
+        "report_url=stdout",
+        "Full = p+i+n+u+g+s+m+c+sha256",
+        *(f"{rootfs / r} Full" for r in AIDE_ROOTS),
+    ]
+    conf.write_text("\n".join(lines) + "\n")
+    subprocess.run(["aide", "--init", "-c", str(conf)], check=True, capture_output=True)
+    (work / "aide.db.new").rename(db)
+    started = time.monotonic()
+    out = subprocess.run(["aide", "--check", "-c", str(conf)], capture_output=True, text=True)
+    took = time.monotonic() - started
+    entries = sum(1 for _ in rootfs.joinpath("etc").rglob("*")) + sum(
+        1 for _ in rootfs.joinpath("usr").rglob("*")
+    )
+    if out.returncode not in (0, 1, 2, 3, 4, 5, 6, 7):
+        raise SystemExit(f"aide --check failed: {out.stderr}")
+    return took, entries
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--sizes", type=int, nargs="+", default=[1, 10, 30])
+    parser.add_argument("--image", default="web")
+    args = parser.parse_args()
+    ws = Workspace.open(REPO / "phoenix.toml")
+    lxd = LXD()
+    key, _ = keys.ensure(ws.home)
+    with Store.open(ws.home) as store:
+        image = Registry(store).latest(args.image)
+    if image is None or not image.baseline:
+        raise SystemExit(f"bake {args.image} first: .venv/bin/phoenix image bake {args.image}")
+    baseline = Facts.from_dict(image.baseline)
+    rules = Rules.with_extra(ws.config.drift.ignore)
+    names = [f"bench-drift-{i}" for i in range(max(args.sizes))]
+    try:
+        with ThreadPoolExecutor(max_workers=6) as pool:
+            targets = list(pool.map(lambda n: labmod.launch_server(lxd, n, image.tag, key), names))
+        print(f"{len(targets)} servers from {image.tag} up", flush=True)
+        with tempfile.TemporaryDirectory() as work:
+            rootfs = Path(
+                f"/var/lib/lxd/storage-pools/{ws.config.lab.pool}/containers/{names[0]}/rootfs"
+            )
+            aide, entries = aide_check(rootfs, Path(work))
+        print(
+            f"AIDE --check of {names[0]} ({'/'.join(AIDE_ROOTS)}, ~{entries} entries): {aide:.2f} s"
+        )
+        for size in args.sizes:
+            chosen = targets[:size]
+
+            def one(t: hosts.Target) -> object:
+                return scan_server(t, baseline, rules, key.private_path, ws.config.drift.roots,
+                                   120, image.tag)  # fmt: skip
+
+            started = time.monotonic()
+            with ThreadPoolExecutor(max_workers=ws.config.drift.parallel) as pool:
+                scans = list(pool.map(one, chosen))
+            took = time.monotonic() - started
+            files = sum(s.files for s in scans)  # type: ignore[attr-defined]
+            bad = [s for s in scans if s.status != "clean"]  # type: ignore[attr-defined]
+            per_server = took / size
+            print(
+                f"{size:2d} servers: {took:6.2f} s, {size / took:5.2f} servers/s, "
+                f"{files / took:8.0f} files/s, {per_server:.2f} s per server, "
+                f"ratio to AIDE {per_server / aide:.2f}"
+                + (f", {len(bad)} not clean" if bad else ""),
+                flush=True,
+            )
+    finally:
+        for name in names:
+            lxd.delete(name)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,130 @@
+r"""All the facts in one round trip: one `sh` script of sections, and the splitting of its output.
+
+Each fact module has its command (or `sh` script); here every one of them becomes a shell function,
+a section, and the script runs them all, in order, whatever each one's exit code. It needs what the
+commands need and nothing more: POSIX sh, GNU find and coreutils, dpkg, systemd, getent, iproute2.
+
+The files section comes first and is streamed as it is written (it frames itself with NULs, see
+`files`). It runs in a subshell, so that its `exit` ends only itself, and its marker, NUL-framed,
+follows it: `\0#section files RC\0`. Every other section is captured first (its output then holds
+no NUL: the shell drops them, and with them any a crontab or a key file might hold), so its marker
+comes first, with its exit code, then its output, then a NUL:
+
+    f 644 0 0 1523 1795868875.75 1795868875.75 2244916\0root\0root\0/etc/passwd\0\0#sha256\0
+    2d711642b726b04401627ca9fbac32f5c8530fb1903cc4db02258717921a4881  /etc/passwd\0#end 0 0\0
+    \0#section files 0\0
+    #section packages 0\0adduser\t3.134\tall\tii \nbash\t5.2.15-2+b13\tamd64\tii \0
+    #section services 0\0ssh.service enabled enabled\n--\n...\0
+    ...
+    #section ports 127\0\0
+    #section sysctl 0\0net.ipv4.ip_forward = 0\nkernel.randomize_va_space = 2\0
+
+`split()` reads this from its end, where the layout is fixed, so no path or link target in the
+files section can pass for a marker. On stderr, each section is introduced by `\0#section NAME\0`,
+so that an error names the right section.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+from dataclasses import dataclass
+
+from phoenix.facts import cron, files, packages, ports, services, ssh_keys, sysctl, users
+
+MARK = "#section"
+# name -> shell code of the section; the order of the script
+SECTIONS: dict[str, str] = {
+    "files": files.SCRIPT,
+    "packages": packages.COMMAND,
+    "services": services.SCRIPT,
+    "users": users.COMMAND,
+    "groups": users.GROUPS_COMMAND,
+    "ssh_keys": ssh_keys.SCRIPT,
+    "cron": cron.SCRIPT,
+    "timers": cron.TIMERS_COMMAND,
+    "ports": ports.COMMAND,
+    "sysctl": sysctl.SCRIPT,
+}
+FIRST = "files"  # streamed; every other section is captured
+CAPTURED = tuple(name for name in SECTIONS if name != FIRST)
+
+
+def _function(name: str, code: str) -> str:
+    return f"phoenix_{name}() {{\n{code.rstrip()}\n}}\n"
+
+
+SCRIPT = (
+    "export LC_ALL=C\n"
+    + "".join(_function(name, code) for name, code in SECTIONS.items())
+    + f"""\
+printf '\\0{MARK} %s\\0' {FIRST} >&2
+(phoenix_{FIRST} "$@"); rc=$?
+printf '\\0{MARK} %s %s\\0' {FIRST} "$rc"
+for s in {" ".join(CAPTURED)}; do
+  printf '\\0{MARK} %s\\0' "$s" >&2
+  out=$(phoenix_$s); rc=$?
+  printf '{MARK} %s %s\\0%s\\0' "$s" "$rc" "$out"
+done
+"""
+)
+COMMAND = f"sh -c {shlex.quote(SCRIPT)} phoenix-facts"
+LABEL = "phoenix-facts ROOTS (find, dpkg-query, systemctl, getent, ss, ...)"
+
+
+@dataclass(frozen=True)
+class Section:
+    """One section of the script's run: what it printed, its exit code, what it wrote on stderr."""
+
+    name: str
+    rc: int
+    stdout: str
+    stderr: str
+
+
+def split(stdout: str, stderr: str = "") -> dict[str, Section]:
+    """Every section of the script's output, by name; raise ValueError if one is missing."""
+    fields = stdout.split("\0")
+    if fields[-1] != "":
+        raise ValueError("the output does not end with a NUL: it was cut short")
+    fields.pop()
+    found: dict[str, tuple[int, str]] = {}
+    for name in reversed(CAPTURED):
+        if len(fields) < 2:
+            raise ValueError(f"no {name} section: the output ended early")
+        text = fields.pop()
+        found[name] = (_marker(fields.pop(), name), text)
+    if not fields:
+        raise ValueError(f"no {FIRST} section: the output ended early")
+    found[FIRST] = (_marker(fields.pop(), FIRST), "\0".join(fields))
+    errors = split_stderr(stderr)
+    return {
+        name: Section(name, found[name][0], found[name][1], errors.get(name, ""))
+        for name in SECTIONS
+    }
+
+
+def split_stderr(stderr: str) -> dict[str, str]:
+    """What each section wrote on stderr, by name; anything before the first marker is left out."""
+    found: dict[str, list[str]] = {}
+    current: list[str] = []
+    for field in stderr.split("\0"):
+        head, _, name = field.partition(" ")
+        if head == MARK and name in SECTIONS:
+            current = found.setdefault(name, [])
+        else:
+            current.append(field)
+    return {name: "".join(parts) for name, parts in found.items()}
+
+
+def without_markers(stderr: str) -> str:
+    """stderr as the tools wrote it, for a message about the whole script."""
+    return "".join(f for f in stderr.split("\0") if f.partition(" ")[0] != MARK)
+
+
+def _marker(field: str, name: str) -> int:
+    """The exit code in the marker of section `name`."""
+    match = re.fullmatch(rf"{MARK} (\w+) (\d+)", field)
+    if match is None or match.group(1) != name:
+        raise ValueError(f"expected the marker of the {name} section, found {field[:80]!r}")
+    return int(match.group(2))

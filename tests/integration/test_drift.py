@@ -1,0 +1,225 @@
+"""Drift against real servers: a corpus of snowflakes, each on a fresh server, each found."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import urllib.request
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from phoenix import hosts
+from phoenix import lab as labmod
+from phoenix.drift import Rules
+from phoenix.facts import Facts
+from phoenix.images import Registry
+from phoenix.scan import ServerScan, scan_server
+from phoenix.state import Store
+from tests.integration.conftest import REPO, Lab, unique
+
+pytestmark = pytest.mark.integration
+
+INTRUDER = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIIntruderKeyIntruderKeyIntruderKeyAbCd intruder"
+SAME_SIZE_AND_MTIME = (
+    "f=/usr/bin/dir; t=$(stat -c %Y $f); s=$(stat -c %s $f);"
+    " printf X | dd of=$f bs=1 seek=4096 conv=notrunc status=none; touch -d @$t $f;"
+    ' test "$(stat -c %s $f)" = "$s"'
+)
+# (what a person did by hand, the finding kind and subject phoenix must report)
+CORPUS = [
+    (
+        "echo 'worker_rlimit_nofile 1;' >> /etc/nginx/nginx.conf",
+        "file.modified",
+        "/etc/nginx/nginx.conf",
+    ),
+    ("rm /etc/nginx/mime.types", "file.removed", "/etc/nginx/mime.types"),
+    ("chmod 0666 /etc/passwd", "file.mode", "/etc/passwd"),
+    ("chown nobody /etc/issue", "file.owner", "/etc/issue"),
+    ("chmod u+s /usr/bin/find", "setuid.added", "/usr/bin/find"),
+    ("dpkg -r nginx-light", "package.removed", "nginx-light"),
+    ("dpkg -i /tmp/snowpkg.deb", "package.added", "snowpkg"),
+    ("systemctl disable nginx", "service.disabled", "nginx.service"),
+    ("systemctl mask nginx", "service.disabled", "nginx.service"),
+    ("useradd -m snowuser", "user.added", "snowuser"),
+    (f"echo '{INTRUDER}' >> /root/.ssh/authorized_keys", "ssh_key.added", "root"),
+    ("echo '* * * * * root /bin/true' > /etc/cron.d/snow", "cron.added", "/etc/cron.d/snow"),
+    (
+        "mkdir -p /var/spool/cron/crontabs && echo '* * * * * /bin/true' >"
+        " /var/spool/cron/crontabs/root && chmod 600 /var/spool/cron/crontabs/root",
+        "file.added",
+        "/var/spool/cron/crontabs/root",
+    ),
+    (SAME_SIZE_AND_MTIME, "binary.modified", "/usr/bin/dir"),
+    ("/usr/sbin/sshd -p 2222", "port.opened", "tcp/0.0.0.0:2222"),
+    ("ln -sfn /tmp/evil /etc/alternatives/awk", "file.modified", "/etc/alternatives/awk"),
+]
+
+
+class Image:
+    def __init__(self, lab: Lab, tag: str, baseline: Facts) -> None:
+        self.lab, self.tag, self.baseline = lab, tag, baseline
+        self.roots = lab.workspace.config.drift.roots
+        self.rules = Rules.with_extra(lab.workspace.config.drift.ignore)
+
+    def launch(self) -> hosts.Target:
+        return labmod.launch_server(self.lab.lxd, unique("t-drift"), self.tag, self.lab.key)
+
+    def scan(self, target: hosts.Target) -> ServerScan:
+        return scan_server(
+            target, self.baseline, self.rules, self.lab.key.private_path, self.roots, 60, self.tag
+        )
+
+    def run(self, target: hosts.Target, command: str) -> None:
+        with hosts.connect(target, self.lab.key.private_path) as session:
+            result = session.run(command)
+        assert result.rc == 0, f"{command}: {result.stderr}"
+
+
+@pytest.fixture(scope="module")
+def image(lab: Lab) -> Image:
+    run = lab.phoenix("image", "bake", "web", "--json")
+    assert run.rc == 0, run.stderr
+    tag = str(run.json()["tag"])  # type: ignore[index]
+    record = Registry(Store.open(lab.home)).get(tag)
+    assert record.baseline
+    return Image(lab, tag, Facts.from_dict(record.baseline))
+
+
+@pytest.fixture
+def servers(lab: Lab) -> Iterator[list[hosts.Target]]:
+    made: list[hosts.Target] = []
+    yield made
+    for target in made:
+        lab.lxd.delete(target.name)
+
+
+def snowpkg(tmp: Path) -> bytes:
+    root = tmp / "snowpkg"
+    (root / "DEBIAN").mkdir(parents=True)
+    (root / "DEBIAN" / "control").write_text(
+        "Package: snowpkg\nVersion: 1.0\nArchitecture: all\nMaintainer: ops <ops@example.org>\n"
+        "Description: installed by hand\n"
+    )
+    (root / "opt" / "snow").mkdir(parents=True)
+    (root / "opt" / "snow" / "flake").write_text("hand-made\n")
+    subprocess.run(["dpkg-deb", "--build", str(root), str(tmp / "snowpkg.deb")], check=True,
+                   capture_output=True)  # fmt: skip
+    return (tmp / "snowpkg.deb").read_bytes()
+
+
+def test_pristine_server_is_clean(image: Image, servers: list[hosts.Target]) -> None:
+    target = image.launch()
+    servers.append(target)
+    scanned = image.scan(target)
+    assert scanned.status == "clean", scanned.findings
+
+
+def test_lived_in_server_is_clean(image: Image, servers: list[hosts.Target]) -> None:
+    target = image.launch()
+    servers.append(target)
+    image.run(target, "systemctl restart nginx ssh")  # restarted services
+    for _ in range(20):  # served traffic
+        with urllib.request.urlopen(f"http://{target.address}/", timeout=5) as response:
+            assert response.status == 200
+    image.lab.lxd.stop(target.name, timeout=30)  # reboot
+    image.lab.lxd.client.instances.get(target.name).start(wait=True)
+    address = image.lab.lxd.wait_address(target.name, 60)
+    hosts.wait_port(address, 22, 60)
+    rebooted = hosts.Target(target.name, address, target.host_key)
+    image.run(rebooted, "dhclient -r eth0 2>/dev/null; dhclient eth0; true")  # lease renewed
+    address = image.lab.lxd.wait_address(target.name, 60)
+    rebooted = hosts.Target(target.name, address, target.host_key)
+    scanned = image.scan(rebooted)
+    assert scanned.status == "clean", scanned.findings
+
+
+def test_every_snowflake_in_the_corpus_is_found(
+    image: Image, servers: list[hosts.Target], tmp_path: Path
+) -> None:
+    package = snowpkg(tmp_path)
+
+    def one(case: tuple[str, str, str]) -> tuple[tuple[str, str, str], ServerScan]:
+        command, _, _ = case
+        target = image.launch()
+        servers.append(target)
+        if "snowpkg" in command:
+            image.lab.lxd.client.instances.get(target.name).files.put("/tmp/snowpkg.deb", package)
+        image.run(target, command)
+        return case, image.scan(target)
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        results = list(pool.map(one, CORPUS))
+    missed = []
+    for (command, kind, subject), scanned in results:
+        found = {(f.kind, f.subject) for f in scanned.findings}
+        if scanned.status != "drifted" or (kind, subject) not in found:
+            missed.append((command, kind, subject, scanned.status, sorted(found)[:8]))
+    assert not missed, json.dumps(missed, indent=1)
+
+
+def test_secrets_are_never_shown(image: Image, servers: list[hosts.Target]) -> None:
+    target = image.launch()
+    servers.append(target)
+    image.run(target, "echo 'root:$6$secret-hash:1:0:99999:7:::' >> /etc/shadow")
+    scanned = image.scan(target)
+    shadow = [f for f in scanned.findings if f.subject == "/etc/shadow"]
+    assert shadow and all("secret-hash" not in str(f.after) for f in shadow)
+
+
+def test_unreachable_and_untrusted_servers(image: Image, servers: list[hosts.Target]) -> None:
+    target = image.launch()
+    other = image.launch()
+    servers += [target, other]
+    forged = hosts.Target(target.name, target.address, other.host_key)
+    assert image.scan(forged).status == "untrusted"
+    nowhere = hosts.Target("gone", "10.213.0.254", target.host_key)
+    gone = image.scan(nowhere)
+    assert gone.status == "unreachable" and gone.error
+
+
+def test_cli_on_a_fleet(lab: Lab, tmp_path: Path) -> None:
+    shutil.copytree(REPO / "images", tmp_path / "images")
+    shutil.copytree(REPO / "infra", tmp_path / "infra")
+    (tmp_path / "phoenix.toml").write_text(
+        '[images.web]\n[fleets.drifty]\nimage = "web"\nsize = 2\nlisten_port = 18282\n'
+    )
+    fleet = Lab(lab.home, {**lab.env, "PHOENIX_CONFIG": str(tmp_path / "phoenix.toml")}, lab.lxd)
+    assert fleet.phoenix("image", "bake", "web").rc == 0
+    deployed = fleet.phoenix("deploy", "drifty")
+    assert deployed.rc == 0, deployed.stderr
+    try:
+        clean = fleet.phoenix("drift", "drifty", "--json")
+        assert clean.rc == 0, clean.stdout
+        servers = clean.json()["servers"]  # type: ignore[index]
+        assert {s["status"] for s in servers} == {"clean"}
+        first = servers[0]
+        status = fleet.phoenix("status", "drifty", "--json").json()
+        one = next(s for s in status["servers"] if s["name"] == first["name"])  # type: ignore[index]
+        key = lab.lxd.host_key(first["name"])
+        with hosts.connect(
+            hosts.Target(first["name"], one["address"], key), lab.key.private_path
+        ) as s:
+            s.run("echo hotfix >> /etc/nginx/nginx.conf")
+        junit, html = tmp_path / "drift.xml", tmp_path / "drift.html"
+        drifted = fleet.phoenix(
+            "drift", "drifty", "--json", "--junit", str(junit), "--html", str(html)
+        )
+        assert drifted.rc == 1
+        by_name = {s["name"]: s for s in drifted.json()["servers"]}  # type: ignore[index]
+        assert by_name[first["name"]]["status"] == "drifted"
+        assert by_name[first["name"]]["findings"][0]["subject"] == "/etc/nginx/nginx.conf"
+        assert 'failures="1"' in junit.read_text() and first["name"] in html.read_text()
+        assert fleet.phoenix("drift", "drifty", "--fail-on", "high").rc == 0
+        lab.lxd.stop(servers[1]["name"], force=True)
+        partial = fleet.phoenix("drift", "drifty", "--json")
+        assert partial.rc == 2
+        states = {s["name"]: s["status"] for s in partial.json()["servers"]}  # type: ignore[index]
+        assert states == {first["name"]: "drifted", servers[1]["name"]: "unreachable"}
+        rules = fleet.phoenix("drift", "rules")
+        assert rules.rc == 0 and "/etc/machine-id" in rules.stdout
+    finally:
+        fleet.phoenix("destroy", "drifty", "--yes")

@@ -1,0 +1,149 @@
+"""The one-round-trip script: its sections, split out of recorded, hand-made and local outputs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from phoenix.facts import cron, files, ports, script, ssh_keys, sysctl, users
+from tests.unit.facts.fakes import (
+    EMPTY_SECTIONS,
+    LocalRunner,
+    cases,
+    expected,
+    output,
+    script_output,
+    script_stderr,
+)
+
+AREAS = {  # section -> the recording of its own command, for the same server
+    "users": "users",
+    "groups": "groups",
+    "ssh_keys": "ssh_keys",
+    "cron": "cron",
+    "timers": "timers",
+    "ports": "ports",
+    "sysctl": "sysctl",
+}
+
+
+def test_sections_are_in_the_order_gather_expects() -> None:
+    assert list(script.SECTIONS) == list(EMPTY_SECTIONS)
+    assert script.SECTIONS["ports"] == ports.COMMAND
+    assert script.SECTIONS["users"] == users.COMMAND
+    assert script.SECTIONS["timers"] == cron.TIMERS_COMMAND
+
+
+@pytest.mark.parametrize("case", cases("script"))
+def test_recorded_run_splits_into_what_each_command_printed_alone(case: str) -> None:
+    want = expected(f"script/{case}.json")
+    sections = script.split(output(f"script/{case}.out"), want["stderr"])
+    assert {name: s.rc for name, s in sections.items()} == want["codes"]
+    for name, area in AREAS.items():
+        alone = output(f"{area}/{case}.out")
+        # a section is captured by $(...), which drops the trailing newlines
+        assert sections[name].stdout == alone.rstrip("\n"), name
+
+
+def test_recorded_run_keeps_the_files_section_byte_for_byte() -> None:
+    sections = script.split(output("script/bookworm-minbase.out"))
+    assert sections["files"].stdout == output("files/bookworm-etc.out")
+    assert sections["packages"].stdout + "\n" == output("packages/bookworm-minbase.out")
+    assert sections["services"].stdout + "\n" == output("services/bookworm-minbase.out")
+
+
+def test_recorded_stderr_goes_to_the_section_that_wrote_it() -> None:
+    want = expected("script/bookworm-minbase.json")
+    sections = script.split(output("script/bookworm-minbase.out"), want["stderr"])
+    assert "autovt@.service" in sections["services"].stderr
+    assert all(not s.stderr for name, s in sections.items() if name != "services")
+
+
+def test_hand_made_sections_with_their_codes() -> None:
+    stdout = script_output(
+        files=(3, ""),
+        packages=(127, ""),
+        users=(0, "root:x:0:0:root:/root:/bin/sh"),
+        ports=(127, ""),
+    )
+    stderr = script_stderr(
+        files="phoenix needs GNU find\n", packages="sh: 1: dpkg-query: not found\n"
+    )
+    sections = script.split(stdout, "banner before any marker\n" + stderr)
+    assert (sections["files"].rc, sections["files"].stdout) == (3, "")
+    assert sections["files"].stderr == "phoenix needs GNU find\n"
+    assert (sections["packages"].rc, sections["packages"].stderr) == (
+        127,
+        "sh: 1: dpkg-query: not found\n",
+    )
+    assert sections["users"].stdout == "root:x:0:0:root:/root:/bin/sh"
+    assert sections["ports"].rc == 127 and sections["sysctl"].rc == 0
+
+
+def test_a_link_target_that_looks_like_a_marker_stays_in_the_files_section() -> None:
+    record = "l 777 0 0 16 1.0 2.0 9\0root\0root\0/etc/l\0#section files 0\0"
+    files_text = record + "#sha256\0#end 0 0\0"
+    sections = script.split(script_output(files=(0, files_text)))
+    assert sections["files"].stdout == files_text
+    assert files.parse(sections["files"].stdout).files["/etc/l"].target == "#section files 0"
+
+
+def test_a_files_section_cut_short_still_splits() -> None:
+    sections = script.split(script_output(files=(143, "f 644 0 0 3 1.0 2.0 7\0ro")))
+    assert (sections["files"].rc, sections["files"].stdout) == (143, "f 644 0 0 3 1.0 2.0 7\0ro")
+
+
+MALFORMED: list[tuple[str, str]] = [
+    ("empty", ""),
+    ("no final NUL", script_output()[:-1]),
+    ("the last section missing", script_output().rsplit("#section sysctl", 1)[0]),
+    ("only the files section", "#sha256\0#end 0 0\0\0#section files 0\0"),
+    (
+        "a code that is not a number",
+        script_output().replace("#section ports 0", "#section ports x"),
+    ),
+    ("sections swapped", script_output().replace("section ports", "section timerz")),
+    ("a NUL inside a section", script_output(cron=(0, "/etc/crontab\0=x"))),
+]
+
+
+@pytest.mark.parametrize("text", [c[1] for c in MALFORMED], ids=[c[0] for c in MALFORMED])
+def test_malformed_output_is_a_value_error(text: str) -> None:
+    with pytest.raises(ValueError):
+        script.split(text)
+
+
+# -- the script itself, run on this machine (dash, GNU tools, like the servers) -------------
+
+
+def test_script_on_this_machine_agrees_with_each_command_run_alone(tmp_path: Path) -> None:
+    (tmp_path / "a").write_text("a\n")
+    result = LocalRunner().run(script.COMMAND, str(tmp_path), "/phoenix-no-such-root")
+    assert result.rc == 0, result.stderr
+    sections = script.split(result.stdout, result.stderr)
+    assert sections["files"].rc == 0
+    assert files.parse(sections["files"].stdout).files == files.gather(
+        LocalRunner(), [str(tmp_path)]
+    )
+    for name, command, parse in [
+        ("users", users.COMMAND, users.parse),
+        ("groups", users.GROUPS_COMMAND, users.parse_groups),
+        ("ssh_keys", ssh_keys.COMMAND, ssh_keys.parse),
+        ("cron", cron.COMMAND, cron.parse),
+        ("sysctl", sysctl.COMMAND, sysctl.parse),
+    ]:
+        assert sections[name].rc == 0, (name, sections[name].stderr)
+        assert parse(sections[name].stdout) == parse(LocalRunner().run(command).stdout), name
+
+
+def test_script_without_any_tool_still_reports_every_section(tmp_path: Path) -> None:
+    """With an empty PATH only the shell's builtins work: each section fails on its own."""
+    result = LocalRunner().run(f"env PATH={tmp_path} /bin/{script.COMMAND}", "/etc")
+    assert result.rc == 0, result.stderr
+    sections = script.split(result.stdout, result.stderr)
+    assert sections["files"].rc == 3 and "GNU find" in sections["files"].stderr
+    for name in ("packages", "services", "users", "groups", "timers", "ports"):
+        assert sections[name].rc == 127, name
+        assert "not found" in sections[name].stderr, name
+    assert (sections["sysctl"].rc, sections["sysctl"].stdout) == (0, "")
