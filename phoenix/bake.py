@@ -12,15 +12,14 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from phoenix import facts, health, hosts, keys, lab, packer
+from phoenix import events, facts, health, hosts, keys, lab, packer
 from phoenix.config import ImageConfig
 from phoenix.errors import BakeError, ConfigError, PhoenixError
-from phoenix.events import Emit, Outcome, StepFinished, StepOutput, StepStarted, discard
+from phoenix.events import Emit, StepOutput, discard
 from phoenix.images import ImageRecord, Registry
 from phoenix.lock import fleet_lock
 from phoenix.lxd import LXD
@@ -162,11 +161,11 @@ class Baker:
                 profile=lab.BUILD_PROFILE,
             )  # fmt: skip
             variables = self._variables(template, tag, parent_alias)
-            with self._step("packer", f"packer build {tag}", seconds):
+            with events.step(self.emit, "packer", f"packer build {tag}", seconds):
                 built = packer.build(
                     composed, variables, log, lambda ln: self.emit(StepOutput("packer", ln))
                 )
-            with self._step("smoke", f"smoke boot of {tag}", seconds):
+            with events.step(self.emit, "smoke", f"smoke boot of {tag}", seconds):
                 baseline = self._smoke(smoke, tag, cfg)
             image = self.registry.ready(tag, str(built.artifact_id), packer.version(), baseline)
         except BaseException as exc:
@@ -236,28 +235,6 @@ class Baker:
                 hint=f"run: phoenix image bake {cfg.parent}",
             )
         return parent.tag, parent.tag
-
-    def _step(self, key: str, title: str, seconds: dict[str, float]) -> _Step:
-        return _Step(self.emit, key, title, seconds)
-
-
-class _Step:
-    """Emit StepStarted/StepFinished around a block, and note how long it took."""
-
-    def __init__(self, emit: Emit, key: str, title: str, seconds: dict[str, float]) -> None:
-        self.emit, self.key, self.title, self.seconds = emit, key, title, seconds
-        self.started = 0.0
-
-    def __enter__(self) -> None:
-        self.started = time.monotonic()
-        self.emit(StepStarted(self.key, self.title))
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: object, tb: object) -> None:
-        took = time.monotonic() - self.started
-        self.seconds[self.key] = took
-        outcome = Outcome.FAILED if exc_type else Outcome.DONE
-        detail = _reason(exc) if isinstance(exc, BaseException) else ""
-        self.emit(StepFinished(self.key, outcome, detail.splitlines()[0] if detail else "", took))
 
 
 def _reason(exc: BaseException) -> str:

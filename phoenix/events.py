@@ -6,7 +6,9 @@ The core never prints. A long operation takes an `emit` callable and calls it wi
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -46,3 +48,31 @@ Emit = Callable[[Event], None]
 
 def discard(event: Event) -> None:
     """A listener that ignores every event."""
+
+
+@contextmanager
+def step(
+    emit: Emit, key: str, title: str, seconds: dict[str, float] | None = None
+) -> Iterator[None]:
+    """Emit StepStarted and StepFinished around a block; note its duration in `seconds`."""
+    started = time.monotonic()
+    emit(StepStarted(key, title))
+    try:
+        yield
+    except BaseException as exc:
+        took = time.monotonic() - started
+        if seconds is not None:
+            seconds[key] = took
+        emit(StepFinished(key, Outcome.FAILED, _first_line(exc), took))
+        raise
+    took = time.monotonic() - started
+    if seconds is not None:
+        seconds[key] = took
+    emit(StepFinished(key, Outcome.DONE, "", took))
+
+
+def _first_line(exc: BaseException) -> str:
+    if isinstance(exc, KeyboardInterrupt):
+        return "interrupted"
+    text = str(getattr(exc, "message", "") or exc or type(exc).__name__)
+    return text.splitlines()[0] if text else ""

@@ -91,7 +91,7 @@ class Records:
         if live:
             sql += " AND status IN (%s)" % ",".join("?" * len(LIVE))  # noqa: UP031
         params = (fleet, *LIVE) if live else (fleet,)
-        return [_server(r) for r in self._rows(sql + " ORDER BY generation, name", params)]
+        return [_server(r) for r in self.store.rows(sql + " ORDER BY generation, name", params)]
 
     def add_servers(self, fleet: str, generation: int, image_tag: str, names: list[str]) -> None:
         with self.store.transaction() as db:
@@ -121,7 +121,9 @@ class Records:
 
     def runs(self, fleet: str | None = None, limit: int = 50) -> list[RunRecord]:
         sql = "SELECT * FROM runs" + (" WHERE fleet = ?" if fleet else "")
-        rows = self._rows(sql + " ORDER BY id DESC LIMIT ?", (fleet, limit) if fleet else (limit,))
+        rows = self.store.rows(
+            sql + " ORDER BY id DESC LIMIT ?", (fleet, limit) if fleet else (limit,)
+        )
         return [_run(r) for r in rows]
 
     def unfinished(self, fleet: str) -> list[RunRecord]:
@@ -132,14 +134,9 @@ class Records:
             db.execute("UPDATE runs SET detail_json = ? WHERE id = ?", (json.dumps(detail), run_id))
 
     def events(self, run_id: int) -> list[dict[str, Any]]:
-        return self._rows(
+        return self.store.rows(
             "SELECT at, step, kind, detail FROM events WHERE run_id = ? ORDER BY id", (run_id,)
         )
-
-    def _rows(self, sql: str, params: tuple[Any, ...]) -> list[dict[str, Any]]:
-        cursor = self.store.connection.execute(sql, params)
-        names = [d[0] for d in cursor.description]
-        return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
 
 
 def _server(row: dict[str, Any]) -> ServerRecord:

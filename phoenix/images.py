@@ -55,11 +55,11 @@ class Registry:
 
     def all(self, name: str | None = None) -> list[ImageRecord]:
         sql = "SELECT * FROM images" + (" WHERE name = ?" if name else "")
-        rows = self._query(sql + " ORDER BY name, version", (name,) if name else ())
+        rows = self.store.rows(sql + " ORDER BY name, version", (name,) if name else ())
         return [_record(r) for r in rows]
 
     def get(self, tag: str) -> ImageRecord:
-        rows = self._query("SELECT * FROM images WHERE tag = ?", (tag,))
+        rows = self.store.rows("SELECT * FROM images WHERE tag = ?", (tag,))
         if not rows:
             known = ", ".join(r.tag for r in self.all()) or "none yet"
             raise ConfigError(f"no image {tag}", hint=f"known images: {known}")
@@ -121,7 +121,7 @@ class Registry:
 
     def servers_using(self) -> dict[str, int]:
         """How many live servers run each image tag."""
-        rows = self._query(
+        rows = self.store.rows(
             "SELECT image_tag, COUNT(*) AS n FROM servers WHERE removed_at IS NULL"
             " GROUP BY image_tag",
             (),
@@ -155,11 +155,6 @@ class Registry:
         assignments = ", ".join(f"{column} = ?" for column in columns)
         with self.store.transaction() as db:
             db.execute(f"UPDATE images SET {assignments} WHERE tag = ?", (*columns.values(), tag))
-
-    def _query(self, sql: str, params: tuple[Any, ...]) -> list[dict[str, Any]]:
-        cursor = self.store.connection.execute(sql, params)
-        names = [d[0] for d in cursor.description]
-        return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
 
 
 def _record(row: dict[str, Any]) -> ImageRecord:

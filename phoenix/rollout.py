@@ -18,7 +18,7 @@ from typing import Any, Protocol
 from phoenix import health, hosts, keys
 from phoenix.config import FleetConfig, HealthCheck
 from phoenix.errors import ConfigError, PhoenixError, Refused
-from phoenix.events import Emit, Outcome, StepFinished, StepOutput, StepStarted, discard
+from phoenix.events import Emit, StepOutput, discard, step
 from phoenix.fleets import Records, RunRecord, ServerRecord, ServerStatus
 from phoenix.images import ImageRecord, Registry, Status
 from phoenix.infra import ServerSpec, ServerState
@@ -270,14 +270,14 @@ class Fleet:
                 index += batch.add
                 self._event(run_id, f"batch {number}", f"create {', '.join(names)}")
                 self.records.add_servers(self.name, generation, plan.image, names)
-                self._apply(exclude=leaving)
+                self._apply(run_id, exclude=leaving)
                 self.records.set_status(leaving, ServerStatus.REMOVED)
                 removed += leaving
                 self._gate(run_id, names)
                 added += names
                 leaving = self._drain(run_id, batch.remove)
             if leaving:
-                self._apply(exclude=leaving)
+                self._apply(run_id, exclude=leaving)
                 self.records.set_status(leaving, ServerStatus.REMOVED)
                 removed += leaving
         except PhoenixError as exc:
@@ -329,7 +329,7 @@ class Fleet:
             self._event(run_id, "drain", f"{', '.join(olds)} out of rotation")
         return olds
 
-    def _apply(self, exclude: Sequence[str] = ()) -> None:
+    def _apply(self, run_id: int, exclude: Sequence[str] = ()) -> None:
         """Make Terraform hold exactly the fleet's wanted servers."""
         wanted = {
             s.name: ServerSpec(image=s.image_tag, generation=s.generation)
@@ -339,8 +339,11 @@ class Fleet:
             and s.name not in exclude
         }  # fmt: skip
         key, _ = keys.ensure(self.ws.home)
-        with self._step("terraform", f"terraform apply ({len(wanted)} servers)"):
+        started = time.monotonic()
+        with step(self.emit, "terraform", f"terraform apply ({len(wanted)} servers)"):
             self.infra_states = self.infra.apply(wanted, key.public_line)
+        took = time.monotonic() - started
+        self._event(run_id, "terraform", f"{len(wanted)} servers applied in {took:.1f} s")
 
     def _command_runner(self, name: str) -> Callable[[str], Any] | None:
         if self.health.type != "command":
@@ -382,7 +385,7 @@ class Fleet:
                 run_id, "orphan", f"deleting {orphan}: created but never recorded by Terraform"
             )
             self.provider.delete(orphan)
-        self._apply(exclude=never + leaving)
+        self._apply(run_id, exclude=never + leaving)
         self.records.set_status(never, ServerStatus.FAILED)
         self.records.set_status(leaving, ServerStatus.REMOVED)
         self._ensure_traffic()
@@ -420,7 +423,7 @@ class Fleet:
             for name in live:
                 self.traffic.remove(name)
         self.records.set_status(live, ServerStatus.REMOVING)
-        self._apply(exclude=live)
+        self._apply(run_id, exclude=live)
         self.records.set_status(live, ServerStatus.REMOVED)
         self.traffic.stop()
         self.store.finish_run(run_id, "succeeded")
@@ -431,20 +434,3 @@ class Fleet:
     def _event(self, run_id: int, step: str, detail: str) -> None:
         self.store.record_event(run_id, step, "info", detail)
         self.emit(StepOutput(step, f"{step}: {detail}"))
-
-    def _step(self, key: str, title: str) -> _Step:
-        return _Step(self.emit, key, title)
-
-
-class _Step:
-    def __init__(self, emit: Emit, key: str, title: str) -> None:
-        self.emit, self.key, self.title, self.started = emit, key, title, 0.0
-
-    def __enter__(self) -> None:
-        self.started = time.monotonic()
-        self.emit(StepStarted(self.key, self.title))
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: object, tb: object) -> None:
-        outcome = Outcome.FAILED if exc_type else Outcome.DONE
-        detail = exc.message if isinstance(exc, PhoenixError) else ""
-        self.emit(StepFinished(self.key, outcome, detail, time.monotonic() - self.started))

@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
-from typing import Self
+from typing import Any, Self
 
 from phoenix.errors import StateError
 
@@ -187,6 +187,12 @@ class Store:
     def connection(self) -> sqlite3.Connection:
         """The SQLite connection, for queries; write only inside `transaction()`."""
         return self._conn
+
+    def rows(self, sql: str, params: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
+        """A query's rows as dicts keyed by column name."""
+        cursor = self._conn.execute(sql, params)
+        names = [d[0] for d in cursor.description]
+        return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:

@@ -285,3 +285,20 @@ def test_only_and_older_than_select(world: World) -> None:
     only = fleet.plan("rebuild", Options(only=("web-g1-2",)))
     assert [b.remove for b in only.batches] == [["web-g1-2"]]
     assert fleet.plan("rebuild", Options(older_than="1h")).empty
+
+
+def test_ctrl_c_mid_rebuild_leaves_nothing_half_done(world: World) -> None:
+    deploy(world)
+    fleet = world.fleet()
+
+    def interrupt(name: str) -> None:
+        raise KeyboardInterrupt
+
+    world.traffic.drain = interrupt  # type: ignore[method-assign]
+    with pytest.raises(KeyboardInterrupt):
+        fleet.execute(fleet.plan("rebuild"))
+    runs = Records(world.store).runs("web")
+    assert runs[0].status == "interrupted"
+    live = Records(world.store).servers("web")
+    assert {s.status for s in live} == {ServerStatus.SERVING}
+    assert set(world.infra.servers) == {s.name for s in live} == set(world.traffic.up)
