@@ -19,14 +19,12 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from phoenix import hosts, keys
+from phoenix import bake, hosts, keys
 from phoenix import lab as labmod
 from phoenix.drift import Rules
 from phoenix.facts import Facts
-from phoenix.images import Registry
 from phoenix.lxd import LXD
 from phoenix.scan import scan_server
-from phoenix.state import Store
 from phoenix.workspace import Workspace
 
 REPO = Path(__file__).resolve().parents[1]
@@ -66,16 +64,17 @@ def main() -> None:
     ws = Workspace.open(REPO / "phoenix.toml")
     lxd = LXD()
     key, _ = keys.ensure(ws.home)
-    with Store.open(ws.home) as store:
-        image = Registry(store).latest(args.image)
-    if image is None or not image.baseline:
-        raise SystemExit(f"bake {args.image} first: .venv/bin/phoenix image bake {args.image}")
+    image = bake.bake_image(ws, args.image).image  # a no-op when the image is up to date
+    if not image.baseline:
+        raise SystemExit(f"{image.tag} has no baseline")
     baseline = Facts.from_dict(image.baseline)
     rules = Rules.with_extra(ws.config.drift.ignore)
     names = [f"bench-drift-{i}" for i in range(max(args.sizes))]
     try:
-        with ThreadPoolExecutor(max_workers=6) as pool:
-            targets = list(pool.map(lambda n: labmod.launch_server(lxd, n, image.tag, key), names))
+        with ThreadPoolExecutor(max_workers=3) as pool:
+            targets = list(
+                pool.map(lambda n: labmod.launch_server(lxd, n, image.tag, key, 240), names)
+            )
         print(f"{len(targets)} servers from {image.tag} up", flush=True)
         with tempfile.TemporaryDirectory() as work:
             rootfs = Path(

@@ -80,32 +80,43 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--sizes", type=int, nargs="+", default=[3, 6, 12])
     parser.add_argument("--batch-fraction", type=int, default=3, help="batches per rebuild")
+    parser.add_argument("--rounds", type=int, default=2, help="best of this many, each side")
     args = parser.parse_args()
     lxd = LXD()
     home = os.environ.get("PHOENIX_HOME") or tempfile.mkdtemp(prefix="phoenix-bench-")
     print(f"state in {home}")
     for size in args.sizes:
         batch = max(1, size // args.batch_fraction)
-        with tempfile.TemporaryDirectory() as tmp:
-            config = Path(tmp) / "phoenix.toml"
-            config.write_text(CONFIG.format(repo=REPO, size=size, batch=batch))
-            env = {**os.environ, "PHOENIX_CONFIG": str(config), "PHOENIX_HOME": home}
-            phoenix(env, "image", "bake", "web")
-            image = _latest_tag(env)
-            phoenix(env, "deploy", "bench")
-            ours = phoenix(env, "rebuild", "bench", "--yes")
-            phoenix(env, "destroy", "bench", "--yes")
-        raw = raw_rebuild(lxd, image, size, batch)
+        ours, raw = [], []
+        for _ in range(args.rounds):
+            ours.append(rebuild_time(home, size, batch))
+            raw.append(raw_rebuild(lxd, _latest_tag(home), size, batch))
         print(
-            f"size {size:2d} batch {batch}: phoenix rebuild {ours:6.1f} s   raw lxc {raw:6.1f} s   "
-            f"ratio {ours / raw:.2f}",
+            f"size {size:2d} batch {batch}: phoenix rebuild {min(ours):6.1f} s   "
+            f"raw lxc {min(raw):6.1f} s   ratio {min(ours) / min(raw):.2f}   "
+            f"(all: phoenix {', '.join(f'{t:.1f}' for t in ours)}; "
+            f"raw {', '.join(f'{t:.1f}' for t in raw)})",
             flush=True,
         )
 
 
-def _latest_tag(env: dict[str, str]) -> str:
+def rebuild_time(home: str, size: int, batch: int) -> float:
+    """Deploy a fleet of `size`, time its rebuild, destroy it."""
+    with tempfile.TemporaryDirectory() as tmp:
+        config = Path(tmp) / "phoenix.toml"
+        config.write_text(CONFIG.format(repo=REPO, size=size, batch=batch))
+        env = {**os.environ, "PHOENIX_CONFIG": str(config), "PHOENIX_HOME": home}
+        phoenix(env, "image", "bake", "web")
+        phoenix(env, "deploy", "bench")
+        took = phoenix(env, "rebuild", "bench", "--yes")
+        phoenix(env, "destroy", "bench", "--yes")
+    return took
+
+
+def _latest_tag(home: str) -> str:
     import json
 
+    env = {**os.environ, "PHOENIX_HOME": home, "PHOENIX_CONFIG": str(REPO / "phoenix.toml")}
     out = subprocess.run(
         [sys.executable, "-m", "phoenix", "image", "list", "web", "--json"],
         env=env, capture_output=True, text=True, check=True,

@@ -26,6 +26,15 @@ from phoenix.lxd import LXD, Instance
 BUILD_PROFILE = "phoenix-build"
 # Publishing an image gzips it by default (10.8 s for a minimal Debian); uncompressed took 1.9 s and
 # launches as fast (LAB.md). No automatic image updates: the lab has no image server to ask.
+# Every container's systemd takes inotify instances and kernel keys; with the defaults (128
+# instances, 200 keys) the ~20th container on a host boots without a working sshd. LXD's
+# production-setup guide gives these values.
+HOST_LIMITS = {
+    "fs.inotify.max_user_instances": 1048576,
+    "fs.inotify.max_user_watches": 1048576,
+    "kernel.keys.maxkeys": 2000,
+    "kernel.keys.maxbytes": 2000000,
+}
 SERVER_CONFIG = {"images.compression_algorithm": "none", "images.auto_update_interval": "0"}
 REQUIRED_COMMANDS = ["lxd", "lxc", "ip6tables", "mkfs.btrfs", "debootstrap", "tar"]
 
@@ -117,6 +126,7 @@ class Lab:
         self.home = home
         self.emit = emit
         self.lxd = lxd or LXD()
+        self.sysctl_root = Path("/proc/sys")
 
     # -- up -----------------------------------------------------------------------------------
 
@@ -124,6 +134,7 @@ class Lab:
         process.require(REQUIRED_COMMANDS)
         steps: list[tuple[str, str, Callable[[], tuple[Outcome, str]]]] = [
             ("daemon", "LXD daemon", self._ensure_daemon),
+            ("limits", "host limits for many containers", self._ensure_limits),
             ("settings", "daemon settings", self._ensure_settings),
             ("pool", f"storage pool {self.cfg.pool}", self._ensure_pool),
             ("network", f"network {self.cfg.network}", self._ensure_network),
@@ -150,6 +161,20 @@ class Lab:
             return Outcome.UNCHANGED, f"running, LXD {self.lxd.server_version()}"
         pid = self.lxd.start(self.home / "logs" / "lxd.log")
         return Outcome.DONE, f"started (pid {pid}), LXD {self.lxd.server_version()}"
+
+    def _ensure_limits(self) -> tuple[Outcome, str]:
+        """Raise (never lower) the kernel limits that a few dozen system containers exhaust."""
+        raised = []
+        for key, wanted in HOST_LIMITS.items():
+            path = self.sysctl_root / key.replace(".", "/")
+            if not path.exists():
+                continue
+            if int(path.read_text().split()[0]) < wanted:
+                path.write_text(f"{wanted}\n")
+                raised.append(f"{key}={wanted}")
+        if not raised:
+            return Outcome.UNCHANGED, "inotify and keyring limits are high enough"
+        return Outcome.DONE, f"raised {', '.join(raised)}"
 
     def _ensure_settings(self) -> tuple[Outcome, str]:
         current = self.lxd.server_config()

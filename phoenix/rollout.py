@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
@@ -321,9 +322,10 @@ class Fleet:
                     run_id, "drain", f"{name} still had sessions after {DRAIN_TIMEOUT:.0f} s"
                 )
             self.traffic.remove(name)
-            # Out of rotation with nothing in flight: stop it now, so that Terraform's destroy
-            # in the next apply does not wait for a graceful shutdown.
-            self.provider.stop(name, force=True)
+        # Out of rotation with nothing in flight: stop them now, all at once, so that Terraform's
+        # destroy in the next apply does not wait for a graceful shutdown of each.
+        with ThreadPoolExecutor(max_workers=max(1, len(olds))) as pool:
+            list(pool.map(lambda name: self.provider.stop(name, force=True), olds))
         self.records.set_status(olds, ServerStatus.REMOVING)
         if olds:
             self._event(run_id, "drain", f"{', '.join(olds)} out of rotation")

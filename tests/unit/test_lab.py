@@ -31,7 +31,14 @@ def base_image() -> Image:
 
 def make_lab(tmp_path: Path, fake: FakeLXD, events: list[Event] | None = None) -> Lab:
     sink = events.append if events is not None else (lambda e: None)
-    return Lab(CFG, tmp_path / "home", emit=sink, lxd=cast(Any, fake))
+    lab = Lab(CFG, tmp_path / "home", emit=sink, lxd=cast(Any, fake))
+    lab.sysctl_root = tmp_path / "sys"
+    for key in labmod.HOST_LIMITS:
+        path = lab.sysctl_root / key.replace(".", "/")
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text("128\n")
+    return lab
 
 
 def test_up_on_nothing_does_every_step_then_nothing(tmp_path: Path) -> None:
@@ -39,7 +46,7 @@ def test_up_on_nothing_does_every_step_then_nothing(tmp_path: Path) -> None:
     events: list[Event] = []
     first = make_lab(tmp_path, fake, events).up()
     assert [r.step for r in first if r.outcome is Outcome.DONE] == [
-        "daemon", "settings", "pool", "network", "build-network", "profiles", "ssh-key",
+        "daemon", "limits", "settings", "pool", "network", "build-network", "profiles", "ssh-key",
     ]  # fmt: skip
     assert fake.pools[CFG.pool]["driver"] == "btrfs"
     assert fake.networks[CFG.network]["ipv4.nat"] == "false"
