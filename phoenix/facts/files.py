@@ -25,7 +25,7 @@ import shlex
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 
-from phoenix.facts.runner import Runner, command_error, unreadable
+from phoenix.facts.runner import Runner, checked, command_error
 from phoenix.process import CommandResult
 
 HASH_MARK = "#sha256"
@@ -98,12 +98,7 @@ def gather(session: Runner, roots: Sequence[str], timeout: float = 120) -> dict[
 
 def read(session: Runner, result: CommandResult) -> dict[str, FileFact]:
     """The files in what the command printed; raise CommandError if it failed."""
-    if result.rc != 0:
-        raise command_error(session, LABEL, result.rc, result.stderr)
-    try:
-        scan = parse(result.stdout)
-    except ValueError as exc:
-        raise unreadable(session, LABEL, exc) from exc
+    scan = checked(session, LABEL, result, parse)
     if scan.find_rc not in FIND_OK:
         raise command_error(session, "find ROOTS -xdev -printf ...", scan.find_rc, result.stderr)
     if scan.hash_rc not in XARGS_OK:

@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass
 
-from phoenix.facts.runner import Runner, command_error, unreadable
+from phoenix.facts.runner import Runner, checked
 from phoenix.process import CommandResult
 
 FORMAT = r"${Package}\t${Version}\t${Architecture}\t${db:Status-Abbrev}\n"
@@ -49,12 +49,7 @@ def gather(session: Runner, timeout: float = 60) -> dict[str, Package]:
 
 def read(session: Runner, result: CommandResult) -> dict[str, Package]:
     """Parse what the command printed; raise CommandError if it failed or is not readable."""
-    if result.rc != 0:
-        raise command_error(session, LABEL, result.rc, result.stderr)
-    try:
-        return parse(result.stdout)
-    except ValueError as exc:
-        raise unreadable(session, LABEL, exc) from exc
+    return checked(session, LABEL, result, parse)
 
 
 def _line(line: str) -> tuple[Package, str]:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Protocol
+from collections.abc import Callable
+from typing import Protocol, TypeVar
 
 from phoenix.errors import CommandError
 from phoenix.process import CommandResult
@@ -37,3 +38,16 @@ def unreadable(session: Runner, label: str, exc: ValueError) -> CommandError:
         f"{server_name(session)}: `{label}` gave output phoenix cannot read: {exc}",
         hint="phoenix gathers facts with GNU find, GNU coreutils, dpkg and systemd",
     )
+
+
+T = TypeVar("T")
+
+
+def checked(session: Runner, label: str, result: CommandResult, parse: Callable[[str], T]) -> T:
+    """`parse` of what a command printed; CommandError if it failed or is unreadable."""
+    if result.rc != 0:
+        raise command_error(session, label, result.rc, result.stderr)
+    try:
+        return parse(result.stdout)
+    except ValueError as exc:
+        raise unreadable(session, label, exc) from exc

@@ -27,7 +27,7 @@ from __future__ import annotations
 import shlex
 from dataclasses import dataclass
 
-from phoenix.facts.runner import Runner, command_error, unreadable
+from phoenix.facts.runner import Runner, checked
 from phoenix.process import CommandResult
 
 SEPARATOR = "--"
@@ -96,12 +96,7 @@ def gather(session: Runner, timeout: float = 60) -> dict[str, Service]:
 
 def read(session: Runner, result: CommandResult) -> dict[str, Service]:
     """Parse what the command printed; raise CommandError if it failed or is not readable."""
-    if result.rc != 0:
-        raise command_error(session, LABEL, result.rc, result.stderr)
-    try:
-        return parse(result.stdout)
-    except ValueError as exc:
-        raise unreadable(session, LABEL, exc) from exc
+    return checked(session, LABEL, result, parse)
 
 
 def _service(name: str, file_state: str | None, unit: tuple[str, str, str] | None) -> Service:
