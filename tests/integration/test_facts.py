@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
 from phoenix import hosts
@@ -11,6 +9,7 @@ from phoenix import lab as labmod
 from phoenix.facts import Facts, Listener, User, gather
 from phoenix.hosts import Session, Target
 from phoenix.process import CommandResult
+from tests.conftest import wait_until
 from tests.integration.conftest import Lab, unique
 
 pytestmark = pytest.mark.integration
@@ -82,11 +81,11 @@ def check_server_facts(session: Session, facts: Facts, operator_key: str) -> Non
 
 
 def wait_listening(session: Session, port: int) -> None:
-    for _ in range(50):
-        if f":{port} " in run_ok(session, "ss", "-H", "-tln"):
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"nothing listens on port {port}")
+    wait_until(
+        f"something to listen on port {port}",
+        lambda: f":{port} " in run_ok(session, "ss", "-H", "-tln"),
+        timeout=10,
+    )
 
 
 def test_gather_from_a_server_and_see_what_changed(lab: Lab, server_names: list[str]) -> None:
