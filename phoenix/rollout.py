@@ -8,15 +8,15 @@ that never served are removed, servers already serving stay, and a rebuild finis
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from phoenix import health, hosts, keys
+from phoenix.ages import parse_age
 from phoenix.config import FleetConfig, HealthCheck
 from phoenix.errors import ConfigError, PhoenixError, Refused
 from phoenix.events import Emit, StepOutput, discard, step
@@ -157,14 +157,6 @@ def fleet_config(ws: Workspace, name: str) -> FleetConfig:
     return ws.config.fleets[name]
 
 
-def parse_age(text: str) -> timedelta:
-    match = re.fullmatch(r"(\d+)([smhd])", text.strip())
-    if not match:
-        raise Refused(f"--older-than {text!r}: give a number and a unit, like 90m, 24h or 7d")
-    seconds = {"s": 1, "m": 60, "h": 3600, "d": 86400}[match.group(2)]
-    return timedelta(seconds=int(match.group(1)) * seconds)
-
-
 class Fleet:
     """One fleet's servers, changed only through Terraform and the load balancer."""
 
@@ -228,7 +220,7 @@ class Fleet:
                 )
             return [s.name for s in serving if s.name in opts.only], None, ""
         if opts.older_than:
-            cutoff = datetime.now(UTC) - parse_age(opts.older_than)
+            cutoff = datetime.now(UTC) - parse_age(opts.older_than, "--older-than")
             old = [s.name for s in serving if datetime.fromisoformat(s.created_at) < cutoff]
             return old, None, f"servers older than {opts.older_than}"
         last = next(iter(self.records.runs(self.name, limit=1)), None)

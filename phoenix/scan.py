@@ -9,11 +9,14 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
+from datetime import UTC, datetime
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
 from phoenix import facts, hosts, keys
+from phoenix.ages import parse_age
 from phoenix.drift import Finding, Rules, at_least, diff
 from phoenix.errors import ConfigError, ConnectError, ExitCode, HostKeyError, PhoenixError
 from phoenix.events import Emit, StepOutput, discard
@@ -168,3 +171,50 @@ def _record(store: Store, report: ScanReport) -> None:
             ],
         )
     store.finish_run(run_id, "succeeded")
+
+
+@dataclass(frozen=True)
+class Change:
+    """A finding that appeared, or went away, between two consecutive scans."""
+
+    at: str  # when the later scan ran
+    change: str  # appeared | went away
+    server: str
+    kind: str
+    subject: str
+    severity: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def changes_since(ws: Workspace, since: str, fleets: Sequence[str] = ()) -> list[Change]:
+    """What appeared or went away between the recorded scans of the last `since` (e.g. 7d)."""
+    cutoff = (datetime.now(UTC) - parse_age(since, "--since")).isoformat(timespec="milliseconds")
+    with Store.open(ws.home) as store:
+        scans = store.rows(
+            "SELECT id, started_at FROM runs WHERE kind = 'drift' AND status = 'succeeded'"
+            " ORDER BY id"
+        )
+        before = [s for s in scans if s["started_at"] < cutoff][-1:]  # the state at the cutoff
+        window = before + [s for s in scans if s["started_at"] >= cutoff]
+        found = {s["id"]: _findings(store, s["id"], fleets) for s in window}
+    result: list[Change] = []
+    for older, newer in pairwise(window):
+        was, now_ = found[older["id"]], found[newer["id"]]
+        result += [Change(newer["started_at"], "appeared", *key) for key in sorted(now_ - was)]
+        result += [Change(newer["started_at"], "went away", *key) for key in sorted(was - now_)]
+    return result
+
+
+def _findings(store: Store, run_id: int, fleets: Sequence[str]) -> set[tuple[str, str, str, str]]:
+    rows = store.rows(
+        "SELECT f.server, f.kind, f.subject, f.severity, s.fleet FROM findings f"
+        " JOIN servers s ON s.name = f.server WHERE f.run_id = ?",
+        (run_id,),
+    )
+    return {
+        (r["server"], r["kind"], r["subject"], r["severity"])
+        for r in rows
+        if not fleets or r["fleet"] in fleets
+    }

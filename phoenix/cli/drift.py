@@ -24,11 +24,18 @@ def command(
     fail_on: str | None = typer.Option(
         None, help="Lowest severity that fails: low, medium, high (default: config)."
     ),
+    since: str | None = typer.Option(
+        None, help="Scan nothing; show what appeared or went away between the scans of, e.g., 7d."
+    ),
 ) -> None:
     """Compare every live server with its image's baseline. Exit 0 clean, 1 drift, 2 unscanned."""
     ws = workspace(ctx)
     if fleets == ["rules"]:
         _rules(Rules.with_extra(ws.config.drift.ignore), json)
+        return
+    if since:
+        changes = scan.changes_since(ws, since, fleets or [])
+        render.as_json([c.as_dict() for c in changes]) if json else render.drift_changes(changes)
         return
     if fail_on not in (None, "low", "medium", "high"):
         raise typer.BadParameter("must be low, medium or high", param_hint="--fail-on")

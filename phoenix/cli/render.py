@@ -19,7 +19,7 @@ from phoenix.events import Event, Outcome, StepFinished, StepOutput, StepStarted
 from phoenix.fleet import RunHistory
 from phoenix.images import ImageView
 from phoenix.rollout import FleetStatus, Plan, Result
-from phoenix.scan import ScanReport
+from phoenix.scan import Change, ScanReport
 
 out = Console(highlight=False)
 err = Console(stderr=True, highlight=False)
@@ -218,3 +218,20 @@ def drift(report: ScanReport) -> None:
     counts = {st: sum(1 for s in report.servers if s.status == st) for st in
               ("clean", "drifted", "unreachable", "untrusted")}  # fmt: skip
     line(", ".join(f"{n} {st}" for st, n in counts.items() if n) or "no servers to scan")
+
+
+def drift_changes(changes: Sequence[Change]) -> None:
+    rows = [
+        (
+            c.at[:19].replace("T", " "),
+            c.change,
+            c.server,
+            SEVERITY_STYLE[c.severity],
+            c.kind,
+            c.subject,
+        )
+        for c in changes
+    ]
+    table("drift between scans", ["scan", "change", "server", "severity", "kind", "subject"], rows)
+    if not rows:
+        line("no change between the scans in that window")

@@ -4,11 +4,18 @@ from __future__ import annotations
 
 import dataclasses
 import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
 
 from phoenix import report
+from phoenix import scan as scan_mod
 from phoenix.drift import Finding, Rules, at_least, diff
+from phoenix.errors import Refused
 from phoenix.facts import Facts, FileFact, Package, Service
 from phoenix.scan import ScanReport, ServerScan
+from phoenix.state import Store, now
+from phoenix.workspace import Workspace
 
 
 def f(sha: str = "a" * 64, mode: str = "0644", owner: str = "root", **kw: object) -> FileFact:
@@ -157,3 +164,33 @@ def test_reports() -> None:
     assert suite is not None and suite.get("failures") == "1" and suite.get("errors") == "1"
     html = report.to_html(scan)
     assert "&lt;evil&gt;" in html and "<evil>" not in html
+
+
+def test_changes_between_scans(tmp_path: Path) -> None:
+    (tmp_path / "phoenix.toml").write_text('[images.web]\n[fleets.web]\nimage = "web"\nsize = 1\n')
+    ws = Workspace.open(tmp_path / "phoenix.toml")
+    with Store.open(ws.home) as store:
+        with store.transaction() as db:
+            db.execute("INSERT INTO fleets (name, created_at) VALUES ('web', 'x')")
+            db.execute("INSERT INTO images (name, version, tag, status, template_sha256)"
+                       " VALUES ('web', 1, 'web-v001', 'ready', 't')")  # fmt: skip
+            db.execute("INSERT INTO generations (fleet, number, image_tag, created_at)"
+                       " VALUES ('web', 1, 'web-v001', 'x')")  # fmt: skip
+            db.execute(
+                "INSERT INTO servers (name, fleet, generation, image_tag, status,"
+                " created_at) VALUES ('web-g1-1', 'web', 1, 'web-v001', 'serving', 'x')"
+            )
+        a = Finding("file.modified", "/etc/motd", "medium")
+        b = Finding("ssh_key.added", "root", "high")
+        for found in ([a], [a, b], [b]):
+            scan_mod._record(store, ScanReport(now(), [
+                ServerScan("web-g1-1", "10.0.0.1", "web-v001", "web", "drifted", found)
+            ]))  # fmt: skip
+    changes = scan_mod.changes_since(ws, "1d")
+    assert [(c.change, c.subject) for c in changes] == [
+        ("appeared", "root"),
+        ("went away", "/etc/motd"),
+    ]
+    assert scan_mod.changes_since(ws, "1d", ["other"]) == []
+    with pytest.raises(Refused, match="--since"):
+        scan_mod.changes_since(ws, "a week")
