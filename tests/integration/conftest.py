@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from phoenix import keys
+from phoenix.config import load
 from phoenix.lxd import LXD
 from phoenix.workspace import Workspace
 
@@ -51,7 +52,8 @@ class Lab:
 
     @property
     def workspace(self) -> Workspace:
-        return Workspace.open(REPO / "phoenix.toml")
+        config = Path(self.env["PHOENIX_CONFIG"])
+        return Workspace(config, load(config), self.home)
 
     @property
     def key(self) -> keys.OperatorKey:
@@ -64,7 +66,6 @@ class Lab:
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     home = tmp_path_factory.mktemp("phoenix-home")
     env = {**os.environ, "PHOENIX_HOME": str(home), "PHOENIX_CONFIG": str(REPO / "phoenix.toml")}
-    os.environ["PHOENIX_HOME"] = str(home)
     the_lab = Lab(home, env, LXD())
     first = the_lab.phoenix("lab", "up")
     assert first.rc == 0, first.stderr + first.stdout

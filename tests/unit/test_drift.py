@@ -166,7 +166,8 @@ def test_reports() -> None:
     assert "&lt;evil&gt;" in html and "<evil>" not in html
 
 
-def test_changes_between_scans(tmp_path: Path) -> None:
+def test_changes_between_scans(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("PHOENIX_HOME", raising=False)
     (tmp_path / "phoenix.toml").write_text('[images.web]\n[fleets.web]\nimage = "web"\nsize = 1\n')
     ws = Workspace.open(tmp_path / "phoenix.toml")
     with Store.open(ws.home) as store:
