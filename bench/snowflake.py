@@ -4,17 +4,21 @@ from __future__ import annotations
 
 import sys
 
-from phoenix import fleet, hosts, keys
-from phoenix.lxd import LXD
+from phoenix import hosts, keys
+from phoenix.fleets import Records, ServerStatus
+from phoenix.state import Store
 from phoenix.workspace import Workspace
 
 
 def main() -> None:
     ws = Workspace.open()
     name = sys.argv[1] if len(sys.argv) > 1 else "web"
-    server = fleet.status(ws, name).servers[0]
+    with Store.open(ws.home) as store:
+        serving = [s for s in Records(store).servers(name) if s.status is ServerStatus.SERVING]
+    server = serving[0]
     key, _ = keys.ensure(ws.home)
-    target = hosts.Target(server.name, str(server.address), LXD().host_key(server.name))
+    # the host key pinned when the server was created, as every phoenix connection uses
+    target = hosts.Target(server.name, str(server.address), str(server.host_key))
     with hosts.connect(target, key.private_path) as session:
         session.run("echo '# hot-fixed by hand' >> /etc/nginx/nginx.conf")
     print(f"edited /etc/nginx/nginx.conf on {server.name} by hand")

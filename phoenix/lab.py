@@ -21,7 +21,7 @@ from phoenix.config import LabConfig
 from phoenix.errors import LabError, PhoenixError
 from phoenix.events import Emit, Outcome, StepFinished, StepOutput, StepStarted, discard
 from phoenix.hosts import Target
-from phoenix.lxd import LXD, Instance
+from phoenix.lxd import LXD, Image, Instance
 
 BUILD_PROFILE = "phoenix-build"
 # Publishing an image gzips it by default (10.8 s for a minimal Debian); uncompressed took 1.9 s and
@@ -250,7 +250,7 @@ class Lab:
             shutil.rmtree(build, ignore_errors=True)
         return Outcome.DONE, f"built {image.fingerprint[:12]}, recipe {recipe}"
 
-    def _build_base(self, build: Path, recipe: str) -> Any:
+    def _build_base(self, build: Path, recipe: str) -> Image:
         shutil.rmtree(build, ignore_errors=True)  # a half-finished earlier build
         rootfs = build / "rootfs"
         build.mkdir(parents=True)
