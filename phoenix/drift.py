@@ -46,6 +46,43 @@ SEVERITY: dict[str, str] = {
     "sysctl.changed": "medium",
     "host_key.changed": "high",
 }
+# Files whose content is never fetched, shown nor stored (fnmatch on the path; `*` crosses `/`);
+# extended by [drift] secrets. A file's content that looks like a private key is refused too.
+SECRET_PATTERNS: tuple[str, ...] = (
+    "/etc/shadow*",
+    "/etc/gshadow*",
+    "/etc/ssh/ssh_host_*_key",
+    "/etc/ssl/private/*",
+    "*/.ssh/id_*",
+    "*.key",
+    "*.pem",
+    "*.p12",
+    "*.pfx",
+    "*/.netrc",
+    "*/.pgpass",
+    "*/.git-credentials",
+    "*/.aws/*",
+    "*/.docker/config.json",
+    "*secret*",
+    "*password*",
+    "*passwd-*",
+    "*token*",
+    "*credential*",
+)
+PRIVATE_KEY_MARKS = (b"PRIVATE KEY-----", b"PRIVATE KEY BLOCK-----")
+
+
+def is_secret(path: str, extra: Iterable[str] = ()) -> bool:
+    """Whether the file at `path` may hold a secret: its content is never fetched nor stored."""
+    name = path.lower()
+    return any(fnmatch.fnmatchcase(name, p.lower()) for p in (*SECRET_PATTERNS, *extra))
+
+
+def looks_secret(content: bytes) -> bool:
+    """Whether a file's content holds a private key, whatever the file's name."""
+    return any(mark in content for mark in PRIVATE_KEY_MARKS)
+
+
 BINARY_DIRS = ("/usr/bin/", "/usr/sbin/", "/bin/", "/sbin/", "/usr/lib/", "/usr/libexec/")
 
 # What differs on every healthy server. `KIND:PATTERN` (fnmatch on the subject); a bare pattern
@@ -85,6 +122,7 @@ class Finding:
     severity: str
     before: str | None = None
     after: str | None = None
+    evidence: str | None = None  # "sha256:HEX" of the content archived (phoenix.evidence)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)

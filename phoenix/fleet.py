@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager, nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
+from phoenix import scan
+from phoenix.errors import PhoenixError
 from phoenix.events import Emit, StepOutput, discard
 from phoenix.fleets import Records, RunRecord
 from phoenix.infra import Terraform
@@ -47,9 +50,53 @@ def plan(ws: Workspace, name: str, kind: str, opts: Options) -> Plan:
 
 
 def run(ws: Workspace, name: str, kind: str, opts: Options, emit: Emit = discard) -> Result:
-    """Deploy or rebuild `name` under its lock."""
+    """Deploy or rebuild `name` under its lock.
+
+    A rebuild first archives the drift of the servers it replaces (a drift scan of them, run
+    while the first new servers boot, awaited before any old one leaves); a server that cannot
+    be scanned is replaced all the same, with a warning that its hand changes are lost.
+    """
     with open_fleet(ws, name, emit, operation=kind) as fleet:
-        return fleet.execute(fleet.plan(kind, opts))
+        plan = fleet.plan(kind, opts)
+        leaving = [n for batch in plan.batches for n in batch.remove]
+        if not leaving:
+            return fleet.execute(plan)
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            archiving = pool.submit(archive_drift, ws, name, leaving, emit)
+            try:
+                result = fleet.execute(plan, before_removing=lambda: _wait(archiving))
+            except BaseException:
+                pool.shutdown(wait=False, cancel_futures=True)
+                raise
+        return replace(result, warnings=_wait(archiving))
+
+
+def archive_drift(ws: Workspace, name: str, servers: Sequence[str], emit: Emit) -> list[str]:
+    """Scan `servers` of fleet `name`, archiving their drift; a warning for each one that could
+    not be scanned (its hand changes since its last recorded scan are not archived)."""
+    emit(StepOutput("archive", f"archiving the drift of {', '.join(servers)}"))
+    report = scan.scan(ws, [name], only=servers, fail_on="low")
+    warnings: list[str] = []
+    for s in report.servers:
+        if s.status in (scan.UNREACHABLE, scan.UNTRUSTED):
+            warnings.append(
+                f"{s.name} could not be scanned before its replacement ({s.error}): drift made"
+                " by hand since its last scan is not archived and goes with it"
+            )
+        elif s.findings:
+            kept = sum(1 for f in s.findings if f.evidence)
+            emit(StepOutput("archive", f"{s.name}: {len(s.findings)} finding(s) recorded,"
+                                       f" {kept} changed file(s) archived"))  # fmt: skip
+    for warning in warnings:
+        emit(StepOutput("archive", f"warning: {warning}"))
+    return warnings
+
+
+def _wait(archiving: Future[list[str]]) -> list[str]:
+    try:
+        return archiving.result()
+    except PhoenixError as exc:
+        return [f"the drift of the servers to replace could not be archived: {exc.message}"]
 
 
 def status(ws: Workspace, name: str) -> FleetStatus:

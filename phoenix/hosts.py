@@ -15,6 +15,8 @@ import paramiko
 from phoenix.errors import ConnectError, HostKeyError
 from phoenix.process import CommandResult
 
+_CHUNK = 65536
+
 
 @dataclass(frozen=True)
 class Target:
@@ -32,21 +34,41 @@ class Session:
         self.target = target
         self._client = client
 
-    def run(self, command: str, *args: str, timeout: float = 60) -> CommandResult:
-        """Run `command` with `args` shell-quoted once, here."""
+    def run(
+        self, command: str, *args: str, timeout: float = 60, stdin: bytes = b""
+    ) -> CommandResult:
+        """Run `command` with `args` shell-quoted once, here; `stdin` is sent, then closed.
+
+        `timeout` is a deadline for the whole command, not for each read: a command that hangs,
+        or one that trickles output forever, ends in ConnectError all the same. So does a
+        connection that drops before the command reports its exit code.
+        """
         line = command if not args else f"{command} {' '.join(shlex.quote(a) for a in args)}"
+        deadline = time.monotonic() + timeout
         try:
-            _, stdout, stderr = self._client.exec_command(line, timeout=timeout)
-            out = stdout.read().decode(errors="replace")
-            err = stderr.read().decode(errors="replace")
-            rc = stdout.channel.recv_exit_status()
+            transport = self._client.get_transport()
+            if transport is None or not transport.is_active():
+                raise ConnectError(f"{self.target.name}: the connection is closed")
+            with transport.open_session(timeout=timeout) as channel:
+                channel.exec_command(line)
+                if stdin:
+                    channel.sendall(stdin)
+                channel.shutdown_write()
+                out, err, rc = _collect(channel, deadline)
         except TimeoutError as exc:
             raise ConnectError(
-                f"{self.target.name}: `{command}` did not finish within {timeout:.0f} s"
+                f"{self.target.name}: `{_short(command)}` did not finish within {timeout:.0f} s",
+                hint="the command hung, or the server stopped answering; the deadline is"
+                " the `timeout` of its section in phoenix.toml",
             ) from exc
-        except (paramiko.SSHException, OSError) as exc:
+        except (paramiko.SSHException, OSError, EOFError) as exc:
             raise ConnectError(f"{self.target.name}: connection lost: {exc}") from exc
-        return CommandResult(rc, out, err)
+        if rc is None:
+            raise ConnectError(
+                f"{self.target.name}: the connection was dropped while `{_short(command)}` ran",
+                hint="the server, its sshd or the network went away mid-command; run it again",
+            )
+        return CommandResult(rc, out.decode(errors="replace"), err.decode(errors="replace"))
 
     def close(self) -> None:
         self._client.close()
@@ -61,6 +83,41 @@ class Session:
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+
+def _collect(channel: paramiko.Channel, deadline: float) -> tuple[bytes, bytes, int | None]:
+    """Read stdout and stderr until the command exits; its exit code, None if none came.
+
+    Raise TimeoutError at `deadline`."""
+    out: list[bytes] = []
+    err: list[bytes] = []
+    while True:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise TimeoutError("deadline")
+        channel.settimeout(min(remaining, 1.0))
+        try:
+            data = channel.recv(_CHUNK)
+        except TimeoutError:
+            data = None
+        while channel.recv_stderr_ready():
+            err.append(channel.recv_stderr(_CHUNK))
+        if data:
+            out.append(data)
+        elif data == b"":  # stdout is at its end: the exit code comes next, or the close
+            break
+    if not channel.status_event.wait(max(0.0, deadline - time.monotonic())):
+        raise TimeoutError("deadline")
+    while channel.recv_stderr_ready():
+        err.append(channel.recv_stderr(_CHUNK))
+    # paramiko sets the event with -1 as the code when the channel closes without one
+    code = channel.exit_status
+    return b"".join(out), b"".join(err), None if code == -1 else code
+
+
+def _short(command: str) -> str:
+    first = command.strip().splitlines()[0] if command.strip() else command
+    return first if len(first) <= 60 else first[:57] + "..."
 
 
 def connect(target: Target, private_key: Path, timeout: float = 15) -> Session:

@@ -116,6 +116,7 @@ class Result:
     reason: str = ""
     added: list[str] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -245,7 +246,8 @@ class Fleet:
 
     # -- running ------------------------------------------------------------------------------
 
-    def execute(self, plan: Plan) -> Result:
+    def execute(self, plan: Plan, before_removing: Callable[[], object] = lambda: None) -> Result:
+        """Carry out `plan`; `before_removing` is called once, before the first server leaves."""
         if plan.empty:
             return Result(plan, None, "nothing", plan.note)
         self.records.ensure_fleet(self.name, self.cfg.model_dump(mode="json"))
@@ -268,6 +270,8 @@ class Fleet:
                 removed += leaving
                 self._gate(run_id, names)
                 added += names
+                if number == 1:
+                    before_removing()
                 leaving = self._drain(run_id, batch.remove)
             if leaving:
                 self._apply(run_id, exclude=leaving)

@@ -7,6 +7,7 @@ past the deadline) is reported as such; the rest of the fleet is still scanned.
 from __future__ import annotations
 
 import time
+import zlib
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
@@ -15,7 +16,7 @@ from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
-from phoenix import facts, hosts, keys
+from phoenix import evidence, facts, hosts, keys
 from phoenix.ages import parse_age
 from phoenix.drift import Finding, Rules, at_least, diff
 from phoenix.errors import ConfigError, ConnectError, ExitCode, HostKeyError, PhoenixError
@@ -39,6 +40,8 @@ class ServerScan:
     error: str | None = None
     seconds: float = 0.0
     files: int = 0
+    hashed: int = 0  # files hashed by this scan (the rest were known unchanged)
+    archived: list[evidence.Archived] = field(default_factory=list)  # new evidence to store
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -79,8 +82,15 @@ def scan_server(
     timeout: float,
     image: str = "",
     fleet: str = "",
+    *,
+    cache: facts.HashCache | None = None,
+    keep: evidence.Policy | None = None,
 ) -> ServerScan:
-    """Scan one server against its image's baseline; every failure becomes a status, not a raise."""
+    """Scan one server against its image's baseline; every failure becomes a status, not a raise.
+
+    With a `cache`, files known unchanged are not hashed again (and the cache is updated); with
+    `keep`, the content of changed text files is brought back as evidence (see phoenix.evidence).
+    """
     started = time.monotonic()
 
     def result(
@@ -93,22 +103,60 @@ def scan_server(
 
     if baseline is None:
         return result(UNREACHABLE, error=f"image {image} has no baseline: rebake it")
+    deadline = time.monotonic() + timeout
     try:
         with hosts.connect(target, private_key, timeout=min(timeout, 15)) as session:
-            live = facts.gather(session, roots, timeout=timeout)
+            live = facts.gather(session, roots, timeout=deadline - time.monotonic(), cache=cache)
+            found = diff(baseline, live, rules)
+            kept = _evidence(session, target.name, found, live.files, keep, deadline)
     except HostKeyError as exc:
         finding = Finding("host_key.changed", target.name, "high", "pinned key", "another key")
         return result(UNTRUSTED, [finding], exc.message)
     except (ConnectError, PhoenixError) as exc:
         return result(UNREACHABLE, error=exc.message)
-    found = diff(baseline, live, rules)
-    return replace(result(DRIFTED if found else CLEAN, found), files=len(live.files))
+    found = [_linked(f, kept.links) for f in found]
+    scanned = result(DRIFTED if found else CLEAN, found)
+    hashed = cache.hashed if cache is not None else len(live.files)
+    return replace(scanned, files=len(live.files), hashed=hashed, archived=kept.contents)
+
+
+def _evidence(
+    session: hosts.Session,
+    server: str,
+    found: list[Finding],
+    live: dict[str, facts.FileFact],
+    keep: evidence.Policy | None,
+    deadline: float,
+) -> evidence.Collected:
+    """The evidence of `found`; none (the next scan tries again) if it cannot be fetched."""
+    if keep is None or not found:
+        return evidence.Collected()
+    try:
+        return evidence.collect(session, server, found, live, keep, deadline - time.monotonic())
+    except PhoenixError:
+        return evidence.Collected()
+
+
+def _linked(finding: Finding, links: dict[str, str]) -> Finding:
+    digest = links.get(finding.subject) if finding.kind in evidence.KINDS else None
+    return replace(finding, evidence=f"sha256:{digest}") if digest else finding
 
 
 def scan(
-    ws: Workspace, fleets: Sequence[str] = (), emit: Emit = discard, fail_on: str | None = None
+    ws: Workspace,
+    fleets: Sequence[str] = (),
+    emit: Emit = discard,
+    fail_on: str | None = None,
+    *,
+    deep: bool = False,
+    only: Sequence[str] = (),
 ) -> ScanReport:
-    """Scan every serving server of `fleets` (all fleets when empty) and record the findings."""
+    """Scan every serving server of `fleets` (all fleets when empty; only the servers named in
+    `only` when given) and record the findings and their evidence.
+
+    Files whose inode, size, mtime and ctime are those of their last hash are not hashed again,
+    unless `deep`: then every file is, as on a first scan.
+    """
     names = list(fleets) or sorted(ws.config.fleets)
     unknown = [n for n in names if n not in ws.config.fleets]
     if unknown:
@@ -121,8 +169,15 @@ def scan(
     key, _ = keys.ensure(ws.home)
     with Store.open(ws.home) as store:
         records, registry = Records(store), Registry(store)
-        servers = [s for n in names for s in records.servers(n) if s.status is ServerStatus.SERVING]
+        servers = [
+            s
+            for n in names
+            for s in records.servers(n)
+            if s.status is ServerStatus.SERVING and (not only or s.name in only)
+        ]
         baselines = {s.image_tag: _baseline(registry, s.image_tag) for s in servers}
+        caches = {s.name: _cache(store, s.name, deep) for s in servers}
+        keep = evidence.Policy(cfg.evidence_limit, tuple(cfg.secrets), evidence.known(store))
 
         def one(server: ServerRecord) -> ServerScan:
             target = hosts.Target(server.name, str(server.address), str(server.host_key))
@@ -130,13 +185,27 @@ def scan(
             return scan_server(
                 target, baselines[server.image_tag], rules, key.private_path, cfg.roots,
                 cfg.timeout, server.image_tag, server.fleet,
+                cache=caches[server.name], keep=keep,
             )  # fmt: skip
 
         with ThreadPoolExecutor(max_workers=max(1, min(cfg.parallel, len(servers) or 1))) as pool:
             scanned = list(pool.map(one, servers))
         report = ScanReport(now(), scanned, fail_on or cfg.fail_on)
-        _record(store, report)
+        _record(store, report, {s.name: caches[s.name] for s in scanned if s.files}, deep)
     return report
+
+
+def _cache(store: Store, server: str, deep: bool) -> facts.HashCache:
+    """The server's hash cache; an empty one for a deep scan (every file is hashed)."""
+    if deep:
+        return facts.HashCache()
+    rows = store.rows("SELECT entries FROM hash_caches WHERE server = ?", (server,))
+    if not rows:
+        return facts.HashCache()
+    try:
+        return facts.HashCache.from_json(zlib.decompress(rows[0]["entries"]).decode())
+    except (zlib.error, UnicodeDecodeError):
+        return facts.HashCache()
 
 
 def _baseline(registry: Registry, tag: str) -> facts.Facts | None:
@@ -149,27 +218,38 @@ def _baseline(registry: Registry, tag: str) -> facts.Facts | None:
         return None
 
 
-def _record(store: Store, report: ScanReport) -> None:
+def _record(
+    store: Store,
+    report: ScanReport,
+    caches: dict[str, facts.HashCache] | None = None,
+    deep: bool = False,
+) -> None:
+    """One transaction: the scan's findings, the evidence they name, the updated hash caches."""
     run_id = store.start_run(None, "drift")
     with store.transaction() as db:
+        evidence.save(store, (a for s in report.servers for a in s.archived))
         db.executemany(
             "INSERT INTO findings (run_id, server, kind, subject, severity, before, after,"
-            " found_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            " evidence, found_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [
                 (
-                    run_id,
-                    s.name,
-                    f.kind,
-                    f.subject,
-                    f.severity,
-                    f.before,
-                    f.after,
-                    report.scanned_at,
+                    run_id, s.name, f.kind, f.subject, f.severity, f.before, f.after,
+                    (f.evidence or "").removeprefix("sha256:") or None, report.scanned_at,
                 )
                 for s in report.servers
                 for f in s.findings
             ],
-        )
+        )  # fmt: skip
+        for server, cache in (caches or {}).items():
+            db.execute(
+                "INSERT INTO hash_caches (server, updated_at, deep_at, entries) VALUES (?, ?, ?, ?)"
+                " ON CONFLICT (server) DO UPDATE SET updated_at = excluded.updated_at,"
+                " deep_at = COALESCE(excluded.deep_at, deep_at), entries = excluded.entries",
+                (
+                    server, report.scanned_at, report.scanned_at if deep else None,
+                    zlib.compress(cache.to_json().encode(), 1),
+                ),
+            )  # fmt: skip
     store.finish_run(run_id, "succeeded")
 
 

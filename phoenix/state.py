@@ -108,6 +108,24 @@ MIGRATIONS: list[str] = [
     ALTER TABLE images ADD COLUMN parent_id TEXT;
     CREATE INDEX images_by_name ON images (name, version);
     """,
+    # 3: what repeat scans need not hash again, and the evidence of hand changes.
+    """
+    CREATE TABLE hash_caches (
+        server TEXT PRIMARY KEY,
+        updated_at TEXT NOT NULL,
+        deep_at TEXT,
+        entries BLOB NOT NULL
+    );
+    CREATE TABLE evidence (
+        sha256 TEXT PRIMARY KEY,
+        path TEXT NOT NULL,
+        server TEXT NOT NULL,
+        size INTEGER NOT NULL,
+        content BLOB NOT NULL,
+        archived_at TEXT NOT NULL
+    );
+    CREATE INDEX findings_by_server ON findings (server, subject);
+    """,
 ]
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import typer
@@ -15,3 +16,9 @@ def workspace(ctx: typer.Context) -> Workspace:
 
 
 JSON_OPTION = typer.Option(False, "--json", help="Print machine-readable JSON on stdout.")
+
+
+def confirm(yes: bool, question: str) -> None:
+    """Ask `question` on a terminal unless --yes; without a terminal (cron, CI) go ahead."""
+    if not yes and sys.stdin.isatty():
+        typer.confirm(question, abort=True)

@@ -1,4 +1,4 @@
-"""`phoenix drift [FLEET…] | phoenix drift rules`: snowflakes on live servers."""
+"""`phoenix drift [FLEET…]`, `drift rules`, `drift evidence SERVER [PATH]`: snowflakes."""
 
 from __future__ import annotations
 
@@ -6,10 +6,11 @@ from pathlib import Path
 
 import typer
 
-from phoenix import report, scan
+from phoenix import evidence, remedy, report, scan
 from phoenix.cli import render
-from phoenix.cli.common import JSON_OPTION, workspace
+from phoenix.cli.common import JSON_OPTION, confirm, workspace
 from phoenix.drift import Rules
+from phoenix.workspace import Workspace
 
 
 def command(
@@ -27,11 +28,25 @@ def command(
     since: str | None = typer.Option(
         None, help="Scan nothing; show what appeared or went away between the scans of, e.g., 7d."
     ),
+    deep: bool = typer.Option(
+        False, "--deep", help="Hash every file, even those unchanged since their last hash."
+    ),
+    replace: bool = typer.Option(
+        False, "--replace", help="Then rebuild the drifted and untrusted servers (never patch)."
+    ),
+    yes: bool = typer.Option(False, "--yes", "-y", help="Replace without asking."),
 ) -> None:
-    """Compare every live server with its image's baseline. Exit 0 clean, 1 drift, 2 unscanned."""
+    """Compare every live server with its image's baseline. Exit 0 clean, 1 drift, 2 unscanned.
+
+    `phoenix drift rules` shows the noise rules; `phoenix drift evidence SERVER [PATH]` the
+    content of the files changed by hand, archived by the scans.
+    """
     ws = workspace(ctx)
-    if fleets == ["rules"]:
+    if fleets and fleets[0] == "rules":
         _rules(Rules.with_extra(ws.config.drift.ignore), json)
+        return
+    if fleets and fleets[0] == "evidence":
+        _evidence(ws, fleets[1:], json)
         return
     if since:
         changes = scan.changes_since(ws, since, fleets or [])
@@ -40,16 +55,52 @@ def command(
     if fail_on not in (None, "low", "medium", "high"):
         raise typer.BadParameter("must be low, medium or high", param_hint="--fail-on")
     with render.Progress() as progress:
-        result = scan.scan(ws, [] if all_ else fleets or [], emit=progress, fail_on=fail_on)
+        result = scan.scan(ws, [] if all_ else fleets or [], progress, fail_on, deep=deep)
     if junit:
         report.write(junit, report.to_junit(result))
     if html:
         report.write(html, report.to_html(result))
+    if replace:
+        _replace(ws, result, yes, json)
     if json:
         render.as_json(result.as_dict())
     else:
         render.drift(result)
     raise typer.Exit(result.exit_code)
+
+
+def _replace(ws: Workspace, result: scan.ScanReport, yes: bool, json: bool) -> None:
+    """Rebuild what drifted; exit with the rollout's outcome (0 when every one was replaced)."""
+    chosen = remedy.to_replace(result)
+    if not json:
+        render.drift(result)
+    if not chosen:
+        if json:
+            render.as_json({"scan": result.as_dict(), "replaced": []})
+        raise typer.Exit(result.exit_code)
+    names = ", ".join(n for servers in chosen.values() for n in servers)
+    confirm(yes, f"Replace {names} with new servers from the current image?")
+    with render.Progress() as progress:
+        outcomes = remedy.replace(ws, chosen, emit=progress)
+    if json:
+        render.as_json({"scan": result.as_dict(), "replaced": [o.as_dict() for o in outcomes]})
+    else:
+        for outcome in outcomes:
+            render.result(outcome)
+    raise typer.Exit(remedy.exit_code(result, outcomes))
+
+
+def _evidence(ws: Workspace, args: list[str], json: bool) -> None:
+    if not 1 <= len(args) <= 2:
+        raise typer.BadParameter("usage: phoenix drift evidence SERVER [PATH]")
+    server, path = args[0], (args[1] if len(args) == 2 else None)
+    kept = evidence.lookup(ws, server, path)
+    if json:
+        render.as_json([k.as_dict() for k in kept])
+    elif path is not None:
+        render.raw(kept[0].text)
+    else:
+        render.evidence(server, kept)
 
 
 def _rules(rules: Rules, json: bool) -> None:

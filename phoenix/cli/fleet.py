@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import sys
-
 import typer
 
 from phoenix import fleet
 from phoenix.cli import render
-from phoenix.cli.common import JSON_OPTION, workspace
+from phoenix.cli.common import JSON_OPTION, confirm, workspace
 from phoenix.errors import ExitCode
 from phoenix.rollout import Options
 
@@ -50,7 +48,7 @@ def status(ctx: typer.Context, name: str, json: bool = JSON_OPTION) -> None:
 def destroy(ctx: typer.Context, name: str, yes: bool = YES) -> None:
     """Remove every server of fleet NAME and its load balancer."""
     ws = workspace(ctx)
-    _confirm(yes, f"Destroy every server of {name}?")
+    confirm(yes, f"Destroy every server of {name}?")
     with render.Progress() as progress:
         result = fleet.destroy(ws, name, emit=progress)
     render.line(f"destroyed {name}: removed {len(result.removed)} server(s)")
@@ -79,14 +77,9 @@ def _run(
         return
     if not plan.empty:
         render.plan(plan, console=render.err)
-        _confirm(yes, "Go ahead?")
+        confirm(yes, "Go ahead?")
     with render.Progress() as progress:
         result = fleet.run(ws, name, kind, opts, emit=progress)
     render.as_json(result.as_dict()) if json else render.result(result)
     if result.status == "rolled_back":
         raise typer.Exit(ExitCode.FAILED)
-
-
-def _confirm(yes: bool, question: str) -> None:
-    if not yes and sys.stdin.isatty():
-        typer.confirm(question, abort=True)

@@ -16,6 +16,7 @@ from rich.text import Text
 
 from phoenix import ages
 from phoenix.events import Event, Outcome, StepFinished, StepOutput, StepStarted
+from phoenix.evidence import Archived
 from phoenix.fleet import RunHistory
 from phoenix.images import ImageView
 from phoenix.rollout import FleetStatus, Plan, Result
@@ -168,6 +169,8 @@ def result(r: Result) -> None:
             f"{r.plan.kind} of {r.plan.fleet} done (run #{r.run_id}): "
             f"{len(r.added)} server(s) in, {len(r.removed)} out"
         )
+    for warning in r.warnings:
+        err.print(f"[yellow]warning:[/] {warning}")
 
 
 def fleet_status(s: FleetStatus) -> None:
@@ -210,11 +213,14 @@ def drift(report: ScanReport) -> None:
         head = f"[{style}]{s.status}[/] {s.name} ({s.address}, {s.image})"
         out.print(head + (f": {s.error}" if s.error else ""), soft_wrap=True)
         rows = [
-            (SEVERITY_STYLE[f.severity], f.kind, f.subject, f.before or "", f.after or "")
+            (SEVERITY_STYLE[f.severity], f.kind, f.subject, f.before or "", f.after or "",
+             "archived" if f.evidence else "")
             for f in s.findings
-        ]
+        ]  # fmt: skip
         if rows:
-            table("", ["severity", "kind", "subject", "before", "after"], rows)
+            table("", ["severity", "kind", "subject", "before", "after", "evidence"], rows)
+        if any(f.evidence for f in s.findings):
+            line(f"  the changed files are kept: phoenix drift evidence {s.name}")
     counts = {st: sum(1 for s in report.servers if s.status == st) for st in
               ("clean", "drifted", "unreachable", "untrusted")}  # fmt: skip
     line(", ".join(f"{n} {st}" for st, n in counts.items() if n) or "no servers to scan")
@@ -235,3 +241,15 @@ def drift_changes(changes: Sequence[Change]) -> None:
     table("drift between scans", ["scan", "change", "server", "severity", "kind", "subject"], rows)
     if not rows:
         line("no change between the scans in that window")
+
+
+def raw(text: str) -> None:
+    """Text exactly as it is: no markup, no wrapping (a file's content)."""
+    sys.stdout.write(text)
+    sys.stdout.flush()
+
+
+def evidence(server: str, kept: Sequence[Archived]) -> None:
+    rows = [(a.path, str(len(a.content)), a.sha256[:16], ages.ago(a.archived_at)) for a in kept]
+    table(f"archived hand changes of {server}", ["path", "bytes", "sha256", "found"], rows)
+    line(f"see one: phoenix drift evidence {server} PATH")

@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass
 from typing import Any, TypeVar
 
 from phoenix.facts import cron, files, packages, ports, script, services, ssh_keys, sysctl, users
-from phoenix.facts.files import FileFact
+from phoenix.facts.files import FileFact, HashCache
 from phoenix.facts.packages import Package
 from phoenix.facts.ports import Listener
 from phoenix.facts.runner import Runner, command_error, unreadable
@@ -34,6 +34,7 @@ __all__ = [
     "Facts",
     "FileFact",
     "Group",
+    "HashCache",
     "Listener",
     "Package",
     "Runner",
@@ -121,13 +122,19 @@ class Facts:
         return counts
 
 
-def gather(session: Runner, roots: Sequence[str], timeout: float = 120) -> Facts:
+def gather(
+    session: Runner, roots: Sequence[str], timeout: float = 120, cache: HashCache | None = None
+) -> Facts:
     """Gather the facts of the server behind `session`: one run of one script, `timeout` seconds.
 
     Roots that do not exist on the server are skipped. If the script, or a section of files,
     packages or services fails, raise CommandError; see the module for the optional facts.
+    With a `cache` (see files.HashCache), files known unchanged are not hashed again, and the
+    cache is brought up to date.
     """
-    result = session.run(script.COMMAND, *files.normalize(roots), timeout=timeout)
+    stdin = cache.payload() if cache else b""
+    roots = files.normalize(roots)
+    result = session.run(script.COMMAND, *roots, timeout=timeout, stdin=stdin)
     try:
         sections = script.split(result.stdout, result.stderr)
     except ValueError as exc:
@@ -136,7 +143,7 @@ def gather(session: Runner, roots: Sequence[str], timeout: float = 120) -> Facts
             raise command_error(session, script.LABEL, result.rc, stderr) from exc
         raise unreadable(session, script.LABEL, exc) from exc
     return Facts(
-        files=files.read(session, _result(sections["files"])),
+        files=files.read(session, _result(sections["files"]), cache).files,
         packages=packages.read(session, _result(sections["packages"])),
         services=services.read(session, _result(sections["services"])),
         users=_optional(sections["users"], users.parse),

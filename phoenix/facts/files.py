@@ -21,9 +21,10 @@ without a hash.
 
 from __future__ import annotations
 
+import json
 import shlex
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 from phoenix.facts.runner import Runner, checked, command_error
 from phoenix.process import CommandResult
@@ -33,27 +34,31 @@ END_MARK = "#end"
 FIND_OK = frozenset({0, 1})  # 1: an entry vanished or could not be read during the scan
 XARGS_OK = frozenset({0, 123})  # 123: sha256sum could not read some file (it hashed the rest)
 FIELDS = 5
+STAMP = "%i %s %T@ %C@"  # inode, size, mtime, ctime: a file with the same stamp was not written
 
 SCRIPT = f"""\
 export LC_ALL=C
 cd / || exit 3
-find / -maxdepth 0 -printf "" && sha256sum --zero /dev/null >/dev/null || {{
-  echo "phoenix needs GNU find and GNU sha256sum (coreutils) on the server" >&2; exit 3; }}
+find / -maxdepth 0 -printf "" && sha256sum --zero /dev/null >/dev/null &&
+  printf "x\\0" | grep -zvxF -f /dev/null >/dev/null && printf "x\\0" | sed -z p >/dev/null || {{
+  echo "phoenix needs GNU find, grep, sed and sha256sum (coreutils) on the server" >&2; exit 3; }}
 n=$#
 for r; do if [ -e "$r" ] || [ -L "$r" ]; then set -- "$@" "$r"; fi; done
 shift "$n"
 frc=0 hrc=0
+exec 3<&0  # the stamps of files already hashed: the hashing pass skips them
 if [ "$#" -gt 0 ]; then
   find "$@" -xdev -printf "%y %m %U %G %s %T@ %C@ %i\\0%u\\0%g\\0%p\\0%l\\0"; frc=$?
 fi
 printf "%s\\0" "{HASH_MARK}"
 if [ "$#" -gt 0 ]; then
-  find "$@" -xdev -type f -print0 | xargs -0 -r sha256sum --zero; hrc=$?
+  find "$@" -xdev -type f -printf "{STAMP} %p\\0" | grep -zvxF -f /dev/fd/3 |
+    sed -z 's/^[^ ]* [^ ]* [^ ]* [^ ]* //' | xargs -0 -r sha256sum --zero; hrc=$?
 fi
 printf "{END_MARK} %s %s\\0" "$frc" "$hrc"
 """
 COMMAND = f"sh -c {shlex.quote(SCRIPT)} phoenix-files"
-LABEL = "find ROOTS -xdev -printf ... ; find ROOTS -xdev -type f -print0 | xargs -0 sha256sum"
+LABEL = "find ROOTS -xdev -printf ... ; find ROOTS -xdev -type f ... | xargs -0 sha256sum"
 
 
 @dataclass(frozen=True)
@@ -79,6 +84,58 @@ class Scan:
     files: dict[str, FileFact]
     find_rc: int
     hash_rc: int
+    stamps: dict[str, str] = field(default_factory=dict)  # regular file -> its STAMP, as printed
+    hashed: int = 0  # files hashed by this run (the others were skipped: their stamp was known)
+
+
+@dataclass
+class HashCache:
+    """The SHA-256 of regular files as last hashed, each valid while the file keeps its stamp.
+
+    A file whose inode, size, mtime and ctime are all what they were when it was hashed has not
+    been written since: a user can set mtime back, not ctime (short of setting the clock back,
+    which is what a deep scan, with an empty cache, is for). The files command reads the known
+    stamps on its stdin and hashes only the other files.
+    """
+
+    entries: dict[str, tuple[str, str]] = field(default_factory=dict)  # path -> (stamp, sha256)
+    hashed: int = 0  # how many files the last scan completed by it had to hash
+
+    def payload(self) -> bytes:
+        """What the files command reads on stdin: a `STAMP PATH` line per known file.
+
+        A path with a newline cannot be one line: it is left out, so hashed every time."""
+        lines = [f"{stamp} {path}\n" for path, (stamp, _) in self.entries.items()]
+        return "".join(line for line in lines if line.count("\n") == 1).encode()
+
+    def complete(self, scan: Scan) -> dict[str, FileFact]:
+        """The scan's files, each file the command skipped given its known hash; then remember
+        every hash the scan now stands on, and forget files that are gone."""
+        files = dict(scan.files)
+        self.hashed = scan.hashed
+        for path, fact in files.items():
+            known = self.entries.get(path)
+            unhashed = fact.type == "f" and fact.sha256 is None
+            if unhashed and known and known[0] == scan.stamps.get(path):
+                files[path] = replace(fact, sha256=known[1])
+        self.entries = {
+            path: (scan.stamps[path], fact.sha256)
+            for path, fact in files.items()
+            if fact.sha256 is not None and path in scan.stamps
+        }
+        return files
+
+    def to_json(self) -> str:
+        return json.dumps(self.entries, separators=(",", ":"))
+
+    @classmethod
+    def from_json(cls, text: str) -> HashCache:
+        """The cache in `text`; an empty one if it is unreadable (the next scan hashes all)."""
+        try:
+            data = json.loads(text)
+            return cls({str(p): (str(v[0]), str(v[1])) for p, v in data.items()})
+        except (ValueError, TypeError, AttributeError, IndexError, KeyError):
+            return cls()
 
 
 def parse(text: str) -> Scan:
@@ -87,23 +144,36 @@ def parse(text: str) -> Scan:
     records = dict(_records(fields))
     hashes, end = _hashes(fields)
     find_rc, hash_rc = _end(end, fields)
-    files = {path: _with_hash(fact, hashes.get(path)) for path, fact in sorted(records.items())}
-    return Scan(files, find_rc, hash_rc)
+    files = {
+        path: _with_hash(fact, hashes.get(path)) for path, (fact, _) in sorted(records.items())
+    }
+    stamps = {path: stamp for path, (fact, stamp) in records.items() if fact.type == "f"}
+    return Scan(files, find_rc, hash_rc, stamps, len(hashes))
 
 
-def gather(session: Runner, roots: Sequence[str], timeout: float = 120) -> dict[str, FileFact]:
-    """Every entry under `roots` (the ones that exist) on the server, in one run."""
-    return read(session, session.run(COMMAND, *normalize(roots), timeout=timeout))
+def gather(
+    session: Runner, roots: Sequence[str], timeout: float = 120, cache: HashCache | None = None
+) -> dict[str, FileFact]:
+    """Every entry under `roots` (the ones that exist) on the server, in one run.
+
+    With a `cache`, files it knows unchanged are not hashed again, and it is brought up to date.
+    """
+    stdin = cache.payload() if cache else b""
+    result = session.run(COMMAND, *normalize(roots), timeout=timeout, stdin=stdin)
+    return read(session, result, cache).files
 
 
-def read(session: Runner, result: CommandResult) -> dict[str, FileFact]:
-    """The files in what the command printed; raise CommandError if it failed."""
+def read(session: Runner, result: CommandResult, cache: HashCache | None = None) -> Scan:
+    """The files in what the command printed, completed from `cache` (which is then updated);
+    raise CommandError if the command failed."""
     scan = checked(session, LABEL, result, parse)
     if scan.find_rc not in FIND_OK:
         raise command_error(session, "find ROOTS -xdev -printf ...", scan.find_rc, result.stderr)
     if scan.hash_rc not in XARGS_OK:
         raise command_error(session, "xargs -0 sha256sum --zero", scan.hash_rc, result.stderr)
-    return scan.files
+    if cache is not None:
+        scan = replace(scan, files=cache.complete(scan))
+    return scan
 
 
 def normalize(roots: Sequence[str]) -> list[str]:
@@ -114,7 +184,7 @@ def normalize(roots: Sequence[str]) -> list[str]:
     return [r.rstrip("/") or "/" for r in roots]
 
 
-def _records(fields: Iterator[str]) -> Iterator[tuple[str, FileFact]]:
+def _records(fields: Iterator[str]) -> Iterator[tuple[str, tuple[FileFact, str]]]:
     for head in fields:
         if head == HASH_MARK:
             return
@@ -125,12 +195,13 @@ def _records(fields: Iterator[str]) -> Iterator[tuple[str, FileFact]]:
     raise ValueError(f"no {HASH_MARK} line: the output ended early")
 
 
-def _fact(head: str, owner: str, group: str, target: str) -> FileFact:
+def _fact(head: str, owner: str, group: str, target: str) -> tuple[FileFact, str]:
+    """The record's fact, and its STAMP as the hashing pass prints it."""
     parts = head.split(" ")
     if len(parts) != 8 or len(parts[0]) != 1:
         raise ValueError(f"not a file record: {head!r}")
     kind, mode, uid, gid, size, mtime, ctime, inode = parts
-    return FileFact(
+    fact = FileFact(
         type=kind,
         mode=f"{int(mode, 8):04o}",
         uid=int(uid),
@@ -143,19 +214,20 @@ def _fact(head: str, owner: str, group: str, target: str) -> FileFact:
         inode=int(inode),
         target=target if kind == "l" else None,
     )
+    return fact, f"{inode} {size} {mtime} {ctime}"
 
 
 def _hashes(fields: Iterator[str]) -> tuple[dict[str, str], str]:
     """The `HASH  PATH` fields up to the end line, which is returned with them."""
     hashes: dict[str, str] = {}
-    for field in fields:
-        if field.startswith(END_MARK + " "):
-            return hashes, field
-        if not field:
+    for item in fields:
+        if item.startswith(END_MARK + " "):
+            return hashes, item
+        if not item:
             break
-        digest, sep, path = field[:64], field[64:66], field[66:]
+        digest, sep, path = item[:64], item[64:66], item[66:]
         if sep not in ("  ", " *") or len(digest) != 64 or not _is_hex(digest):
-            raise ValueError(f"not a sha256sum line: {field[:120]!r}")
+            raise ValueError(f"not a sha256sum line: {item[:120]!r}")
         hashes[path] = digest
     raise ValueError(f"no {END_MARK} line: the output ended early")
 

@@ -12,7 +12,9 @@ from phoenix.process import CommandResult
 class Runner(Protocol):
     """Anything that runs a command on a server; `phoenix.hosts.Session` is one."""
 
-    def run(self, command: str, *args: str, timeout: float = ...) -> CommandResult: ...
+    def run(
+        self, command: str, *args: str, timeout: float = ..., stdin: bytes = ...
+    ) -> CommandResult: ...
 
 
 def server_name(session: Runner) -> str:

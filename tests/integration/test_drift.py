@@ -12,13 +12,14 @@ from pathlib import Path
 
 import pytest
 
-from phoenix import hosts
+from phoenix import evidence, hosts
 from phoenix import lab as labmod
 from phoenix.drift import Rules
-from phoenix.facts import Facts
+from phoenix.facts import Facts, HashCache
 from phoenix.images import Registry
 from phoenix.scan import ServerScan, scan_server
 from phoenix.state import Store
+from tests.conftest import wait_until
 from tests.integration.conftest import REPO, Lab, unique
 
 pytestmark = pytest.mark.integration
@@ -73,10 +74,15 @@ class Image:
             target, self.baseline, self.rules, self.lab.key.private_path, self.roots, 60, self.tag
         )
 
-    def run(self, target: hosts.Target, command: str) -> None:
+    def run(self, target: hosts.Target, command: str) -> None:  # over SSH, as a person would
         with hosts.connect(target, self.lab.key.private_path) as session:
             result = session.run(command)
         assert result.rc == 0, f"{command}: {result.stderr}"
+
+
+def lxc_exec(name: str, command: str) -> bool:
+    """Run `command` in a container through LXD (not SSH); whether it succeeded."""
+    return subprocess.run(["lxc", "exec", name, "--", "sh", "-c", command]).returncode == 0
 
 
 @pytest.fixture(scope="module")
@@ -181,6 +187,81 @@ def test_unreachable_and_untrusted_servers(image: Image, servers: list[hosts.Tar
     assert gone.status == "unreachable" and gone.error
 
 
+def test_a_repeat_scan_hashes_only_what_changed(image: Image, servers: list[hosts.Target]) -> None:
+    target = image.launch()
+    servers.append(target)
+    cache = HashCache()
+    full = scan_server(
+        target, image.baseline, image.rules, image.lab.key.private_path, image.roots, 60,
+        cache=cache,
+    )  # fmt: skip
+    assert full.status == "clean" and full.hashed > 1000
+    again = scan_server(
+        target, image.baseline, image.rules, image.lab.key.private_path, image.roots, 60,
+        cache=cache,
+    )  # fmt: skip
+    assert again.status == "clean" and again.hashed < 20, again.hashed
+    image.run(target, SAME_SIZE_AND_MTIME)
+    rewritten = scan_server(
+        target, image.baseline, image.rules, image.lab.key.private_path, image.roots, 60,
+        cache=cache,
+    )  # fmt: skip
+    assert rewritten.hashed < 20
+    assert ("binary.modified", "/usr/bin/dir") in {(f.kind, f.subject) for f in rewritten.findings}
+
+
+def test_evidence_of_text_changes_but_never_of_secrets(
+    image: Image, servers: list[hosts.Target]
+) -> None:
+    target = image.launch()
+    servers.append(target)
+    image.run(
+        target,
+        "echo 'gzip on; # hotfix' >> /etc/nginx/nginx.conf; echo 'hand made' > /etc/motd.local;"
+        " echo 'db_password=hunter2' > /etc/app-secrets.conf; printf 'x\\000y' > /etc/blob;"
+        " echo 'root:$6$h:1:0:99999:7:::' >> /etc/shadow",
+    )
+    keep = evidence.Policy(limit=256 * 1024)
+    scanned = scan_server(
+        target, image.baseline, image.rules, image.lab.key.private_path, image.roots, 60,
+        keep=keep,
+    )  # fmt: skip
+    kept = {a.path: a.content for a in scanned.archived}
+    assert set(kept) == {"/etc/nginx/nginx.conf", "/etc/motd.local"}
+    assert kept["/etc/nginx/nginx.conf"].endswith(b"gzip on; # hotfix\n")
+    linked = {f.subject for f in scanned.findings if f.evidence}
+    assert linked == set(kept)
+
+
+def test_a_hanging_command_and_a_dropped_connection(
+    image: Image, servers: list[hosts.Target]
+) -> None:
+    hung, dropped, fine = image.launch(), image.launch(), image.launch()
+    servers += [hung, dropped, fine]
+    wedge = (
+        "mv /usr/bin/dpkg-query /usr/bin/dpkg-query.real && printf '#!/bin/sh\\ntouch"
+        " /tmp/wedged\\nexec sleep 600\\n' > /usr/bin/dpkg-query && chmod 755 /usr/bin/dpkg-query"
+    )
+    for target in (hung, dropped):
+        image.run(target, wedge)
+
+    def scan(target: hosts.Target) -> ServerScan:
+        return scan_server(
+            target, image.baseline, image.rules, image.lab.key.private_path, image.roots, 20
+        )
+
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        futures = {t.name: pool.submit(scan, t) for t in (hung, dropped, fine)}
+        wait_until("the scan to hang", lambda: lxc_exec(dropped.name, "test -e /tmp/wedged"), 30)
+        assert lxc_exec(dropped.name, "pkill -9 -f 'sshd: root@notty'")
+        results = {name: future.result(timeout=60) for name, future in futures.items()}
+    assert results[fine.name].status == "clean"
+    assert results[hung.name].status == "unreachable"
+    assert "did not finish within 20 s" in str(results[hung.name].error)
+    assert results[dropped.name].status == "unreachable"
+    assert "dropped" in str(results[dropped.name].error), results[dropped.name].error
+
+
 def test_cli_on_a_fleet(lab: Lab, tmp_path: Path) -> None:
     shutil.copytree(REPO / "images", tmp_path / "images")
     shutil.copytree(REPO / "infra", tmp_path / "infra")
@@ -213,12 +294,29 @@ def test_cli_on_a_fleet(lab: Lab, tmp_path: Path) -> None:
         assert by_name[first["name"]]["status"] == "drifted"
         assert by_name[first["name"]]["findings"][0]["subject"] == "/etc/nginx/nginx.conf"
         assert 'failures="1"' in junit.read_text() and first["name"] in html.read_text()
+        assert by_name[first["name"]]["findings"][0]["evidence"].startswith("sha256:")
+        kept = fleet.phoenix("drift", "evidence", first["name"], "/etc/nginx/nginx.conf")
+        assert kept.rc == 0 and kept.stdout.endswith("hotfix\n"), kept.stderr
         assert fleet.phoenix("drift", "drifty", "--fail-on", "high").rc == 0
-        lab.lxd.stop(servers[1]["name"], force=True)
+
+        replaced = fleet.phoenix("drift", "drifty", "--replace", "--yes", "--json")
+        assert replaced.rc == 0, replaced.stderr
+        [outcome] = replaced.json()["replaced"]  # type: ignore[index]
+        assert outcome["status"] == "succeeded" and outcome["removed"] == [first["name"]]
+        assert fleet.phoenix("drift", "drifty").rc == 0  # the new server is the image again
+        kept = fleet.phoenix("drift", "evidence", first["name"], "/etc/nginx/nginx.conf")
+        assert kept.rc == 0 and kept.stdout.endswith("hotfix\n")  # outlives its server
+
+        second = servers[1]["name"]
+        lab.lxd.stop(second, force=True)
         partial = fleet.phoenix("drift", "drifty", "--json")
         assert partial.rc == 2
         states = {s["name"]: s["status"] for s in partial.json()["servers"]}  # type: ignore[index]
-        assert states == {first["name"]: "drifted", servers[1]["name"]: "unreachable"}
+        assert states[second] == "unreachable" and len(states) == 2
+        rebuilt = fleet.phoenix("rebuild", "drifty", "--yes", "--json")
+        assert rebuilt.rc == 0, rebuilt.stderr
+        [warning] = rebuilt.json()["warnings"]  # type: ignore[index]
+        assert second in warning and "not archived" in warning
         rules = fleet.phoenix("drift", "rules")
         assert rules.rc == 0 and "/etc/machine-id" in rules.stdout
     finally:

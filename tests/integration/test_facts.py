@@ -30,9 +30,11 @@ class Counting:
     def target(self) -> Target:
         return self.session.target
 
-    def run(self, command: str, *args: str, timeout: float = 60) -> CommandResult:
+    def run(
+        self, command: str, *args: str, timeout: float = 60, stdin: bytes = b""
+    ) -> CommandResult:
         self.commands.append(command)
-        return self.session.run(command, *args, timeout=timeout)
+        return self.session.run(command, *args, timeout=timeout, stdin=stdin)
 
 
 def gather_once(session: Session) -> Facts:

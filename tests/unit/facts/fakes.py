@@ -36,6 +36,7 @@ class Call:
     command: str
     args: tuple[str, ...]
     timeout: float
+    stdin: bytes = b""
 
 
 @dataclass
@@ -46,8 +47,10 @@ class FakeRunner:
     target: Target | None = field(default_factory=lambda: Target("web-1", "10.213.0.9", "k"))
     calls: list[Call] = field(default_factory=list)
 
-    def run(self, command: str, *args: str, timeout: float = 60) -> CommandResult:
-        self.calls.append(Call(command, args, timeout))
+    def run(
+        self, command: str, *args: str, timeout: float = 60, stdin: bytes = b""
+    ) -> CommandResult:
+        self.calls.append(Call(command, args, timeout, stdin))
         if command not in self.answers:
             raise AssertionError(f"unexpected command: {command[:200]}")
         return self.answers[command]
@@ -59,18 +62,20 @@ class NamelessRunner:
     def __init__(self, answer: CommandResult) -> None:
         self.answer = answer
 
-    def run(self, command: str, *args: str, timeout: float = 60) -> CommandResult:
+    def run(
+        self, command: str, *args: str, timeout: float = 60, stdin: bytes = b""
+    ) -> CommandResult:
         return self.answer
 
 
 class LocalRunner:
     """Runs the command on this machine, quoting the arguments as phoenix.hosts.Session does."""
 
-    def run(self, command: str, *args: str, timeout: float = 60) -> CommandResult:
+    def run(
+        self, command: str, *args: str, timeout: float = 60, stdin: bytes = b""
+    ) -> CommandResult:
         line = " ".join([command, *map(shlex.quote, args)])
-        proc = subprocess.run(
-            line, shell=True, capture_output=True, timeout=timeout, stdin=subprocess.DEVNULL
-        )
+        proc = subprocess.run(line, shell=True, capture_output=True, timeout=timeout, input=stdin)
         return CommandResult(
             proc.returncode,
             proc.stdout.decode(errors="replace"),

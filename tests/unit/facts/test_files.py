@@ -278,3 +278,83 @@ def test_command_on_this_machine_matches_lstat(tmp_path: Path) -> None:
 def test_command_on_this_machine_with_only_missing_roots(tmp_path: Path) -> None:
     assert files.gather(LocalRunner(), [str(tmp_path / "missing"), "/phoenix-no-such-root"]) == {}
     assert files.gather(LocalRunner(), []) == {}
+
+
+# -- the hash cache: files unchanged since their last hash are not hashed again ----------------
+
+
+def tree(root: Path) -> list[Path]:
+    (root / "etc").mkdir()
+    made = [root / "etc" / f"file{i}" for i in range(5)]
+    for i, path in enumerate(made):
+        path.write_text(f"content {i}\n")
+    (root / "etc" / "with space").write_text("x\n")
+    (root / "etc" / "link").symlink_to("file0")
+    return made
+
+
+def test_a_repeat_scan_hashes_nothing_and_gives_the_same_facts(tmp_path: Path) -> None:
+    tree(tmp_path)
+    cache = files.HashCache()
+    full = files.gather(LocalRunner(), [str(tmp_path)], cache=cache)
+    assert cache.hashed == 6 and len(cache.entries) == 6
+    again = files.gather(LocalRunner(), [str(tmp_path)], cache=cache)
+    assert cache.hashed == 0
+    assert again == full
+
+
+def test_a_rewrite_keeping_size_and_mtime_is_hashed_again(tmp_path: Path) -> None:
+    made = tree(tmp_path)
+    cache = files.HashCache()
+    before = files.gather(LocalRunner(), [str(tmp_path)], cache=cache)
+    target = made[2]
+    stat = target.stat()
+    target.write_text("CONTENT 2\n")  # same size
+    os.utime(target, ns=(stat.st_atime_ns, stat.st_mtime_ns))  # mtime set back; ctime moves
+    after = files.gather(LocalRunner(), [str(tmp_path)], cache=cache)
+    assert cache.hashed == 1
+    assert after[str(target)].mtime == before[str(target)].mtime
+    assert after[str(target)].sha256 != before[str(target)].sha256
+    assert (
+        after[str(target)].sha256 == files.gather(LocalRunner(), [str(target)])[str(target)].sha256
+    )
+
+
+def test_a_file_replaced_by_another_inode_is_hashed_again(tmp_path: Path) -> None:
+    made = tree(tmp_path)
+    cache = files.HashCache()
+    files.gather(LocalRunner(), [str(tmp_path)], cache=cache)
+    spare = tmp_path / "spare"
+    spare.write_text("content 9\n")
+    spare.replace(made[1])
+    after = files.gather(LocalRunner(), [str(tmp_path)], cache=cache)
+    assert cache.hashed == 1 and str(spare) not in after
+    assert str(made[1]) in cache.entries
+
+
+def test_removed_files_leave_the_cache(tmp_path: Path) -> None:
+    made = tree(tmp_path)
+    cache = files.HashCache()
+    files.gather(LocalRunner(), [str(tmp_path)], cache=cache)
+    made[0].unlink()
+    files.gather(LocalRunner(), [str(tmp_path)], cache=cache)
+    assert str(made[0]) not in cache.entries and len(cache.entries) == 5
+
+
+def test_a_cached_hash_is_used_only_for_the_same_stamp() -> None:
+    scan = files.Scan(
+        {"/a": fact(), "/b": fact()}, 0, 0, {"/a": "7 3 10.5 20.25", "/b": "8 3 10.5 20.25"}
+    )
+    cache = files.HashCache({"/a": ("7 3 10.5 20.25", HASH_A), "/b": ("8 3 10.5 99", HASH_B)})
+    done = cache.complete(scan)
+    assert done["/a"].sha256 == HASH_A
+    assert done["/b"].sha256 is None  # the command would have hashed it: it was unreadable
+    assert cache.entries == {"/a": ("7 3 10.5 20.25", HASH_A)}
+
+
+def test_cache_payload_and_round_trip() -> None:
+    cache = files.HashCache({"/a b": ("1 2 3.0 4.0", HASH_A), "/new\nline": ("5 6 7 8", HASH_B)})
+    assert cache.payload() == b"1 2 3.0 4.0 /a b\n"  # a path with a newline is always hashed
+    assert files.HashCache.from_json(cache.to_json()).entries == cache.entries
+    assert files.HashCache.from_json("not json").entries == {}
+    assert files.HashCache.from_json('{"/a": 3}').entries == {}

@@ -1,0 +1,45 @@
+"""Remedies for drift: a drifted server is replaced through the rollout, never patched."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+from phoenix import fleet
+from phoenix.drift import at_least
+from phoenix.errors import ExitCode
+from phoenix.events import Emit, discard
+from phoenix.rollout import Options, Result
+from phoenix.scan import DRIFTED, UNREACHABLE, UNTRUSTED, ScanReport
+from phoenix.workspace import Workspace
+
+
+def to_replace(report: ScanReport) -> dict[str, list[str]]:
+    """Fleet -> the servers to replace: drifted at or above the report's `fail_on`, and the
+    untrusted ones (their host key changed). Unreachable servers are left: that may pass."""
+    chosen: dict[str, list[str]] = {}
+    for s in report.servers:
+        drifted = s.status == DRIFTED and at_least(s.findings, report.fail_on)
+        if drifted or s.status == UNTRUSTED:
+            chosen.setdefault(s.fleet, []).append(s.name)
+    return chosen
+
+
+def replace(
+    ws: Workspace, chosen: Mapping[str, Sequence[str]], emit: Emit = discard
+) -> list[Result]:
+    """Rebuild exactly the `chosen` servers of each fleet from its current image (their drift
+    is archived first by the rebuild itself)."""
+    return [
+        fleet.run(ws, name, "rebuild", Options(only=tuple(servers)), emit=emit)
+        for name, servers in chosen.items()
+    ]
+
+
+def exit_code(report: ScanReport, outcomes: Sequence[Result]) -> ExitCode:
+    """0 when every drifted server was replaced; 1 when a replacement rolled back; 2 when some
+    server could not be scanned (it may still hold drift)."""
+    if any(s.status == UNREACHABLE for s in report.servers):
+        return ExitCode.REFUSED
+    if any(o.status == "rolled_back" for o in outcomes):
+        return ExitCode.FAILED
+    return ExitCode.OK
