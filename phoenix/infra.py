@@ -260,7 +260,7 @@ def _resource_drift(entry: Mapping[str, Any]) -> ResourceDrift | None:
         return ResourceDrift(name, "delete", before, {})
     after = _watched(change.get("after") or {})
     changed = sorted(
-        key for key in before.keys() | after.keys() if before.get(key) != after.get(key)
+        k for k in before.keys() | after.keys() if _differ(before.get(k), after.get(k))
     )
     if not changed:  # only what changes anyway (addresses ...): not drift
         return None
@@ -270,6 +270,13 @@ def _resource_drift(entry: Mapping[str, Any]) -> ResourceDrift | None:
         {key: before[key] for key in changed if key in before},
         {key: after[key] for key in changed if key in after},
     )
+
+
+def _differ(was: Any, now: Any) -> bool:
+    """Whether a watched attribute changed. A fresh server's state holds `limits = null`, its
+    first refresh reads `{}`: null and an empty map or list are the same nothing."""
+    empty: tuple[Any, ...] = (None, {}, [])
+    return bool(was != now and not (was in empty and now in empty))
 
 
 def _server_name(entry: Mapping[str, Any]) -> str:

@@ -615,3 +615,14 @@ def test_only_a_missing_instance_is_a_gone_server(
     summary: str, address: str | None, gone: str | None
 ) -> None:
     assert infra.gone_server(infra.Diagnostic("error", summary, address=address)) == gone
+
+
+def test_limits_of_a_fresh_server_read_as_empty_instead_of_null_are_not_drift() -> None:
+    # Seen on the lab: the state of a container just created holds `limits: null`, its first
+    # refresh reads `{}` (here beside a real change of status).
+    document = recorded("stopped")
+    change = document["resource_drift"][0]["change"]  # type: ignore[index]
+    change["before"]["limits"] = None
+    assert infra.parse_drift(document) == [STOPPED]
+    change["after"]["status"] = "Running"
+    assert infra.parse_drift(document) == []
