@@ -4,16 +4,23 @@
 with the facts of a live server and returns findings, each with a kind, a subject (the path,
 package, unit, user, port... that changed), a severity and what it was and is. What differs on
 every healthy server (its identity, DHCP's files, ...) is left out by the noise rules.
+
+`server_findings(drifts)` does the same for the servers themselves, as Terraform's refresh finds
+them (`phoenix.infra.ResourceDrift`): deleted, stopped or reconfigured outside phoenix.
 """
 
 from __future__ import annotations
 
 import fnmatch
+import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from phoenix.facts import Facts, FileFact
+
+if TYPE_CHECKING:
+    from phoenix.infra import ResourceDrift
 
 SEVERITIES = ("low", "medium", "high")
 
@@ -45,6 +52,11 @@ SEVERITY: dict[str, str] = {
     "port.closed": "low",
     "sysctl.changed": "medium",
     "host_key.changed": "high",
+    # The servers themselves, as Terraform's refresh finds them: gone or stopped means a fleet
+    # serving with fewer servers than it should; a changed setting is a hand-made snowflake.
+    "server.missing": "high",
+    "server.stopped": "high",
+    "server.config": "medium",
 }
 # Files whose content is never fetched, shown nor stored (fnmatch on the path; `*` crosses `/`);
 # extended by [drift] secrets. A file's content that looks like a private key is refused too.
@@ -362,3 +374,65 @@ def keyed_lines(
 
 def _short(line: str) -> str:
     return line if len(line) <= 120 else line[:117] + "..."
+
+
+# -- the servers themselves: what Terraform's refresh found changed outside it ------------------
+
+RUNNING = "Running"
+SETTINGS = ("config", "limits")  # maps of settings: one finding per key that changed
+
+
+def server_findings(drifts: Iterable[ResourceDrift], rules: Rules = Rules()) -> list[Finding]:
+    """Findings for servers deleted, stopped or reconfigured outside phoenix, sorted like diff's.
+
+    Subjects: `NAME` when the server is gone or stopped, `NAME:KEY` for a setting (`limits.cpu`,
+    `security.nesting`, `profiles`, ...). Rules of the `server` area leave subjects out.
+    """
+    found: list[Finding] = []
+    for drift in drifts:
+        if drift.action == "delete":
+            found.append(_finding("server.missing", drift.server, drift.before.get("status")))
+            continue
+        found += _status(drift) + _settings(drift)
+    kept = [f for f in found if not rules.ignores("server", f.subject)]
+    rank = {s: i for i, s in enumerate(reversed(SEVERITIES))}
+    return sorted(kept, key=lambda f: (rank[f.severity], f.kind, f.subject))
+
+
+def _status(drift: ResourceDrift) -> list[Finding]:
+    """Stopped (or frozen, ...) outside phoenix. Started again is the way back, not drift."""
+    now = drift.after.get("status")
+    if now is None or now == RUNNING:
+        return []
+    return [_finding("server.stopped", drift.server, drift.before.get("status"), now)]
+
+
+def _settings(drift: ResourceDrift) -> list[Finding]:
+    found: list[Finding] = []
+    for attr in sorted((drift.before.keys() | drift.after.keys()) - {"status"}):
+        was, now = drift.before.get(attr), drift.after.get(attr)
+        if attr in SETTINGS and isinstance(was or {}, dict) and isinstance(now or {}, dict):
+            found += _setting_keys(drift.server, attr, was or {}, now or {})
+        elif was != now:
+            found.append(
+                _finding("server.config", f"{drift.server}:{attr}", _plain(was), _plain(now))
+            )
+    return found
+
+
+def _setting_keys(
+    server: str, attr: str, was: Mapping[str, Any], now: Mapping[str, Any]
+) -> list[Finding]:
+    prefix = "limits." if attr == "limits" else ""
+    return [
+        _finding("server.config", f"{server}:{prefix}{key}", was.get(key), now.get(key))
+        for key in sorted(was.keys() | now.keys())
+        if was.get(key) != now.get(key)
+    ]
+
+
+def _plain(value: Any) -> str | None:
+    """A watched attribute as text: scalars as they are, lists and maps as compact JSON."""
+    if value is None or isinstance(value, str):
+        return value
+    return json.dumps(value, sort_keys=True, separators=(",", ":"))

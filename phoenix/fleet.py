@@ -9,9 +9,10 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from phoenix import scan
+from phoenix.drift import Finding, Rules, server_findings
 from phoenix.errors import PhoenixError
-from phoenix.events import Emit, StepOutput, discard
-from phoenix.fleets import Records, RunRecord
+from phoenix.events import Emit, StepOutput, discard, step
+from phoenix.fleets import Records, RunRecord, ServerStatus
 from phoenix.infra import Terraform
 from phoenix.lock import fleet_lock
 from phoenix.lxd import LXD
@@ -37,11 +38,14 @@ def open_fleet(
 
 def _adapters(ws: Workspace, name: str, emit: Emit) -> tuple[Terraform, HAProxy, LXD]:
     cfg = fleet_config(ws, name)
-    module = ws.config_file.parent / cfg.module
     health = ws.config.images[cfg.image].health
-    terraform = Terraform(name, ws.home, module, lambda line: emit(StepOutput("terraform", line)))
     traffic = HAProxy(name, ws.home, str(cfg.listen), cfg.listen_port, cfg.port, health)
-    return terraform, traffic, LXD()
+    return _terraform(ws, name, emit), traffic, LXD()
+
+
+def _terraform(ws: Workspace, name: str, emit: Emit) -> Terraform:
+    module = ws.config_file.parent / fleet_config(ws, name).module
+    return Terraform(name, ws.home, module, lambda line: emit(StepOutput("terraform", line)))
 
 
 def plan(ws: Workspace, name: str, kind: str, opts: Options) -> Plan:
@@ -116,6 +120,24 @@ class RunHistory:
 
     def as_dict(self) -> dict[str, Any]:
         return {**self.run.as_dict(), "events": self.events}
+
+
+def server_drift(ws: Workspace, name: str, emit: Emit = discard) -> list[Finding]:
+    """The fleet's servers deleted, stopped or reconfigured outside phoenix, as Terraform's
+    refresh-only plan finds them. Takes no lock: the plan neither waits for nor blocks a rollout.
+    A server a rollout is retiring (stopped on purpose before Terraform removes it) is left out."""
+    terraform = _terraform(ws, name, emit)
+    with step(emit, "terraform", f"{name}: terraform plan -refresh-only"):
+        drifts = terraform.drift()
+    retiring = _retiring(ws, name) if drifts else set()
+    kept = [d for d in drifts if d.server not in retiring]
+    return server_findings(kept, Rules.with_extra(ws.config.drift.ignore))
+
+
+def _retiring(ws: Workspace, name: str) -> set[str]:
+    with Store.open(ws.home) as store:
+        servers = Records(store).servers(name, live=False)
+    return {s.name for s in servers if s.status in (ServerStatus.REMOVING, ServerStatus.REMOVED)}
 
 
 def history(ws: Workspace, name: str | None = None, limit: int = 20) -> list[RunHistory]:

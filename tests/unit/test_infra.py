@@ -287,6 +287,10 @@ class FakeEngine:
         (self.workdir / ".terraform" / "providers").mkdir(parents=True, exist_ok=True)
         return infra._Run(0, "Terraform has been successfully initialized!", "")
 
+    def state_rm(self, addresses: list[str]) -> infra._Run:
+        self.calls.append(("state rm", addresses))
+        return infra._Run(0, "", "")
+
     def apply(self, variables: Mapping[str, str], on_line: Callable[[str], None]) -> infra._Run:
         self.calls.append(("apply", dict(variables)))
         recorded, rc = self.applies.pop(0)
@@ -439,3 +443,219 @@ def test_terraform_runs_with_its_own_environment(
     assert "TF_CLI_CONFIG_FILE" not in os.environ or os.environ["TF_CLI_CONFIG_FILE"] != str(
         tmp_path / "terraform" / "cli.tfrc"
     )
+
+
+# -- drift: recorded refresh-only plans of a fleet of three (sdrift-90484b-1..3) ---------------
+# Recorded on the lab (Terraform 1.15.5, provider lxd 1.5.0, LXD 5.0.2) after, in turn:
+# nothing; `lxc stop -1`; `lxc config set -2 limits.cpu 1`; `lxc config set -3` of
+# security.nesting, boot.autostart and user.phoenix.image; `lxc delete --force -3`.
+DATA = Path(__file__).resolve().parents[1] / "data" / "terraform"
+FLEET = "sdrift-90484b"
+
+
+def recorded(case: str) -> dict[str, object]:
+    document = json.loads((DATA / f"refresh-{case}.show.json").read_text())
+    assert isinstance(document, dict)
+    return document
+
+
+def running(document: dict[str, object]) -> dict[str, object]:
+    """`document` with every server of its refreshed state running (for edits of its drift)."""
+    state = document["prior_state"]
+    for resource in state["values"]["root_module"]["resources"]:  # type: ignore[index]
+        resource["values"]["status"] = "Running"
+    return document
+
+
+def plan_errors(case: str) -> list[infra.Diagnostic]:
+    return infra.parse_lines((DATA / f"refresh-{case}.plan.jsonl").read_text().splitlines()).errors
+
+
+STOPPED = infra.ResourceDrift(f"{FLEET}-1", "update", {"status": "Running"}, {"status": "Stopped"})
+LIMITED = infra.ResourceDrift(f"{FLEET}-2", "update", {"limits": {}}, {"limits": {"cpu": "1"}})
+
+
+def test_an_untouched_fleet_has_no_drift() -> None:
+    assert infra.parse_drift(recorded("clean")) == []
+
+
+def test_a_stopped_server_is_a_change_of_status_only() -> None:
+    assert infra.parse_drift(recorded("stopped")) == [STOPPED]
+
+
+def test_limits_set_by_hand_are_read_back_though_the_module_sets_none() -> None:
+    assert infra.parse_drift(recorded("limits")) == [STOPPED, LIMITED]
+
+
+def test_config_set_by_hand_shows_the_whole_config_map() -> None:
+    third = infra.parse_drift(recorded("config"))[2]
+    assert third.server == f"{FLEET}-3" and third.action == "update"
+    assert list(third.before) == ["config"] and list(third.after) == ["config"]
+    assert third.after["config"] == {
+        "boot.autostart": "false",
+        "security.nesting": "true",
+        "user.phoenix.fleet": FLEET,
+        "user.phoenix.generation": "1",
+        "user.phoenix.image": "hacked",
+    }
+
+
+def test_a_deleted_server_is_known_from_the_plans_error_not_its_drift() -> None:
+    document, errors = recorded("deleted"), plan_errors("deleted")
+    assert [e.summary for e in errors] == ["Instance not found"]
+    assert document["errored"] is True
+    assert infra.parse_drift(document) == [STOPPED, LIMITED]
+    gone = infra.parse_drift(document, errors)[2]
+    assert (gone.server, gone.action, gone.after) == (f"{FLEET}-3", "delete", {})
+    assert gone.before["status"] == "Running" and gone.before["image"] == "phoenix-base"
+
+
+def test_what_changes_on_every_refresh_is_not_drift() -> None:
+    document = running(recorded("stopped"))
+    entry = document["resource_drift"][0]  # type: ignore[index]
+    entry["change"]["after"] = {
+        **entry["change"]["before"],
+        "ipv4_address": "10.213.0.7",
+        "ip_address": "10.213.0.7",
+        "mac_address": "00:16:3e:00:00:01",
+    }
+    assert infra.parse_drift(document) == []
+
+
+def test_other_resources_and_other_errors_are_not_servers() -> None:
+    document = running(recorded("stopped"))
+    document["resource_drift"][0]["type"] = "lxd_network"  # type: ignore[index]
+    other = infra.Diagnostic("error", "permission denied", address='lxd_container.server["a"]')
+    assert infra.parse_drift(document, [other]) == []
+
+
+# -- drift through the adapter, with a fake engine ----------------------------------------------
+
+
+class DriftEngine(FakeEngine):
+    """Also answers refresh-only plans from a recorded case, writing the plan file as Terraform."""
+
+    def __init__(self, workdir: Path, case: str, rc: int = 0, plan_out: str = "") -> None:
+        super().__init__(workdir, [(APPLY_CREATE, 0)])
+        self.case, self.rc, self.plan_out = case, rc, plan_out
+        self.plan_files: list[Path] = []
+
+    def plan_refresh_only(self, variables: Mapping[str, str], plan_file: Path) -> infra._Run:
+        self.calls.append(("plan", dict(variables)))
+        self.plan_files.append(plan_file)
+        plan_file.write_text("a plan")
+        return infra._Run(self.rc, self.plan_out, "")
+
+    def show_plan(self, plan_file: Path) -> infra._Run:
+        self.calls.append(("show", plan_file))
+        assert plan_file.exists()
+        return infra._Run(0, (DATA / f"refresh-{self.case}.show.json").read_text(), "")
+
+
+def drift_adapter(tmp_path: Path, module: Path, engine_args: dict[str, object]) -> tuple[
+    Terraform, DriftEngine
+]:  # fmt: skip
+    tf = Terraform(FLEET, tmp_path / "home", module)
+    engine = DriftEngine(tf.workdir, **engine_args)  # type: ignore[arg-type]
+    tf._engine = engine  # type: ignore[assignment]
+    return tf, engine
+
+
+def test_apply_keeps_its_variables_for_the_refresh_plan(tmp_path: Path, module: Path) -> None:
+    tf, engine = drift_adapter(tmp_path, module, {"case": "limits"})
+    servers = {f"{FLEET}-1": ServerSpec("phoenix-base", 1)}
+    tf.apply(servers, "ssh-ed25519 AAAA k")
+    applied = infra.encode_vars(FLEET, servers, "ssh-ed25519 AAAA k")
+    assert json.loads((tf.workdir / infra.VARS_FILE).read_text()) == applied
+    assert tf.drift() == [STOPPED, LIMITED]
+    assert engine.calls[-2] == ("plan", applied)
+    assert not any(p.exists() for p in engine.plan_files)  # the plan file is not left behind
+
+
+def test_a_plan_that_failed_only_on_gone_servers_still_gives_the_rest(
+    tmp_path: Path, module: Path
+) -> None:
+    plan_out = (DATA / "refresh-deleted.plan.jsonl").read_text()
+    tf, _ = drift_adapter(tmp_path, module, {"case": "deleted", "rc": 1, "plan_out": plan_out})
+    tf.apply({}, "k")
+    assert [(d.server, d.action) for d in tf.drift()] == [
+        (f"{FLEET}-1", "update"),
+        (f"{FLEET}-2", "update"),
+        (f"{FLEET}-3", "delete"),
+    ]
+
+
+def test_a_plan_that_failed_otherwise_is_an_error(tmp_path: Path, module: Path) -> None:
+    tf, engine = drift_adapter(
+        tmp_path, module, {"case": "clean", "rc": 1, "plan_out": APPLY_NO_IMAGE}
+    )
+    tf.apply({}, "k")
+    with pytest.raises(TerraformError, match=r"plan -refresh-only failed.*Image not found"):
+        tf.drift()
+    assert not any(p.exists() for p in engine.plan_files)
+    assert engine.calls[-1][0] == "plan"  # nothing shown
+
+
+def test_no_state_means_no_drift_and_no_engine_call(tmp_path: Path, module: Path) -> None:
+    tf, engine = drift_adapter(tmp_path, module, {"case": "clean"})
+    assert tf.drift() == []
+    assert engine.calls == []
+
+
+def test_a_state_without_recorded_variables_says_what_records_them(
+    tmp_path: Path, module: Path
+) -> None:
+    tf, _ = drift_adapter(tmp_path, module, {"case": "clean"})
+    tf.workdir.mkdir(parents=True)
+    (tf.workdir / "terraform.tfstate").write_text("{}")
+    with pytest.raises(TerraformError, match="variables of its last apply") as caught:
+        tf.drift()
+    assert caught.value.hint == f"the fleet's next apply records them: phoenix rebuild {FLEET}"
+
+
+@pytest.mark.parametrize(
+    ("summary", "address", "gone"),
+    [
+        ("Instance not found", 'lxd_container.server["a"]', "a"),
+        ("not found", 'lxd_container.server["a"]', "a"),
+        ("Image not found", 'lxd_container.server["a"]', None),
+        ("could not get image info: Image not found", 'lxd_container.server["a"]', None),
+        ("Instance not found", None, None),
+    ],
+)
+def test_only_a_missing_instance_is_a_gone_server(
+    summary: str, address: str | None, gone: str | None
+) -> None:
+    assert infra.gone_server(infra.Diagnostic("error", summary, address=address)) == gone
+
+
+def test_limits_of_a_fresh_server_read_as_empty_instead_of_null_are_not_drift() -> None:
+    # Seen on the lab: the state of a container just created holds `limits: null`, its first
+    # refresh reads `{}` (here beside a real change of status).
+    document = recorded("stopped")
+    change = document["resource_drift"][0]["change"]  # type: ignore[index]
+    change["before"]["limits"] = None
+    assert infra.parse_drift(document) == [STOPPED]
+    change["after"]["status"] = "Running"
+    assert infra.parse_drift(running(document)) == []
+
+
+def test_an_apply_failing_on_a_server_deleted_by_hand_forgets_it_and_runs_again(
+    tmp_path: Path, module: Path
+) -> None:
+    gone = (DATA / "refresh-deleted.plan.jsonl").read_text()
+    tf, engine, shown = make(tmp_path, module, [(gone, 1), (APPLY_CREATE, 0)])
+    tf.apply({"tft-s1": ServerSpec("phoenix-base", 1)}, "k")
+    [(_, addresses)] = [c for c in engine.calls if c[0] == "state rm"]
+    assert addresses == [f'lxd_container.server["{FLEET}-3"]']
+    assert [c[0] for c in engine.calls] == ["init", "apply", "state rm", "apply"]
+    assert any("deleted outside phoenix" in line for line in shown)
+
+
+def test_a_server_recorded_stopped_by_an_apply_is_still_stopped_drift() -> None:
+    document = json.loads((DATA / "refresh-clean.show.json").read_text())
+    [first, *_] = document["prior_state"]["values"]["root_module"]["resources"]
+    first["values"]["status"] = "Stopped"
+    assert infra.parse_drift(document) == [
+        infra.ResourceDrift(first["index"], "update", {"status": "Running"}, {"status": "Stopped"})
+    ]
