@@ -1,4 +1,4 @@
-"""`phoenix drift [FLEET…] | phoenix drift rules`: snowflakes on live servers."""
+"""`phoenix drift [FLEET…] | rules | promote SERVER`: snowflakes on live servers."""
 
 from __future__ import annotations
 
@@ -6,16 +6,20 @@ from pathlib import Path
 
 import typer
 
-from phoenix import report, scan
+from phoenix import promote, report, scan
 from phoenix.cli import render
 from phoenix.cli.common import JSON_OPTION, workspace
 from phoenix.drift import Rules
+from phoenix.errors import Refused
+from phoenix.workspace import Workspace
 
 
 def command(
     ctx: typer.Context,
     fleets: list[str] | None = typer.Argument(
-        None, help="Fleets to scan (default: all). `phoenix drift rules` shows the noise rules."
+        None,
+        help="Fleets to scan (default: all). `phoenix drift rules` shows the noise rules;"
+        " `phoenix drift promote SERVER` writes its drifted files into its image's template.",
     ),
     all_: bool = typer.Option(False, "--all", help="Scan every fleet."),
     json: bool = JSON_OPTION,
@@ -27,9 +31,17 @@ def command(
     since: str | None = typer.Option(
         None, help="Scan nothing; show what appeared or went away between the scans of, e.g., 7d."
     ),
+    paths: list[str] | None = typer.Option(
+        None, "--path", help="With `promote`: only drifted files at or under this path (repeat)."
+    ),
 ) -> None:
     """Compare every live server with its image's baseline. Exit 0 clean, 1 drift, 2 unscanned."""
     ws = workspace(ctx)
+    if fleets and fleets[0] == "promote":
+        _promote(ws, fleets[1:], paths or [], json)
+        return
+    if paths:
+        raise Refused("--path only goes with `phoenix drift promote SERVER`")
     if fleets == ["rules"]:
         _rules(Rules.with_extra(ws.config.drift.ignore), json)
         return
@@ -57,3 +69,11 @@ def _rules(rules: Rules, json: bool) -> None:
         render.as_json(list(rules.patterns))
     else:
         render.table("drift noise rules", ["rule"], [(p,) for p in rules.patterns])
+
+
+def _promote(ws: Workspace, servers: list[str], paths: list[str], json: bool) -> None:
+    if len(servers) != 1:
+        raise Refused("promote takes one server", hint="phoenix drift promote SERVER [--path P]")
+    with render.Progress() as progress:
+        done = promote.promote(ws, servers[0], paths, emit=progress)
+    render.as_json(done.as_dict()) if json else render.promotion(done)

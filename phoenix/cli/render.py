@@ -18,6 +18,7 @@ from phoenix import ages
 from phoenix.events import Event, Outcome, StepFinished, StepOutput, StepStarted
 from phoenix.fleet import RunHistory
 from phoenix.images import ImageView
+from phoenix.promote import Promotion
 from phoenix.rollout import FleetStatus, Plan, Result
 from phoenix.scan import Change, ScanReport
 
@@ -235,3 +236,15 @@ def drift_changes(changes: Sequence[Change]) -> None:
     table("drift between scans", ["scan", "change", "server", "severity", "kind", "subject"], rows)
     if not rows:
         line("no change between the scans in that window")
+
+
+def promotion(p: Promotion) -> None:
+    rows = [(path, "install") for path in p.written] + [(path, "remove") for path in p.removed]
+    rows += [(s.path, f"[yellow]skipped[/]: {s.reason}") for s in p.skipped]
+    table(f"promoted from {p.server} ({p.image_tag}) into {p.directory}", ["path", "what"], rows)
+    if not p.written and not p.removed:
+        line("nothing promoted: no drifted file to carry into the image")
+        return
+    edited = "now runs" if p.template_changed else "already ran"
+    line(f"{p.template} {edited} promoted/apply.sh")
+    line(f"the next `phoenix image bake {p.image}` carries the change; review and commit it first")
