@@ -241,9 +241,11 @@ def drift_changes(changes: Sequence[Change]) -> None:
 def promotion(p: Promotion) -> None:
     rows = [(path, "install") for path in p.written] + [(path, "remove") for path in p.removed]
     rows += [(s.path, f"[yellow]skipped[/]: {s.reason}") for s in p.skipped]
-    table(f"promoted from {p.server} ({p.image_tag}) into {p.directory}", ["path", "what"], rows)
+    if rows:
+        title = f"promoted from {p.server} ({p.image_tag}) into {p.directory}"
+        table(title, ["path", "what"], rows)
     if not p.written and not p.removed:
-        line("nothing promoted: no drifted file to carry into the image")
+        line(f"nothing promoted: no drifted file of {p.server} to carry into the image")
         return
     edited = "now runs" if p.template_changed else "already ran"
     line(f"{p.template} {edited} promoted/apply.sh")
