@@ -63,6 +63,7 @@ SEVERITY: dict[str, str] = {
 SECRET_PATTERNS: tuple[str, ...] = (
     "/etc/shadow*",
     "/etc/gshadow*",
+    "/etc/security/opasswd",
     "/etc/ssh/ssh_host_*_key",
     "/etc/ssl/private/*",
     "*/.ssh/id_*",
@@ -70,6 +71,7 @@ SECRET_PATTERNS: tuple[str, ...] = (
     "*.pem",
     "*.p12",
     "*.pfx",
+    "*/.gnupg/*",
     "*/.netrc",
     "*/.pgpass",
     "*/.git-credentials",

@@ -1,4 +1,4 @@
-"""`phoenix drift [FLEET…]`, `drift rules`, `drift evidence SERVER [PATH]`: snowflakes."""
+"""`phoenix drift [FLEET…]`, and `drift rules | evidence SERVER [PATH] | promote SERVER`."""
 
 from __future__ import annotations
 
@@ -6,17 +6,20 @@ from pathlib import Path
 
 import typer
 
-from phoenix import evidence, remedy, report, scan
+from phoenix import evidence, promote, remedy, report, scan
 from phoenix.cli import render
 from phoenix.cli.common import JSON_OPTION, confirm, workspace
 from phoenix.drift import Rules
+from phoenix.errors import Refused
 from phoenix.workspace import Workspace
 
 
 def command(
     ctx: typer.Context,
     fleets: list[str] | None = typer.Argument(
-        None, help="Fleets to scan (default: all). `phoenix drift rules` shows the noise rules."
+        None,
+        help="Fleets to scan (default: all). `phoenix drift rules` shows the noise rules;"
+        " `phoenix drift promote SERVER` writes its drifted files into its image's template.",
     ),
     all_: bool = typer.Option(False, "--all", help="Scan every fleet."),
     json: bool = JSON_OPTION,
@@ -35,6 +38,9 @@ def command(
         False, "--replace", help="Then rebuild the drifted and untrusted servers (never patch)."
     ),
     yes: bool = typer.Option(False, "--yes", "-y", help="Replace without asking."),
+    paths: list[str] | None = typer.Option(
+        None, "--path", help="With `promote`: only drifted files at or under this path (repeat)."
+    ),
 ) -> None:
     """Compare every live server with its image's baseline. Exit 0 clean, 1 drift, 2 unscanned.
 
@@ -42,6 +48,11 @@ def command(
     content of the files changed by hand, archived by the scans.
     """
     ws = workspace(ctx)
+    if fleets and fleets[0] == "promote":
+        _promote(ws, fleets[1:], paths or [], json)
+        return
+    if paths:
+        raise Refused("--path only goes with `phoenix drift promote SERVER`")
     if fleets and fleets[0] == "rules":
         _rules(Rules.with_extra(ws.config.drift.ignore), json)
         return
@@ -108,3 +119,11 @@ def _rules(rules: Rules, json: bool) -> None:
         render.as_json(list(rules.patterns))
     else:
         render.table("drift noise rules", ["rule"], [(p,) for p in rules.patterns])
+
+
+def _promote(ws: Workspace, servers: list[str], paths: list[str], json: bool) -> None:
+    if len(servers) != 1:
+        raise Refused("promote takes one server", hint="phoenix drift promote SERVER [--path P]")
+    with render.Progress() as progress:
+        done = promote.promote(ws, servers[0], paths, emit=progress)
+    render.as_json(done.as_dict()) if json else render.promotion(done)

@@ -19,6 +19,7 @@ from phoenix.events import Event, Outcome, StepFinished, StepOutput, StepStarted
 from phoenix.evidence import Archived
 from phoenix.fleet import RunHistory
 from phoenix.images import ImageView
+from phoenix.promote import Promotion
 from phoenix.rollout import FleetStatus, Plan, Result
 from phoenix.scan import Change, ScanReport
 
@@ -253,3 +254,17 @@ def evidence(server: str, kept: Sequence[Archived]) -> None:
     rows = [(a.path, str(len(a.content)), a.sha256[:16], ages.ago(a.archived_at)) for a in kept]
     table(f"archived hand changes of {server}", ["path", "bytes", "sha256", "found"], rows)
     line(f"see one: phoenix drift evidence {server} PATH")
+
+
+def promotion(p: Promotion) -> None:
+    rows = [(path, "install") for path in p.written] + [(path, "remove") for path in p.removed]
+    rows += [(s.path, f"[yellow]skipped[/]: {s.reason}") for s in p.skipped]
+    if rows:
+        title = f"promoted from {p.server} ({p.image_tag}) into {p.directory}"
+        table(title, ["path", "what"], rows)
+    if not p.written and not p.removed:
+        line(f"nothing promoted: no drifted file of {p.server} to carry into the image")
+        return
+    edited = "now runs" if p.template_changed else "already ran"
+    line(f"{p.template} {edited} promoted/apply.sh")
+    line(f"the next `phoenix image bake {p.image}` carries the change; review and commit it first")

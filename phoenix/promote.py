@@ -1,0 +1,454 @@
+"""Promote drift: a live server's changed files become part of its image's template, on purpose.
+
+`promote(ws, server)` scans one serving server like `phoenix drift` does, keeps the findings about
+files (restricted to `paths` when given), fetches the content of every changed or added regular
+file over the same SSH session, and writes, beside the image's template:
+
+    images/NAME/promoted/files/ABSOLUTE/PATH   the live content of each promoted regular file
+    images/NAME/promoted/manifest.json         every promoted path and what to do with it
+    images/NAME/promoted/apply.sh              generated from the manifest: install, link, chmod, rm
+
+and adds two provisioners to the template, once: upload `promoted/`, run `apply.sh`. The manifest
+is merged, never replaced, so promoting again (the same or other paths) adds to what is there; the
+script is regenerated from it whole. The next bake's inputs change, so it is not a no-op.
+
+The content of a secret (a private key, a shadow file) is never written into the repository.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+import shlex
+import tempfile
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from phoenix import events, facts, hosts, keys
+from phoenix.bake import load_template
+from phoenix.drift import Finding, Rules, diff, is_secret, looks_secret
+from phoenix.errors import CommandError, ConfigError, Refused
+from phoenix.events import Emit, StepOutput, discard
+from phoenix.facts import Facts, FileFact
+from phoenix.facts.runner import Runner
+from phoenix.fleets import Records, ServerRecord, ServerStatus
+from phoenix.images import Registry
+from phoenix.lock import fleet_lock
+from phoenix.state import Store, now
+from phoenix.workspace import Workspace
+
+MAX_BYTES = 10 * 1024 * 1024  # per file: bigger things belong in a package, not in a template
+FILE_KINDS = ("file.", "binary.", "setuid.")
+CONTENT_KINDS = ("file.added", "file.modified", "binary.modified")
+PROMOTED = "promoted"
+MANIFEST_VERSION = 1
+SCRIPT_LINE = "sh /tmp/promoted/apply.sh /tmp/promoted"
+
+Connect = Callable[[hosts.Target, Path], hosts.Session]
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One promoted path: what apply.sh makes of it (file, link, dir, meta or remove)."""
+
+    path: str
+    action: str
+    mode: str | None = None
+    owner: str | None = None
+    group: str | None = None
+    target: str | None = None  # link only
+    sha256: str | None = None  # file only
+    server: str = ""
+    promoted_at: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in asdict(self).items() if v is not None and k != "path"}
+
+
+@dataclass(frozen=True)
+class Skipped:
+    path: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class Promotion:
+    server: str
+    image: str  # the image's name in phoenix.toml
+    image_tag: str  # the version the server runs
+    directory: Path  # images/NAME/promoted
+    template: Path
+    written: list[str] = field(default_factory=list)  # paths apply.sh now installs or changes
+    removed: list[str] = field(default_factory=list)  # paths apply.sh now removes
+    skipped: list[Skipped] = field(default_factory=list)
+    template_changed: bool = False
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "server": self.server,
+            "image": self.image,
+            "image_tag": self.image_tag,
+            "directory": str(self.directory),
+            "template": str(self.template),
+            "written": self.written,
+            "removed": self.removed,
+            "skipped": [asdict(s) for s in self.skipped],
+            "template_changed": self.template_changed,
+        }
+
+
+@dataclass(frozen=True)
+class Located:
+    record: ServerRecord
+    image: str
+    template: Path
+    baseline: Facts
+
+
+# -- the one call -----------------------------------------------------------------------------
+
+
+def promote(
+    ws: Workspace,
+    server: str,
+    paths: Sequence[str] = (),
+    emit: Emit = discard,
+    connect: Connect = hosts.connect,
+    max_bytes: int = MAX_BYTES,
+) -> Promotion:
+    """Write `server`'s drifted files (under `paths`, or all) into its image's template."""
+    wanted = _normalize(paths)
+    found = _locate(ws, server)
+    rules = Rules.with_extra(ws.config.drift.ignore)
+    key, _ = keys.ensure(ws.home)
+    record = found.record
+    target = hosts.Target(record.name, str(record.address), str(record.host_key))
+    title = f"scan {server}, fetch its drifted files"
+    with events.step(emit, "promote", title), connect(target, key.private_path) as session:
+        live = facts.gather(session, ws.config.drift.roots, timeout=ws.config.drift.timeout)
+        findings = select(file_findings(diff(found.baseline, live, rules)), wanted)
+        entries, skipped = plan(
+            findings, found.baseline, live, server, now(), ws.config.drift.secrets
+        )
+        emit(StepOutput("promote", f"fetching {sum(e.action == 'file' for e in entries)} files"))
+        contents, more = fetch(session, entries, live, max_bytes, ws.config.drift.timeout)
+    entries = [e for e in entries if e.action != "file" or e.path in contents]
+    directory = found.template.parent / found.image / PROMOTED
+    changed = False
+    if entries:
+        with fleet_lock(ws.home, f"image-{found.image}", operation="promote"):
+            write(directory, entries, contents)
+            changed = add_provisioners(found.template, directory)
+    return Promotion(
+        server, found.image, record.image_tag, directory, found.template,
+        written=sorted(e.path for e in entries if e.action != "remove"),
+        removed=sorted(e.path for e in entries if e.action == "remove"),
+        skipped=skipped + more, template_changed=changed,
+    )  # fmt: skip
+
+
+def _normalize(paths: Sequence[str]) -> list[str]:
+    bad = [p for p in paths if not p.startswith("/")]
+    if bad:
+        raise Refused(
+            f"--path must be absolute, not {', '.join(bad)}", hint="like --path /etc/nginx"
+        )
+    return [p.rstrip("/") or "/" for p in paths]
+
+
+def _locate(ws: Workspace, server: str) -> Located:
+    """The serving server named `server`, its image's name, template and baseline."""
+    with Store.open(ws.home) as store:
+        records = Records(store)
+        live = [s for fleet in sorted(ws.config.fleets) for s in records.servers(fleet)]
+        serving = {s.name: s for s in live if s.status is ServerStatus.SERVING}
+        if server not in serving:
+            known = ", ".join(sorted(serving)) or "none"
+            raise ConfigError(f"no serving server {server}", hint=f"serving servers: {known}")
+        record = serving[server]
+        image = Registry(store).get(record.image_tag)
+    if image.name not in ws.config.images:
+        raise ConfigError(f"image {image.name} of {server} is not in {ws.config_file}")
+    if not image.baseline:
+        raise Refused(f"image {image.tag} has no baseline", hint=f"rebake {image.name}")
+    template = ws.config.images[image.name].template_path(ws.config_file.parent, image.name)
+    load_template(template)  # fail before touching the server if it is not a template
+    return Located(record, image.name, template, Facts.from_dict(image.baseline))
+
+
+# -- what to promote --------------------------------------------------------------------------
+
+
+def file_findings(findings: Iterable[Finding]) -> list[Finding]:
+    return [f for f in findings if f.kind.startswith(FILE_KINDS)]
+
+
+def select(findings: Sequence[Finding], paths: Sequence[str]) -> list[Finding]:
+    """The findings under `paths` (each selects itself and what is below it); all when empty."""
+    if not paths:
+        return list(findings)
+    paths = _normalize(paths)
+    unmatched = [p for p in paths if not any(_under(f.subject, p) for f in findings)]
+    if unmatched:
+        drifted = sorted({f.subject for f in findings})
+        shown = ", ".join(drifted[:10]) + (f" and {len(drifted) - 10} more" if drifted[10:] else "")
+        raise Refused(
+            f"no drifted file under {', '.join(unmatched)}",
+            hint=f"drifted files: {shown}" if drifted else "no file drifted on this server",
+        )
+    return [f for f in findings if any(_under(f.subject, p) for p in paths)]
+
+
+def _under(path: str, root: str) -> bool:
+    return root == "/" or path == root or path.startswith(root + "/")
+
+
+def plan(
+    findings: Sequence[Finding],
+    baseline: Facts,
+    live: Facts,
+    server: str,
+    at: str,
+    secrets: Sequence[str] = (),
+) -> tuple[list[Entry], list[Skipped]]:
+    """One entry per drifted path, from its live facts; what cannot be promoted, with why."""
+    entries: list[Entry] = []
+    skipped: list[Skipped] = []
+    kinds: dict[str, set[str]] = {}
+    for f in findings:
+        kinds.setdefault(f.subject, set()).add(f.kind)
+    for path, found in sorted(kinds.items()):
+        now_ = live.files.get(path)
+        if now_ is None:
+            entries.append(Entry(path, "remove", server=server, promoted_at=at))
+            continue
+        action = _action(now_, bool(found & set(CONTENT_KINDS)), baseline.files.get(path))
+        if action.startswith("skip:"):
+            skipped.append(Skipped(path, action[5:]))
+        elif action == "file" and is_secret(path, secrets):
+            skipped.append(Skipped(path, "a secret: its content is never written to the repo"))
+        else:
+            entries.append(_entry(path, action, now_, server, at))
+    return entries, skipped
+
+
+def _action(now_: FileFact, content: bool, was: FileFact | None) -> str:
+    if now_.type == "l":
+        return "link"
+    if now_.type == "d":
+        return "meta" if was is not None and was.type == "d" else "dir"
+    if now_.type != "f":
+        return f"skip:a special file (type {now_.type}): make it in a provisioner or unit"
+    return "file" if content else "meta"
+
+
+def _entry(path: str, action: str, f: FileFact, server: str, at: str) -> Entry:
+    if action == "link":
+        return Entry(path, action, target=f.target, server=server, promoted_at=at)
+    sha = f.sha256 if action == "file" else None
+    return Entry(path, action, f.mode, f.owner, f.group, None, sha, server, at)
+
+
+# -- fetching content -------------------------------------------------------------------------
+
+
+def fetch(
+    session: Runner, entries: Sequence[Entry], live: Facts, max_bytes: int, timeout: float
+) -> tuple[dict[str, bytes], list[Skipped]]:
+    """The content of every `file` entry, checked against its live hash; the rest skipped."""
+    contents: dict[str, bytes] = {}
+    skipped: list[Skipped] = []
+    for entry in (e for e in entries if e.action == "file"):
+        size = live.files[entry.path].size
+        if size > max_bytes:
+            skipped.append(
+                Skipped(entry.path, f"{size} bytes, over the limit of {_size(max_bytes)}")
+            )
+            continue
+        data = _read(session, entry.path, timeout)
+        reason = _refuse(data, entry, max_bytes)
+        if reason:
+            skipped.append(Skipped(entry.path, reason))
+        else:
+            contents[entry.path] = data
+    return contents, skipped
+
+
+def _read(session: Runner, path: str, timeout: float) -> bytes:
+    """A file's bytes, through base64 on the server (binary-safe over a text channel)."""
+    result = session.run("base64 -w0 --", path, timeout=timeout)
+    if result.rc != 0:
+        reason = result.stderr.strip().splitlines()[-1:] or ["no error output"]
+        raise CommandError(f"cannot read {path} on the server: {reason[0]}")
+    return base64.b64decode(result.stdout.strip(), validate=True)
+
+
+def _size(n: int) -> str:
+    for unit, scale in (("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if n >= scale:
+            return f"{n / scale:g} {unit}"
+    return f"{n} bytes"
+
+
+def _refuse(data: bytes, entry: Entry, max_bytes: int) -> str | None:
+    if len(data) > max_bytes:
+        return f"{len(data)} bytes, over the limit of {_size(max_bytes)}"
+    if hashlib.sha256(data).hexdigest() != entry.sha256:
+        return "changed while it was being promoted: promote it again"
+    if looks_secret(data):
+        return "holds a private key: its content is never written to the repo"
+    return None
+
+
+# -- writing: files, manifest, apply.sh -------------------------------------------------------
+
+
+def write(directory: Path, entries: Sequence[Entry], contents: dict[str, bytes]) -> None:
+    """Merge `entries` into the manifest in `directory`; write their files and apply.sh."""
+    merged = read_manifest(directory)
+    for entry in entries:
+        merged[entry.path] = _merge(merged.get(entry.path), entry)
+    for path, data in sorted(contents.items()):
+        atomic_write(directory / "files" / path.lstrip("/"), data)
+    _prune(directory / "files", {p for p, e in merged.items() if e.action == "file"})
+    manifest = {
+        "version": MANIFEST_VERSION,
+        "entries": {p: e.as_dict() for p, e in sorted(merged.items())},
+    }
+    atomic_write(directory / "manifest.json", (json.dumps(manifest, indent=2) + "\n").encode())
+    atomic_write(directory / "apply.sh", script(list(merged.values())).encode(), mode=0o755)
+
+
+def _merge(old: Entry | None, new: Entry) -> Entry:
+    """A mode or owner change of a path promoted with content keeps the content."""
+    if old is not None and new.action == "meta" and old.action in ("file", "dir"):
+        return replace(
+            old, mode=new.mode, owner=new.owner, group=new.group, server=new.server,
+            promoted_at=new.promoted_at,
+        )  # fmt: skip
+    return new
+
+
+def read_manifest(directory: Path) -> dict[str, Entry]:
+    path = directory / "manifest.json"
+    if not path.exists():
+        return {}
+    try:
+        data = json.loads(path.read_text())
+        if data.get("version") != MANIFEST_VERSION:
+            raise ValueError(f"version {data.get('version')!r}, expected {MANIFEST_VERSION}")
+        return {p: Entry(p, **fields) for p, fields in data["entries"].items()}
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise ConfigError(
+            f"{path}: not a manifest phoenix can read: {exc}",
+            hint="fix it, or remove the promoted directory and promote again",
+        ) from exc
+
+
+def _prune(files: Path, keep: set[str]) -> None:
+    """Remove promoted content no entry refers to any more (the path was re-promoted as other)."""
+    if not files.is_dir():
+        return
+    for path in sorted(files.rglob("*"), reverse=True):
+        relative = "/" + path.relative_to(files).as_posix()
+        if path.is_dir() and not path.is_symlink():
+            if not any(path.iterdir()):
+                path.rmdir()
+        elif relative not in keep:
+            path.unlink()
+
+
+def atomic_write(path: Path, data: bytes, mode: int = 0o644) -> None:
+    """Write `path` whole or not at all: a temp file beside it, then rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "wb") as out:
+            out.write(data)
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+HEADER = """\
+#!/bin/sh
+# Generated by `phoenix drift promote` from manifest.json: do not edit, promote again instead.
+# Puts what was promoted from live servers into the image. Safe to run again.
+# Usage: sh apply.sh DIR, where DIR holds the uploaded promoted/ directory (files/ in it).
+set -eu
+src="${1:-/tmp/promoted}/files"
+"""
+
+
+def script(entries: Sequence[Entry]) -> str:
+    """apply.sh for `entries`: directories, files, links, modes and owners, then removals."""
+    order = {"dir": 0, "file": 1, "link": 2, "meta": 3}
+    kept = sorted(
+        (e for e in entries if e.action != "remove"), key=lambda e: (order[e.action], e.path)
+    )
+    gone = sorted((e.path for e in entries if e.action == "remove"), reverse=True)
+    lines = [_line(e) for e in kept] + [f"rm -rf -- {shlex.quote(p)}" for p in gone]
+    return HEADER + "".join(f"{line}\n" for line in lines)
+
+
+def _line(e: Entry) -> str:
+    path = shlex.quote(e.path)
+    who = f"-m {e.mode} -o {shlex.quote(str(e.owner))} -g {shlex.quote(str(e.group))}"
+    if e.action == "dir":
+        return f"install -d {who} -- {path}"
+    if e.action == "file":
+        return f'install -D {who} -- "$src"{path} {path}'
+    if e.action == "link":
+        parent = shlex.quote(os.path.dirname(e.path) or "/")
+        return f"mkdir -p -- {parent} && ln -sfn -- {shlex.quote(str(e.target))} {path}"
+    # chown first: it clears setuid/setgid bits, which chmod then sets
+    return f"chown -- {shlex.quote(f'{e.owner}:{e.group}')} {path} && chmod -- {e.mode} {path}"
+
+
+# -- the template -----------------------------------------------------------------------------
+
+
+def add_provisioners(template_file: Path, directory: Path) -> bool:
+    """Add the upload of `directory` and the run of apply.sh to the template, once each."""
+    template = load_template(template_file)
+    source = directory.relative_to(template_file.parent).as_posix()
+    steps: list[dict[str, Any]] = template.setdefault("provisioners", [])
+    wanted: list[dict[str, Any]] = [
+        {"type": "file", "source": source, "destination": "/tmp"},
+        {"type": "shell", "inline": [SCRIPT_LINE]},
+    ]
+    missing = [w for w in wanted if not any(_same(step, w) for step in steps)]
+    if not missing:
+        return False
+    steps += missing
+    atomic_write(template_file, (dump_json(template) + "\n").encode())
+    return True
+
+
+def _same(step: Any, wanted: dict[str, Any]) -> bool:
+    return isinstance(step, dict) and all(step.get(k) == v for k, v in wanted.items())
+
+
+def dump_json(value: Any, indent: int = 0, width: int = 100) -> str:
+    """JSON with an indent of 2, short lists of plain values on one line (as templates are)."""
+    pad, inner = " " * indent, " " * (indent + 2)
+    if isinstance(value, dict) and value:
+        items = [f"{inner}{_json(k)}: {dump_json(v, indent + 2, width)}" for k, v in value.items()]
+        return "{\n" + ",\n".join(items) + f"\n{pad}}}"
+    if isinstance(value, list) and value:
+        flat = _json(value)
+        if not any(isinstance(v, dict | list) for v in value) and indent + len(flat) <= width:
+            return flat
+        items = [f"{inner}{dump_json(v, indent + 2, width)}" for v in value]
+        return "[\n" + ",\n".join(items) + f"\n{pad}]"
+    return _json(value)
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False)

@@ -1,0 +1,403 @@
+"""Promoting drift into a template, with plain data, a temp repo and a fake SSH session."""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import hashlib
+import json
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from phoenix import bake, hosts
+from phoenix import promote as promote_mod
+from phoenix.cli.app import main
+from phoenix.drift import diff, is_secret
+from phoenix.errors import CommandError, ConfigError, ExitCode, Refused
+from phoenix.facts import Facts, FileFact
+from phoenix.fleets import Records, ServerStatus
+from phoenix.images import Registry
+from phoenix.process import CommandResult
+from phoenix.promote import Entry, Skipped, promote
+from phoenix.state import Store
+from phoenix.workspace import Workspace
+
+REPO = Path(__file__).resolve().parents[2]
+AT = "2025-01-01T00:00:00.000+00:00"
+
+
+def sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def f(data: bytes = b"old\n", mode: str = "0644", owner: str = "root", **kw: Any) -> FileFact:
+    base: dict[str, Any] = dict(type="f", mode=mode, uid=0, gid=0, owner=owner, group="root",
+                                size=len(data), mtime=1.0, ctime=1.0, inode=1, target=None,
+                                sha256=sha(data))  # fmt: skip
+    base.update(kw)
+    return FileFact(**base)
+
+
+def d(mode: str = "0755") -> FileFact:
+    return f(type="d", mode=mode, sha256=None, size=4096)
+
+
+BASE = Facts(
+    files={
+        "/etc": d(),
+        "/etc/nginx": d(),
+        "/etc/nginx/nginx.conf": f(),
+        "/etc/nginx/mime.types": f(),
+        "/etc/motd": f(),
+        "/etc/passwd": f(),
+        "/etc/shadow": f(mode="0640", group="shadow"),
+        "/etc/alternatives/awk": f(type="l", target="/usr/bin/mawk", sha256=None),
+        "/etc/machine-id": f(b"1"),
+    },
+    packages={},
+    services={},
+)
+# What a person did by hand on the server.
+LIVE_CONTENT = {
+    "/etc/nginx/nginx.conf": b"new\n",
+    "/etc/nginx/conf.d/gz.conf": b"gzip on;\n",
+    "/etc/shadow": b"root:$y$secret:1::::::\n",
+}
+LIVE = dataclasses.replace(
+    BASE,
+    files={
+        **{p: fact for p, fact in BASE.files.items() if p != "/etc/motd"},
+        "/etc/nginx/nginx.conf": f(LIVE_CONTENT["/etc/nginx/nginx.conf"], mode="0640"),
+        "/etc/nginx/conf.d": d("0750"),
+        "/etc/nginx/conf.d/gz.conf": f(LIVE_CONTENT["/etc/nginx/conf.d/gz.conf"]),
+        "/etc/passwd": f(mode="0600", owner="www-data"),
+        "/etc/shadow": f(LIVE_CONTENT["/etc/shadow"], mode="0640", group="shadow"),
+        "/etc/alternatives/awk": f(type="l", target="/usr/bin/gawk", sha256=None),
+        "/etc/nginx/fifo": f(type="p", sha256=None, size=0),
+        "/etc/machine-id": f(b"2"),
+    },
+)
+
+
+def planned(paths: tuple[str, ...] = ()) -> tuple[list[Entry], list[Skipped]]:
+    findings = promote_mod.select(promote_mod.file_findings(diff(BASE, LIVE)), paths)
+    return promote_mod.plan(findings, BASE, LIVE, "web-g1-1", AT)
+
+
+def test_plan_has_one_entry_per_drifted_path_from_its_live_facts() -> None:
+    entries, skipped = planned()
+    by_path = {e.path: e for e in entries}
+    assert {p: e.action for p, e in by_path.items()} == {
+        "/etc/alternatives/awk": "link",
+        "/etc/motd": "remove",
+        "/etc/nginx/conf.d": "dir",
+        "/etc/nginx/conf.d/gz.conf": "file",
+        "/etc/nginx/nginx.conf": "file",
+        "/etc/passwd": "meta",
+    }
+    assert by_path["/etc/nginx/nginx.conf"].mode == "0640"
+    assert by_path["/etc/nginx/nginx.conf"].sha256 == sha(b"new\n")
+    assert by_path["/etc/passwd"].owner == "www-data"
+    assert by_path["/etc/alternatives/awk"].target == "/usr/bin/gawk"
+    reasons = {s.path: s.reason for s in skipped}
+    assert set(reasons) == {"/etc/shadow", "/etc/nginx/fifo"}  # machine-id is noise, not drift
+    assert "secret" in reasons["/etc/shadow"] and "special file" in reasons["/etc/nginx/fifo"]
+
+
+def test_a_path_selects_itself_and_what_is_below_it() -> None:
+    entries, _ = planned(("/etc/nginx/",))
+    assert [e.path for e in entries] == [
+        "/etc/nginx/conf.d",
+        "/etc/nginx/conf.d/gz.conf",
+        "/etc/nginx/nginx.conf",
+    ]
+    assert [e.path for e in planned(("/etc/passwd",))[0]] == ["/etc/passwd"]
+
+
+def test_a_path_with_no_drift_is_refused_naming_what_drifted() -> None:
+    with pytest.raises(Refused, match=r"under /etc/ngin \(") as caught:
+        planned(("/etc/nginx/nginx.conf", "/etc/ngin"))  # a prefix is not a parent
+    assert caught.value.hint and "/etc/nginx/nginx.conf" in caught.value.hint
+    with pytest.raises(Refused, match="absolute"):
+        promote_mod._normalize(["etc/nginx"])
+
+
+def test_secret_patterns() -> None:
+    for path in ("/etc/shadow", "/etc/ssh/ssh_host_ed25519_key", "/root/.ssh/id_rsa",
+                 "/etc/ssl/private/site.pem", "/opt/app/tls.key"):  # fmt: skip
+        assert is_secret(path), path
+    for path in ("/etc/passwd", "/etc/ssh/ssh_host_ed25519_key.pub", "/root/.ssh/authorized_keys"):
+        assert not is_secret(path), path
+
+
+# -- fetching ---------------------------------------------------------------------------------
+
+
+class FakeSession:
+    """Answers `base64 -w0 -- PATH` from a dict of file contents."""
+
+    def __init__(self, files: dict[str, bytes]) -> None:
+        self.files = files
+        self.target = hosts.Target("web-g1-1", "10.0.0.1", "ssh-ed25519 AAAA")
+        self.commands: list[tuple[str, ...]] = []
+
+    def run(self, command: str, *args: str, timeout: float = 60) -> CommandResult:
+        self.commands.append((command, *args))
+        if command == "base64 -w0 --":
+            data = self.files.get(args[0])
+            if data is None:
+                return CommandResult(1, "", f"base64: {args[0]}: No such file or directory\n")
+            return CommandResult(0, base64.b64encode(data).decode() + "\n", "")
+        raise AssertionError(f"unexpected command {command}")
+
+    def __enter__(self) -> FakeSession:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        pass
+
+
+def file_entry(path: str, data: bytes) -> Entry:
+    return Entry(path, "file", "0644", "root", "root", sha256=sha(data))
+
+
+def test_fetch_is_binary_safe_and_checks_the_live_hash() -> None:
+    blob = bytes(range(256)) * 4
+    live = Facts(files={"/usr/lib/x.so": f(blob), "/etc/a": f(b"a")}, packages={}, services={})
+    session = FakeSession({"/usr/lib/x.so": blob, "/etc/a": b"changed since the scan"})
+    entries = [file_entry("/usr/lib/x.so", blob), file_entry("/etc/a", b"a")]
+    contents, skipped = promote_mod.fetch(session, entries, live, 1 << 20, 60)
+    assert contents == {"/usr/lib/x.so": blob}
+    assert skipped == [Skipped("/etc/a", "changed while it was being promoted: promote it again")]
+
+
+def test_fetch_skips_files_over_the_size_limit_without_reading_them() -> None:
+    big = b"x" * 2048
+    live = Facts(files={"/srv/big": f(big)}, packages={}, services={})
+    session = FakeSession({"/srv/big": big})
+    contents, skipped = promote_mod.fetch(session, [file_entry("/srv/big", big)], live, 1024, 60)
+    assert contents == {} and session.commands == []
+    assert (
+        skipped[0].path == "/srv/big" and skipped[0].reason == "2048 bytes, over the limit of 1 KiB"
+    )
+
+
+def test_fetch_refuses_a_private_key_whatever_its_name() -> None:
+    pem = b"-----BEGIN OPENSSH PRIVATE KEY-----\nabc\n-----END OPENSSH PRIVATE KEY-----\n"
+    live = Facts(files={"/etc/app/deploy": f(pem)}, packages={}, services={})
+    session = FakeSession({"/etc/app/deploy": pem})
+    contents, skipped = promote_mod.fetch(
+        session, [file_entry("/etc/app/deploy", pem)], live, 1 << 20, 60
+    )
+    assert contents == {} and "private key" in skipped[0].reason
+
+
+def test_a_file_that_cannot_be_read_is_an_error_naming_it() -> None:
+    live = Facts(files={"/etc/gone": f(b"a")}, packages={}, services={})
+    with pytest.raises(CommandError, match=r"/etc/gone.*No such file"):
+        promote_mod.fetch(FakeSession({}), [file_entry("/etc/gone", b"a")], live, 1 << 20, 60)
+
+
+# -- writing ----------------------------------------------------------------------------------
+
+GOLDEN = """\
+#!/bin/sh
+# Generated by `phoenix drift promote` from manifest.json: do not edit, promote again instead.
+# Puts what was promoted from live servers into the image. Safe to run again.
+# Usage: sh apply.sh DIR, where DIR holds the uploaded promoted/ directory (files/ in it).
+set -eu
+src="${1:-/tmp/promoted}/files"
+install -d -m 0750 -o root -g root -- /etc/nginx/conf.d
+install -D -m 0644 -o root -g root -- "$src"/etc/nginx/conf.d/gz.conf /etc/nginx/conf.d/gz.conf
+install -D -m 0640 -o root -g root -- "$src"/etc/nginx/nginx.conf /etc/nginx/nginx.conf
+mkdir -p -- /etc/alternatives && ln -sfn -- /usr/bin/gawk /etc/alternatives/awk
+chown -- www-data:root /etc/passwd && chmod -- 0600 /etc/passwd
+rm -rf -- /etc/motd
+"""
+
+
+def test_script_golden() -> None:
+    entries, _ = planned()
+    assert promote_mod.script(entries) == GOLDEN
+
+
+def test_script_quotes_what_the_shell_would_split() -> None:
+    entry = Entry("/srv/my site/it's.conf", "file", "0644", "root", "root")
+    line = promote_mod.script([entry]).splitlines()[-1]
+    expected = "'/srv/my site/it'\"'\"'s.conf'"
+    assert line == f'install -D -m 0644 -o root -g root -- "$src"{expected} {expected}'
+
+
+def write_all(directory: Path, paths: tuple[str, ...] = ()) -> list[Entry]:
+    entries, _ = planned(paths)
+    contents = {e.path: LIVE_CONTENT[e.path] for e in entries if e.action == "file"}
+    promote_mod.write(directory, entries, contents)
+    return entries
+
+
+def test_write_lays_out_files_manifest_and_script(tmp_path: Path) -> None:
+    directory = tmp_path / "web" / "promoted"
+    write_all(directory)
+    assert (directory / "files/etc/nginx/nginx.conf").read_bytes() == b"new\n"
+    assert (directory / "apply.sh").read_text() == GOLDEN
+    assert (directory / "apply.sh").stat().st_mode & 0o777 == 0o755
+    manifest = json.loads((directory / "manifest.json").read_text())
+    assert manifest["version"] == 1
+    assert manifest["entries"]["/etc/nginx/nginx.conf"] == {
+        "action": "file", "mode": "0640", "owner": "root", "group": "root",
+        "sha256": sha(b"new\n"), "server": "web-g1-1", "promoted_at": AT,
+    }  # fmt: skip
+    assert not list(tmp_path.rglob(".*"))  # no temp file left behind
+
+
+def test_promoting_again_merges_rather_than_clobbers(tmp_path: Path) -> None:
+    directory = tmp_path / "promoted"
+    write_all(directory, ("/etc/nginx",))
+    write_all(directory, ("/etc/passwd", "/etc/motd", "/etc/alternatives"))
+    assert promote_mod.script(list(promote_mod.read_manifest(directory).values())) == GOLDEN
+    assert (directory / "apply.sh").read_text() == GOLDEN
+    write_all(directory)  # the same again: nothing changes
+    assert (directory / "apply.sh").read_text() == GOLDEN
+
+
+def test_a_mode_change_keeps_content_promoted_before_and_a_removal_drops_it(
+    tmp_path: Path,
+) -> None:
+    directory = tmp_path / "promoted"
+    write_all(directory, ("/etc/nginx/nginx.conf",))
+    meta = Entry("/etc/nginx/nginx.conf", "meta", "0600", "www-data", "root", server="b")
+    promote_mod.write(directory, [meta], {})
+    kept = promote_mod.read_manifest(directory)["/etc/nginx/nginx.conf"]
+    assert (kept.action, kept.mode, kept.owner, kept.sha256) == ("file", "0600", "www-data",
+                                                                  sha(b"new\n"))  # fmt: skip
+    assert (directory / "files/etc/nginx/nginx.conf").exists()
+    promote_mod.write(directory, [Entry("/etc/nginx/nginx.conf", "remove")], {})
+    assert not (directory / "files").exists() or not list((directory / "files").rglob("*"))
+    assert (directory / "apply.sh").read_text().endswith("rm -rf -- /etc/nginx/nginx.conf\n")
+
+
+def test_an_unreadable_manifest_is_an_error_not_a_fresh_start(tmp_path: Path) -> None:
+    (tmp_path / "manifest.json").write_text('{"version": 9, "entries": {}}')
+    with pytest.raises(ConfigError, match="version 9"):
+        promote_mod.read_manifest(tmp_path)
+
+
+# -- the template -----------------------------------------------------------------------------
+
+
+def copy_images(tmp_path: Path) -> Path:
+    shutil.copytree(REPO / "images", tmp_path / "images")
+    return tmp_path / "images" / "web.pkr.json"
+
+
+def test_dump_json_keeps_the_templates_own_layout() -> None:
+    text = (REPO / "images" / "web.pkr.json").read_text()
+    assert promote_mod.dump_json(json.loads(text)) + "\n" == text
+
+
+def test_provisioners_are_added_once_after_the_others(tmp_path: Path) -> None:
+    template = copy_images(tmp_path)
+    directory = template.parent / "web" / "promoted"
+    write_all(directory)
+    assert promote_mod.add_provisioners(template, directory) is True
+    after = template.read_text()
+    steps = json.loads(after)["provisioners"]
+    assert steps[-2:] == [
+        {"type": "file", "source": "web/promoted", "destination": "/tmp"},
+        {"type": "shell", "inline": ["sh /tmp/promoted/apply.sh /tmp/promoted"]},
+    ]
+    assert steps[:-2] == json.loads((REPO / "images/web.pkr.json").read_text())["provisioners"]
+    assert '"environment_vars": ["IMAGE_VERSION={{user `version`}}"]' in after
+    assert promote_mod.add_provisioners(template, directory) is False
+    assert template.read_text() == after
+
+
+def test_the_next_bake_sees_new_inputs(tmp_path: Path) -> None:
+    template = copy_images(tmp_path)
+    before = bake.input_hashes(template, bake.load_template(template), "p")
+    directory = template.parent / "web" / "promoted"
+    write_all(directory, ("/etc/nginx",))
+    promote_mod.add_provisioners(template, directory)
+    once = bake.input_hashes(template, bake.load_template(template), "p")
+    assert once["template"] != before["template"]
+    assert "file:web/promoted/files/etc/nginx/nginx.conf" in once
+    assert "file:web/promoted/apply.sh" in once
+    write_all(directory, ("/etc/passwd",))  # promoting again: the template stays, apply.sh moves
+    again = bake.input_hashes(template, bake.load_template(template), "p")
+    assert again["template"] == once["template"]
+    assert again["file:web/promoted/apply.sh"] != once["file:web/promoted/apply.sh"]
+
+
+# -- the whole call, with a fake server -------------------------------------------------------
+
+
+def fleet_workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Workspace:
+    monkeypatch.delenv("PHOENIX_HOME", raising=False)
+    copy_images(tmp_path)
+    (tmp_path / "phoenix.toml").write_text('[images.web]\n[fleets.web]\nimage = "web"\nsize = 1\n')
+    ws = Workspace.open(tmp_path / "phoenix.toml")
+    with Store.open(ws.home) as store:
+        registry, records = Registry(store), Records(store)
+        record = registry.begin("web", "t", {}, None, "p", ws.home / "logs")
+        registry.ready(record.tag, "fp", "1.6.6", BASE.to_dict())
+        records.ensure_fleet("web", {})
+        generation = records.new_generation("web", record.tag)
+        records.add_servers("web", generation, record.tag, ["web-g1-1", "web-g1-2"])
+        records.set_identity("web-g1-1", "10.0.0.1", "ssh-ed25519 AAAA")
+        records.set_status(["web-g1-1"], ServerStatus.SERVING)
+    return ws
+
+
+def test_promote_end_to_end(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    ws = fleet_workspace(tmp_path, monkeypatch)
+    monkeypatch.setattr(promote_mod.facts, "gather", lambda session, roots, timeout: LIVE)
+    session = FakeSession(LIVE_CONTENT)
+
+    @contextmanager
+    def fake_connect(target: hosts.Target, key: Path) -> Iterator[FakeSession]:
+        assert (target.name, target.address) == ("web-g1-1", "10.0.0.1")
+        yield session
+
+    done = promote(ws, "web-g1-1", ["/etc/nginx", "/etc/shadow"], connect=fake_connect)  # type: ignore[arg-type]
+    assert done.written == [
+        "/etc/nginx/conf.d",
+        "/etc/nginx/conf.d/gz.conf",
+        "/etc/nginx/nginx.conf",
+    ]
+    assert [s.path for s in done.skipped] == ["/etc/nginx/fifo", "/etc/shadow"]
+    assert done.template_changed and done.image == "web" and done.image_tag == "web-v001"
+    assert done.directory == tmp_path / "images" / "web" / "promoted"
+    assert not (done.directory / "files/etc/shadow").exists()
+    assert ("base64 -w0 --", "/etc/shadow") not in session.commands  # never even read
+    assert json.loads(json.dumps(done.as_dict()))["skipped"][1]["path"] == "/etc/shadow"
+    again = promote(ws, "web-g1-1", connect=fake_connect)  # type: ignore[arg-type]
+    assert not again.template_changed and again.removed == ["/etc/motd"]
+
+
+def test_an_unknown_or_idle_server_is_refused_naming_the_serving_ones(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ws = fleet_workspace(tmp_path, monkeypatch)
+    for name in ("nope", "web-g1-2"):  # web-g1-2 exists but is not serving
+        with pytest.raises(ConfigError, match=f"no serving server {name}") as caught:
+            promote(ws, name)
+        assert caught.value.hint == "serving servers: web-g1-1"
+
+
+def test_cli_rejects_path_without_promote(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("PHOENIX_HOME", raising=False)
+    config = tmp_path / "phoenix.toml"
+    config.write_text('[images.web]\n[fleets.web]\nimage = "web"\nsize = 1\n')
+    assert main(["--config", str(config), "drift", "web", "--path", "/etc"]) == ExitCode.REFUSED
+    err = capsys.readouterr().err
+    assert "--path only goes with `phoenix drift promote SERVER`" in err
+    assert len(err.strip().splitlines()) == 1
+    rc = main(["--config", str(config), "drift", "promote", "a", "b"])
+    assert rc == ExitCode.REFUSED and "one server" in capsys.readouterr().err
