@@ -122,6 +122,20 @@ class RunHistory:
         return {**self.run.as_dict(), "events": self.events}
 
 
+def drift(
+    ws: Workspace,
+    fleets: Sequence[str] = (),
+    emit: Emit = discard,
+    fail_on: str | None = None,
+    deep: bool = False,
+) -> scan.ScanReport:
+    """`phoenix drift`: every serving server scanned over SSH, and each fleet's servers checked
+    through Terraform (deleted, stopped or reconfigured outside phoenix)."""
+    return scan.scan(
+        ws, fleets, emit, fail_on, deep=deep, servers_of=lambda n: server_drift(ws, n, emit)
+    )
+
+
 def server_drift(ws: Workspace, name: str, emit: Emit = discard) -> list[Finding]:
     """The fleet's servers deleted, stopped or reconfigured outside phoenix, as Terraform's
     refresh-only plan finds them. Takes no lock: the plan neither waits for nor blocks a rollout.

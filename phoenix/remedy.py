@@ -9,17 +9,17 @@ from phoenix.drift import at_least
 from phoenix.errors import ExitCode
 from phoenix.events import Emit, discard
 from phoenix.rollout import Options, Result
-from phoenix.scan import DRIFTED, UNREACHABLE, UNTRUSTED, ScanReport
+from phoenix.scan import UNREACHABLE, UNTRUSTED, ScanReport
 from phoenix.workspace import Workspace
 
 
 def to_replace(report: ScanReport) -> dict[str, list[str]]:
-    """Fleet -> the servers to replace: drifted at or above the report's `fail_on`, and the
-    untrusted ones (their host key changed). Unreachable servers are left: that may pass."""
+    """Fleet -> the servers to replace: those with findings at or above the report's `fail_on`
+    (a stopped or deleted server has a server.* finding), and the untrusted ones (their host key
+    changed). A server merely unreachable is left: that may pass."""
     chosen: dict[str, list[str]] = {}
     for s in report.servers:
-        drifted = s.status == DRIFTED and at_least(s.findings, report.fail_on)
-        if drifted or s.status == UNTRUSTED:
+        if s.status == UNTRUSTED or at_least(s.findings, report.fail_on):
             chosen.setdefault(s.fleet, []).append(s.name)
     return chosen
 
@@ -37,8 +37,10 @@ def replace(
 
 def exit_code(report: ScanReport, outcomes: Sequence[Result]) -> ExitCode:
     """0 when every drifted server was replaced; 1 when a replacement rolled back; 2 when some
-    server could not be scanned (it may still hold drift)."""
-    if any(s.status == UNREACHABLE for s in report.servers):
+    server could not be scanned and was not replaced (it may still hold drift)."""
+    replaced = {name for o in outcomes for name in o.removed}
+    unscanned = [s for s in report.servers if s.status == UNREACHABLE and s.name not in replaced]
+    if report.problems or unscanned:
         return ExitCode.REFUSED
     if any(o.status == "rolled_back" for o in outcomes):
         return ExitCode.FAILED

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 import zlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
@@ -27,6 +27,7 @@ from phoenix.state import Store, now
 from phoenix.workspace import Workspace
 
 CLEAN, DRIFTED, UNREACHABLE, UNTRUSTED = "clean", "drifted", "unreachable", "untrusted"
+ServerCheck = Callable[[str], list[Finding]]  # fleet -> findings about its servers themselves
 
 
 @dataclass(frozen=True)
@@ -60,13 +61,18 @@ class ScanReport:
     scanned_at: str
     servers: list[ServerScan]
     fail_on: str = "low"
+    problems: list[str] = field(default_factory=list)  # what could not be checked, and why
 
     def as_dict(self) -> dict[str, Any]:
-        return {"scanned_at": self.scanned_at, "servers": [s.as_dict() for s in self.servers]}
+        return {
+            "scanned_at": self.scanned_at,
+            "servers": [s.as_dict() for s in self.servers],
+            "problems": self.problems,
+        }
 
     @property
     def exit_code(self) -> ExitCode:
-        if any(s.status in (UNREACHABLE, UNTRUSTED) for s in self.servers):
+        if self.problems or any(s.status in (UNREACHABLE, UNTRUSTED) for s in self.servers):
             return ExitCode.REFUSED  # 2: some server could not be scanned
         if any(at_least(s.findings, self.fail_on) for s in self.servers):
             return ExitCode.FAILED  # 1: drift found
@@ -150,12 +156,15 @@ def scan(
     *,
     deep: bool = False,
     only: Sequence[str] = (),
+    servers_of: ServerCheck | None = None,
 ) -> ScanReport:
     """Scan every serving server of `fleets` (all fleets when empty; only the servers named in
     `only` when given) and record the findings and their evidence.
 
     Files whose inode, size, mtime and ctime are those of their last hash are not hashed again,
-    unless `deep`: then every file is, as on a first scan.
+    unless `deep`: then every file is, as on a first scan. `servers_of(fleet)`, when given, finds
+    the drift of the servers themselves (deleted, stopped, reconfigured: server.* findings); it
+    runs beside the scans and its findings join those of their server.
     """
     names = list(fleets) or sorted(ws.config.fleets)
     unknown = [n for n in names if n not in ws.config.fleets]
@@ -188,11 +197,38 @@ def scan(
                 cache=caches[server.name], keep=keep,
             )  # fmt: skip
 
-        with ThreadPoolExecutor(max_workers=max(1, min(cfg.parallel, len(servers) or 1))) as pool:
+        workers = max(1, min(cfg.parallel, len(servers) or 1))
+        with ThreadPoolExecutor(workers) as pool, ThreadPoolExecutor(2) as checks:
+            checking = {n: checks.submit(servers_of, n) for n in names} if servers_of else {}
             scanned = list(pool.map(one, servers))
-        report = ScanReport(now(), scanned, fail_on or cfg.fail_on)
+        problems: list[str] = []
+        for name, future in checking.items():
+            try:
+                scanned = _joined(scanned, future.result(), name, problems)
+            except PhoenixError as exc:
+                problems.append(f"{name}: its servers could not be checked: {exc.message}")
+        report = ScanReport(now(), scanned, fail_on or cfg.fail_on, problems)
         _record(store, report, {s.name: caches[s.name] for s in scanned if s.files}, deep)
     return report
+
+
+def _joined(
+    scanned: list[ServerScan], found: list[Finding], fleet: str, problems: list[str]
+) -> list[ServerScan]:
+    """`scanned` with the server findings of `fleet` joined to their server (subject `NAME` or
+    `NAME:KEY`); a clean server with one is drifted. One of no scanned server is a problem."""
+    by_server: dict[str, list[Finding]] = {}
+    for finding in found:
+        by_server.setdefault(finding.subject.split(":", 1)[0], []).append(finding)
+    joined = []
+    for s in scanned:
+        extra = by_server.pop(s.name, []) if s.fleet == fleet else []
+        status = DRIFTED if extra and s.status == CLEAN else s.status
+        joined.append(replace(s, status=status, findings=extra + s.findings) if extra else s)
+    for server, findings in sorted(by_server.items()):
+        kinds = ", ".join(sorted({f.kind for f in findings}))
+        problems.append(f"{fleet}: {server} ({kinds}) is not a serving server phoenix knows")
+    return joined
 
 
 def _cache(store: Store, server: str, deep: bool) -> facts.HashCache:

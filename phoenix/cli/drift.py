@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from phoenix import evidence, promote, remedy, report, scan
+from phoenix import evidence, fleet, promote, remedy, report, scan
 from phoenix.cli import render
 from phoenix.cli.common import JSON_OPTION, confirm, workspace
 from phoenix.drift import Rules
@@ -66,7 +66,7 @@ def command(
     if fail_on not in (None, "low", "medium", "high"):
         raise typer.BadParameter("must be low, medium or high", param_hint="--fail-on")
     with render.Progress() as progress:
-        result = scan.scan(ws, [] if all_ else fleets or [], progress, fail_on, deep=deep)
+        result = fleet.drift(ws, [] if all_ else fleets or [], progress, fail_on, deep)
     if junit:
         report.write(junit, report.to_junit(result))
     if html:

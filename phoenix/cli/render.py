@@ -222,6 +222,8 @@ def drift(report: ScanReport) -> None:
             table("", ["severity", "kind", "subject", "before", "after", "evidence"], rows)
         if any(f.evidence for f in s.findings):
             line(f"  the changed files are kept: phoenix drift evidence {s.name}")
+    for problem in report.problems:
+        error(problem)
     counts = {st: sum(1 for s in report.servers if s.status == st) for st in
               ("clean", "drifted", "unreachable", "untrusted")}  # fmt: skip
     line(", ".join(f"{n} {st}" for st, n in counts.items() if n) or "no servers to scan")

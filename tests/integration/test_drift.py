@@ -313,6 +313,10 @@ def test_cli_on_a_fleet(lab: Lab, tmp_path: Path) -> None:
         assert partial.rc == 2
         states = {s["name"]: s["status"] for s in partial.json()["servers"]}  # type: ignore[index]
         assert states[second] == "unreachable" and len(states) == 2
+        [stopped] = [s for s in partial.json()["servers"] if s["name"] == second]  # type: ignore[index]
+        assert ("server.stopped", second) in {
+            (f["kind"], f["subject"]) for f in stopped["findings"]
+        }
         rebuilt = fleet.phoenix("rebuild", "drifty", "--yes", "--json")
         assert rebuilt.rc == 0, rebuilt.stderr
         [warning] = rebuilt.json()["warnings"]  # type: ignore[index]

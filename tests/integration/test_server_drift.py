@@ -67,15 +67,25 @@ def test_servers_stopped_deleted_and_reconfigured_outside_phoenix(lab: Lab, tmp_
         assert by_kind["server.stopped"].after == "Stopped"
         assert by_kind["server.config"].after == "1"
         assert by_kind["server.missing"].severity == "high"
+
+        report = fleet.phoenix("drift", name, "--json")
+        assert report.rc == 2, report.stdout  # two servers cannot be scanned over SSH
+        seen = {(f["kind"], f["subject"]) for s in report.json()["servers"] for f in s["findings"]}  # type: ignore[index]
+        assert expected <= seen
+        replaced = fleet.phoenix("drift", name, "--replace", "--yes", "--json")
+        assert replaced.rc == 0, replaced.stderr  # the deleted server does not block the apply
+        [outcome] = replaced.json()["replaced"]  # type: ignore[index]
+        assert sorted(outcome["removed"]) == sorted([stopped, deleted, limited])
+        clean = fleet.phoenix("drift", name, "--json")
+        assert clean.rc == 0, clean.stdout
     finally:
         _destroy(fleet, name)
 
 
 def _destroy(fleet: Lab, name: str) -> None:
-    """Remove the fleet and never leave a server behind. Provider 1.5.0 fails every refresh of a
-    container deleted outside Terraform, so a destroy (an apply) fails while the state still
-    holds one: then the servers are deleted by hand, the state dropped, and the destroy run again
-    for the rest of the fleet (its load balancer, its records)."""
+    """Remove the fleet and never leave a server behind, even if the test failed half-way (then
+    the servers are deleted by hand, the state dropped, and the destroy run again for the rest
+    of the fleet: its load balancer, its records)."""
     if fleet.phoenix("destroy", name, "--yes").rc == 0:
         return
     for server in fleet.lxd.fleet_instances(name):

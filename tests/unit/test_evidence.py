@@ -147,19 +147,50 @@ def test_hash_caches_are_kept_per_server_and_dropped_by_a_deep_scan(
 def test_what_drift_replace_hands_to_the_rollout() -> None:
     low = Finding("file.added", "/etc/x", "low")
     high = Finding("ssh_key.added", "root", "high")
+    stopped = Finding("server.stopped", "api-2", "high", "Running", "Stopped")
     servers = [
         ServerScan("web-1", "a", "i", "web", "drifted", [low]),
         ServerScan("web-2", "a", "i", "web", "drifted", [high]),
         ServerScan("web-3", "a", "i", "web", "untrusted", [high]),
         ServerScan("web-4", "a", "i", "web", "unreachable"),
         ServerScan("api-1", "a", "i", "api", "clean"),
+        ServerScan("api-2", "a", "i", "api", "unreachable", [stopped]),
     ]
     assert remedy.to_replace(ScanReport("t", servers, "low")) == {
-        "web": ["web-1", "web-2", "web-3"]
+        "web": ["web-1", "web-2", "web-3"],
+        "api": ["api-2"],
     }
-    assert remedy.to_replace(ScanReport("t", servers, "high")) == {"web": ["web-2", "web-3"]}
+    assert remedy.to_replace(ScanReport("t", servers, "high")) == {
+        "web": ["web-2", "web-3"],
+        "api": ["api-2"],
+    }
     plan = Plan("web", "rebuild", "web-v002", "rolling", [])
-    done, back = Result(plan, 1, "succeeded"), Result(plan, 2, "rolled_back")
+    done = Result(plan, 1, "succeeded", removed=["web-1", "web-2", "web-3", "api-2"])
+    back = Result(plan, 2, "rolled_back")
     assert remedy.exit_code(ScanReport("t", servers[:3]), [done]) is ExitCode.OK
     assert remedy.exit_code(ScanReport("t", servers[:3]), [done, back]) is ExitCode.FAILED
-    assert remedy.exit_code(ScanReport("t", servers), [done]) is ExitCode.REFUSED
+    assert remedy.exit_code(ScanReport("t", servers), [done]) is ExitCode.REFUSED  # web-4
+    assert remedy.exit_code(ScanReport("t", servers[5:]), [done]) is ExitCode.OK
+    assert remedy.exit_code(ScanReport("t", [], problems=["x"]), []) is ExitCode.REFUSED
+
+
+def test_server_findings_join_their_server() -> None:
+    scanned = [
+        ServerScan("web-1", "a", "i", "web", "clean"),
+        ServerScan("web-2", "a", "i", "web", "unreachable", error="no route"),
+        ServerScan("api-1", "a", "i", "api", "clean"),
+    ]
+    found = [
+        Finding("server.config", "web-1:limits.cpu", "medium", None, "1"),
+        Finding("server.stopped", "web-2", "high", "Running", "Stopped"),
+        Finding("server.missing", "web-9", "high"),
+    ]
+    problems: list[str] = []
+    joined = scan_mod._joined(scanned, found, "web", problems)
+    assert [(s.name, s.status, [f.kind for f in s.findings]) for s in joined] == [
+        ("web-1", "drifted", ["server.config"]),
+        ("web-2", "unreachable", ["server.stopped"]),
+        ("api-1", "clean", []),
+    ]
+    assert problems == ["web: web-9 (server.missing) is not a serving server phoenix knows"]
+    assert ScanReport("t", joined, problems=problems).exit_code is ExitCode.REFUSED
