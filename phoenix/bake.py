@@ -38,6 +38,14 @@ CLEANUP = [
     "sync",
 ]
 PATH_KEYS = ("source", "script")
+# The first provisioner of a lab bake: wait until the build container has booted. Until then
+# systemd-tmpfiles may empty /tmp, where Packer uploads files and scripts (seen under load as
+# "/tmp/script_NNNN.sh: not found"); this step's own script goes to /root, which boot leaves be.
+BOOTED = {
+    "type": "shell",
+    "inline": ["systemctl is-system-running --wait >/dev/null 2>&1 || true"],
+    "remote_folder": "/root",
+}
 
 
 @dataclass(frozen=True)
@@ -88,8 +96,10 @@ def compose(
 ) -> dict[str, Any]:
     """The template as Packer runs it: the lab builder's settings, absolute paths, cleanup last."""
     composed = copy.deepcopy(template)
+    lab = False
     for builder in composed["builders"]:
         if builder.get("type") == "lxd":
+            lab = True
             builder.update(
                 image=parent, output_image=tag, container_name=container, profile=profile
             )
@@ -99,6 +109,8 @@ def compose(
                 step[key] = str(base / step[key])
         if "scripts" in step:
             step["scripts"] = [str(base / s) for s in step["scripts"]]
+    if lab:
+        composed["provisioners"].insert(0, copy.deepcopy(BOOTED))
     composed["provisioners"].append({"type": "shell", "inline": CLEANUP})
     return composed
 

@@ -59,7 +59,9 @@ def test_provisioned_file_missing(tmp_path: Path) -> None:
         bake.input_hashes(write_template(tmp_path, body), body, "p")
 
 
-def test_compose_points_the_builder_at_the_lab_and_cleans_last(tmp_path: Path) -> None:
+def test_compose_points_the_builder_at_the_lab_waits_for_boot_and_cleans_last(
+    tmp_path: Path,
+) -> None:
     body = {
         "builders": [{"type": "lxd", "image": "whatever"}],
         "provisioners": [{"type": "shell", "script": "p.sh"}],
@@ -75,6 +77,7 @@ def test_compose_points_the_builder_at_the_lab_and_cleans_last(tmp_path: Path) -
     builder = composed["builders"][0]
     assert builder["image"] == "phoenix-base" and builder["output_image"] == "web-v001"
     assert builder["container_name"] == "b" and builder["profile"] == "phoenix-build"
-    assert composed["provisioners"][0]["script"] == str(tmp_path / "p.sh")
+    assert composed["provisioners"][0] == bake.BOOTED  # nothing lands in /tmp before boot ends
+    assert composed["provisioners"][1]["script"] == str(tmp_path / "p.sh")
     assert composed["provisioners"][-1]["inline"] == bake.CLEANUP
     assert body["builders"][0]["image"] == "whatever"  # the original is untouched
