@@ -112,7 +112,8 @@ def scan_server(
     deadline = time.monotonic() + timeout
     try:
         with hosts.connect(target, private_key, timeout=min(timeout, 15)) as session:
-            live = facts.gather(session, roots, timeout=deadline - time.monotonic(), cache=cache)
+            left = max(deadline - time.monotonic(), 1.0)
+            live = facts.gather(session, roots, timeout=left, cache=cache)
             found = diff(baseline, live, rules)
             kept = _evidence(session, target.name, found, live.files, keep, deadline)
     except HostKeyError as exc:
@@ -122,7 +123,7 @@ def scan_server(
         return result(UNREACHABLE, error=exc.message)
     found = [_linked(f, kept.links) for f in found]
     scanned = result(DRIFTED if found else CLEAN, found)
-    hashed = cache.hashed if cache is not None else len(live.files)
+    hashed = cache.hashed if cache is not None else sum(1 for f in live.files.values() if f.sha256)
     return replace(scanned, files=len(live.files), hashed=hashed, archived=kept.contents)
 
 
@@ -138,7 +139,8 @@ def _evidence(
     if keep is None or not found:
         return evidence.Collected()
     try:
-        return evidence.collect(session, server, found, live, keep, deadline - time.monotonic())
+        left = max(deadline - time.monotonic(), 1.0)
+        return evidence.collect(session, server, found, live, keep, left)
     except PhoenixError:
         return evidence.Collected()
 

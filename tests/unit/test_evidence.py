@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from phoenix import evidence, remedy
+from phoenix import evidence, hosts, remedy
 from phoenix import scan as scan_mod
-from phoenix.drift import Finding, is_secret, looks_secret
+from phoenix.drift import Finding, Rules, is_secret, looks_secret
 from phoenix.errors import ExitCode, Refused
 from phoenix.facts import FileFact, HashCache
 from phoenix.process import CommandResult
@@ -194,3 +194,13 @@ def test_server_findings_join_their_server() -> None:
     ]
     assert problems == ["web: web-9 (server.missing) is not a serving server phoenix knows"]
     assert ScanReport("t", joined, problems=problems).exit_code is ExitCode.REFUSED
+
+
+def test_a_server_without_a_baseline_is_reported_not_scanned(tmp_path: Path) -> None:
+    target = hosts.Target("web-1", "10.213.0.9", "ssh-ed25519 AAAA")
+    scanned = scan_mod.scan_server(
+        target, None, Rules(), tmp_path / "key", ["/etc"], 10, "web-v001", "web"
+    )  # no connection is even tried: the key file does not exist
+    assert scanned.status == "unreachable"
+    assert scanned.error == "image web-v001 has no baseline: rebake it"
+    assert ScanReport("t", [scanned]).exit_code is ExitCode.REFUSED
