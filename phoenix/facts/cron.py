@@ -42,7 +42,9 @@ for f in /etc/crontab /etc/cron.d/* /var/spool/cron/crontabs/*; do
 done
 """
 COMMAND = f"sh -c {shlex.quote(SCRIPT)}"
-TIMERS_COMMAND = "systemctl list-unit-files --type=timer --no-legend --no-pager"
+TIMERS_COMMAND = """\
+if [ -n "${phoenix_units+set}" ]; then printf "%s\\n" "$phoenix_units" | sed -n '/^[^ ]*\\.timer /p'
+else systemctl list-unit-files --type=timer --no-legend --no-pager; fi"""
 
 
 def parse(text: str) -> dict[str, tuple[str, ...]]:

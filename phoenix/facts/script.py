@@ -6,9 +6,11 @@ commands need and nothing more: POSIX sh, GNU find and coreutils, dpkg, systemd,
 
 The files section comes first and is streamed as it is written (it frames itself with NULs, see
 `files`). It runs in a subshell, so that its `exit` ends only itself, and its marker, NUL-framed,
-follows it: `\0#section files RC\0`. Every other section is captured first (its output then holds
-no NUL: the shell drops them, and with them any a crontab or a key file might hold), so its marker
-comes first, with its exit code, then its output, then a NUL:
+follows it: `\0#section files RC\0`. Every other section runs meanwhile, in the background, into a
+temporary directory (their stdout and stderr then follow the files section's, so that nothing
+interleaves); each is captured first (its output then holds no NUL: the shell drops them, and with
+them any a crontab or a key file might hold), so its marker comes first, with its exit code, then
+its output, then a NUL:
 
     f 644 0 0 1523 1795868875.75 1795868875.75 2244916\0root\0root\0/etc/passwd\0\0#sha256\0
     2d711642b726b04401627ca9fbac32f5c8530fb1903cc4db02258717921a4881  /etc/passwd\0#end 0 0\0
@@ -58,14 +60,28 @@ SCRIPT = (
     "export LC_ALL=C\n"
     + "".join(_function(name, code) for name, code in SECTIONS.items())
     + f"""\
-printf '\\0{MARK} %s\\0' {FIRST} >&2
-(phoenix_{FIRST} "$@"); rc=$?
-printf '\\0{MARK} %s %s\\0' {FIRST} "$rc"
-for s in {" ".join(CAPTURED)}; do
-  printf '\\0{MARK} %s\\0' "$s" >&2
-  out=$(phoenix_$s); rc=$?
-  printf '{MARK} %s %s\\0%s\\0' "$s" "$rc" "$out"
-done
+phoenix_rest() {{
+  phoenix_units=$({services.UNIT_FILES}) || unset phoenix_units
+  for s in {" ".join(CAPTURED)}; do
+    printf '\\0{MARK} %s\\0' "$s" >&2
+    out=$(phoenix_$s); rc=$?
+    printf '{MARK} %s %s\\0%s\\0' "$s" "$rc" "$out"
+  done
+}}
+phoenix_first() {{
+  printf '\\0{MARK} %s\\0' {FIRST} >&2
+  (phoenix_{FIRST} "$@"); rc=$?
+  printf '\\0{MARK} %s %s\\0' {FIRST} "$rc"
+}}
+if work=$(mktemp -d 2>/dev/null); then
+  phoenix_rest >"$work/out" 2>"$work/err" </dev/null &
+  phoenix_first "$@"
+  wait
+  cat "$work/out"; cat "$work/err" >&2; rm -rf "$work"
+else
+  phoenix_first "$@"
+  phoenix_rest
+fi
 """
 )
 COMMAND = f"sh -c {shlex.quote(SCRIPT)} phoenix-facts"
