@@ -25,7 +25,7 @@ from pathlib import Path
 from phoenix import bake, hosts, keys
 from phoenix import lab as labmod
 from phoenix.drift import Rules
-from phoenix.facts import Facts, HashCache
+from phoenix.facts import Facts, ScanCache
 from phoenix.lxd import LXD
 from phoenix.scan import ServerScan, scan_server
 from phoenix.workspace import Workspace
@@ -111,9 +111,9 @@ def main() -> None:
         )
         for size in args.sizes:
             chosen = targets[:size]
-            caches = {t.name: HashCache() for t in chosen}
+            caches = {t.name: ScanCache() for t in chosen}
 
-            def one(t: hosts.Target, caches: dict[str, HashCache] = caches) -> ServerScan:
+            def one(t: hosts.Target, caches: dict[str, ScanCache] = caches) -> ServerScan:
                 return scan_server(t, baseline, rules, key.private_path, ws.config.drift.roots,
                                    120, image.tag, cache=caches[t.name])  # fmt: skip
 

@@ -89,7 +89,7 @@ def scan_server(
     image: str = "",
     fleet: str = "",
     *,
-    cache: facts.HashCache | None = None,
+    cache: facts.ScanCache | None = None,
     keep: evidence.Policy | None = None,
 ) -> ServerScan:
     """Scan one server against its image's baseline; every failure becomes a status, not a raise.
@@ -233,17 +233,17 @@ def _joined(
     return joined
 
 
-def _cache(store: Store, server: str, deep: bool) -> facts.HashCache:
+def _cache(store: Store, server: str, deep: bool) -> facts.ScanCache:
     """The server's hash cache; an empty one for a deep scan (every file is hashed)."""
     if deep:
-        return facts.HashCache()
+        return facts.ScanCache()
     rows = store.rows("SELECT entries FROM hash_caches WHERE server = ?", (server,))
     if not rows:
-        return facts.HashCache()
+        return facts.ScanCache()
     try:
-        return facts.HashCache.from_json(zlib.decompress(rows[0]["entries"]).decode())
+        return facts.ScanCache.from_json(zlib.decompress(rows[0]["entries"]).decode())
     except (zlib.error, UnicodeDecodeError):
-        return facts.HashCache()
+        return facts.ScanCache()
 
 
 def _baseline(registry: Registry, tag: str) -> facts.Facts | None:
@@ -259,7 +259,7 @@ def _baseline(registry: Registry, tag: str) -> facts.Facts | None:
 def _record(
     store: Store,
     report: ScanReport,
-    caches: dict[str, facts.HashCache] | None = None,
+    caches: dict[str, facts.ScanCache] | None = None,
     deep: bool = False,
 ) -> None:
     """One transaction: the scan's findings, the evidence they name, the updated hash caches."""

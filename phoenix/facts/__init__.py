@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass
 from typing import Any, TypeVar
 
 from phoenix.facts import cron, files, packages, ports, script, services, ssh_keys, sysctl, users
+from phoenix.facts.cache import ScanCache
 from phoenix.facts.files import FileFact, HashCache
 from phoenix.facts.packages import Package
 from phoenix.facts.ports import Listener
@@ -38,6 +39,7 @@ __all__ = [
     "Listener",
     "Package",
     "Runner",
+    "ScanCache",
     "Service",
     "User",
     "gather",
@@ -123,18 +125,20 @@ class Facts:
 
 
 def gather(
-    session: Runner, roots: Sequence[str], timeout: float = 120, cache: HashCache | None = None
+    session: Runner, roots: Sequence[str], timeout: float = 120, cache: ScanCache | None = None
 ) -> Facts:
     """Gather the facts of the server behind `session`: one run of one script, `timeout` seconds.
 
     Roots that do not exist on the server are skipped. If the script, or a section of files,
     packages or services fails, raise CommandError; see the module for the optional facts.
-    With a `cache` (see files.HashCache), files known unchanged are not hashed again, and the
-    cache is brought up to date.
+    With a `cache` (see facts.cache), files known unchanged are not hashed again, the unit file
+    states are not asked of systemd again while its unit directories are unchanged, and the cache
+    is brought up to date.
     """
-    stdin = cache.payload() if cache else b""
+    stdin = cache.files.payload() if cache else b""
+    known = (cache.units if cache else None) or ("", "")
     roots = files.normalize(roots)
-    result = session.run(script.COMMAND, *roots, timeout=timeout, stdin=stdin)
+    result = session.run(script.COMMAND, *known, *roots, timeout=timeout, stdin=stdin)
     try:
         sections = script.split(result.stdout, result.stderr)
     except ValueError as exc:
@@ -142,8 +146,10 @@ def gather(
             stderr = script.without_markers(result.stderr)
             raise command_error(session, script.LABEL, result.rc, stderr) from exc
         raise unreadable(session, script.LABEL, exc) from exc
+    if cache is not None:
+        cache.units = _units(sections)
     return Facts(
-        files=files.read(session, _result(sections["files"]), cache).files,
+        files=files.read(session, _result(sections["files"]), cache.files if cache else None).files,
         packages=packages.read(session, _result(sections["packages"])),
         services=services.read(session, _result(sections["services"])),
         users=_optional(sections["users"], users.parse),
@@ -154,6 +160,15 @@ def gather(
         ports=_optional(sections["ports"], ports.parse),
         sysctl=_optional(sections["sysctl"], sysctl.parse),
     )
+
+
+def _units(sections: dict[str, Section]) -> tuple[str, str] | None:
+    """What the script used as `systemctl list-unit-files`, with its fingerprint, if it worked."""
+    if script.UNITS not in sections:
+        return None
+    fingerprint, _, text = sections[script.UNITS].stdout.partition("\n")
+    usable = sections["services"].rc == 0 and len(fingerprint) == 32 and text.strip()
+    return (fingerprint, text) if usable else None
 
 
 def _result(section: Section) -> CommandResult:

@@ -23,8 +23,8 @@ from __future__ import annotations
 
 import json
 import shlex
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 
 from phoenix.facts.runner import Runner, checked, command_error
 from phoenix.process import CommandResult
@@ -108,22 +108,15 @@ class HashCache:
         lines = [f"{stamp} {path}\n" for path, (stamp, _) in self.entries.items()]
         return "".join(line for line in lines if line.count("\n") == 1).encode()
 
-    def complete(self, scan: Scan) -> dict[str, FileFact]:
-        """The scan's files, each file the command skipped given its known hash; then remember
-        every hash the scan now stands on, and forget files that are gone."""
-        files = dict(scan.files)
+    def remember(self, scan: Scan) -> None:
+        """Keep every hash the scan stands on (parsed with these entries as `known`), forget
+        the files that are gone."""
         self.hashed = scan.hashed
-        for path, fact in files.items():
-            known = self.entries.get(path)
-            unhashed = fact.type == "f" and fact.sha256 is None
-            if unhashed and known and known[0] == scan.stamps.get(path):
-                files[path] = replace(fact, sha256=known[1])
         self.entries = {
             path: (scan.stamps[path], fact.sha256)
-            for path, fact in files.items()
+            for path, fact in scan.files.items()
             if fact.sha256 is not None and path in scan.stamps
         }
-        return files
 
     def to_json(self) -> str:
         return json.dumps(self.entries, separators=(",", ":"))
@@ -138,16 +131,27 @@ class HashCache:
             return cls()
 
 
-def parse(text: str) -> Scan:
-    """Parse the command's output; raise ValueError if it is not what the command writes."""
+def parse(text: str, known: Mapping[str, tuple[str, str]] | None = None) -> Scan:
+    """Parse the command's output; raise ValueError if it is not what the command writes.
+
+    A regular file the command did not hash takes its hash from `known` (path -> stamp, hash)
+    when its stamp there is the one it has now (see HashCache); otherwise it has none.
+    """
     fields = iter(text.split("\0"))
     records = dict(_records(fields))
     hashes, end = _hashes(fields)
     find_rc, hash_rc = _end(end, fields)
-    files = {
-        path: _with_hash(fact, hashes.get(path)) for path, (fact, _) in sorted(records.items())
-    }
-    stamps = {path: stamp for path, (fact, stamp) in records.items() if fact.type == "f"}
+    files: dict[str, FileFact] = {}
+    stamps: dict[str, str] = {}
+    for path in sorted(records):
+        parts, owner, group, target = records[path]
+        digest = None
+        if parts[0] == "f":
+            stamps[path] = stamp = f"{parts[7]} {parts[4]} {parts[5]} {parts[6]}"
+            digest = hashes.get(path)
+            if digest is None and known and (was := known.get(path)) and was[0] == stamp:
+                digest = was[1]
+        files[path] = _fact(parts, owner, group, target, digest)
     return Scan(files, find_rc, hash_rc, stamps, len(hashes))
 
 
@@ -166,13 +170,14 @@ def gather(
 def read(session: Runner, result: CommandResult, cache: HashCache | None = None) -> Scan:
     """The files in what the command printed, completed from `cache` (which is then updated);
     raise CommandError if the command failed."""
-    scan = checked(session, LABEL, result, parse)
+    known = cache.entries if cache is not None else None
+    scan = checked(session, LABEL, result, lambda text: parse(text, known))
     if scan.find_rc not in FIND_OK:
         raise command_error(session, "find ROOTS -xdev -printf ...", scan.find_rc, result.stderr)
     if scan.hash_rc not in XARGS_OK:
         raise command_error(session, "xargs -0 sha256sum --zero", scan.hash_rc, result.stderr)
     if cache is not None:
-        scan = replace(scan, files=cache.complete(scan))
+        cache.remember(scan)
     return scan
 
 
@@ -184,37 +189,33 @@ def normalize(roots: Sequence[str]) -> list[str]:
     return [r.rstrip("/") or "/" for r in roots]
 
 
-def _records(fields: Iterator[str]) -> Iterator[tuple[str, tuple[FileFact, str]]]:
+Record = tuple[list[str], str, str, str]  # the head's eight parts, owner, group, link target
+
+
+def _records(fields: Iterator[str]) -> Iterator[tuple[str, Record]]:
     for head in fields:
         if head == HASH_MARK:
             return
         if not head:
             break
         owner, group, path, target = (_next(fields) for _ in range(FIELDS - 1))
-        yield path, _fact(head, owner, group, target)
+        parts = head.split(" ")
+        if len(parts) != 8 or len(parts[0]) != 1:
+            raise ValueError(f"not a file record: {head!r}")
+        yield path, (parts, owner, group, target)
     raise ValueError(f"no {HASH_MARK} line: the output ended early")
 
 
-def _fact(head: str, owner: str, group: str, target: str) -> tuple[FileFact, str]:
-    """The record's fact, and its STAMP as the hashing pass prints it."""
-    parts = head.split(" ")
-    if len(parts) != 8 or len(parts[0]) != 1:
-        raise ValueError(f"not a file record: {head!r}")
+def _fact(parts: list[str], owner: str, group: str, target: str, digest: str | None) -> FileFact:
     kind, mode, uid, gid, size, mtime, ctime, inode = parts
-    fact = FileFact(
-        type=kind,
-        mode=f"{int(mode, 8):04o}",
-        uid=int(uid),
-        gid=int(gid),
-        owner=owner,
-        group=group,
-        size=int(size),
-        mtime=float(mtime),
-        ctime=float(ctime),
-        inode=int(inode),
-        target=target if kind == "l" else None,
-    )
-    return fact, f"{inode} {size} {mtime} {ctime}"
+    try:
+        return FileFact(
+            kind, f"{int(mode, 8):04o}", int(uid), int(gid), owner, group, int(size),
+            float(mtime), float(ctime), int(inode), target if kind == "l" else None,
+            digest if kind == "f" else None,
+        )  # fmt: skip
+    except ValueError:
+        raise ValueError(f"not a file record: {' '.join(parts)!r}") from None
 
 
 def _hashes(fields: Iterator[str]) -> tuple[dict[str, str], str]:
@@ -252,9 +253,3 @@ def _next(fields: Iterator[str]) -> str:
 
 def _is_hex(text: str) -> bool:
     return all(c in "0123456789abcdef" for c in text)
-
-
-def _with_hash(fact: FileFact, digest: str | None) -> FileFact:
-    if fact.type != "f" or digest is None:
-        return fact
-    return replace(fact, sha256=digest)

@@ -32,7 +32,7 @@ import re
 import shlex
 from dataclasses import dataclass
 
-from phoenix.facts import cron, files, packages, ports, services, ssh_keys, sysctl, users
+from phoenix.facts import cache, cron, files, packages, ports, services, ssh_keys, sysctl, users
 
 MARK = "#section"
 # name -> shell code of the section; the order of the script
@@ -48,6 +48,7 @@ SECTIONS: dict[str, str] = {
     "ports": ports.COMMAND,
     "sysctl": sysctl.SCRIPT,
 }
+UNITS = "units"  # last, after the sections: the unit file states used, for the next scan's cache
 FIRST = "files"  # streamed; every other section is captured
 CAPTURED = tuple(name for name in SECTIONS if name != FIRST)
 
@@ -60,13 +61,21 @@ SCRIPT = (
     "export LC_ALL=C\n"
     + "".join(_function(name, code) for name, code in SECTIONS.items())
     + f"""\
+known_fp=$1 known_units=$2
+shift 2
 phoenix_rest() {{
-  phoenix_units=$({services.UNIT_FILES}) || unset phoenix_units
+  phoenix_units_fp=$({cache.FINGERPRINT}); phoenix_units_fp=${{phoenix_units_fp%% *}}
+  if [ -n "$known_fp" ] && [ "$phoenix_units_fp" = "$known_fp" ]; then
+    phoenix_units=$known_units
+  else
+    phoenix_units=$({services.UNIT_FILES}) || unset phoenix_units
+  fi
   for s in {" ".join(CAPTURED)}; do
     printf '\\0{MARK} %s\\0' "$s" >&2
     out=$(phoenix_$s); rc=$?
     printf '{MARK} %s %s\\0%s\\0' "$s" "$rc" "$out"
   done
+  printf '{MARK} {UNITS} 0\\0%s\\n%s\\0' "$phoenix_units_fp" "${{phoenix_units-}}"
 }}
 phoenix_first() {{
   printf '\\0{MARK} %s\\0' {FIRST} >&2
@@ -105,6 +114,9 @@ def split(stdout: str, stderr: str = "") -> dict[str, Section]:
         raise ValueError("the output does not end with a NUL: it was cut short")
     fields.pop()
     found: dict[str, tuple[int, str]] = {}
+    if len(fields) >= 2 and fields[-2] == f"{MARK} {UNITS} 0":
+        found[UNITS] = (0, fields.pop())
+        fields.pop()
     for name in reversed(CAPTURED):
         if len(fields) < 2:
             raise ValueError(f"no {name} section: the output ended early")
@@ -116,7 +128,8 @@ def split(stdout: str, stderr: str = "") -> dict[str, Section]:
     errors = split_stderr(stderr)
     return {
         name: Section(name, found[name][0], found[name][1], errors.get(name, ""))
-        for name in SECTIONS
+        for name in (*SECTIONS, UNITS)
+        if name in found
     }
 
 

@@ -15,7 +15,7 @@ import pytest
 from phoenix import evidence, hosts
 from phoenix import lab as labmod
 from phoenix.drift import Rules
-from phoenix.facts import Facts, HashCache
+from phoenix.facts import Facts, ScanCache
 from phoenix.images import Registry
 from phoenix.scan import ServerScan, scan_server
 from phoenix.state import Store
@@ -190,7 +190,7 @@ def test_unreachable_and_untrusted_servers(image: Image, servers: list[hosts.Tar
 def test_a_repeat_scan_hashes_only_what_changed(image: Image, servers: list[hosts.Target]) -> None:
     target = image.launch()
     servers.append(target)
-    cache = HashCache()
+    cache = ScanCache()
     full = scan_server(
         target, image.baseline, image.rules, image.lab.key.private_path, image.roots, 60,
         cache=cache,

@@ -12,7 +12,7 @@ from phoenix import evidence, hosts, remedy
 from phoenix import scan as scan_mod
 from phoenix.drift import Finding, Rules, is_secret, looks_secret
 from phoenix.errors import ExitCode, Refused
-from phoenix.facts import FileFact, HashCache
+from phoenix.facts import FileFact, HashCache, ScanCache
 from phoenix.process import CommandResult
 from phoenix.rollout import Plan, Result
 from phoenix.scan import ScanReport, ServerScan
@@ -133,13 +133,13 @@ def test_hash_caches_are_kept_per_server_and_dropped_by_a_deep_scan(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     ws = workspace(tmp_path, monkeypatch)
-    cache = HashCache({"/etc/a": ("1 2 3 4", "a" * 64)})
+    cache = ScanCache(HashCache({"/etc/a": ("1 2 3 4", "a" * 64)}), ("f" * 32, "a.service x"))
     scanned = ServerScan("web-g1-1", "10.0.0.1", "web-v001", "web", "clean", files=1)
     with Store.open(ws.home) as store:
         scan_mod._record(store, ScanReport(now(), [scanned]), {"web-g1-1": cache}, deep=True)
-        assert scan_mod._cache(store, "web-g1-1", deep=False).entries == cache.entries
-        assert scan_mod._cache(store, "web-g1-1", deep=True).entries == {}
-        assert scan_mod._cache(store, "web-g1-2", deep=False).entries == {}
+        assert scan_mod._cache(store, "web-g1-1", deep=False) == cache
+        assert scan_mod._cache(store, "web-g1-1", deep=True) == ScanCache()
+        assert scan_mod._cache(store, "web-g1-2", deep=False) == ScanCache()
         [row] = store.rows("SELECT deep_at, updated_at FROM hash_caches")
         assert row["deep_at"] == row["updated_at"]
 

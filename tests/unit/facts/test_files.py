@@ -342,13 +342,12 @@ def test_removed_files_leave_the_cache(tmp_path: Path) -> None:
 
 
 def test_a_cached_hash_is_used_only_for_the_same_stamp() -> None:
-    scan = files.Scan(
-        {"/a": fact(), "/b": fact()}, 0, 0, {"/a": "7 3 10.5 20.25", "/b": "8 3 10.5 20.25"}
-    )
+    text = rec("/a", "f 644 0 0 3 10.5 20.25 7") + rec("/b", "f 644 0 0 3 10.5 20.25 8") + END_OK
     cache = files.HashCache({"/a": ("7 3 10.5 20.25", HASH_A), "/b": ("8 3 10.5 99", HASH_B)})
-    done = cache.complete(scan)
-    assert done["/a"].sha256 == HASH_A
-    assert done["/b"].sha256 is None  # the command would have hashed it: it was unreadable
+    scan = files.parse(text, cache.entries)
+    assert scan.files["/a"].sha256 == HASH_A
+    assert scan.files["/b"].sha256 is None  # the command would have hashed it: it was unreadable
+    cache.remember(scan)
     assert cache.entries == {"/a": ("7 3 10.5 20.25", HASH_A)}
 
 

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+import phoenix.facts as facts_mod
 from phoenix.facts import cron, files, ports, script, ssh_keys, sysctl, users
 from tests.unit.facts.fakes import (
     EMPTY_SECTIONS,
@@ -119,7 +120,7 @@ def test_malformed_output_is_a_value_error(text: str) -> None:
 
 def test_script_on_this_machine_agrees_with_each_command_run_alone(tmp_path: Path) -> None:
     (tmp_path / "a").write_text("a\n")
-    result = LocalRunner().run(script.COMMAND, str(tmp_path), "/phoenix-no-such-root")
+    result = LocalRunner().run(script.COMMAND, "", "", str(tmp_path), "/phoenix-no-such-root")
     assert result.rc == 0, result.stderr
     sections = script.split(result.stdout, result.stderr)
     assert sections["files"].rc == 0
@@ -139,7 +140,7 @@ def test_script_on_this_machine_agrees_with_each_command_run_alone(tmp_path: Pat
 
 def test_script_without_any_tool_still_reports_every_section(tmp_path: Path) -> None:
     """With an empty PATH only the shell's builtins work: each section fails on its own."""
-    result = LocalRunner().run(f"env PATH={tmp_path} /bin/{script.COMMAND}", "/etc")
+    result = LocalRunner().run(f"env PATH={tmp_path} /bin/{script.COMMAND}", "", "", "/etc")
     assert result.rc == 0, result.stderr
     sections = script.split(result.stdout, result.stderr)
     assert sections["files"].rc == 3 and "GNU find" in sections["files"].stderr
@@ -147,3 +148,16 @@ def test_script_without_any_tool_still_reports_every_section(tmp_path: Path) -> 
         assert sections[name].rc == 127, name
         assert "not found" in sections[name].stderr, name
     assert (sections["sysctl"].rc, sections["sysctl"].stdout) == (0, "")
+
+
+def test_the_unit_files_used_come_last_for_the_next_scan() -> None:
+    units = "ssh.service enabled enabled\napt-daily.timer enabled enabled"
+    fingerprint = "0123456789abcdef0123456789abcdef"
+    stdout = script_output() + f"#section units 0\0{fingerprint}\n{units}\0"
+    sections = script.split(stdout)
+    assert sections["units"].stdout == f"{fingerprint}\n{units}"
+    assert sections["sysctl"].rc == 0
+    assert facts_mod._units(sections) == (fingerprint, units)
+    assert "units" not in script.split(script_output())  # an older script's output
+    failed = script.split(script_output(services=(1, "")) + f"#section units 0\0{fingerprint}\n\0")
+    assert facts_mod._units(failed) is None  # nothing to reuse: the next scan asks systemd
