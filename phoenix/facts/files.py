@@ -1,26 +1,34 @@
 r"""Files under a set of roots: metadata of every entry, and the SHA-256 of every regular file.
 
-One command, run by `sh` on the server with the roots as its arguments, needs only GNU find and GNU
-coreutils (no Python on the server). It checks that the tools are GNU ones, drops the roots that do
-not exist, then writes three sections, every field ended by a NUL (the one byte no path can hold):
+One command, run by `sh` on the server with the roots as its arguments, needs only GNU find, grep,
+sed and coreutils (no Python on the server). It checks that the tools are GNU ones, drops the roots
+that do not exist, then writes its sections, every field ended by a NUL (the one byte no path can
+hold):
 
-    f 644 0 0 1523 1795868875.7519674210 1795868875.7519674210 2244916\0root\0root\0/etc/passwd\0\0
-    l 777 0 0 19 1795868875.75 1795868875.75 2245001\0root\0root\0/etc/mtab\0../proc/self/mounts\0
+    #names\0u 0 root\0u 33 www-data\0g 0 root\0#records\0
+    f 644 0 0 1523 1795868875.7519674210 1795868875.7519674210 2244916\00\00\0/etc/passwd\0\0
+    l 777 0 0 19 1795868875.75 1795868875.75 2245001\00\00\0/etc/mtab\0../proc/self/mounts\0
     #sha256\0
     2d711642b726b04401627ca9fbac32f5c8530fb1903cc4db02258717921a4881  /etc/passwd\0
     #end 0 0\0
 
-A metadata record is five fields: `%y %m %U %G %s %T@ %C@ %i` (type letter, permission bits with the
-setuid/setgid/sticky bits, uid, gid, size, mtime, ctime, inode: no spaces inside any of them), the
-owner's name, the group's name, the path and the symlink target (empty for anything else). Then one
-`HASH  PATH` field per regular file (`sha256sum --zero`: no escaping), then the exit codes of
-the metadata `find` and of the hashing `xargs`. Entries that vanish or cannot be read during the
-scan are reported on stderr and make those codes 1 (find) and 123 (xargs): such files are kept,
-without a hash.
+The names section maps uids and gids to names once (`getent`), so that find need not look up the
+owner of every file (it costs more than the rest of a repeat scan); without getent it is left out
+and the records carry the names (`%u`, `%g`), as older recordings do. A metadata record is five
+fields: `%y %m %U %G %s %T@ %C@ %i` (type letter, permission bits with the setuid/setgid/sticky
+bits, uid, gid, size, mtime, ctime, inode: no spaces inside any of them), the owner, the group,
+the path and the symlink target (empty for anything else). Then one `HASH  PATH` field per regular
+file hashed (`sha256sum --zero`: no escaping), then the exit codes of the metadata `find` and of
+the hashing `xargs`. Entries that vanish or cannot be read during the scan are reported on stderr
+and make those codes 1 (find) and 123 (xargs): such files are kept, without a hash.
+
+The same find pass writes each regular file's STAMP (inode, size, mtime, ctime) to a temporary
+file; the files whose stamp the command reads on its stdin (see HashCache) are not hashed again.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import shlex
 from collections.abc import Iterator, Mapping, Sequence
@@ -30,6 +38,8 @@ from phoenix.facts.runner import Runner, checked, command_error
 from phoenix.process import CommandResult
 
 HASH_MARK = "#sha256"
+NAMES_MARK = "#names"  # then `u UID NAME` and `g GID NAME` fields, then RECORDS_MARK
+RECORDS_MARK = "#records"
 END_MARK = "#end"
 FIND_OK = frozenset({0, 1})  # 1: an entry vanished or could not be read during the scan
 XARGS_OK = frozenset({0, 123})  # 123: sha256sum could not read some file (it hashed the rest)
@@ -47,14 +57,32 @@ for r; do if [ -e "$r" ] || [ -L "$r" ]; then set -- "$@" "$r"; fi; done
 shift "$n"
 frc=0 hrc=0
 exec 3<&0  # the stamps of files already hashed: the hashing pass skips them
+owner=%u group=%g
+if users=$(getent passwd) && groups=$(getent group); then  # names once, not once per file
+  owner=%U group=%G
+  printf "{NAMES_MARK}\\0"
+  ids() {{ while IFS=: read -r name _ id _; do printf "$1 %s %s\\0" "$id" "$name"; done; }}
+  printf "%s\\n" "$users" | ids u
+  printf "%s\\n" "$groups" | ids g
+  printf "{RECORDS_MARK}\\0"
+fi
+stamps=$(mktemp 2>/dev/null) || stamps=
 if [ "$#" -gt 0 ]; then
-  find "$@" -xdev -printf "%y %m %U %G %s %T@ %C@ %i\\0%u\\0%g\\0%p\\0%l\\0"; frc=$?
+  meta="%y %m %U %G %s %T@ %C@ %i\\0$owner\\0$group\\0%p\\0%l\\0"
+  if [ -n "$stamps" ]; then
+    find "$@" -xdev -printf "$meta" \\( -type f -fprintf "$stamps" "{STAMP} %p\\0" \\); frc=$?
+  else
+    find "$@" -xdev -printf "$meta"; frc=$?
+  fi
 fi
 printf "%s\\0" "{HASH_MARK}"
 if [ "$#" -gt 0 ]; then
-  find "$@" -xdev -type f -printf "{STAMP} %p\\0" | grep -zvxF -f /dev/fd/3 |
-    sed -z 's/^[^ ]* [^ ]* [^ ]* [^ ]* //' | xargs -0 -r sha256sum --zero; hrc=$?
+  if [ -n "$stamps" ]; then cat -- "$stamps"
+  else find "$@" -xdev -type f -printf "{STAMP} %p\\0"; fi |
+    grep -zvxF -f /dev/fd/3 | sed -z 's/^[^ ]* [^ ]* [^ ]* [^ ]* //' | xargs -0 -r sha256sum --zero
+  hrc=$?
 fi
+[ -z "$stamps" ] || rm -f -- "$stamps"
 printf "{END_MARK} %s %s\\0" "$frc" "$hrc"
 """
 COMMAND = f"sh -c {shlex.quote(SCRIPT)} phoenix-files"
@@ -138,7 +166,8 @@ def parse(text: str, known: Mapping[str, tuple[str, str]] | None = None) -> Scan
     when its stamp there is the one it has now (see HashCache); otherwise it has none.
     """
     fields = iter(text.split("\0"))
-    records = dict(_records(fields))
+    names = _names(fields)
+    records = dict(_records(fields, names))
     hashes, end = _hashes(fields)
     find_rc, hash_rc = _end(end, fields)
     files: dict[str, FileFact] = {}
@@ -192,8 +221,41 @@ def normalize(roots: Sequence[str]) -> list[str]:
 Record = tuple[list[str], str, str, str]  # the head's eight parts, owner, group, link target
 
 
-def _records(fields: Iterator[str]) -> Iterator[tuple[str, Record]]:
-    for head in fields:
+class _Names:
+    """uid and gid -> name, from the names section; None when there was none (names inline)."""
+
+    def __init__(self) -> None:
+        self.users: dict[str, str] = {}
+        self.groups: dict[str, str] = {}
+
+
+def _names(fields: Iterator[str]) -> tuple[_Names | None, str | None]:
+    """The names section, if the output starts with one, and the first field after what was
+    read (None when the names section took it)."""
+    first = next(fields, None)
+    if first != NAMES_MARK:
+        return None, first
+    names = _Names()
+    for item in fields:
+        if item == RECORDS_MARK:
+            return names, None
+        if not item:
+            break
+        kind, _, rest = item.partition(" ")
+        number, _, name = rest.partition(" ")
+        table = {"u": names.users, "g": names.groups}.get(kind)
+        if table is None or not number.isdigit() or not name:
+            raise ValueError(f"not a name entry: {item[:80]!r}")
+        table.setdefault(number, name)  # the first entry of an id is the one getpwuid gives
+    raise ValueError(f"no {RECORDS_MARK} field: the output ended early")
+
+
+def _records(
+    fields: Iterator[str], names: tuple[_Names | None, str | None]
+) -> Iterator[tuple[str, Record]]:
+    table, first = names
+    heads = fields if first is None else itertools.chain([first], fields)
+    for head in heads:
         if head == HASH_MARK:
             return
         if not head:
@@ -202,6 +264,8 @@ def _records(fields: Iterator[str]) -> Iterator[tuple[str, Record]]:
         parts = head.split(" ")
         if len(parts) != 8 or len(parts[0]) != 1:
             raise ValueError(f"not a file record: {head!r}")
+        if table is not None:
+            owner, group = table.users.get(owner, owner), table.groups.get(group, group)
         yield path, (parts, owner, group, target)
     raise ValueError(f"no {HASH_MARK} line: the output ended early")
 

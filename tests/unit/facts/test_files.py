@@ -357,3 +357,16 @@ def test_cache_payload_and_round_trip() -> None:
     assert files.HashCache.from_json(cache.to_json()).entries == cache.entries
     assert files.HashCache.from_json("not json").entries == {}
     assert files.HashCache.from_json('{"/a": 3}').entries == {}
+
+
+def test_owner_and_group_numbers_are_named_from_the_names_section() -> None:
+    names = "#names\0u 0 root\0u 33 www-data\0u 33 shadowed\0g 0 root\0g 33 www-data\0#records\0"
+    record = "f 644 33 33 3 10.5 20.25 7\x0033\x0033\x00/srv/a\x00\x00"
+    lost = "f 644 1234 999 3 10.5 20.25 8\x001234\x00999\x00/srv/b\x00\x00"
+    scan = files.parse(names + record + lost + END_OK)
+    assert (scan.files["/srv/a"].owner, scan.files["/srv/a"].group) == ("www-data", "www-data")
+    assert (scan.files["/srv/b"].owner, scan.files["/srv/b"].group) == ("1234", "999")
+    with pytest.raises(ValueError, match="not a name entry"):
+        files.parse("#names\0x 1 y\0#records\0" + END_OK)
+    with pytest.raises(ValueError, match="#records"):
+        files.parse("#names\0u 0 root\0")
