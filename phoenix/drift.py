@@ -200,18 +200,23 @@ def _files(
 ) -> list[Finding]:
     found: list[Finding] = []
     for path in sorted(base.keys() | live.keys()):
-        if rules.ignores("file", path):
-            continue
-        was, now = base.get(path), live.get(path)
-        if was is None and now is not None:
-            found.append(_finding("file.added", path, None, _describe(now)))
-            if _setuid(now.mode):
-                found.append(_finding("setuid.added", path, None, now.mode))
-        elif now is None and was is not None:
-            found.append(_finding("file.removed", path, _describe(was), None))
-        elif was is not None and now is not None:
-            found += _file_changes(path, was, now)
+        changes = _file_findings(path, base.get(path), live.get(path))
+        if changes and not rules.ignores("file", path):  # rules only for what changed: faster
+            found += changes
     return found
+
+
+def _file_findings(path: str, was: FileFact | None, now: FileFact | None) -> list[Finding]:
+    if was is None and now is not None:
+        added = [_finding("file.added", path, None, _describe(now))]
+        return added + (
+            [_finding("setuid.added", path, None, now.mode)] if _setuid(now.mode) else []
+        )
+    if now is None and was is not None:
+        return [_finding("file.removed", path, _describe(was), None)]
+    if was is not None and now is not None:
+        return _file_changes(path, was, now)
+    return []
 
 
 def _file_changes(path: str, was: FileFact, now: FileFact) -> list[Finding]:

@@ -23,7 +23,8 @@ the hashing `xargs`. Entries that vanish or cannot be read during the scan are r
 and make those codes 1 (find) and 123 (xargs): such files are kept, without a hash.
 
 The same find pass writes each regular file's STAMP (inode, size, mtime, ctime) to a temporary
-file; the files whose stamp the command reads on its stdin (see HashCache) are not hashed again.
+file; the files whose stamp the command reads on its stdin (see HashCache) are not hashed again
+(`sort` both, `comm`: the new stamps). Without a temporary directory every file is hashed.
 """
 
 from __future__ import annotations
@@ -50,13 +51,13 @@ SCRIPT = f"""\
 export LC_ALL=C
 cd / || exit 3
 find / -maxdepth 0 -printf "" && sha256sum --zero /dev/null >/dev/null &&
-  printf "x\\0" | grep -zvxF -f /dev/null >/dev/null && printf "x\\0" | sed -z p >/dev/null || {{
-  echo "phoenix needs GNU find, grep, sed and sha256sum (coreutils) on the server" >&2; exit 3; }}
+  printf "x\\0" | sort -z | comm -z -23 - /dev/null | sed -z p >/dev/null || {{
+  echo "phoenix needs GNU find, sed and coreutils (sort, comm, sha256sum) on the server" >&2
+  exit 3; }}
 n=$#
 for r; do if [ -e "$r" ] || [ -L "$r" ]; then set -- "$@" "$r"; fi; done
 shift "$n"
 frc=0 hrc=0
-exec 3<&0  # the stamps of files already hashed: the hashing pass skips them
 owner=%u group=%g
 if users=$(getent passwd) && groups=$(getent group); then  # names once, not once per file
   owner=%U group=%G
@@ -66,23 +67,23 @@ if users=$(getent passwd) && groups=$(getent group); then  # names once, not onc
   printf "%s\\n" "$groups" | ids g
   printf "{RECORDS_MARK}\\0"
 fi
-stamps=$(mktemp 2>/dev/null) || stamps=
-if [ "$#" -gt 0 ]; then
-  meta="%y %m %U %G %s %T@ %C@ %i\\0$owner\\0$group\\0%p\\0%l\\0"
-  if [ -n "$stamps" ]; then
-    find "$@" -xdev -printf "$meta" \\( -type f -fprintf "$stamps" "{STAMP} %p\\0" \\); frc=$?
-  else
-    find "$@" -xdev -printf "$meta"; frc=$?
-  fi
+work=$(mktemp -d 2>/dev/null) || work=
+meta="%y %m %U %G %s %T@ %C@ %i\\0$owner\\0$group\\0%p\\0%l\\0"
+if [ "$#" -gt 0 ] && [ -n "$work" ]; then
+  find "$@" -xdev -printf "$meta" \\( -type f -fprintf "$work/now" "{STAMP} %p\\0" \\); frc=$?
+elif [ "$#" -gt 0 ]; then
+  find "$@" -xdev -printf "$meta"; frc=$?
 fi
 printf "%s\\0" "{HASH_MARK}"
-if [ "$#" -gt 0 ]; then
-  if [ -n "$stamps" ]; then cat -- "$stamps"
-  else find "$@" -xdev -type f -printf "{STAMP} %p\\0"; fi |
-    grep -zvxF -f /dev/fd/3 | sed -z 's/^[^ ]* [^ ]* [^ ]* [^ ]* //' | xargs -0 -r sha256sum --zero
+if [ "$#" -gt 0 ] && [ -n "$work" ]; then  # hash the files whose stamp is not on stdin
+  sort -z -o "$work/now" "$work/now" && sort -z >"$work/known" &&
+    comm -z -23 "$work/now" "$work/known" | sed -z 's/^[^ ]* [^ ]* [^ ]* [^ ]* //' |
+    xargs -0 -r sha256sum --zero
   hrc=$?
+elif [ "$#" -gt 0 ]; then  # no temporary directory: hash them all
+  find "$@" -xdev -type f -print0 | xargs -0 -r sha256sum --zero; hrc=$?
 fi
-[ -z "$stamps" ] || rm -f -- "$stamps"
+[ -z "$work" ] || rm -rf -- "$work"
 printf "{END_MARK} %s %s\\0" "$frc" "$hrc"
 """
 COMMAND = f"sh -c {shlex.quote(SCRIPT)} phoenix-files"
@@ -130,11 +131,8 @@ class HashCache:
     hashed: int = 0  # how many files the last scan completed by it had to hash
 
     def payload(self) -> bytes:
-        """What the files command reads on stdin: a `STAMP PATH` line per known file.
-
-        A path with a newline cannot be one line: it is left out, so hashed every time."""
-        lines = [f"{stamp} {path}\n" for path, (stamp, _) in self.entries.items()]
-        return "".join(line for line in lines if line.count("\n") == 1).encode()
+        """What the files command reads on stdin: `STAMP PATH` of every known file, NUL-ended."""
+        return "".join(f"{stamp} {path}\0" for path, (stamp, _) in self.entries.items()).encode()
 
     def remember(self, scan: Scan) -> None:
         """Keep every hash the scan stands on (parsed with these entries as `known`), forget

@@ -289,6 +289,7 @@ def tree(root: Path) -> list[Path]:
     for i, path in enumerate(made):
         path.write_text(f"content {i}\n")
     (root / "etc" / "with space").write_text("x\n")
+    (root / "etc" / "new\nline").write_text("y\n")
     (root / "etc" / "link").symlink_to("file0")
     return made
 
@@ -297,7 +298,7 @@ def test_a_repeat_scan_hashes_nothing_and_gives_the_same_facts(tmp_path: Path) -
     tree(tmp_path)
     cache = files.HashCache()
     full = files.gather(LocalRunner(), [str(tmp_path)], cache=cache)
-    assert cache.hashed == 6 and len(cache.entries) == 6
+    assert cache.hashed == 7 and len(cache.entries) == 7
     again = files.gather(LocalRunner(), [str(tmp_path)], cache=cache)
     assert cache.hashed == 0
     assert again == full
@@ -338,7 +339,7 @@ def test_removed_files_leave_the_cache(tmp_path: Path) -> None:
     files.gather(LocalRunner(), [str(tmp_path)], cache=cache)
     made[0].unlink()
     files.gather(LocalRunner(), [str(tmp_path)], cache=cache)
-    assert str(made[0]) not in cache.entries and len(cache.entries) == 5
+    assert str(made[0]) not in cache.entries and len(cache.entries) == 6
 
 
 def test_a_cached_hash_is_used_only_for_the_same_stamp() -> None:
@@ -353,7 +354,7 @@ def test_a_cached_hash_is_used_only_for_the_same_stamp() -> None:
 
 def test_cache_payload_and_round_trip() -> None:
     cache = files.HashCache({"/a b": ("1 2 3.0 4.0", HASH_A), "/new\nline": ("5 6 7 8", HASH_B)})
-    assert cache.payload() == b"1 2 3.0 4.0 /a b\n"  # a path with a newline is always hashed
+    assert cache.payload() == b"1 2 3.0 4.0 /a b\x005 6 7 8 /new\nline\x00"
     assert files.HashCache.from_json(cache.to_json()).entries == cache.entries
     assert files.HashCache.from_json("not json").entries == {}
     assert files.HashCache.from_json('{"/a": 3}').entries == {}
