@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import shlex
 import socket
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,10 +52,9 @@ class Session:
                 raise ConnectError(f"{self.target.name}: the connection is closed")
             with transport.open_session(timeout=timeout) as channel:
                 channel.exec_command(line)
-                if stdin:
-                    channel.sendall(stdin)
-                channel.shutdown_write()
+                feeder = _feed(channel, stdin)  # beside the reads: neither side waits on the other
                 out, err, rc = _collect(channel, deadline)
+                feeder.join(timeout=1)
         except TimeoutError as exc:
             raise ConnectError(
                 f"{self.target.name}: `{_short(command)}` did not finish within {timeout:.0f} s",
@@ -83,6 +83,23 @@ class Session:
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+
+def _feed(channel: paramiko.Channel, data: bytes) -> threading.Thread:
+    """Send `data` then end the command's stdin, in a thread: a command that writes much before
+    it reads would otherwise wait for us to read while we wait for it to read."""
+
+    def send() -> None:
+        try:
+            if data:
+                channel.sendall(data)
+            channel.shutdown_write()
+        except (OSError, paramiko.SSHException):
+            pass  # the command ended or the connection dropped: _collect reports it
+
+    thread = threading.Thread(target=send, daemon=True)
+    thread.start()
+    return thread
 
 
 def _collect(channel: paramiko.Channel, deadline: float) -> tuple[bytes, bytes, int | None]:

@@ -68,6 +68,7 @@ if users=$(getent passwd) && groups=$(getent group); then  # names once, not onc
   printf "{RECORDS_MARK}\\0"
 fi
 work=$(mktemp -d 2>/dev/null) || work=
+if [ -n "$work" ]; then sort -z >"$work/known"; else cat >/dev/null; fi  # stdin first, whole
 meta="%y %m %U %G %s %T@ %C@ %i\\0$owner\\0$group\\0%p\\0%l\\0"
 if [ "$#" -gt 0 ] && [ -n "$work" ]; then
   find "$@" -xdev -printf "$meta" \\( -type f -fprintf "$work/now" "{STAMP} %p\\0" \\); frc=$?
@@ -76,7 +77,7 @@ elif [ "$#" -gt 0 ]; then
 fi
 printf "%s\\0" "{HASH_MARK}"
 if [ "$#" -gt 0 ] && [ -n "$work" ]; then  # hash the files whose stamp is not on stdin
-  sort -z -o "$work/now" "$work/now" && sort -z >"$work/known" &&
+  sort -z -o "$work/now" "$work/now" &&
     comm -z -23 "$work/now" "$work/known" | sed -z 's/^[^ ]* [^ ]* [^ ]* [^ ]* //' |
     xargs -0 -r sha256sum --zero
   hrc=$?

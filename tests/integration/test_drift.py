@@ -262,6 +262,19 @@ def test_a_hanging_command_and_a_dropped_connection(
     assert "dropped" in str(results[dropped.name].error), results[dropped.name].error
 
 
+def test_a_command_that_writes_before_it_reads_its_stdin(
+    image: Image, servers: list[hosts.Target]
+) -> None:
+    """Both directions over the SSH window at once (as the files section with a large cache)."""
+    target = image.launch()
+    servers.append(target)
+    big = b"x" * (6 * 1024 * 1024)
+    with hosts.connect(target, image.lab.key.private_path) as session:
+        result = session.run("head -c 6000000 /dev/zero; wc -c", timeout=60, stdin=big)
+    assert result.rc == 0 and len(result.stdout) > 6_000_000
+    assert result.stdout.rstrip("\n").endswith(str(len(big)))  # every byte was read
+
+
 def test_cli_on_a_fleet(lab: Lab, tmp_path: Path) -> None:
     shutil.copytree(REPO / "images", tmp_path / "images")
     shutil.copytree(REPO / "infra", tmp_path / "infra")
