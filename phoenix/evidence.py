@@ -13,10 +13,7 @@ once, whichever server and scan found it.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
-import shlex
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,13 +21,11 @@ from typing import Any
 from phoenix.drift import Finding, is_secret, looks_secret
 from phoenix.errors import Refused
 from phoenix.facts import FileFact, Runner
+from phoenix.facts.runner import read_files
 from phoenix.state import Store, now
 from phoenix.workspace import Workspace
 
 KINDS = frozenset({"file.modified", "file.added"})
-FETCH = r"""for f; do
-  if c=$(base64 -w0 -- "$f" 2>/dev/null); then printf 'ok %s\n' "$c"; else printf 'gone\n'; fi
-done"""
 
 
 @dataclass(frozen=True)
@@ -101,11 +96,9 @@ def collect(
     missing = [p for p in paths if p not in links]
     if not missing:
         return Collected([], {p: s for p, s in links.items() if s})
-    result = session.run(f"sh -c {shlex.quote(FETCH)} phoenix-evidence", *missing, timeout=timeout)
     contents: list[Archived] = []
-    for path, line in zip(missing, result.stdout.splitlines(), strict=False):
-        content = _decode(line)
-        if content is None or not _keepable(content, policy.limit):
+    for path, content in read_files(session, missing, timeout).items():
+        if not _keepable(content, policy.limit):
             continue
         digest = hashlib.sha256(content).hexdigest()
         contents.append(Archived(digest, path, server, content))
@@ -153,16 +146,6 @@ def lookup(ws: Workspace, server: str, path: str | None = None) -> list[Archived
         f"no evidence archived for {what}",
         hint="evidence is kept for changed or added text files, not secrets, found by a scan",
     )
-
-
-def _decode(line: str) -> bytes | None:
-    status, _, data = line.partition(" ")
-    if status != "ok":
-        return None
-    try:
-        return base64.b64decode(data, validate=True)
-    except (binascii.Error, ValueError):
-        return None
 
 
 def _keepable(content: bytes, limit: int) -> bool:

@@ -72,7 +72,10 @@ def run(ws: Workspace, name: str, kind: str, opts: Options, emit: Emit = discard
             except BaseException:
                 pool.shutdown(wait=False, cancel_futures=True)
                 raise
-        return replace(result, warnings=_wait(archiving))
+        warnings = _wait(archiving)
+        for warning in warnings:  # in the run's history too: a nightly run is read there
+            fleet.store.record_event(result.run_id, "archive", "warning", warning)
+        return replace(result, warnings=warnings)
 
 
 def archive_drift(ws: Workspace, name: str, servers: Sequence[str], emit: Emit) -> list[str]:

@@ -17,7 +17,6 @@ The content of a secret (a private key, a shadow file) is never written into the
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
 import os
@@ -31,10 +30,10 @@ from typing import Any
 from phoenix import events, facts, hosts, keys
 from phoenix.bake import load_template
 from phoenix.drift import Finding, Rules, diff, is_secret, looks_secret
-from phoenix.errors import CommandError, ConfigError, Refused
+from phoenix.errors import ConfigError, Refused
 from phoenix.events import Emit, StepOutput, discard
 from phoenix.facts import Facts, FileFact
-from phoenix.facts.runner import Runner
+from phoenix.facts.runner import Runner, read_files
 from phoenix.fleets import Records, ServerRecord, ServerStatus
 from phoenix.images import Registry
 from phoenix.lock import fleet_lock
@@ -259,32 +258,27 @@ def _entry(path: str, action: str, f: FileFact, server: str, at: str) -> Entry:
 def fetch(
     session: Runner, entries: Sequence[Entry], live: Facts, max_bytes: int, timeout: float
 ) -> tuple[dict[str, bytes], list[Skipped]]:
-    """The content of every `file` entry, checked against its live hash; the rest skipped."""
+    """The content of every `file` entry (one command), checked against its live hash; the
+    rest skipped, with why."""
+    files = [e for e in entries if e.action == "file"]
+    skipped = [
+        Skipped(e.path, f"{live.files[e.path].size} bytes, over the limit of {_size(max_bytes)}")
+        for e in files
+        if live.files[e.path].size > max_bytes
+    ]
+    wanted = [e for e in files if live.files[e.path].size <= max_bytes]
+    read = read_files(session, [e.path for e in wanted], timeout)
     contents: dict[str, bytes] = {}
-    skipped: list[Skipped] = []
-    for entry in (e for e in entries if e.action == "file"):
-        size = live.files[entry.path].size
-        if size > max_bytes:
-            skipped.append(
-                Skipped(entry.path, f"{size} bytes, over the limit of {_size(max_bytes)}")
-            )
-            continue
-        data = _read(session, entry.path, timeout)
-        reason = _refuse(data, entry, max_bytes)
+    for entry in wanted:
+        data = read.get(entry.path)
+        reason = (
+            "could not be read on the server" if data is None else _refuse(data, entry, max_bytes)
+        )
         if reason:
             skipped.append(Skipped(entry.path, reason))
-        else:
+        elif data is not None:
             contents[entry.path] = data
     return contents, skipped
-
-
-def _read(session: Runner, path: str, timeout: float) -> bytes:
-    """A file's bytes, through base64 on the server (binary-safe over a text channel)."""
-    result = session.run("base64 -w0 --", path, timeout=timeout)
-    if result.rc != 0:
-        reason = result.stderr.strip().splitlines()[-1:] or ["no error output"]
-        raise CommandError(f"cannot read {path} on the server: {reason[0]}")
-    return base64.b64decode(result.stdout.strip(), validate=True)
 
 
 def _size(n: int) -> str:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import base64
+import binascii
+import shlex
+from collections.abc import Callable, Sequence
 from typing import Protocol, TypeVar
 
 from phoenix.errors import CommandError
@@ -53,3 +56,26 @@ def checked(session: Runner, label: str, result: CommandResult, parse: Callable[
         return parse(result.stdout)
     except ValueError as exc:
         raise unreadable(session, label, exc) from exc
+
+
+READ_FILES = r"""for f; do
+  if c=$(base64 -w0 -- "$f" 2>/dev/null); then printf 'ok %s\n' "$c"; else printf 'gone\n'; fi
+done"""
+
+
+def read_files(session: Runner, paths: Sequence[str], timeout: float = 60) -> dict[str, bytes]:
+    """The bytes of each of `paths` on the server, in one command (base64: binary-safe over a
+    text channel); a file that cannot be read (gone, not a file) is left out."""
+    if not paths:
+        return {}
+    result = session.run(f"sh -c {shlex.quote(READ_FILES)} phoenix-read", *paths, timeout=timeout)
+    found: dict[str, bytes] = {}
+    for path, line in zip(paths, result.stdout.splitlines(), strict=False):
+        status, _, data = line.partition(" ")
+        if status != "ok":
+            continue
+        try:
+            found[path] = base64.b64decode(data, validate=True)
+        except (binascii.Error, ValueError):
+            continue
+    return found

@@ -334,6 +334,9 @@ def test_cli_on_a_fleet(lab: Lab, tmp_path: Path) -> None:
         assert rebuilt.rc == 0, rebuilt.stderr
         [warning] = rebuilt.json()["warnings"]  # type: ignore[index]
         assert second in warning and "not archived" in warning
+        runs = fleet.phoenix("history", "drifty", "--json").json()
+        events = [e for r in runs for e in r["events"]]  # type: ignore[union-attr, index]
+        assert any(e["kind"] == "warning" and second in e["detail"] for e in events)
         rules = fleet.phoenix("drift", "rules")
         assert rules.rc == 0 and "/etc/machine-id" in rules.stdout
     finally:

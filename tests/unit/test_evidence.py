@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import shlex
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,7 @@ from phoenix import scan as scan_mod
 from phoenix.drift import Finding, Rules, is_secret, looks_secret
 from phoenix.errors import ExitCode, Refused
 from phoenix.facts import FileFact, HashCache, ScanCache
+from phoenix.facts.runner import READ_FILES
 from phoenix.process import CommandResult
 from phoenix.rollout import Plan, Result
 from phoenix.scan import ScanReport, ServerScan
@@ -34,7 +36,7 @@ def answer(*contents: bytes | None) -> CommandResult:
     return CommandResult(0, "".join(line + "\n" for line in lines), "")
 
 
-FETCH = f"sh -c {evidence.shlex.quote(evidence.FETCH)} phoenix-evidence"
+FETCH = f"sh -c {shlex.quote(READ_FILES)} phoenix-read"
 
 
 def test_secret_patterns() -> None:

@@ -6,6 +6,7 @@ import base64
 import dataclasses
 import hashlib
 import json
+import shlex
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -18,8 +19,9 @@ from phoenix import bake, hosts
 from phoenix import promote as promote_mod
 from phoenix.cli.app import main
 from phoenix.drift import diff, is_secret
-from phoenix.errors import CommandError, ConfigError, ExitCode, Refused
+from phoenix.errors import ConfigError, ExitCode, Refused
 from phoenix.facts import Facts, FileFact
+from phoenix.facts.runner import READ_FILES
 from phoenix.fleets import Records, ServerStatus
 from phoenix.images import Registry
 from phoenix.process import CommandResult
@@ -138,8 +140,11 @@ def test_secret_patterns() -> None:
 # -- fetching ---------------------------------------------------------------------------------
 
 
+READ = f"sh -c {shlex.quote(READ_FILES)} phoenix-read"
+
+
 class FakeSession:
-    """Answers `base64 -w0 -- PATH` from a dict of file contents."""
+    """Answers runner.read_files' command (a base64 line per path) from a dict of contents."""
 
     def __init__(self, files: dict[str, bytes]) -> None:
         self.files = files
@@ -148,11 +153,12 @@ class FakeSession:
 
     def run(self, command: str, *args: str, timeout: float = 60) -> CommandResult:
         self.commands.append((command, *args))
-        if command == "base64 -w0 --":
-            data = self.files.get(args[0])
-            if data is None:
-                return CommandResult(1, "", f"base64: {args[0]}: No such file or directory\n")
-            return CommandResult(0, base64.b64encode(data).decode() + "\n", "")
+        if command == READ:
+            found = [self.files.get(path) for path in args]
+            lines = [
+                f"ok {base64.b64encode(d).decode()}" if d is not None else "gone" for d in found
+            ]
+            return CommandResult(0, "".join(line + "\n" for line in lines), "")
         raise AssertionError(f"unexpected command {command}")
 
     def __enter__(self) -> FakeSession:
@@ -197,10 +203,15 @@ def test_fetch_refuses_a_private_key_whatever_its_name() -> None:
     assert contents == {} and "private key" in skipped[0].reason
 
 
-def test_a_file_that_cannot_be_read_is_an_error_naming_it() -> None:
-    live = Facts(files={"/etc/gone": f(b"a")}, packages={}, services={})
-    with pytest.raises(CommandError, match=r"/etc/gone.*No such file"):
-        promote_mod.fetch(FakeSession({}), [file_entry("/etc/gone", b"a")], live, 1 << 20, 60)
+def test_a_file_that_cannot_be_read_is_skipped_naming_it() -> None:
+    live = Facts(files={"/etc/gone": f(b"a"), "/etc/a": f(b"a")}, packages={}, services={})
+    entries = [file_entry("/etc/gone", b"a"), file_entry("/etc/a", b"a")]
+    session = FakeSession({"/etc/a": b"a"})
+    contents, skipped = promote_mod.fetch(session, entries, live, 1 << 20, 60)
+    assert contents == {"/etc/a": b"a"} and skipped == [
+        Skipped("/etc/gone", "could not be read on the server")
+    ]
+    assert len(session.commands) == 1  # every file in one command
 
 
 # -- writing ----------------------------------------------------------------------------------
@@ -373,7 +384,7 @@ def test_promote_end_to_end(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
     assert done.template_changed and done.image == "web" and done.image_tag == "web-v001"
     assert done.directory == tmp_path / "images" / "web" / "promoted"
     assert not (done.directory / "files/etc/shadow").exists()
-    assert ("base64 -w0 --", "/etc/shadow") not in session.commands  # never even read
+    assert not any("/etc/shadow" in c for c in session.commands)  # never even read
     assert json.loads(json.dumps(done.as_dict()))["skipped"][1]["path"] == "/etc/shadow"
     again = promote(ws, "web-g1-1", connect=fake_connect)  # type: ignore[arg-type]
     assert not again.template_changed and again.removed == ["/etc/motd"]
