@@ -44,9 +44,16 @@ fi
 printf "%s\\n{SEPARATOR}\\n" "$files"
 systemctl list-units --type=service --all --no-legend --no-pager --plain || exit
 echo {SEPARATOR}
-printf "%s\\n" "$files" | while read -r unit state _; do
-  if [ "$state" = alias ]; then echo "$unit $(systemctl show -p Id --value -- "$unit")"; fi
-done
+aliases=$(printf "%s\\n" "$files" | while read -r unit state _; do
+  if [ "$state" = alias ]; then echo "$unit"; fi
+done)
+printf "%s\\n" "$aliases" | grep -F "@." | sed 's/$/ /'  # a template alias names no unit
+aliases=$(printf "%s\\n" "$aliases" | grep -vF "@.")
+[ -z "$aliases" ] && exit 0
+# one systemctl for all: their ids come in order, a blank line between two (names hold no space)
+systemctl show -p Id --value -- $aliases | sed '/^$/d' | paste -d " " /dev/fd/3 - 3<<EOF
+$aliases
+EOF
 """
 COMMAND = f"sh -c {shlex.quote(SCRIPT)}"
 LABEL = "systemctl list-unit-files; systemctl list-units"
