@@ -52,6 +52,6 @@ class ScanCache:
             data = json.loads(text)
             units = data.get("units")
             kept = (str(units[0]), str(units[1])) if units else None
-            return cls(HashCache.from_json(json.dumps(data["files"])), kept)
+            return cls(HashCache.from_entries(data["files"]), kept)
         except (ValueError, TypeError, AttributeError, IndexError, KeyError):
             return cls()

@@ -34,6 +34,7 @@ import json
 import shlex
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from phoenix.facts.runner import Runner, checked, command_error
 from phoenix.process import CommandResult
@@ -152,9 +153,17 @@ class HashCache:
     def from_json(cls, text: str) -> HashCache:
         """The cache in `text`; an empty one if it is unreadable (the next scan hashes all)."""
         try:
-            data = json.loads(text)
-            return cls({str(p): (str(v[0]), str(v[1])) for p, v in data.items()})
-        except (ValueError, TypeError, AttributeError, IndexError, KeyError):
+            return cls.from_entries(json.loads(text))
+        except ValueError:
+            return cls()
+
+    @classmethod
+    def from_entries(cls, data: Any) -> HashCache:
+        """The cache of `data` as to_json() writes it (parsed); empty if it is not that."""
+        try:
+            items = data.items()
+            return cls({str(p): (str(v[0]), str(v[1])) for p, v in items})
+        except (TypeError, AttributeError, IndexError, KeyError):
             return cls()
 
 
