@@ -53,16 +53,24 @@ def plan(ws: Workspace, name: str, kind: str, opts: Options) -> Plan:
         return fleet.plan(kind, opts)
 
 
-def run(ws: Workspace, name: str, kind: str, opts: Options, emit: Emit = discard) -> Result:
+def run(
+    ws: Workspace,
+    name: str,
+    kind: str,
+    opts: Options,
+    emit: Emit = discard,
+    scanned: Sequence[str] = (),
+) -> Result:
     """Deploy or rebuild `name` under its lock.
 
     A rebuild first archives the drift of the servers it replaces (a drift scan of them, run
-    while the first new servers boot, awaited before any old one leaves); a server that cannot
-    be scanned is replaced all the same, with a warning that its hand changes are lost.
+    while the first new servers boot, awaited before any old one leaves), except those the
+    caller has just `scanned`; a server that cannot be scanned is replaced all the same, with a
+    warning that its hand changes are lost.
     """
     with open_fleet(ws, name, emit, operation=kind) as fleet:
         plan = fleet.plan(kind, opts)
-        leaving = [n for batch in plan.batches for n in batch.remove]
+        leaving = [n for batch in plan.batches for n in batch.remove if n not in scanned]
         if not leaving:
             return fleet.execute(plan)
         with ThreadPoolExecutor(max_workers=1) as pool:

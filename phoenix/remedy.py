@@ -9,7 +9,7 @@ from phoenix.drift import at_least
 from phoenix.errors import ExitCode
 from phoenix.events import Emit, discard
 from phoenix.rollout import Options, Result
-from phoenix.scan import UNREACHABLE, UNTRUSTED, ScanReport
+from phoenix.scan import CLEAN, DRIFTED, UNREACHABLE, UNTRUSTED, ScanReport
 from phoenix.workspace import Workspace
 
 
@@ -25,12 +25,17 @@ def to_replace(report: ScanReport) -> dict[str, list[str]]:
 
 
 def replace(
-    ws: Workspace, chosen: Mapping[str, Sequence[str]], emit: Emit = discard
+    ws: Workspace,
+    report: ScanReport,
+    chosen: Mapping[str, Sequence[str]],
+    emit: Emit = discard,
 ) -> list[Result]:
-    """Rebuild exactly the `chosen` servers of each fleet from its current image (their drift
-    is archived first by the rebuild itself)."""
+    """Rebuild exactly the `chosen` servers of each fleet from its current image. The servers
+    the `report`'s scan read archived their drift then: the rebuild does not scan them again
+    (it tries the others, and warns of what it cannot archive)."""
+    read = [s.name for s in report.servers if s.status in (CLEAN, DRIFTED)]
     return [
-        fleet.run(ws, name, "rebuild", Options(only=tuple(servers)), emit=emit)
+        fleet.run(ws, name, "rebuild", Options(only=tuple(servers)), emit, scanned=read)
         for name, servers in chosen.items()
     ]
 

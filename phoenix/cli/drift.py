@@ -92,7 +92,7 @@ def _replace(ws: Workspace, result: scan.ScanReport, yes: bool, json: bool) -> N
     names = ", ".join(n for servers in chosen.values() for n in servers)
     confirm(yes, f"Replace {names} with new servers from the current image?")
     with render.Progress() as progress:
-        outcomes = remedy.replace(ws, chosen, emit=progress)
+        outcomes = remedy.replace(ws, result, chosen, emit=progress)
     if json:
         render.as_json({"scan": result.as_dict(), "replaced": [o.as_dict() for o in outcomes]})
     else:

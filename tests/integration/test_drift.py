@@ -316,6 +316,7 @@ def test_cli_on_a_fleet(lab: Lab, tmp_path: Path) -> None:
         assert replaced.rc == 0, replaced.stderr
         [outcome] = replaced.json()["replaced"]  # type: ignore[index]
         assert outcome["status"] == "succeeded" and outcome["removed"] == [first["name"]]
+        assert outcome["warnings"] == []  # its drift was archived by the scan that chose it
         assert fleet.phoenix("drift", "drifty").rc == 0  # the new server is the image again
         kept = fleet.phoenix("drift", "evidence", first["name"], "/etc/nginx/nginx.conf")
         assert kept.rc == 0 and kept.stdout.endswith("hotfix\n")  # outlives its server

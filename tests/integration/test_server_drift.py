@@ -76,6 +76,8 @@ def test_servers_stopped_deleted_and_reconfigured_outside_phoenix(lab: Lab, tmp_
         assert replaced.rc == 0, replaced.stderr  # the deleted server does not block the apply
         [outcome] = replaced.json()["replaced"]  # type: ignore[index]
         assert sorted(outcome["removed"]) == sorted([stopped, deleted, limited])
+        # the scan read `limited` (archived); the two it could not read are tried and warned of
+        assert sorted(w.split()[0] for w in outcome["warnings"]) == sorted([stopped, deleted])
         clean = fleet.phoenix("drift", name, "--json")
         assert clean.rc == 0, clean.stdout
     finally:
