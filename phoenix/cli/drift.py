@@ -44,8 +44,9 @@ def command(
 ) -> None:
     """Compare every live server with its image's baseline. Exit 0 clean, 1 drift, 2 unscanned.
 
-    `phoenix drift rules` shows the noise rules; `phoenix drift evidence SERVER [PATH]` the
-    content of the files changed by hand, archived by the scans.
+    `phoenix drift rules`: the noise rules.
+    `phoenix drift evidence SERVER [PATH]`: what was changed by hand, as the scans archived it.
+    `phoenix drift promote SERVER [--path P]`: its drifted files into its image's template.
     """
     ws = workspace(ctx)
     if fleets and fleets[0] == "promote":
