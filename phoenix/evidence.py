@@ -92,18 +92,15 @@ def collect(
 ) -> Collected:
     """Fetch what `wanted` names (the contents not archived yet) in one command."""
     paths = wanted(findings, live, policy)
-    links = {p: live[p].sha256 for p in paths if live[p].sha256 in policy.known}
+    links = {p: sha for p in paths if (sha := live[p].sha256) and sha in policy.known}
     missing = [p for p in paths if p not in links]
-    if not missing:
-        return Collected([], {p: s for p, s in links.items() if s})
     contents: list[Archived] = []
-    for path, content in read_files(session, missing, timeout).items():
-        if not _keepable(content, policy.limit):
-            continue
-        digest = hashlib.sha256(content).hexdigest()
-        contents.append(Archived(digest, path, server, content))
-        links[path] = digest
-    return Collected(contents, {p: s for p, s in links.items() if s})
+    for path, content in read_files(session, missing, timeout).items():  # none: no command
+        if _keepable(content, policy.limit):
+            digest = hashlib.sha256(content).hexdigest()
+            contents.append(Archived(digest, path, server, content))
+            links[path] = digest
+    return Collected(contents, links)
 
 
 def known(store: Store) -> frozenset[str]:

@@ -112,8 +112,7 @@ def scan_server(
     deadline = time.monotonic() + timeout
     try:
         with hosts.connect(target, private_key, timeout=min(timeout, 15)) as session:
-            left = max(deadline - time.monotonic(), 1.0)
-            live = facts.gather(session, roots, timeout=left, cache=cache)
+            live = facts.gather(session, roots, timeout=_left(deadline), cache=cache)
             found = diff(baseline, live, rules)
             kept = _evidence(session, target.name, found, live.files, keep, deadline)
     except HostKeyError as exc:
@@ -139,10 +138,14 @@ def _evidence(
     if keep is None or not found:
         return evidence.Collected()
     try:
-        left = max(deadline - time.monotonic(), 1.0)
-        return evidence.collect(session, server, found, live, keep, left)
+        return evidence.collect(session, server, found, live, keep, _left(deadline))
     except PhoenixError:
         return evidence.Collected()
+
+
+def _left(deadline: float) -> float:
+    """Seconds to `deadline`, at least one: a step started just before it still gets a try."""
+    return max(deadline - time.monotonic(), 1.0)
 
 
 def _linked(finding: Finding, links: dict[str, str]) -> Finding:

@@ -43,7 +43,7 @@ class ScanCache:
         return self.files.hashed
 
     def to_json(self) -> str:
-        return json.dumps({"files": self.files.entries, "units": self.units})
+        return json.dumps({"files": self.files.entries, "units": self.units}, separators=(",", ":"))
 
     @classmethod
     def from_json(cls, text: str) -> ScanCache:

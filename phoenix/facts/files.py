@@ -30,7 +30,6 @@ file; the files whose stamp the command reads on its stdin (see HashCache) are n
 from __future__ import annotations
 
 import itertools
-import json
 import shlex
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -146,22 +145,11 @@ class HashCache:
             if fact.sha256 is not None and path in scan.stamps
         }
 
-    def to_json(self) -> str:
-        return json.dumps(self.entries, separators=(",", ":"))
-
     @classmethod
-    def from_json(cls, text: str) -> HashCache:
-        """The cache in `text`; an empty one if it is unreadable (the next scan hashes all)."""
+    def from_entries(cls, entries: Any) -> HashCache:
+        """The cache of `entries` as ScanCache.to_json writes them (parsed); empty if not that."""
         try:
-            return cls.from_entries(json.loads(text))
-        except ValueError:
-            return cls()
-
-    @classmethod
-    def from_entries(cls, data: Any) -> HashCache:
-        """The cache of `data` as to_json() writes it (parsed); empty if it is not that."""
-        try:
-            items = data.items()
+            items = entries.items()
             return cls({str(p): (str(v[0]), str(v[1])) for p, v in items})
         except (TypeError, AttributeError, IndexError, KeyError):
             return cls()

@@ -14,6 +14,7 @@ import pytest
 
 from phoenix.errors import CommandError
 from phoenix.facts import files
+from phoenix.facts.cache import ScanCache
 from phoenix.facts.files import FileFact
 from phoenix.process import CommandResult
 from tests.unit.facts.fakes import FakeRunner, LocalRunner, NamelessRunner, cases, expected, output
@@ -355,9 +356,10 @@ def test_a_cached_hash_is_used_only_for_the_same_stamp() -> None:
 def test_cache_payload_and_round_trip() -> None:
     cache = files.HashCache({"/a b": ("1 2 3.0 4.0", HASH_A), "/new\nline": ("5 6 7 8", HASH_B)})
     assert cache.payload() == b"1 2 3.0 4.0 /a b\x005 6 7 8 /new\nline\x00"
-    assert files.HashCache.from_json(cache.to_json()).entries == cache.entries
-    assert files.HashCache.from_json("not json").entries == {}
-    assert files.HashCache.from_json('{"/a": 3}').entries == {}
+    stored = ScanCache(cache, ("f" * 32, "ssh.service enabled enabled"))
+    assert ScanCache.from_json(stored.to_json()) == stored
+    assert ScanCache.from_json("not json") == ScanCache()
+    assert ScanCache.from_json('{"files": {"/a": 3}, "units": null}').files.entries == {}
 
 
 def test_owner_and_group_numbers_are_named_from_the_names_section() -> None:
