@@ -16,8 +16,8 @@ import sys
 import time
 from pathlib import Path
 
-from phoenix import bake
-from phoenix.lxd import LXD
+from phoenix.image import bake
+from phoenix.lab.lxd import LXD
 from phoenix.workspace import Workspace
 
 REPO = Path(__file__).resolve().parents[1]

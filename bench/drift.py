@@ -22,12 +22,13 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from phoenix import bake, hosts, keys
-from phoenix import lab as labmod
-from phoenix.drift import Rules
+from phoenix.drift.diff import Rules
+from phoenix.drift.scan import ServerScan, scan_server
 from phoenix.facts import Facts, ScanCache
-from phoenix.lxd import LXD
-from phoenix.scan import ServerScan, scan_server
+from phoenix.host import keys, ssh
+from phoenix.image import bake
+from phoenix.lab import lab as labmod
+from phoenix.lab.lxd import LXD
 from phoenix.workspace import Workspace
 
 REPO = Path(__file__).resolve().parents[1]
@@ -60,7 +61,7 @@ def aide_check(rootfs: Path, work: Path) -> tuple[float, int]:
 
 
 def timed(
-    one: Callable[[hosts.Target], ServerScan], targets: list[hosts.Target], parallel: int
+    one: Callable[[ssh.Target], ServerScan], targets: list[ssh.Target], parallel: int
 ) -> tuple[float, list[ServerScan]]:
     started = time.monotonic()
     with ThreadPoolExecutor(max_workers=parallel) as pool:
@@ -113,7 +114,7 @@ def main() -> None:
             chosen = targets[:size]
             caches = {t.name: ScanCache() for t in chosen}
 
-            def one(t: hosts.Target, caches: dict[str, ScanCache] = caches) -> ServerScan:
+            def one(t: ssh.Target, caches: dict[str, ScanCache] = caches) -> ServerScan:
                 return scan_server(t, baseline, rules, key.private_path, ws.config.drift.roots,
                                    120, image.tag, cache=caches[t.name])  # fmt: skip
 

@@ -21,7 +21,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from phoenix.lxd import LXD
+from phoenix.lab.lxd import LXD
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIG = """

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import sys
 
-from phoenix import hosts, keys
-from phoenix.fleets import Records, ServerStatus
+from phoenix.fleet.records import Records, ServerStatus
+from phoenix.host import keys, ssh
 from phoenix.state import Store
 from phoenix.workspace import Workspace
 
@@ -18,8 +18,8 @@ def main() -> None:
     server = serving[0]
     key, _ = keys.ensure(ws.home)
     # the host key pinned when the server was created, as every phoenix connection uses
-    target = hosts.Target(server.name, str(server.address), str(server.host_key))
-    with hosts.connect(target, key.private_path) as session:
+    target = ssh.Target(server.name, str(server.address), str(server.host_key))
+    with ssh.connect(target, key.private_path) as session:
         session.run("echo '# hot-fixed by hand' >> /etc/nginx/nginx.conf")
     print(f"edited /etc/nginx/nginx.conf on {server.name} by hand")
 

@@ -6,10 +6,10 @@ import dataclasses
 
 import typer
 
-from phoenix import doctor
 from phoenix.cli import render
 from phoenix.cli.common import JSON_OPTION, workspace
 from phoenix.errors import ExitCode
+from phoenix.lab import doctor
 
 
 def command(ctx: typer.Context, json: bool = JSON_OPTION) -> None:

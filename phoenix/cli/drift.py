@@ -6,10 +6,12 @@ from pathlib import Path
 
 import typer
 
-from phoenix import evidence, fleet, promote, remedy, report, scan
+from phoenix import ops
 from phoenix.cli import render
 from phoenix.cli.common import JSON_OPTION, confirm, workspace
-from phoenix.drift import Rules
+from phoenix.drift import evidence, report, scan
+from phoenix.drift.diff import Rules
+from phoenix.drift.promote import promote
 from phoenix.errors import Refused
 from phoenix.workspace import Workspace
 
@@ -67,7 +69,7 @@ def command(
     if fail_on not in (None, "low", "medium", "high"):
         raise typer.BadParameter("must be low, medium or high", param_hint="--fail-on")
     with render.Progress() as progress:
-        result = fleet.drift(ws, [] if all_ else fleets or [], progress, fail_on, deep)
+        result = ops.drift(ws, [] if all_ else fleets or [], progress, fail_on, deep)
     if junit:
         report.write(junit, report.to_junit(result))
     if html:
@@ -83,7 +85,7 @@ def command(
 
 def _replace(ws: Workspace, result: scan.ScanReport, yes: bool, json: bool) -> None:
     """Rebuild what drifted; exit with the rollout's outcome (0 when every one was replaced)."""
-    chosen = remedy.to_replace(result)
+    chosen = ops.to_replace(result)
     if not json:
         render.drift(result)
     if not chosen:
@@ -93,13 +95,13 @@ def _replace(ws: Workspace, result: scan.ScanReport, yes: bool, json: bool) -> N
     names = ", ".join(n for servers in chosen.values() for n in servers)
     confirm(yes, f"Replace {names} with new servers from the current image?")
     with render.Progress() as progress:
-        outcomes = remedy.replace(ws, result, chosen, emit=progress)
+        outcomes = ops.replace_drifted(ws, result, chosen, emit=progress)
     if json:
         render.as_json({"scan": result.as_dict(), "replaced": [o.as_dict() for o in outcomes]})
     else:
         for outcome in outcomes:
             render.result(outcome)
-    raise typer.Exit(remedy.exit_code(result, outcomes))
+    raise typer.Exit(ops.replace_exit_code(result, outcomes))
 
 
 def _evidence(ws: Workspace, args: list[str], json: bool) -> None:

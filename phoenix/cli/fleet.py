@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import typer
 
-from phoenix import fleet
+from phoenix import ops
 from phoenix.cli import render
 from phoenix.cli.common import JSON_OPTION, confirm, workspace
 from phoenix.errors import ExitCode
-from phoenix.rollout import Options
+from phoenix.fleet.rollout import Options
 
 YES = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation.")
 DRY = typer.Option(False, "--dry-run", help="Print the plan and change nothing.")
@@ -38,7 +38,7 @@ def rebuild(
 
 def status(ctx: typer.Context, name: str, json: bool = JSON_OPTION) -> None:
     """Servers of fleet NAME: address, image, generation, age, health."""
-    report = fleet.status(workspace(ctx), name)
+    report = ops.status(workspace(ctx), name)
     if json:
         render.as_json(report.as_dict())
     else:
@@ -50,7 +50,7 @@ def destroy(ctx: typer.Context, name: str, yes: bool = YES) -> None:
     ws = workspace(ctx)
     confirm(yes, f"Destroy every server of {name}?")
     with render.Progress() as progress:
-        result = fleet.destroy(ws, name, emit=progress)
+        result = ops.destroy(ws, name, emit=progress)
     render.line(f"destroyed {name}: removed {len(result.removed)} server(s)")
 
 
@@ -60,7 +60,7 @@ def history(
     json: bool = JSON_OPTION,
 ) -> None:
     """Every run: its steps and outcome."""
-    runs = fleet.history(workspace(ctx), name)
+    runs = ops.history(workspace(ctx), name)
     if json:
         render.as_json([r.as_dict() for r in runs])
     else:
@@ -71,7 +71,7 @@ def _run(
     ctx: typer.Context, name: str, kind: str, opts: Options, dry_run: bool, yes: bool, json: bool
 ) -> None:
     ws = workspace(ctx)
-    plan = fleet.plan(ws, name, kind, opts)
+    plan = ops.plan(ws, name, kind, opts)
     if dry_run:
         render.as_json(plan.as_dict()) if json else render.plan(plan)
         return
@@ -79,7 +79,7 @@ def _run(
         render.plan(plan, console=render.err)
         confirm(yes, "Go ahead?")
     with render.Progress() as progress:
-        result = fleet.run(ws, name, kind, opts, emit=progress)
+        result = ops.run(ws, name, kind, opts, emit=progress)
     render.as_json(result.as_dict()) if json else render.result(result)
     if result.status == "rolled_back":
         raise typer.Exit(ExitCode.FAILED)

@@ -1,12 +1,12 @@
-"""`phoenix image bake | list | show | revoke | prune`: versioned images."""
+"""`phoenix image bake | list | show | revoke | prune`: versioned registry."""
 
 from __future__ import annotations
 
 import typer
 
-from phoenix import bake, images
 from phoenix.cli import render
 from phoenix.cli.common import JSON_OPTION, workspace
+from phoenix.image import bake, registry
 from phoenix.workspace import Workspace
 
 app = typer.Typer(help="Images baked from Packer templates: versions, baselines, status.")
@@ -38,7 +38,7 @@ def list_(
     json: bool = JSON_OPTION,
 ) -> None:
     """Every version of every image, with its status and use."""
-    with images.catalog(workspace(ctx)) as cat:
+    with registry.catalog(workspace(ctx)) as cat:
         views = cat.views(name)
     if json:
         render.as_json([v.as_dict() for v in views])
@@ -59,7 +59,7 @@ def show(ctx: typer.Context, tag: str, json: bool = JSON_OPTION) -> None:
 @app.command()
 def revoke(ctx: typer.Context, tag: str) -> None:
     """Forbid future deploys of TAG (servers running it become due for replacement)."""
-    with images.catalog(workspace(ctx)) as cat:
+    with registry.catalog(workspace(ctx)) as cat:
         view = cat.revoke(tag)
     render.line(f"revoked {tag}: {view.in_use} running server(s) are due for replacement")
 
@@ -71,11 +71,11 @@ def prune(
     keep: int = typer.Option(..., "--keep", help="Ready versions to keep of each image."),
 ) -> None:
     """Delete old versions beyond the newest KEEP, never one in use."""
-    with images.catalog(workspace(ctx)) as cat:
+    with registry.catalog(workspace(ctx)) as cat:
         removed = cat.prune(keep, name)
     render.line(f"pruned {len(removed)}: {', '.join(removed)}" if removed else "nothing to prune")
 
 
 def _view(ws: Workspace, tag: str) -> dict[str, object]:
-    with images.catalog(ws) as cat:
+    with registry.catalog(ws) as cat:
         return cat.view(tag).as_dict()

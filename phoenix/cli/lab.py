@@ -8,7 +8,7 @@ from phoenix.cli import render
 from phoenix.cli.common import JSON_OPTION, workspace
 from phoenix.errors import ExitCode
 from phoenix.events import Outcome
-from phoenix.lab import Lab, StepResult
+from phoenix.lab.lab import Lab, StepResult
 
 app = typer.Typer(help="The local LXD lab: daemon, storage pool, bridges, base image.")
 

@@ -15,13 +15,13 @@ from rich.table import Table
 from rich.text import Text
 
 from phoenix import ages
+from phoenix.drift.evidence import Archived
+from phoenix.drift.promote.promote import Promotion
+from phoenix.drift.scan import Change, ScanReport
 from phoenix.events import Event, Outcome, StepFinished, StepOutput, StepStarted
-from phoenix.evidence import Archived
-from phoenix.fleet import RunHistory
-from phoenix.images import ImageView
-from phoenix.promote import Promotion
-from phoenix.rollout import FleetStatus, Plan, Result
-from phoenix.scan import Change, ScanReport
+from phoenix.fleet.rollout import FleetStatus, Plan, Result
+from phoenix.image.registry import ImageView
+from phoenix.ops import RunHistory
 
 out = Console(highlight=False)
 err = Console(stderr=True, highlight=False)

@@ -28,7 +28,7 @@ from phoenix.facts.script import Section
 from phoenix.facts.services import Service
 from phoenix.facts.sysctl import SYSCTL_KEYS
 from phoenix.facts.users import Group, User
-from phoenix.process import CommandResult
+from phoenix.host.process import CommandResult
 
 __all__ = [
     "SYSCTL_KEYS",

@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from phoenix.facts.runner import Runner, checked, command_error
-from phoenix.process import CommandResult
+from phoenix.host.process import CommandResult
 
 HASH_MARK = "#sha256"
 NAMES_MARK = "#names"  # then `u UID NAME` and `g GID NAME` fields, then RECORDS_MARK

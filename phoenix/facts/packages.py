@@ -19,7 +19,7 @@ from collections import Counter
 from dataclasses import dataclass
 
 from phoenix.facts.runner import Runner, checked
-from phoenix.process import CommandResult
+from phoenix.host.process import CommandResult
 
 FORMAT = r"${Package}\t${Version}\t${Architecture}\t${db:Status-Abbrev}\n"
 COMMAND = f"LC_ALL=C dpkg-query -W -f='{FORMAT}'"

@@ -9,7 +9,7 @@ from collections.abc import Callable, Sequence
 from typing import Protocol, TypeVar
 
 from phoenix.errors import CommandError
-from phoenix.process import CommandResult
+from phoenix.host.process import CommandResult
 
 
 class Runner(Protocol):

@@ -28,7 +28,7 @@ import shlex
 from dataclasses import dataclass
 
 from phoenix.facts.runner import Runner, checked
-from phoenix.process import CommandResult
+from phoenix.host.process import CommandResult
 
 SEPARATOR = "--"
 # `systemctl list-unit-files` costs ~0.3 s: the facts script runs it once for services and timers

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from phoenix import keys
 from phoenix.config import load
-from phoenix.lxd import LXD
+from phoenix.host import keys
+from phoenix.lab.lxd import LXD
 from phoenix.workspace import Workspace
 
 REPO = Path(__file__).resolve().parents[2]

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from phoenix import hosts
-from phoenix import lab as labmod
-from phoenix.images import Registry, Status
+from phoenix.host import ssh
+from phoenix.image.registry import Registry, Status
+from phoenix.lab import lab as labmod
 from phoenix.state import Store
 from tests.conftest import wait_until
 from tests.integration.conftest import PHOENIX, REPO, Lab, unique
@@ -102,7 +102,7 @@ def test_servers_from_a_baked_image_serve_its_version_and_are_not_twins(
             "nginx to answer", lambda t=target: _get(f"http://{t.address}/"), timeout=30
         )
         assert tag in page
-        with hosts.connect(target, lab.key.private_path) as session:
+        with ssh.connect(target, lab.key.private_path) as session:
             machine_id = session.run("cat", "/etc/machine-id").stdout.strip()
             password_auth = session.run("sshd -T | grep -i '^passwordauthentication'").stdout
         assert "no" in password_auth

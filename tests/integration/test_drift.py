@@ -12,12 +12,13 @@ from pathlib import Path
 
 import pytest
 
-from phoenix import evidence, hosts
-from phoenix import lab as labmod
-from phoenix.drift import Rules
+from phoenix.drift import evidence
+from phoenix.drift.diff import Rules
+from phoenix.drift.scan import ServerScan, scan_server
 from phoenix.facts import Facts, ScanCache
-from phoenix.images import Registry
-from phoenix.scan import ServerScan, scan_server
+from phoenix.host import ssh
+from phoenix.image.registry import Registry
+from phoenix.lab import lab as labmod
 from phoenix.state import Store
 from tests.conftest import wait_until
 from tests.integration.conftest import REPO, Lab, unique
@@ -66,16 +67,16 @@ class Image:
         self.roots = lab.workspace.config.drift.roots
         self.rules = Rules.with_extra(lab.workspace.config.drift.ignore)
 
-    def launch(self) -> hosts.Target:
+    def launch(self) -> ssh.Target:
         return labmod.launch_server(self.lab.lxd, unique("t-drift"), self.tag, self.lab.key)
 
-    def scan(self, target: hosts.Target) -> ServerScan:
+    def scan(self, target: ssh.Target) -> ServerScan:
         return scan_server(
             target, self.baseline, self.rules, self.lab.key.private_path, self.roots, 60, self.tag
         )
 
-    def run(self, target: hosts.Target, command: str) -> None:  # over SSH, as a person would
-        with hosts.connect(target, self.lab.key.private_path) as session:
+    def run(self, target: ssh.Target, command: str) -> None:  # over SSH, as a person would
+        with ssh.connect(target, self.lab.key.private_path) as session:
             result = session.run(command)
         assert result.rc == 0, f"{command}: {result.stderr}"
 
@@ -96,8 +97,8 @@ def image(lab: Lab) -> Image:
 
 
 @pytest.fixture
-def servers(lab: Lab) -> Iterator[list[hosts.Target]]:
-    made: list[hosts.Target] = []
+def servers(lab: Lab) -> Iterator[list[ssh.Target]]:
+    made: list[ssh.Target] = []
     yield made
     for target in made:
         lab.lxd.delete(target.name)
@@ -117,14 +118,14 @@ def snowpkg(tmp: Path) -> bytes:
     return (tmp / "snowpkg.deb").read_bytes()
 
 
-def test_pristine_server_is_clean(image: Image, servers: list[hosts.Target]) -> None:
+def test_pristine_server_is_clean(image: Image, servers: list[ssh.Target]) -> None:
     target = image.launch()
     servers.append(target)
     scanned = image.scan(target)
     assert scanned.status == "clean", scanned.findings
 
 
-def test_lived_in_server_is_clean(image: Image, servers: list[hosts.Target]) -> None:
+def test_lived_in_server_is_clean(image: Image, servers: list[ssh.Target]) -> None:
     target = image.launch()
     servers.append(target)
     image.run(target, "systemctl restart nginx ssh")  # restarted services
@@ -134,17 +135,17 @@ def test_lived_in_server_is_clean(image: Image, servers: list[hosts.Target]) -> 
     image.lab.lxd.stop(target.name, timeout=30)  # reboot
     image.lab.lxd.client.instances.get(target.name).start(wait=True)
     address = image.lab.lxd.wait_address(target.name, 60)
-    hosts.wait_port(address, 22, 60)
-    rebooted = hosts.Target(target.name, address, target.host_key)
+    ssh.wait_port(address, 22, 60)
+    rebooted = ssh.Target(target.name, address, target.host_key)
     image.run(rebooted, "dhclient -r eth0 2>/dev/null; dhclient eth0; true")  # lease renewed
     address = image.lab.lxd.wait_address(target.name, 60)
-    rebooted = hosts.Target(target.name, address, target.host_key)
+    rebooted = ssh.Target(target.name, address, target.host_key)
     scanned = image.scan(rebooted)
     assert scanned.status == "clean", scanned.findings
 
 
 def test_every_snowflake_in_the_corpus_is_found(
-    image: Image, servers: list[hosts.Target], tmp_path: Path
+    image: Image, servers: list[ssh.Target], tmp_path: Path
 ) -> None:
     package = snowpkg(tmp_path)
 
@@ -167,7 +168,7 @@ def test_every_snowflake_in_the_corpus_is_found(
     assert not missed, json.dumps(missed, indent=1)
 
 
-def test_secrets_are_never_shown(image: Image, servers: list[hosts.Target]) -> None:
+def test_secrets_are_never_shown(image: Image, servers: list[ssh.Target]) -> None:
     target = image.launch()
     servers.append(target)
     image.run(target, "echo 'root:$6$secret-hash:1:0:99999:7:::' >> /etc/shadow")
@@ -176,18 +177,18 @@ def test_secrets_are_never_shown(image: Image, servers: list[hosts.Target]) -> N
     assert shadow and all("secret-hash" not in str(f.after) for f in shadow)
 
 
-def test_unreachable_and_untrusted_servers(image: Image, servers: list[hosts.Target]) -> None:
+def test_unreachable_and_untrusted_servers(image: Image, servers: list[ssh.Target]) -> None:
     target = image.launch()
     other = image.launch()
     servers += [target, other]
-    forged = hosts.Target(target.name, target.address, other.host_key)
+    forged = ssh.Target(target.name, target.address, other.host_key)
     assert image.scan(forged).status == "untrusted"
-    nowhere = hosts.Target("gone", "10.213.0.254", target.host_key)
+    nowhere = ssh.Target("gone", "10.213.0.254", target.host_key)
     gone = image.scan(nowhere)
     assert gone.status == "unreachable" and gone.error
 
 
-def test_a_repeat_scan_hashes_only_what_changed(image: Image, servers: list[hosts.Target]) -> None:
+def test_a_repeat_scan_hashes_only_what_changed(image: Image, servers: list[ssh.Target]) -> None:
     target = image.launch()
     servers.append(target)
     cache = ScanCache()
@@ -211,7 +212,7 @@ def test_a_repeat_scan_hashes_only_what_changed(image: Image, servers: list[host
 
 
 def test_evidence_of_text_changes_but_never_of_secrets(
-    image: Image, servers: list[hosts.Target]
+    image: Image, servers: list[ssh.Target]
 ) -> None:
     target = image.launch()
     servers.append(target)
@@ -234,7 +235,7 @@ def test_evidence_of_text_changes_but_never_of_secrets(
 
 
 def test_a_hanging_command_and_a_dropped_connection(
-    image: Image, servers: list[hosts.Target]
+    image: Image, servers: list[ssh.Target]
 ) -> None:
     hung, dropped, fine = image.launch(), image.launch(), image.launch()
     servers += [hung, dropped, fine]
@@ -245,7 +246,7 @@ def test_a_hanging_command_and_a_dropped_connection(
     for target in (hung, dropped):
         image.run(target, wedge)
 
-    def scan(target: hosts.Target) -> ServerScan:
+    def scan(target: ssh.Target) -> ServerScan:
         return scan_server(
             target, image.baseline, image.rules, image.lab.key.private_path, image.roots, 20
         )
@@ -263,13 +264,13 @@ def test_a_hanging_command_and_a_dropped_connection(
 
 
 def test_a_command_that_writes_before_it_reads_its_stdin(
-    image: Image, servers: list[hosts.Target]
+    image: Image, servers: list[ssh.Target]
 ) -> None:
     """Both directions over the SSH window at once (as the files section with a large cache)."""
     target = image.launch()
     servers.append(target)
     big = b"x" * (6 * 1024 * 1024)
-    with hosts.connect(target, image.lab.key.private_path) as session:
+    with ssh.connect(target, image.lab.key.private_path) as session:
         result = session.run("head -c 6000000 /dev/zero; wc -c", timeout=60, stdin=big)
     assert result.rc == 0 and len(result.stdout) > 6_000_000
     assert result.stdout.rstrip("\n").endswith(str(len(big)))  # every byte was read
@@ -294,9 +295,7 @@ def test_cli_on_a_fleet(lab: Lab, tmp_path: Path) -> None:
         status = fleet.phoenix("status", "drifty", "--json").json()
         one = next(s for s in status["servers"] if s["name"] == first["name"])  # type: ignore[index]
         key = lab.lxd.host_key(first["name"])
-        with hosts.connect(
-            hosts.Target(first["name"], one["address"], key), lab.key.private_path
-        ) as s:
+        with ssh.connect(ssh.Target(first["name"], one["address"], key), lab.key.private_path) as s:
             s.run("echo hotfix >> /etc/nginx/nginx.conf")
         junit, html = tmp_path / "drift.xml", tmp_path / "drift.html"
         drifted = fleet.phoenix(

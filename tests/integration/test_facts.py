@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from phoenix import hosts
-from phoenix import lab as labmod
 from phoenix.facts import Facts, Listener, User, gather
-from phoenix.hosts import Session, Target
-from phoenix.process import CommandResult
+from phoenix.host import ssh
+from phoenix.host.process import CommandResult
+from phoenix.host.ssh import Session, Target
+from phoenix.lab import lab as labmod
 from tests.conftest import wait_until
 from tests.integration.conftest import Lab, unique
 
@@ -95,7 +95,7 @@ def test_gather_from_a_server_and_see_what_changed(lab: Lab, server_names: list[
     server_names.append(name)
     cfg = lab.workspace.config.lab
     target = labmod.launch_server(lab.lxd, name, cfg.base_image, lab.key)
-    with hosts.connect(target, lab.key.private_path) as session:
+    with ssh.connect(target, lab.key.private_path) as session:
         before = gather_once(session)
         check_server_facts(session, before, lab.key.public_line)
         summary = before.summary()

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from phoenix import hosts, keys
 from phoenix.errors import TerraformError
-from phoenix.infra import ServerSpec, ServerState, Terraform
-from phoenix.lxd import LXD
+from phoenix.fleet.terraform.adapter import ServerSpec, ServerState, Terraform
+from phoenix.host import keys, ssh
+from phoenix.lab.lxd import LXD
 from tests.integration.conftest import REPO, Lab, unique
 
 pytestmark = pytest.mark.integration
@@ -62,10 +62,10 @@ def fleet(lab: Lab, tmp_path: Path) -> Iterator[Fleet]:
 def login(fleet: Fleet, server: ServerState) -> str:
     """SSH in as root with the operator key, the host key pinned from LXD; return `id -u` etc."""
     assert server.address
-    hosts.wait_port(server.address, 22, 60)
+    ssh.wait_port(server.address, 22, 60)
     host_key = fleet.lxd.host_key(server.name)
-    target = hosts.Target(server.name, server.address, host_key)
-    with hosts.connect(target, fleet.key.private_path) as session:
+    target = ssh.Target(server.name, server.address, host_key)
+    with ssh.connect(target, fleet.key.private_path) as session:
         result = session.run("id -u; stat -c '%a %U' /root/.ssh/authorized_keys")
     assert result.ok, result.stderr
     return result.stdout

@@ -8,10 +8,10 @@ import subprocess
 
 import pytest
 
-from phoenix import hosts
-from phoenix import lab as labmod
 from phoenix.errors import HostKeyError
-from phoenix.lxd import LXD
+from phoenix.host import ssh
+from phoenix.lab import lab as labmod
+from phoenix.lab.lxd import LXD
 from tests.conftest import wait_until
 from tests.integration.conftest import Lab, unique
 
@@ -71,15 +71,15 @@ def test_server_from_base_image_accepts_operator_key_with_pinned_host_key(
     cfg = lab.workspace.config.lab
     target = labmod.launch_server(lab.lxd, name, cfg.base_image, lab.key)
     assert target.address.startswith(str(cfg.subnet.network.network_address)[:-1])
-    with hosts.connect(target, lab.key.private_path) as session:
+    with ssh.connect(target, lab.key.private_path) as session:
         result = session.run("id", "-u")
     assert result.rc == 0 and result.stdout.strip() == "0"
 
     impostor = labmod.launch_server(lab.lxd, unique("t-imp"), cfg.base_image, lab.key)
     server_names.append(impostor.name)
-    forged = hosts.Target(name, target.address, impostor.host_key)
+    forged = ssh.Target(name, target.address, impostor.host_key)
     with pytest.raises(HostKeyError):
-        hosts.connect(forged, lab.key.private_path)
+        ssh.connect(forged, lab.key.private_path)
 
 
 def test_servers_from_base_image_are_not_twins(lab: Lab, server_names: list[str]) -> None:
@@ -89,7 +89,7 @@ def test_servers_from_base_image_are_not_twins(lab: Lab, server_names: list[str]
         name = unique("t-twin")
         server_names.append(name)
         target = labmod.launch_server(lab.lxd, name, cfg.base_image, lab.key)
-        with hosts.connect(target, lab.key.private_path) as session:
+        with ssh.connect(target, lab.key.private_path) as session:
             machine_id = session.run("cat", "/etc/machine-id").stdout.strip()
             hostname = session.run("hostname").stdout.strip()
         assert hostname == name

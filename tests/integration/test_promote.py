@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from phoenix import hosts
 from phoenix.facts import Facts
-from phoenix.images import Registry
+from phoenix.host import ssh
+from phoenix.image.registry import Registry
 from phoenix.state import Store
 from tests.integration.conftest import REPO, Lab, unique
 
@@ -33,8 +33,8 @@ def by_hand(lab: Lab, fleet: Lab, fleet_name: str) -> str:
     """Edit the fleet's one server over SSH as root; return its name."""
     status = fleet.phoenix("status", fleet_name, "--json").json()
     (server,) = status["servers"]  # type: ignore[index]
-    target = hosts.Target(server["name"], server["address"], lab.lxd.host_key(server["name"]))
-    with hosts.connect(target, lab.key.private_path) as session:
+    target = ssh.Target(server["name"], server["address"], lab.lxd.host_key(server["name"]))
+    with ssh.connect(target, lab.key.private_path) as session:
         for command in HAND_EDITS:
             result = session.run(command)
             assert result.rc == 0, f"{command}: {result.stderr}"

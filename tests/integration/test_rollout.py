@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from bench.load import Load
-from phoenix.lxd import LXD
+from phoenix.lab.lxd import LXD
 from tests.conftest import wait_until
 from tests.integration.conftest import PHOENIX, REPO, Lab
 

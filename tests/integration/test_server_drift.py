@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from phoenix import fleet as fleet_ops
-from phoenix.drift import Finding
+from phoenix import ops
+from phoenix.drift.diff import Finding
 from tests.conftest import wait_until
 from tests.integration.conftest import REPO, Lab, unique
 
@@ -44,7 +44,7 @@ def test_servers_stopped_deleted_and_reconfigured_outside_phoenix(lab: Lab, tmp_
         assert deployed.rc == 0, deployed.stderr
         ws = fleet.workspace
         started = time.monotonic()
-        assert fleet_ops.server_drift(ws, name) == []  # untouched: nothing, addresses included
+        assert ops.server_drift(ws, name) == []  # untouched: nothing, addresses included
         print(f"server_drift of a clean fleet of 3: {time.monotonic() - started:.2f} s")
         servers = sorted(s.name for s in lab.lxd.instances() if s.name.startswith(f"{name}-"))
         assert len(servers) == 3, servers
@@ -59,7 +59,7 @@ def test_servers_stopped_deleted_and_reconfigured_outside_phoenix(lab: Lab, tmp_
         }
         found = wait_until(
             "the three servers' drift",
-            lambda: (f := fleet_ops.server_drift(ws, name)) and kinds(f) == expected and f,
+            lambda: (f := ops.server_drift(ws, name)) and kinds(f) == expected and f,
             timeout=120,
             interval=1,
         )

@@ -21,7 +21,7 @@ import pytest
 
 from phoenix.config import HealthCheck
 from phoenix.errors import TrafficError
-from phoenix.traffic import HAProxy
+from phoenix.fleet.haproxy.balancer import HAProxy
 from tests.conftest import wait_until
 
 pytestmark = pytest.mark.integration

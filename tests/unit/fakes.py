@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from phoenix.lxd import Image, Instance
+from phoenix.lab.lxd import Image, Instance
 
 
 @dataclass

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from phoenix import bake
 from phoenix.errors import BakeError
+from phoenix.image import bake
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from phoenix import report
-from phoenix import scan as scan_mod
-from phoenix.drift import Finding, Rules, at_least, diff
+from phoenix.drift import report
+from phoenix.drift import scan as scan_mod
+from phoenix.drift.diff import Finding, Rules, at_least, diff
+from phoenix.drift.scan import ScanReport, ServerScan
 from phoenix.errors import Refused
 from phoenix.facts import Facts, FileFact, Package, Service
-from phoenix.scan import ScanReport, ServerScan
 from phoenix.state import Store, now
 from phoenix.workspace import Workspace
 

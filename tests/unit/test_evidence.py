@@ -9,15 +9,17 @@ from pathlib import Path
 
 import pytest
 
-from phoenix import evidence, hosts, remedy
-from phoenix import scan as scan_mod
-from phoenix.drift import Finding, Rules, is_secret, looks_secret
+from phoenix import ops
+from phoenix.drift import evidence
+from phoenix.drift import scan as scan_mod
+from phoenix.drift.diff import Finding, Rules, is_secret, looks_secret
+from phoenix.drift.scan import ScanReport, ServerScan
 from phoenix.errors import ExitCode, Refused
 from phoenix.facts import FileFact, HashCache, ScanCache
 from phoenix.facts.runner import READ_FILES
-from phoenix.process import CommandResult
-from phoenix.rollout import Plan, Result
-from phoenix.scan import ScanReport, ServerScan
+from phoenix.fleet.rollout import Plan, Result
+from phoenix.host import ssh
+from phoenix.host.process import CommandResult
 from phoenix.state import Store, now
 from phoenix.workspace import Workspace
 from tests.unit.facts.fakes import FakeRunner
@@ -158,22 +160,22 @@ def test_what_drift_replace_hands_to_the_rollout() -> None:
         ServerScan("api-1", "a", "i", "api", "clean"),
         ServerScan("api-2", "a", "i", "api", "unreachable", [stopped]),
     ]
-    assert remedy.to_replace(ScanReport("t", servers, "low")) == {
+    assert ops.to_replace(ScanReport("t", servers, "low")) == {
         "web": ["web-1", "web-2", "web-3"],
         "api": ["api-2"],
     }
-    assert remedy.to_replace(ScanReport("t", servers, "high")) == {
+    assert ops.to_replace(ScanReport("t", servers, "high")) == {
         "web": ["web-2", "web-3"],
         "api": ["api-2"],
     }
     plan = Plan("web", "rebuild", "web-v002", "rolling", [])
     done = Result(plan, 1, "succeeded", removed=["web-1", "web-2", "web-3", "api-2"])
     back = Result(plan, 2, "rolled_back")
-    assert remedy.exit_code(ScanReport("t", servers[:3]), [done]) is ExitCode.OK
-    assert remedy.exit_code(ScanReport("t", servers[:3]), [done, back]) is ExitCode.FAILED
-    assert remedy.exit_code(ScanReport("t", servers), [done]) is ExitCode.REFUSED  # web-4
-    assert remedy.exit_code(ScanReport("t", servers[5:]), [done]) is ExitCode.OK
-    assert remedy.exit_code(ScanReport("t", [], problems=["x"]), []) is ExitCode.REFUSED
+    assert ops.replace_exit_code(ScanReport("t", servers[:3]), [done]) is ExitCode.OK
+    assert ops.replace_exit_code(ScanReport("t", servers[:3]), [done, back]) is ExitCode.FAILED
+    assert ops.replace_exit_code(ScanReport("t", servers), [done]) is ExitCode.REFUSED  # web-4
+    assert ops.replace_exit_code(ScanReport("t", servers[5:]), [done]) is ExitCode.OK
+    assert ops.replace_exit_code(ScanReport("t", [], problems=["x"]), []) is ExitCode.REFUSED
 
 
 def test_server_findings_join_their_server() -> None:
@@ -199,7 +201,7 @@ def test_server_findings_join_their_server() -> None:
 
 
 def test_a_server_without_a_baseline_is_reported_not_scanned(tmp_path: Path) -> None:
-    target = hosts.Target("web-1", "10.213.0.9", "ssh-ed25519 AAAA")
+    target = ssh.Target("web-1", "10.213.0.9", "ssh-ed25519 AAAA")
     scanned = scan_mod.scan_server(
         target, None, Rules(), tmp_path / "key", ["/etc"], 10, "web-v001", "web"
     )  # no connection is even tried: the key file does not exist

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from phoenix.errors import ConfigError
-from phoenix.images import Catalog, Registry, Status
+from phoenix.image.registry import Catalog, Registry, Status
 from phoenix.state import Store, now
 
 

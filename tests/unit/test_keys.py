@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from phoenix import keys
+from phoenix.host import keys
 
 
 def test_made_once_then_reused(tmp_path: Path) -> None:

@@ -7,13 +7,13 @@ from typing import Any, cast
 
 import pytest
 
-from phoenix import lab as labmod
-from phoenix import process
 from phoenix.config import LabConfig
 from phoenix.errors import LabError, MissingPackages
 from phoenix.events import Event, Outcome
-from phoenix.lab import Lab
-from phoenix.lxd import Image, Instance
+from phoenix.host import process
+from phoenix.lab import lab as labmod
+from phoenix.lab.lab import Lab
+from phoenix.lab.lxd import Image, Instance
 from tests.unit.fakes import FakeLXD
 
 CFG = LabConfig()

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from phoenix import process
 from phoenix.errors import CommandError
+from phoenix.host import process
 
 
 def test_stream_hands_over_each_line_and_logs_it(tmp_path: Path) -> None:

@@ -15,17 +15,18 @@ from typing import Any
 
 import pytest
 
-from phoenix import bake, hosts
-from phoenix import promote as promote_mod
 from phoenix.cli.app import main
-from phoenix.drift import diff, is_secret
+from phoenix.drift.diff import diff, is_secret
+from phoenix.drift.promote import promote as promote_mod
+from phoenix.drift.promote.promote import Entry, Skipped, promote
 from phoenix.errors import ConfigError, ExitCode, Refused
 from phoenix.facts import Facts, FileFact
 from phoenix.facts.runner import READ_FILES
-from phoenix.fleets import Records, ServerStatus
-from phoenix.images import Registry
-from phoenix.process import CommandResult
-from phoenix.promote import Entry, Skipped, promote
+from phoenix.fleet.records import Records, ServerStatus
+from phoenix.host import ssh
+from phoenix.host.process import CommandResult
+from phoenix.image import bake
+from phoenix.image.registry import Registry
 from phoenix.state import Store
 from phoenix.workspace import Workspace
 
@@ -148,7 +149,7 @@ class FakeSession:
 
     def __init__(self, files: dict[str, bytes]) -> None:
         self.files = files
-        self.target = hosts.Target("web-g1-1", "10.0.0.1", "ssh-ed25519 AAAA")
+        self.target = ssh.Target("web-g1-1", "10.0.0.1", "ssh-ed25519 AAAA")
         self.commands: list[tuple[str, ...]] = []
 
     def run(self, command: str, *args: str, timeout: float = 60) -> CommandResult:
@@ -370,7 +371,7 @@ def test_promote_end_to_end(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
     session = FakeSession(LIVE_CONTENT)
 
     @contextmanager
-    def fake_connect(target: hosts.Target, key: Path) -> Iterator[FakeSession]:
+    def fake_connect(target: ssh.Target, key: Path) -> Iterator[FakeSession]:
         assert (target.name, target.address) == ("web-g1-1", "10.0.0.1")
         yield session
 

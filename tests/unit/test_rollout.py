@@ -8,15 +8,15 @@ from pathlib import Path
 
 import pytest
 
-from phoenix import rollout
 from phoenix.config import HealthCheck, load
 from phoenix.errors import ConfigError, HealthError, Refused
-from phoenix.fleets import Records, ServerStatus
-from phoenix.images import Registry
-from phoenix.infra import ServerSpec, ServerState
-from phoenix.rollout import Fleet, Options
+from phoenix.fleet import rollout
+from phoenix.fleet.haproxy.balancer import Backend
+from phoenix.fleet.records import Records, ServerStatus
+from phoenix.fleet.rollout import Fleet, Options
+from phoenix.fleet.terraform.adapter import ServerSpec, ServerState
+from phoenix.image.registry import Registry
 from phoenix.state import Store
-from phoenix.traffic import Backend
 from phoenix.workspace import Workspace
 
 CONFIG = """

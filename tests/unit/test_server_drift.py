@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from phoenix import fleet
+from phoenix import ops
 from phoenix.config import load
-from phoenix.drift import SEVERITY, Finding, Rules, server_findings
-from phoenix.fleets import Records, ServerStatus
-from phoenix.infra import ResourceDrift
+from phoenix.drift.diff import SEVERITY, Finding, Rules, server_findings
+from phoenix.fleet.records import Records, ServerStatus
+from phoenix.fleet.terraform.adapter import ResourceDrift
 from phoenix.state import Store
 from phoenix.workspace import Workspace
 
@@ -100,8 +100,8 @@ def test_server_drift_leaves_out_servers_a_rollout_is_retiring(
         records.add_servers("web", generation, "web-v001", ["web-g1-1", "web-g1-9"])
         records.set_status(["web-g1-9"], ServerStatus.REMOVING)
     retired = ResourceDrift("web-g1-9", "update", {"status": "Running"}, {"status": "Stopped"})
-    monkeypatch.setattr(fleet, "_terraform", lambda *_: FakeTerraform([STOPPED, retired]))
+    monkeypatch.setattr(ops, "_terraform", lambda *_: FakeTerraform([STOPPED, retired]))
     events: list[object] = []
-    found = fleet.server_drift(ws, "web", events.append)
+    found = ops.server_drift(ws, "web", events.append)
     assert [(f.kind, f.subject) for f in found] == [("server.stopped", "web-g1-1")]
     assert events  # the step was reported

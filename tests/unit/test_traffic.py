@@ -14,11 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from phoenix import traffic
 from phoenix.config import HealthCheck
 from phoenix.errors import TrafficError
-from phoenix.process import CommandResult
-from phoenix.traffic import Backend, HAProxy
+from phoenix.fleet.haproxy import balancer as haproxy
+from phoenix.fleet.haproxy.balancer import Backend, HAProxy
+from phoenix.host.process import CommandResult
 
 # --- recorded output -----------------------------------------------------------------------
 
@@ -164,7 +164,7 @@ def sections(text: str) -> dict[str, list[str]]:
 def config(
     health: HealthCheck, servers: list[tuple[str, str]] | None = None
 ) -> dict[str, list[str]]:
-    text = traffic.config_text(
+    text = haproxy.config_text(
         "web",
         Path("/h/haproxy/web.sock"),
         Path("/h/haproxy/web.pid"),
@@ -207,7 +207,7 @@ def test_http_config() -> None:
         ["web-g1-2", "10.213.0.12:80"],
     ]
     for words in servers:
-        assert words[3:] == traffic.CHECK_OPTIONS.split()
+        assert words[3:] == haproxy.CHECK_OPTIONS.split()
         assert "weight" not in words  # static servers serve at once
 
 
@@ -215,14 +215,14 @@ def test_tcp_config_checks_on_its_own_port() -> None:
     cfg = config(HealthCheck(type="tcp", port=8081), [("web-g1-1", "10.213.0.11")])
     backend = cfg["backend web"]
     assert not [line for line in backend if "httpchk" in line or "http-check" in line]
-    assert backend[-1] == f"server web-g1-1 10.213.0.11:80 {traffic.CHECK_OPTIONS} port 8081"
+    assert backend[-1] == f"server web-g1-1 10.213.0.11:80 {haproxy.CHECK_OPTIONS} port 8081"
 
 
 def test_command_health_becomes_a_tcp_check_on_the_server_port() -> None:
     health = HealthCheck(type="command", port=8081, command="systemctl is-active nginx")
     backend = config(health, [("web-g1-1", "10.213.0.11")])["backend web"]
     assert not [line for line in backend if "httpchk" in line]
-    assert backend[-1] == f"server web-g1-1 10.213.0.11:80 {traffic.CHECK_OPTIONS}"
+    assert backend[-1] == f"server web-g1-1 10.213.0.11:80 {haproxy.CHECK_OPTIONS}"
 
 
 def test_no_servers_is_an_empty_backend() -> None:
@@ -263,7 +263,7 @@ def test_endpoint(tmp_path: Path) -> None:
 
 
 def test_servers_state_columns_come_from_the_header() -> None:
-    rows = traffic.parse_servers_state(STATE_LATER)
+    rows = haproxy.parse_servers_state(STATE_LATER)
     assert [row["srv_name"] for row in rows] == ["web-g1-1", "web-g2-1", "web-g2-2"]
     assert rows[0]["srv_op_state"] == "2" and rows[0]["srv_admin_state"] == "8"
     assert rows[2]["srv_addr"] == "127.0.0.4" and rows[2]["srv_port"] == "18001"
@@ -272,19 +272,19 @@ def test_servers_state_columns_come_from_the_header() -> None:
 
 
 def test_empty_backend() -> None:
-    assert traffic.parse_servers_state(STATE_EMPTY) == []
-    assert traffic.parse_stat(STAT_EMPTY) == []
-    assert traffic.backends([], []) == []
+    assert haproxy.parse_servers_state(STATE_EMPTY) == []
+    assert haproxy.parse_stat(STAT_EMPTY) == []
+    assert haproxy.backends([], []) == []
 
 
 @pytest.mark.parametrize("text", ["No such backend.\n", "Can't find backend.\n\n", ""])
 def test_servers_state_refusal_is_not_parsed(text: str) -> None:
     with pytest.raises(TrafficError, match="unexpected `show servers state` output"):
-        traffic.parse_servers_state(text)
+        haproxy.parse_servers_state(text)
 
 
 def test_stat_rows_by_header() -> None:
-    rows = traffic.parse_stat(STAT_LATER)
+    rows = haproxy.parse_stat(STAT_LATER)
     assert [(row["pxname"], row["svname"], row["scur"]) for row in rows] == [
         ("web", "web-g1-1", "0"),
         ("web", "web-g2-1", "0"),
@@ -292,13 +292,13 @@ def test_stat_rows_by_header() -> None:
     ]
     assert rows[2]["check_status"] == "L4CON"
     assert rows[2]["last_chk"] == "Connection refused"
-    assert traffic.parse_stat(STAT_BUSY)[0]["scur"] == "1"
+    assert haproxy.parse_stat(STAT_BUSY)[0]["scur"] == "1"
     with pytest.raises(TrafficError, match="unexpected `show stat` output"):
-        traffic.parse_stat("No such proxy.\n")
+        haproxy.parse_stat("No such proxy.\n")
 
 
 def joined(state: str, stat: str) -> dict[str, Backend]:
-    rows = traffic.backends(traffic.parse_servers_state(state), traffic.parse_stat(stat))
+    rows = haproxy.backends(haproxy.parse_servers_state(state), haproxy.parse_stat(stat))
     return {backend.name: backend for backend in rows}
 
 
@@ -311,7 +311,7 @@ def test_backends_later() -> None:
     assert drained.draining and not drained.healthy and not drained.serving
     assert drained.describe() == "up (drain), last check L7OK"
     assert fresh.healthy and fresh.weight == 0 and not fresh.serving
-    assert not dead.healthy and dead.op_state == traffic.OP_STOPPED
+    assert not dead.healthy and dead.op_state == haproxy.OP_STOPPED
     assert dead.describe() == "down, last check L4CON: Connection refused"
 
 
@@ -327,7 +327,7 @@ def test_enabled_servers_are_up_before_any_check() -> None:
     """Why `add` gives weight 0 and `wait_up` also waits for a passed check."""
     servers = joined(STATE_ENABLED, STAT_EMPTY)
     for name in ("web-g2-1", "web-g2-2"):
-        assert servers[name].healthy and servers[name].check_result == traffic.CHECK_UNKNOWN
+        assert servers[name].healthy and servers[name].check_result == haproxy.CHECK_UNKNOWN
         assert not servers[name].serving
 
 
@@ -352,7 +352,7 @@ def test_maintenance_with_a_request_in_flight() -> None:
     ],
 )
 def test_success_replies(command: str, reply: str) -> None:
-    assert traffic.reply_error(command, reply) is None
+    assert haproxy.reply_error(command, reply) is None
 
 
 @pytest.mark.parametrize(
@@ -374,21 +374,21 @@ def test_success_replies(command: str, reply: str) -> None:
     ],
 )
 def test_error_replies(command: str, reply: str) -> None:
-    error = traffic.reply_error(command, reply)
+    error = haproxy.reply_error(command, reply)
     assert error is not None
     assert error == (reply.strip() or "(no reply)")
 
 
 def test_alerts_are_what_haproxy_complained_about() -> None:
-    assert traffic._alerts(CHECK_FAILED) == (
+    assert haproxy._alerts(CHECK_FAILED) == (
         "config : parsing [bad.cfg:9] : 'bind' : invalid port '99999'"
         " / config : [bad.cfg:13] : 'server b/s1' : unknown keyword 'chek';"
         " did you mean 'check' maybe ?"
         " / config : Error(s) found in configuration file : bad.cfg"
         " / config : Fatal errors found in configuration."
     )
-    assert "cannot bind socket (Address already in use)" in traffic._alerts(BIND_FAILED)
-    assert traffic._alerts(CommandResult(1, "", "")) == "exit 1"
+    assert "cannot bind socket (Address already in use)" in haproxy._alerts(BIND_FAILED)
+    assert haproxy._alerts(CommandResult(1, "", "")) == "exit 1"
 
 
 # --- commands over a fake admin socket -----------------------------------------------------

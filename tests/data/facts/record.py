@@ -22,11 +22,11 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from phoenix import hosts, keys
 from phoenix.facts import cron, files, packages, ports, script, services, ssh_keys, sysctl, users
-from phoenix.hosts import Session
-from phoenix.lab import launch_server
-from phoenix.lxd import LXD
+from phoenix.host import keys, ssh
+from phoenix.host.ssh import Session
+from phoenix.lab.lab import launch_server
+from phoenix.lab.lxd import LXD
 
 HERE = Path(__file__).resolve().parent
 ABOUT = "real output of {} on a phoenix-base (Debian bookworm) container"
@@ -360,7 +360,7 @@ def main() -> None:
     name = f"rec-facts-{uuid.uuid4().hex[:6]}"
     try:
         target = launch_server(lxd, name, "phoenix-base", key)
-        with hosts.connect(target, key.private_path) as session:
+        with ssh.connect(target, key.private_path) as session:
             record(session, key.public_line)
     finally:
         lxd.delete(name)

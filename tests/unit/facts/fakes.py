@@ -9,8 +9,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from phoenix.hosts import Target
-from phoenix.process import CommandResult
+from phoenix.host.process import CommandResult
+from phoenix.host.ssh import Target
 
 DATA = Path(__file__).resolve().parents[2] / "data" / "facts"
 

@@ -28,7 +28,7 @@ from phoenix.facts import (
     sysctl,
     users,
 )
-from phoenix.process import CommandResult
+from phoenix.host.process import CommandResult
 from tests.unit.facts.fakes import FakeRunner, expected, output, script_output, script_stderr
 
 ROOTS = ["/etc", "/usr/lib/openssh", "/usr/local", "/root", "/var/spool/cron", "/srv/missing"]

@@ -16,7 +16,7 @@ from phoenix.errors import CommandError
 from phoenix.facts import files
 from phoenix.facts.cache import ScanCache
 from phoenix.facts.files import FileFact
-from phoenix.process import CommandResult
+from phoenix.host.process import CommandResult
 from tests.unit.facts.fakes import FakeRunner, LocalRunner, NamelessRunner, cases, expected, output
 
 END_OK = "#sha256\0#end 0 0\0"

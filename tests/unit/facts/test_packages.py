@@ -9,7 +9,7 @@ import pytest
 from phoenix.errors import CommandError
 from phoenix.facts import packages
 from phoenix.facts.packages import Package
-from phoenix.process import CommandResult
+from phoenix.host.process import CommandResult
 from tests.unit.facts.fakes import FakeRunner, cases, expected, output
 
 

@@ -9,7 +9,7 @@ import pytest
 from phoenix.errors import CommandError
 from phoenix.facts import services
 from phoenix.facts.services import Service
-from phoenix.process import CommandResult
+from phoenix.host.process import CommandResult
 from tests.unit.facts.fakes import FakeRunner, cases, expected, output
 
 

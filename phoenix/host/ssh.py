@@ -14,7 +14,7 @@ from types import TracebackType
 import paramiko
 
 from phoenix.errors import ConnectError, HostKeyError
-from phoenix.process import CommandResult
+from phoenix.host.process import CommandResult
 
 _CHUNK = 65536
 

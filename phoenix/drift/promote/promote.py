@@ -27,15 +27,16 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from phoenix import events, facts, hosts, keys
-from phoenix.bake import load_template
-from phoenix.drift import Finding, Rules, diff, is_secret, looks_secret
+from phoenix import events, facts
+from phoenix.drift.diff import Finding, Rules, diff, is_secret, looks_secret
 from phoenix.errors import ConfigError, Refused
 from phoenix.events import Emit, StepOutput, discard
 from phoenix.facts import Facts, FileFact
 from phoenix.facts.runner import Runner, read_files
-from phoenix.fleets import Records, ServerRecord, ServerStatus
-from phoenix.images import Registry
+from phoenix.fleet.records import Records, ServerRecord, ServerStatus
+from phoenix.host import keys, ssh
+from phoenix.image.bake import load_template
+from phoenix.image.registry import Registry
 from phoenix.lock import fleet_lock
 from phoenix.state import Store, now
 from phoenix.workspace import Workspace
@@ -47,7 +48,7 @@ PROMOTED = "promoted"
 MANIFEST_VERSION = 1
 SCRIPT_LINE = "sh /tmp/promoted/apply.sh /tmp/promoted"
 
-Connect = Callable[[hosts.Target, Path], hosts.Session]
+Connect = Callable[[ssh.Target, Path], ssh.Session]
 
 
 @dataclass(frozen=True)
@@ -116,7 +117,7 @@ def promote(
     server: str,
     paths: Sequence[str] = (),
     emit: Emit = discard,
-    connect: Connect = hosts.connect,
+    connect: Connect = ssh.connect,
     max_bytes: int = MAX_BYTES,
 ) -> Promotion:
     """Write `server`'s drifted files (under `paths`, or all) into its image's template."""
@@ -125,7 +126,7 @@ def promote(
     rules = Rules.with_extra(ws.config.drift.ignore)
     key, _ = keys.ensure(ws.home)
     record = found.record
-    target = hosts.Target(record.name, str(record.address), str(record.host_key))
+    target = ssh.Target(record.name, str(record.address), str(record.host_key))
     title = f"scan {server}, fetch its drifted files"
     with events.step(emit, "promote", title), connect(target, key.private_path) as session:
         live = facts.gather(session, ws.config.drift.roots, timeout=ws.config.drift.timeout)

@@ -16,12 +16,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from phoenix import hosts, keys, process
 from phoenix.config import LabConfig
 from phoenix.errors import LabError, PhoenixError
 from phoenix.events import Emit, Outcome, StepFinished, StepOutput, StepStarted, discard
-from phoenix.hosts import Target
-from phoenix.lxd import LXD, Image, Instance
+from phoenix.host import keys, process, ssh
+from phoenix.host.ssh import Target
+from phoenix.lab.lxd import LXD, Image, Instance
 
 BUILD_PROFILE = "phoenix-build"
 # Publishing an image gzips it by default (10.8 s for a minimal Debian); uncompressed took 1.9 s and
@@ -66,7 +66,7 @@ IDENTITY_REMOVED = ["etc/hostname", "var/lib/dbus/machine-id"]
 TEMPLATES = {  # LXD writes these when an instance is created or copied
     "/etc/hostname": ("hostname.tpl", "{{ container.name }}\n"),
     "/etc/hosts": (
-        "hosts.tpl",
+        "ssh.tpl",
         "127.0.0.1 localhost\n127.0.1.1 {{ container.name }}\n::1 localhost ip6-localhost\n",
     ),
 }
@@ -377,7 +377,7 @@ def launch_server(
     lxd.create(name, image, files={"/root/.ssh/authorized_keys": (authorized, 0o600)})
     address = lxd.wait_address(name, timeout)
     host_key = lxd.host_key(name, timeout)
-    hosts.wait_port(address, 22, timeout)
+    ssh.wait_port(address, 22, timeout)
     return Target(name=name, address=address, host_key=host_key)
 
 

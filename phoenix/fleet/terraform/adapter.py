@@ -732,6 +732,6 @@ def _write_if_changed(path: Path, text: str) -> None:
 
 
 def _provider_binary() -> Path:
-    from phoenix.doctor import provider_binary  # doctor imports much; only needed here
+    from phoenix.lab.doctor import provider_binary  # doctor imports much; only needed here
 
     return provider_binary()

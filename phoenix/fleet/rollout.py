@@ -15,16 +15,16 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from phoenix import health, hosts, keys
 from phoenix.ages import parse_age
 from phoenix.config import FleetConfig, HealthCheck
 from phoenix.errors import ConfigError, PhoenixError, Refused
 from phoenix.events import Emit, StepOutput, discard, step
-from phoenix.fleets import Records, RunRecord, ServerRecord, ServerStatus
-from phoenix.images import ImageRecord, Registry, Status
-from phoenix.infra import ServerSpec, ServerState
+from phoenix.fleet.haproxy.balancer import Backend
+from phoenix.fleet.records import Records, RunRecord, ServerRecord, ServerStatus
+from phoenix.fleet.terraform.adapter import ServerSpec, ServerState
+from phoenix.host import health, keys, ssh
+from phoenix.image.registry import ImageRecord, Registry, Status
 from phoenix.state import Store
-from phoenix.traffic import Backend
 from phoenix.workspace import Workspace
 
 DRAIN_TIMEOUT = 30.0
@@ -350,8 +350,8 @@ class Fleet:
         def run(command: str) -> Any:
             server = next(s for s in self.records.servers(self.name) if s.name == name)
             key, _ = keys.ensure(self.ws.home)
-            target = hosts.Target(name, str(server.address), str(server.host_key))
-            with hosts.connect(target, key.private_path) as session:
+            target = ssh.Target(name, str(server.address), str(server.host_key))
+            with ssh.connect(target, key.private_path) as session:
                 return session.run(command)
 
         return run

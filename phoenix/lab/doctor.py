@@ -8,9 +8,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from phoenix import keys, lab, process
 from phoenix.errors import PhoenixError
-from phoenix.lxd import LXD
+from phoenix.host import keys, process
+from phoenix.lab import lab
+from phoenix.lab.lxd import LXD
 from phoenix.state import Store
 from phoenix.workspace import Workspace
 

@@ -30,9 +30,9 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from phoenix import process
 from phoenix.config import HealthCheck
 from phoenix.errors import CommandError, TrafficError
+from phoenix.host import process
 
 # srv_op_state in `show servers state` (HAProxy's enum srv_state).
 OP_STOPPED = 0  # down: its checks fail

@@ -18,8 +18,8 @@ from typing import Any, TypeVar
 import pylxd
 from pylxd import exceptions as lxd_exc
 
-from phoenix import process
 from phoenix.errors import LXDError
+from phoenix.host import process
 
 SOCKET = Path(os.environ.get("LXD_DIR", "/var/lib/lxd")) / "unix.socket"
 T = TypeVar("T")

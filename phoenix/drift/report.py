@@ -10,7 +10,7 @@ from pathlib import Path
 
 import jinja2
 
-from phoenix.scan import CLEAN, ScanReport
+from phoenix.drift.scan import CLEAN, ScanReport
 
 TEMPLATE = resources.files("phoenix") / "data" / "drift.html.j2"
 

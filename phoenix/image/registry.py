@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from phoenix.errors import ConfigError
-from phoenix.lxd import LXD
+from phoenix.lab.lxd import LXD
 from phoenix.state import Store, now
 from phoenix.workspace import Workspace
 

@@ -18,7 +18,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from phoenix.drift import Finding, is_secret, looks_secret
+from phoenix.drift.diff import Finding, is_secret, looks_secret
 from phoenix.errors import Refused
 from phoenix.facts import FileFact, Runner
 from phoenix.facts.runner import read_files

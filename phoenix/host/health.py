@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 from phoenix.config import HealthCheck
 from phoenix.errors import HealthError
-from phoenix.process import CommandResult
+from phoenix.host.process import CommandResult
 
 RunCommand = Callable[[str], CommandResult]
 

@@ -22,8 +22,8 @@ from typing import Any
 
 from packerpy import PackerExecutable
 
-from phoenix import process
 from phoenix.errors import BakeError, MissingPackages
+from phoenix.host import process
 
 TAIL = 15
 

@@ -16,13 +16,15 @@ from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
-from phoenix import evidence, facts, hosts, keys
+from phoenix import facts
 from phoenix.ages import parse_age
-from phoenix.drift import Finding, Rules, at_least, diff
+from phoenix.drift import evidence
+from phoenix.drift.diff import Finding, Rules, at_least, diff
 from phoenix.errors import ConfigError, ConnectError, ExitCode, HostKeyError, PhoenixError
 from phoenix.events import Emit, StepOutput, discard
-from phoenix.fleets import Records, ServerRecord, ServerStatus
-from phoenix.images import Registry
+from phoenix.fleet.records import Records, ServerRecord, ServerStatus
+from phoenix.host import keys, ssh
+from phoenix.image.registry import Registry
 from phoenix.state import Store, now
 from phoenix.workspace import Workspace
 
@@ -80,7 +82,7 @@ class ScanReport:
 
 
 def scan_server(
-    target: hosts.Target,
+    target: ssh.Target,
     baseline: facts.Facts | None,
     rules: Rules,
     private_key: Path,
@@ -111,7 +113,7 @@ def scan_server(
         return result(UNREACHABLE, error=f"image {image} has no baseline: rebake it")
     deadline = time.monotonic() + timeout
     try:
-        with hosts.connect(target, private_key, timeout=min(timeout, 15)) as session:
+        with ssh.connect(target, private_key, timeout=min(timeout, 15)) as session:
             live = facts.gather(session, roots, timeout=_left(deadline), cache=cache)
             found = diff(baseline, live, rules)
             kept = _evidence(session, target.name, found, live.files, keep, deadline)
@@ -127,7 +129,7 @@ def scan_server(
 
 
 def _evidence(
-    session: hosts.Session,
+    session: ssh.Session,
     server: str,
     found: list[Finding],
     live: dict[str, facts.FileFact],
@@ -194,7 +196,7 @@ def scan(
         keep = evidence.Policy(cfg.evidence_limit, tuple(cfg.secrets), evidence.known(store))
 
         def one(server: ServerRecord) -> ServerScan:
-            target = hosts.Target(server.name, str(server.address), str(server.host_key))
+            target = ssh.Target(server.name, str(server.address), str(server.host_key))
             emit(StepOutput("drift", f"scanning {server.name}"))
             return scan_server(
                 target, baselines[server.image_tag], rules, key.private_path, cfg.roots,

@@ -2,23 +2,24 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, replace
 from typing import Any
 
-from phoenix import scan
-from phoenix.drift import Finding, Rules, server_findings
-from phoenix.errors import PhoenixError
+from phoenix.drift import scan
+from phoenix.drift.diff import Finding, Rules, at_least, server_findings
+from phoenix.drift.scan import CLEAN, DRIFTED, UNREACHABLE, UNTRUSTED, ScanReport
+from phoenix.errors import ExitCode, PhoenixError
 from phoenix.events import Emit, StepOutput, discard, step
-from phoenix.fleets import Records, RunRecord, ServerStatus
-from phoenix.infra import Terraform
+from phoenix.fleet.haproxy.balancer import HAProxy
+from phoenix.fleet.records import Records, RunRecord, ServerStatus
+from phoenix.fleet.rollout import Fleet, FleetStatus, Options, Plan, Result, fleet_config
+from phoenix.fleet.terraform.adapter import Terraform
+from phoenix.lab.lxd import LXD
 from phoenix.lock import fleet_lock
-from phoenix.lxd import LXD
-from phoenix.rollout import Fleet, FleetStatus, Options, Plan, Result, fleet_config
 from phoenix.state import Store
-from phoenix.traffic import HAProxy
 from phoenix.workspace import Workspace
 
 
@@ -169,3 +170,45 @@ def history(ws: Workspace, name: str | None = None, limit: int = 20) -> list[Run
     with Store.open(ws.home) as store:
         records = Records(store)
         return [RunHistory(r, records.events(r.id)) for r in records.runs(name, limit)]
+
+
+# -- remedies for drift: a drifted server is replaced through the rollout, never patched --------
+
+
+def to_replace(report: ScanReport) -> dict[str, list[str]]:
+    """Fleet -> the servers to replace: those with findings at or above the report's `fail_on`
+    (a stopped or deleted server has a server.* finding), and the untrusted ones (their host key
+    changed). A server merely unreachable is left: that may pass."""
+    chosen: dict[str, list[str]] = {}
+    for s in report.servers:
+        if s.status == UNTRUSTED or at_least(s.findings, report.fail_on):
+            chosen.setdefault(s.fleet, []).append(s.name)
+    return chosen
+
+
+def replace_drifted(
+    ws: Workspace,
+    report: ScanReport,
+    chosen: Mapping[str, Sequence[str]],
+    emit: Emit = discard,
+) -> list[Result]:
+    """Rebuild exactly the `chosen` servers of each fleet from its current image. The servers
+    the `report`'s scan read archived their drift then: the rebuild does not scan them again
+    (it tries the others, and warns of what it cannot archive)."""
+    read = [s.name for s in report.servers if s.status in (CLEAN, DRIFTED)]
+    return [
+        run(ws, name, "rebuild", Options(only=tuple(servers)), emit, scanned=read)
+        for name, servers in chosen.items()
+    ]
+
+
+def replace_exit_code(report: ScanReport, outcomes: Sequence[Result]) -> ExitCode:
+    """0 when every drifted server was replaced; 1 when a replacement rolled back; 2 when some
+    server could not be scanned and was not replaced (it may still hold drift)."""
+    replaced = {name for o in outcomes for name in o.removed}
+    unscanned = [s for s in report.servers if s.status == UNREACHABLE and s.name not in replaced]
+    if report.problems or unscanned:
+        return ExitCode.REFUSED
+    if any(o.status == "rolled_back" for o in outcomes):
+        return ExitCode.FAILED
+    return ExitCode.OK

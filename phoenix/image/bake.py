@@ -16,13 +16,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from phoenix import events, facts, health, hosts, keys, lab, packer
+from phoenix import events, facts
 from phoenix.config import ImageConfig
 from phoenix.errors import BakeError, ConfigError, PhoenixError
 from phoenix.events import Emit, StepOutput, discard
-from phoenix.images import ImageRecord, Registry
+from phoenix.host import health, keys, ssh
+from phoenix.image import packer
+from phoenix.image.registry import ImageRecord, Registry
+from phoenix.lab import lab
+from phoenix.lab.lxd import LXD
 from phoenix.lock import fleet_lock
-from phoenix.lxd import LXD
 from phoenix.state import Store
 from phoenix.workspace import Workspace
 
@@ -191,7 +194,7 @@ class Baker:
         key, _ = keys.ensure(self.ws.home)
         try:
             target = lab.launch_server(self.lxd, server, tag, key, timeout=cfg.health.timeout)
-            with hosts.connect(target, key.private_path) as session:
+            with ssh.connect(target, key.private_path) as session:
                 health.wait_healthy(server, target.address, cfg.health, run=session.run)
                 gathered = facts.gather(session, self.ws.config.drift.roots)
             self.emit(StepOutput("smoke", f"baseline: {gathered.summary()}"))
