@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from phoenix.facts import Facts, FileFact
 
 if TYPE_CHECKING:
-    from phoenix.fleet.terraform.adapter import ResourceDrift
+    from phoenix.fleet.terraform.drift import ResourceDrift
 
 SEVERITIES = ("low", "medium", "high")
 

@@ -21,7 +21,7 @@ from phoenix.errors import ConfigError, PhoenixError, Refused
 from phoenix.events import Emit, StepOutput, discard, step
 from phoenix.fleet.haproxy.balancer import Backend
 from phoenix.fleet.records import Records, RunRecord, ServerRecord, ServerStatus
-from phoenix.fleet.terraform.adapter import ServerSpec, ServerState
+from phoenix.fleet.terraform.inputs import ServerSpec, ServerState
 from phoenix.host import health, keys, ssh
 from phoenix.image.registry import ImageRecord, Registry, Status
 from phoenix.state import Store

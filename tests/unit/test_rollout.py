@@ -14,7 +14,7 @@ from phoenix.fleet import rollout
 from phoenix.fleet.haproxy.balancer import Backend
 from phoenix.fleet.records import Records, ServerStatus
 from phoenix.fleet.rollout import Fleet, Options
-from phoenix.fleet.terraform.adapter import ServerSpec, ServerState
+from phoenix.fleet.terraform.inputs import ServerSpec, ServerState
 from phoenix.image.registry import Registry
 from phoenix.state import Store
 from phoenix.workspace import Workspace

@@ -10,7 +10,7 @@ from phoenix import ops
 from phoenix.config import load
 from phoenix.drift.diff import SEVERITY, Finding, Rules, server_findings
 from phoenix.fleet.records import Records, ServerStatus
-from phoenix.fleet.terraform.adapter import ResourceDrift
+from phoenix.fleet.terraform.drift import ResourceDrift
 from phoenix.state import Store
 from phoenix.workspace import Workspace
 
