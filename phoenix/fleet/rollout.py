@@ -19,7 +19,7 @@ from phoenix.ages import parse_age
 from phoenix.config import FleetConfig, HealthCheck
 from phoenix.errors import ConfigError, PhoenixError, Refused
 from phoenix.events import Emit, StepOutput, discard, step
-from phoenix.fleet.haproxy.balancer import Backend
+from phoenix.fleet.haproxy.runtime import Backend
 from phoenix.fleet.records import Records, RunRecord, ServerRecord, ServerStatus
 from phoenix.fleet.terraform.inputs import ServerSpec, ServerState
 from phoenix.host import health, keys, ssh

@@ -11,7 +11,7 @@ import pytest
 from phoenix.config import HealthCheck, load
 from phoenix.errors import ConfigError, HealthError, Refused
 from phoenix.fleet import rollout
-from phoenix.fleet.haproxy.balancer import Backend
+from phoenix.fleet.haproxy.runtime import Backend
 from phoenix.fleet.records import Records, ServerStatus
 from phoenix.fleet.rollout import Fleet, Options
 from phoenix.fleet.terraform.inputs import ServerSpec, ServerState

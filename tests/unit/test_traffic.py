@@ -17,7 +17,10 @@ import pytest
 from phoenix.config import HealthCheck
 from phoenix.errors import TrafficError
 from phoenix.fleet.haproxy import balancer as haproxy
-from phoenix.fleet.haproxy.balancer import Backend, HAProxy
+from phoenix.fleet.haproxy import config as hconfig
+from phoenix.fleet.haproxy import runtime
+from phoenix.fleet.haproxy.balancer import HAProxy
+from phoenix.fleet.haproxy.runtime import Backend
 from phoenix.host.process import CommandResult
 
 # --- recorded output -----------------------------------------------------------------------
@@ -164,7 +167,7 @@ def sections(text: str) -> dict[str, list[str]]:
 def config(
     health: HealthCheck, servers: list[tuple[str, str]] | None = None
 ) -> dict[str, list[str]]:
-    text = haproxy.config_text(
+    text = hconfig.config_text(
         "web",
         Path("/h/haproxy/web.sock"),
         Path("/h/haproxy/web.pid"),
@@ -207,7 +210,7 @@ def test_http_config() -> None:
         ["web-g1-2", "10.213.0.12:80"],
     ]
     for words in servers:
-        assert words[3:] == haproxy.CHECK_OPTIONS.split()
+        assert words[3:] == hconfig.CHECK_OPTIONS.split()
         assert "weight" not in words  # static servers serve at once
 
 
@@ -215,14 +218,14 @@ def test_tcp_config_checks_on_its_own_port() -> None:
     cfg = config(HealthCheck(type="tcp", port=8081), [("web-g1-1", "10.213.0.11")])
     backend = cfg["backend web"]
     assert not [line for line in backend if "httpchk" in line or "http-check" in line]
-    assert backend[-1] == f"server web-g1-1 10.213.0.11:80 {haproxy.CHECK_OPTIONS} port 8081"
+    assert backend[-1] == f"server web-g1-1 10.213.0.11:80 {hconfig.CHECK_OPTIONS} port 8081"
 
 
 def test_command_health_becomes_a_tcp_check_on_the_server_port() -> None:
     health = HealthCheck(type="command", port=8081, command="systemctl is-active nginx")
     backend = config(health, [("web-g1-1", "10.213.0.11")])["backend web"]
     assert not [line for line in backend if "httpchk" in line]
-    assert backend[-1] == f"server web-g1-1 10.213.0.11:80 {haproxy.CHECK_OPTIONS}"
+    assert backend[-1] == f"server web-g1-1 10.213.0.11:80 {hconfig.CHECK_OPTIONS}"
 
 
 def test_no_servers_is_an_empty_backend() -> None:
@@ -263,7 +266,7 @@ def test_endpoint(tmp_path: Path) -> None:
 
 
 def test_servers_state_columns_come_from_the_header() -> None:
-    rows = haproxy.parse_servers_state(STATE_LATER)
+    rows = runtime.parse_servers_state(STATE_LATER)
     assert [row["srv_name"] for row in rows] == ["web-g1-1", "web-g2-1", "web-g2-2"]
     assert rows[0]["srv_op_state"] == "2" and rows[0]["srv_admin_state"] == "8"
     assert rows[2]["srv_addr"] == "127.0.0.4" and rows[2]["srv_port"] == "18001"
@@ -272,19 +275,19 @@ def test_servers_state_columns_come_from_the_header() -> None:
 
 
 def test_empty_backend() -> None:
-    assert haproxy.parse_servers_state(STATE_EMPTY) == []
-    assert haproxy.parse_stat(STAT_EMPTY) == []
-    assert haproxy.backends([], []) == []
+    assert runtime.parse_servers_state(STATE_EMPTY) == []
+    assert runtime.parse_stat(STAT_EMPTY) == []
+    assert runtime.backends([], []) == []
 
 
 @pytest.mark.parametrize("text", ["No such backend.\n", "Can't find backend.\n\n", ""])
 def test_servers_state_refusal_is_not_parsed(text: str) -> None:
     with pytest.raises(TrafficError, match="unexpected `show servers state` output"):
-        haproxy.parse_servers_state(text)
+        runtime.parse_servers_state(text)
 
 
 def test_stat_rows_by_header() -> None:
-    rows = haproxy.parse_stat(STAT_LATER)
+    rows = runtime.parse_stat(STAT_LATER)
     assert [(row["pxname"], row["svname"], row["scur"]) for row in rows] == [
         ("web", "web-g1-1", "0"),
         ("web", "web-g2-1", "0"),
@@ -292,13 +295,13 @@ def test_stat_rows_by_header() -> None:
     ]
     assert rows[2]["check_status"] == "L4CON"
     assert rows[2]["last_chk"] == "Connection refused"
-    assert haproxy.parse_stat(STAT_BUSY)[0]["scur"] == "1"
+    assert runtime.parse_stat(STAT_BUSY)[0]["scur"] == "1"
     with pytest.raises(TrafficError, match="unexpected `show stat` output"):
-        haproxy.parse_stat("No such proxy.\n")
+        runtime.parse_stat("No such proxy.\n")
 
 
 def joined(state: str, stat: str) -> dict[str, Backend]:
-    rows = haproxy.backends(haproxy.parse_servers_state(state), haproxy.parse_stat(stat))
+    rows = runtime.backends(runtime.parse_servers_state(state), runtime.parse_stat(stat))
     return {backend.name: backend for backend in rows}
 
 
@@ -311,7 +314,7 @@ def test_backends_later() -> None:
     assert drained.draining and not drained.healthy and not drained.serving
     assert drained.describe() == "up (drain), last check L7OK"
     assert fresh.healthy and fresh.weight == 0 and not fresh.serving
-    assert not dead.healthy and dead.op_state == haproxy.OP_STOPPED
+    assert not dead.healthy and dead.op_state == runtime.OP_STOPPED
     assert dead.describe() == "down, last check L4CON: Connection refused"
 
 
@@ -327,7 +330,7 @@ def test_enabled_servers_are_up_before_any_check() -> None:
     """Why `add` gives weight 0 and `wait_up` also waits for a passed check."""
     servers = joined(STATE_ENABLED, STAT_EMPTY)
     for name in ("web-g2-1", "web-g2-2"):
-        assert servers[name].healthy and servers[name].check_result == haproxy.CHECK_UNKNOWN
+        assert servers[name].healthy and servers[name].check_result == runtime.CHECK_UNKNOWN
         assert not servers[name].serving
 
 
@@ -352,7 +355,7 @@ def test_maintenance_with_a_request_in_flight() -> None:
     ],
 )
 def test_success_replies(command: str, reply: str) -> None:
-    assert haproxy.reply_error(command, reply) is None
+    assert runtime.reply_error(command, reply) is None
 
 
 @pytest.mark.parametrize(
@@ -374,7 +377,7 @@ def test_success_replies(command: str, reply: str) -> None:
     ],
 )
 def test_error_replies(command: str, reply: str) -> None:
-    error = haproxy.reply_error(command, reply)
+    error = runtime.reply_error(command, reply)
     assert error is not None
     assert error == (reply.strip() or "(no reply)")
 

@@ -20,54 +20,36 @@ what this module relies on:
 from __future__ import annotations
 
 import contextlib
-import ipaddress
 import os
 import re
 import signal
 import socket
 import time
-from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from phoenix.config import HealthCheck
 from phoenix.errors import CommandError, TrafficError
+from phoenix.fleet.haproxy.config import (
+    PATH_PATTERN,
+    check_identifier,
+    check_ipv4,
+    check_options,
+    config_text,
+    write_private,
+)
+from phoenix.fleet.haproxy.runtime import (
+    CHECK_CONDPASS,
+    CHECK_PASSED,
+    SERVING_WEIGHT,
+    STILL_CONNECTED,
+    Backend,
+    backends,
+    parse_servers_state,
+    parse_stat,
+    reply_error,
+)
 from phoenix.host import process
-
-# srv_op_state in `show servers state` (HAProxy's enum srv_state).
-OP_STOPPED = 0  # down: its checks fail
-OP_STARTING = 1  # up, warming up (slowstart)
-OP_RUNNING = 2  # up
-OP_STOPPING = 3  # up but soft-stopping (an agent or a 404 check asked for it)
-OP_STATES = {OP_STOPPED: "down", OP_STARTING: "starting", OP_RUNNING: "up", OP_STOPPING: "stopping"}
-
-# srv_admin_state in `show servers state`: a mask (HAProxy's enum srv_admin).
-ADMIN_FORCED_MAINT = 0x01  # `set server ... state maint`, or a runtime-added server not yet enabled
-ADMIN_INHERITED_MAINT = 0x02  # from a tracked server
-ADMIN_CONFIG_MAINT = 0x04  # `disabled` in the configuration
-ADMIN_FORCED_DRAIN = 0x08  # `set server ... state drain`
-ADMIN_INHERITED_DRAIN = 0x10  # from a tracked server
-ADMIN_RESOLVE_MAINT = 0x20  # its FQDN did not resolve
-ADMIN_FQDN_SET = 0x40  # its FQDN was set from the socket (not a maintenance state)
-ADMIN_MAINT = ADMIN_FORCED_MAINT | ADMIN_INHERITED_MAINT | ADMIN_CONFIG_MAINT | ADMIN_RESOLVE_MAINT
-ADMIN_DRAIN = ADMIN_FORCED_DRAIN | ADMIN_INHERITED_DRAIN
-
-# srv_check_result in `show servers state`.
-CHECK_UNKNOWN = 0  # no check has completed since the server was (re)enabled
-CHECK_NEUTRAL = 1
-CHECK_FAILED = 2
-CHECK_PASSED = 3
-CHECK_CONDPASS = 4  # passed, but the server asks for no new sessions
-
-# Every server, in the configuration and at runtime, gets the same check settings: a runtime
-# `add server` does not inherit `default-server`. Checked every 500 ms, UP after one passing check,
-# DOWN after two failing ones.
-CHECK_OPTIONS = "check inter 500 rise 1 fall 2"
-SERVING_WEIGHT = 1
-NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")
-# A path (of a URL, of a file) safe to write unquoted into the configuration: printable ASCII
-# without space, quotes, backslash, '$' or '#' (which starts a comment).
-PATH_PATTERN = re.compile(r"/[!%&(-\[\]-~]*")
 
 START_TIMEOUT = 10.0  # from `haproxy -D` to the admin socket answering
 SOFT_STOP_TIMEOUT = 10.0  # SIGUSR1: finish the requests in flight, then exit
@@ -77,223 +59,6 @@ DELETE_TIMEOUT = 35.0
 SOCKET_TIMEOUT = 5.0
 POLL = 0.05
 UNIX_PATH_MAX = 107  # sun_path is 108 bytes with its terminating NUL
-
-_OK_REPLIES = frozenset({"", "New server registered.", "Server deleted."})
-_STILL_CONNECTED = "Server still has connections attached to it"
-
-
-@dataclass(frozen=True)
-class Backend:
-    """One server of a fleet's backend, as HAProxy sees it now.
-
-    `op_state` is HAProxy's operational state: 0 down (checks fail), 1 starting (slowstart),
-    2 running (UP), 3 stopping (UP, soft-stopping). `admin_state` is a mask of the ADMIN_* flags
-    (maintenance, drain). `sessions` is `scur` from `show stat`: requests being served now.
-    `weight` is 0 for a server added but not yet let in by `wait_up`. `check_result` is one of
-    the CHECK_* values; `check_status` and `check_detail` are HAProxy's words for the last check
-    (like "L4CON", "Connection refused").
-    """
-
-    name: str
-    address: str
-    port: int
-    op_state: int
-    admin_state: int
-    sessions: int
-    weight: int = SERVING_WEIGHT
-    check_result: int = CHECK_UNKNOWN
-    check_status: str = ""
-    check_detail: str = ""
-
-    @property
-    def in_maintenance(self) -> bool:
-        return bool(self.admin_state & ADMIN_MAINT)
-
-    @property
-    def draining(self) -> bool:
-        return bool(self.admin_state & ADMIN_DRAIN)
-
-    @property
-    def healthy(self) -> bool:
-        """UP, and neither in maintenance nor draining."""
-        return self.op_state == OP_RUNNING and not self.in_maintenance and not self.draining
-
-    @property
-    def serving(self) -> bool:
-        """Healthy and given a weight: new requests go to it."""
-        return self.healthy and self.weight > 0
-
-    def describe(self) -> str:
-        """Like 'down (maint), last check L4CON: Connection refused'."""
-        state = OP_STATES.get(self.op_state, f"op_state {self.op_state}")
-        flags = [
-            word for word, on in (("maint", self.in_maintenance), ("drain", self.draining)) if on
-        ]
-        if flags:
-            state += f" ({', '.join(flags)})"
-        if self.check_status:
-            detail = f": {self.check_detail}" if self.check_detail else ""
-            state += f", last check {self.check_status}{detail}"
-        return state
-
-
-def config_text(
-    fleet: str,
-    socket_path: Path,
-    pid_file: Path,
-    listen: str,
-    listen_port: int,
-    server_port: int,
-    health: HealthCheck,
-    servers: Sequence[tuple[str, str]],
-) -> str:
-    """The whole HAProxy configuration of a fleet.
-
-    One frontend on LISTEN:PORT, one backend named after the fleet. The admin socket (mode 0600,
-    level admin) is how phoenix changes the backend afterwards; `servers` are the (name, address)
-    pairs written in statically, every one with the checks that runtime-added servers get.
-
-    Health checks: "http" is `option httpchk GET PATH` expecting a 2xx or 3xx; "tcp" is a plain
-    connect; "command" (which runs over SSH, something HAProxy cannot do) falls back to a connect
-    to the server's own port. An http or tcp check on another port than the served one says so.
-    """
-    check = check_options(health, server_port)
-    lines = [
-        "# Written by phoenix; changed at runtime through the admin socket, never reloaded.",
-        "global",
-        f"    stats socket {socket_path} mode 600 level admin",
-        f"    pidfile {pid_file}",
-        "",
-        "defaults",
-        "    mode http",
-        "    timeout connect 2s",
-        "    timeout client 30s",
-        "    timeout server 30s",
-        # A request that meets a server as it goes away is tried again, on another server every
-        # time (`redispatch 1`; by default only the last of the retries changes server, after
-        # a 1 s pause before each retry on the same one).
-        "    retries 3",
-        "    option redispatch 1",
-        # What is retried (HAProxy 2.6 configuration.txt, "retry-on"): conn-failure = the
-        # connection failed, the request was never sent: always safe. empty-response = the
-        # server closed after receiving (part of) the request without answering; response-
-        # timeout = it did not answer within `timeout server`. In those two the server may have
-        # processed the request, so they are only safe for requests that can be replayed: the
-        # backend turns them off for every method but GET, HEAD and OPTIONS
-        # (`disable-l7-retry`), which then get conn-failure retries only. Requests larger than
-        # one buffer (tune.bufsize, 16 kB) are never replayed.
-        "    retry-on conn-failure empty-response response-timeout",
-        "",
-        f"frontend {fleet}-in",
-        f"    bind {listen}:{listen_port}",
-        f"    default_backend {fleet}",
-        "",
-        f"backend {fleet}",
-        "    balance roundrobin",
-    ]
-    if health.type == "http":
-        lines += [f"    option httpchk GET {health.path}", "    http-check expect status 200-399"]
-    lines.append("    http-request disable-l7-retry unless METH_GET || METH_OPTIONS")
-    lines += [f"    server {name} {address}:{server_port} {check}" for name, address in servers]
-    return "\n".join(lines) + "\n"
-
-
-def check_options(health: HealthCheck, server_port: int) -> str:
-    """The `server` keywords of every server's health check, static or added at runtime."""
-    if health.type != "command" and health.port != server_port:
-        return f"{CHECK_OPTIONS} port {health.port}"
-    return CHECK_OPTIONS
-
-
-def reply_error(command: str, reply: str) -> str | None:
-    """HAProxy's complaint in `reply` to `command`, or None when the reply means success.
-
-    Actions answer nothing, or "New server registered." / "Server deleted."; anything else
-    ("No such server.", "Unknown command...", "Only servers in maintenance mode can be
-    deleted.", "Require 'backend/server'.", ...) is a refusal. A `show` command succeeds when its
-    dump starts as expected. No reply at all (the connection closed before HAProxy wrote even
-    the empty line that ends every answer) leaves the outcome unknown: an error too.
-    """
-    if not reply:
-        return "(no reply)"
-    text = reply.strip()
-    if command.startswith("show servers state"):
-        ok = text.startswith("1\n# be_id")
-    elif command.startswith("show stat"):
-        ok = text.startswith("# pxname,")
-    elif command.startswith("show "):
-        ok = bool(text) and not _looks_refused(text)
-    else:
-        ok = text in _OK_REPLIES
-    if ok:
-        return None
-    return text or "(no reply)"
-
-
-def _looks_refused(text: str) -> bool:
-    first = text.splitlines()[0]
-    return first.startswith(("No such", "Unknown", "Can't", "Require", "Permission denied"))
-
-
-def parse_servers_state(text: str) -> list[dict[str, str]]:
-    """`show servers state`: one dict per server, keyed by the header's column names.
-
-    The dump is a format version line ("1"), a header "# be_id be_name srv_id srv_name srv_addr
-    srv_op_state srv_admin_state ...", then one space-separated line per server.
-    """
-    lines = [line for line in text.splitlines() if line.strip()]
-    if len(lines) < 2 or lines[0].strip() != "1" or not lines[1].startswith("#"):
-        raise TrafficError(f"unexpected `show servers state` output: {text[:200]!r}")
-    columns = lines[1].lstrip("#").split()
-    rows = []
-    for line in lines[2:]:
-        if line.startswith("#"):
-            continue
-        fields = line.split()
-        if len(fields) < len(columns):
-            raise TrafficError(f"short `show servers state` line: {line!r}")
-        rows.append(dict(zip(columns, fields, strict=False)))
-    return rows
-
-
-def parse_stat(text: str) -> list[dict[str, str]]:
-    """`show stat`: one dict per CSV line, keyed by the "# pxname,svname,..." header."""
-    lines = [line for line in text.splitlines() if line.strip()]
-    if not lines or not lines[0].startswith("# pxname,"):
-        raise TrafficError(f"unexpected `show stat` output: {text[:200]!r}")
-    columns = lines[0].removeprefix("# ").split(",")
-    return [dict(zip(columns, line.split(","), strict=False)) for line in lines[1:]]
-
-
-def backends(
-    state: Sequence[Mapping[str, str]], stat: Sequence[Mapping[str, str]]
-) -> list[Backend]:
-    """Join `show servers state` rows with `show stat` rows of the same backend by server name."""
-    by_name = {
-        row["svname"]: row for row in stat if row.get("svname") not in ("FRONTEND", "BACKEND")
-    }
-    joined = []
-    for row in state:
-        counters = by_name.get(row["srv_name"], {})
-        joined.append(
-            Backend(
-                name=row["srv_name"],
-                address=row["srv_addr"],
-                port=int(row["srv_port"]),
-                op_state=int(row["srv_op_state"]),
-                admin_state=int(row["srv_admin_state"]),
-                sessions=_int(counters.get("scur")),
-                weight=int(row["srv_uweight"]),
-                check_result=int(row["srv_check_result"]),
-                check_status=counters.get("check_status", ""),
-                check_detail=counters.get("last_chk", ""),
-            )
-        )
-    return joined
-
-
-def _int(value: str | None) -> int:
-    return int(value) if value else 0
 
 
 class HAProxy:
@@ -308,8 +73,8 @@ class HAProxy:
         server_port: int,
         health: HealthCheck,
     ) -> None:
-        _identifier("fleet", fleet)
-        _ipv4("listen address", listen)
+        check_identifier("fleet", fleet)
+        check_ipv4("listen address", listen)
         if health.type == "http" and not PATH_PATTERN.fullmatch(health.path):
             raise TrafficError(
                 f"health check path {health.path!r} cannot go into an HAProxy configuration",
@@ -357,8 +122,8 @@ class HAProxy:
         if self.running():
             return False
         for name, address in servers:
-            _identifier("server", name)
-            _ipv4(f"address of {name}", address)
+            check_identifier("server", name)
+            check_ipv4(f"address of {name}", address)
         names = [name for name, _ in servers]
         if len(set(names)) != len(names):
             raise TrafficError(f"fleet {self.fleet}: a server name is listed twice: {names}")
@@ -376,7 +141,7 @@ class HAProxy:
         )
         self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
         candidate = self.config_file.with_name(self.config_file.name + ".new")
-        _write_private(candidate, text)
+        write_private(candidate, text)
         checked = self._haproxy("-c", "-f", str(candidate))
         if not checked.ok:
             candidate.unlink(missing_ok=True)
@@ -442,8 +207,8 @@ class HAProxy:
         Idempotent: a server of that name at the same address is taken out of maintenance or
         drain; at another address it is an error.
         """
-        _identifier("server", name)
-        _ipv4(f"address of {name}", address)
+        check_identifier("server", name)
+        check_ipv4(f"address of {name}", address)
         target = f"{self.backend}/{name}"
         existing = self.server(name)
         if existing is None:
@@ -489,7 +254,7 @@ class HAProxy:
 
     def drain(self, name: str) -> None:
         """No new requests to this server; those in flight finish."""
-        _identifier("server", name)
+        check_identifier("server", name)
         self._command(f"set server {self.backend}/{name} state drain")
 
     def wait_drained(self, name: str, timeout: float) -> bool:
@@ -513,7 +278,7 @@ class HAProxy:
         connections, so once no request is left the server goes through drain to maintenance
         again.
         """
-        _identifier("server", name)
+        check_identifier("server", name)
         if self.server(name) is None:
             return
         target = f"{self.backend}/{name}"
@@ -523,7 +288,7 @@ class HAProxy:
             reply = self._send(f"del server {target}").strip()
             if reply in ("Server deleted.", "No such server."):
                 return
-            if not reply.startswith(_STILL_CONNECTED) or time.monotonic() > deadline:
+            if not reply.startswith(STILL_CONNECTED) or time.monotonic() > deadline:
                 raise TrafficError(
                     f"HAProxy of fleet {self.fleet} refused `del server {target}`: {reply}"
                 )
@@ -608,13 +373,6 @@ def _pids() -> Iterator[int]:
             yield int(entry.name)
 
 
-def _write_private(path: Path, text: str) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as out:
-        out.write(text)
-    path.chmod(0o600)
-
-
 def _alerts(result: process.CommandResult) -> str:
     """HAProxy's [ALERT] lines without their prefix, else the last lines of its output."""
     text = result.stderr or result.stdout
@@ -624,18 +382,3 @@ def _alerts(result: process.CommandResult) -> str:
         if line.startswith("[ALERT]")
     ]
     return " / ".join(alerts or text.strip().splitlines()[-3:]) or f"exit {result.rc}"
-
-
-def _identifier(what: str, name: str) -> None:
-    if not NAME_PATTERN.fullmatch(name):
-        raise TrafficError(
-            f"{what} name {name!r} is not a valid HAProxy identifier",
-            hint="use letters, digits, '-', '_' and '.'",
-        )
-
-
-def _ipv4(what: str, address: str) -> None:
-    try:
-        ipaddress.IPv4Address(address)
-    except ValueError:
-        raise TrafficError(f"{what} {address!r} is not an IPv4 address") from None
