@@ -217,7 +217,7 @@ class DriftConfig(_Model):
     fail_on: Literal["low", "medium", "high"] = "low"
     parallel: Annotated[int, Field(ge=1, le=256)] = 8
     timeout: Seconds = 120.0
-    # files whose content is never fetched nor stored, on top of phoenix.drift.SECRET_PATTERNS
+    # files whose content is never fetched nor stored, on top of drift.secrets.SECRET_PATTERNS
     secrets: list[str] = Field(default_factory=list)
     # the largest changed file whose content is archived as evidence, in bytes
     evidence_limit: Annotated[int, Field(ge=0, le=16 * 1024 * 1024)] = 256 * 1024

@@ -9,8 +9,9 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from phoenix.drift import scan
-from phoenix.drift.diff import Finding, Rules, at_least, server_findings
+from phoenix.drift.diff import Finding, Rules, at_least
 from phoenix.drift.scan import CLEAN, DRIFTED, UNREACHABLE, UNTRUSTED, ScanReport
+from phoenix.drift.servers import server_findings
 from phoenix.errors import ExitCode, PhoenixError
 from phoenix.events import Emit, StepOutput, discard, step
 from phoenix.fleet.haproxy.balancer import HAProxy

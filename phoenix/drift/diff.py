@@ -4,23 +4,17 @@
 with the facts of a live server and returns findings, each with a kind, a subject (the path,
 package, unit, user, port... that changed), a severity and what it was and is. What differs on
 every healthy server (its identity, DHCP's files, ...) is left out by the noise rules.
-
-`server_findings(drifts)` does the same for the servers themselves, as Terraform's refresh finds
-them (`phoenix.infra.ResourceDrift`): deleted, stopped or reconfigured outside phoenix.
+The servers themselves are compared in `servers`, secrets recognised in `secrets`.
 """
 
 from __future__ import annotations
 
 import fnmatch
-import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from phoenix.facts import Facts, FileFact
-
-if TYPE_CHECKING:
-    from phoenix.fleet.terraform.drift import ResourceDrift
 
 SEVERITIES = ("low", "medium", "high")
 
@@ -58,43 +52,6 @@ SEVERITY: dict[str, str] = {
     "server.stopped": "high",
     "server.config": "medium",
 }
-# Files whose content is never fetched, shown nor stored (fnmatch on the path; `*` crosses `/`);
-# extended by [drift] secrets. A file's content that looks like a private key is refused too.
-SECRET_PATTERNS: tuple[str, ...] = (
-    "/etc/shadow*",
-    "/etc/gshadow*",
-    "/etc/security/opasswd",
-    "/etc/ssh/ssh_host_*_key",
-    "/etc/ssl/private/*",
-    "*/.ssh/id_*",
-    "*.key",
-    "*.pem",
-    "*.p12",
-    "*.pfx",
-    "*/.gnupg/*",
-    "*/.netrc",
-    "*/.pgpass",
-    "*/.git-credentials",
-    "*/.aws/*",
-    "*/.docker/config.json",
-    "*secret*",
-    "*password*",
-    "*passwd-*",
-    "*token*",
-    "*credential*",
-)
-PRIVATE_KEY_MARKS = (b"PRIVATE KEY-----", b"PRIVATE KEY BLOCK-----")
-
-
-def is_secret(path: str, extra: Iterable[str] = ()) -> bool:
-    """Whether the file at `path` may hold a secret: its content is never fetched nor stored."""
-    name = path.lower()
-    return any(fnmatch.fnmatchcase(name, p.lower()) for p in (*SECRET_PATTERNS, *extra))
-
-
-def looks_secret(content: bytes) -> bool:
-    """Whether a file's content holds a private key, whatever the file's name."""
-    return any(mark in content for mark in PRIVATE_KEY_MARKS)
 
 
 BINARY_DIRS = ("/usr/bin/", "/usr/sbin/", "/bin/", "/sbin/", "/usr/lib/", "/usr/libexec/")
@@ -183,7 +140,7 @@ def diff(baseline: Facts, live: Facts, rules: Rules = Rules()) -> list[Finding]:
     return sorted(found, key=lambda f: (rank[f.severity], f.kind, f.subject))
 
 
-def _finding(kind: str, subject: str, before: object = None, after: object = None) -> Finding:
+def finding(kind: str, subject: str, before: object = None, after: object = None) -> Finding:
     severity = SEVERITY[kind]
     return Finding(kind, subject, severity, _text(before), _text(after))
 
@@ -208,12 +165,12 @@ def _files(
 
 def _file_findings(path: str, was: FileFact | None, now: FileFact | None) -> list[Finding]:
     if was is None and now is not None:
-        added = [_finding("file.added", path, None, _describe(now))]
+        added = [finding("file.added", path, None, _describe(now))]
         return added + (
-            [_finding("setuid.added", path, None, now.mode)] if _setuid(now.mode) else []
+            [finding("setuid.added", path, None, now.mode)] if _setuid(now.mode) else []
         )
     if now is None and was is not None:
-        return [_finding("file.removed", path, _describe(was), None)]
+        return [finding("file.removed", path, _describe(was), None)]
     if was is not None and now is not None:
         return _file_changes(path, was, now)
     return []
@@ -224,14 +181,14 @@ def _file_changes(path: str, was: FileFact, now: FileFact) -> list[Finding]:
     if was.type != now.type or was.sha256 != now.sha256 or was.target != now.target:
         binary = now.type == "f" and path.startswith(BINARY_DIRS)
         kind = "binary.modified" if binary else "file.modified"
-        found.append(_finding(kind, path, _content(was), _content(now)))
+        found.append(finding(kind, path, _content(was), _content(now)))
     if was.mode != now.mode:
-        found.append(_finding("file.mode", path, was.mode, now.mode))
+        found.append(finding("file.mode", path, was.mode, now.mode))
         if _setuid(now.mode) and not _setuid(was.mode):
-            found.append(_finding("setuid.added", path, was.mode, now.mode))
+            found.append(finding("setuid.added", path, was.mode, now.mode))
     if (was.owner, was.group) != (now.owner, now.group):
         found.append(
-            _finding("file.owner", path, f"{was.owner}:{was.group}", f"{now.owner}:{now.group}")
+            finding("file.owner", path, f"{was.owner}:{was.group}", f"{now.owner}:{now.group}")
         )
     return found
 
@@ -264,11 +221,11 @@ def _packages(baseline: Facts, live: Facts, rules: Rules) -> list[Finding]:
             continue
         was, new = base.get(name), now.get(name)
         if was is None and new is not None:
-            found.append(_finding("package.added", name, None, new.version))
+            found.append(finding("package.added", name, None, new.version))
         elif new is None and was is not None:
-            found.append(_finding("package.removed", name, was.version, None))
+            found.append(finding("package.removed", name, was.version, None))
         elif was is not None and new is not None and was.version != new.version:
-            found.append(_finding("package.changed", name, was.version, new.version))
+            found.append(finding("package.changed", name, was.version, new.version))
     return found
 
 
@@ -285,12 +242,12 @@ def _services(baseline: Facts, live: Facts, rules: Rules) -> list[Finding]:
         was_on = was is not None and was.enabled in ENABLED
         now_on = new is not None and new.enabled in ENABLED
         if now_on and not was_on:
-            found.append(_finding("service.enabled", name, was.enabled if was else None, "enabled"))
+            found.append(finding("service.enabled", name, was.enabled if was else None, "enabled"))
         elif was_on and not now_on:
             after = new.enabled if new else "removed"
-            found.append(_finding("service.disabled", name, was.enabled if was else None, after))
+            found.append(finding("service.disabled", name, was.enabled if was else None, after))
         elif was is not None and was.sub == "running" and (new is None or new.sub != "running"):
-            found.append(_finding("service.stopped", name, "running", new.sub if new else None))
+            found.append(finding("service.stopped", name, "running", new.sub if new else None))
     return found
 
 
@@ -342,11 +299,11 @@ def _keyed(
             continue
         before, after = was.get(key), now.get(key)
         if before is None and after is not None and added:
-            found.append(_finding(added, key, None, _value(after)))
+            found.append(finding(added, key, None, _value(after)))
         elif after is None and before is not None and removed:
-            found.append(_finding(removed, key, _value(before), None))
+            found.append(finding(removed, key, _value(before), None))
         elif before is not None and after is not None and before != after and changed:
-            found.append(_finding(changed, key, _value(before), _value(after)))
+            found.append(finding(changed, key, _value(before), _value(after)))
     return found
 
 
@@ -372,10 +329,10 @@ def keyed_lines(
         before, after = set(was.get(source, ())), set(now.get(source, ()))
         for line in sorted(after - before):
             if not rules.ignores(area, f"{source}:{line}"):
-                found.append(_finding(kind_added, source, None, _short(line)))
+                found.append(finding(kind_added, source, None, _short(line)))
         for line in sorted(before - after):
             if not rules.ignores(area, f"{source}:{line}"):
-                found.append(_finding(kind_removed, source, _short(line), None))
+                found.append(finding(kind_removed, source, _short(line), None))
     return found
 
 
@@ -384,62 +341,3 @@ def _short(line: str) -> str:
 
 
 # -- the servers themselves: what Terraform's refresh found changed outside it ------------------
-
-RUNNING = "Running"
-SETTINGS = ("config", "limits")  # maps of settings: one finding per key that changed
-
-
-def server_findings(drifts: Iterable[ResourceDrift], rules: Rules = Rules()) -> list[Finding]:
-    """Findings for servers deleted, stopped or reconfigured outside phoenix, sorted like diff's.
-
-    Subjects: `NAME` when the server is gone or stopped, `NAME:KEY` for a setting (`limits.cpu`,
-    `security.nesting`, `profiles`, ...). Rules of the `server` area leave subjects out.
-    """
-    found: list[Finding] = []
-    for drift in drifts:
-        if drift.action == "delete":
-            found.append(_finding("server.missing", drift.server, drift.before.get("status")))
-            continue
-        found += _status(drift) + _settings(drift)
-    kept = [f for f in found if not rules.ignores("server", f.subject)]
-    rank = {s: i for i, s in enumerate(reversed(SEVERITIES))}
-    return sorted(kept, key=lambda f: (rank[f.severity], f.kind, f.subject))
-
-
-def _status(drift: ResourceDrift) -> list[Finding]:
-    """Stopped (or frozen, ...) outside phoenix. Started again is the way back, not drift."""
-    now = drift.after.get("status")
-    if now is None or now == RUNNING:
-        return []
-    return [_finding("server.stopped", drift.server, drift.before.get("status"), now)]
-
-
-def _settings(drift: ResourceDrift) -> list[Finding]:
-    found: list[Finding] = []
-    for attr in sorted((drift.before.keys() | drift.after.keys()) - {"status"}):
-        was, now = drift.before.get(attr), drift.after.get(attr)
-        if attr in SETTINGS and isinstance(was or {}, dict) and isinstance(now or {}, dict):
-            found += _setting_keys(drift.server, attr, was or {}, now or {})
-        elif was != now:
-            found.append(
-                _finding("server.config", f"{drift.server}:{attr}", _plain(was), _plain(now))
-            )
-    return found
-
-
-def _setting_keys(
-    server: str, attr: str, was: Mapping[str, Any], now: Mapping[str, Any]
-) -> list[Finding]:
-    prefix = "limits." if attr == "limits" else ""
-    return [
-        _finding("server.config", f"{server}:{prefix}{key}", was.get(key), now.get(key))
-        for key in sorted(was.keys() | now.keys())
-        if was.get(key) != now.get(key)
-    ]
-
-
-def _plain(value: Any) -> str | None:
-    """A watched attribute as text: scalars as they are, lists and maps as compact JSON."""
-    if value is None or isinstance(value, str):
-        return value
-    return json.dumps(value, sort_keys=True, separators=(",", ":"))

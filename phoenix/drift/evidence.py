@@ -5,7 +5,7 @@ changed or added text file fetches its content (over the scan's own SSH session)
 the state store, keyed by its SHA-256, before anything can replace the server. A finding then
 names its evidence (`sha256:...`); `phoenix drift evidence SERVER [PATH]` gives it back.
 
-Secrets are never fetched: files matching the secret patterns (phoenix.drift.SECRET_PATTERNS and
+Secrets are never fetched: files matching the secret patterns (secrets.SECRET_PATTERNS and
 [drift] secrets), and content that holds a private key is dropped on arrival. Only files up to
 [drift] evidence_limit bytes that are text (UTF-8, no NUL) are kept; the same content is stored
 once, whichever server and scan found it.
@@ -18,7 +18,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from phoenix.drift.diff import Finding, is_secret, looks_secret
+from phoenix.drift.diff import Finding
+from phoenix.drift.secrets import is_secret, looks_secret
 from phoenix.errors import Refused
 from phoenix.facts import FileFact, Runner
 from phoenix.facts.runner import read_files

@@ -12,8 +12,9 @@ import pytest
 from phoenix import ops
 from phoenix.drift import evidence
 from phoenix.drift import scan as scan_mod
-from phoenix.drift.diff import Finding, Rules, is_secret, looks_secret
+from phoenix.drift.diff import Finding, Rules
 from phoenix.drift.scan import ScanReport, ServerScan
+from phoenix.drift.secrets import is_secret, looks_secret
 from phoenix.errors import ExitCode, Refused
 from phoenix.facts import FileFact, HashCache, ScanCache
 from phoenix.facts.runner import READ_FILES

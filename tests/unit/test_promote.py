@@ -16,9 +16,10 @@ from typing import Any
 import pytest
 
 from phoenix.cli.app import main
-from phoenix.drift.diff import diff, is_secret
+from phoenix.drift.diff import diff
 from phoenix.drift.promote import promote as promote_mod
 from phoenix.drift.promote.promote import Entry, Skipped, promote
+from phoenix.drift.secrets import is_secret
 from phoenix.errors import ConfigError, ExitCode, Refused
 from phoenix.facts import Facts, FileFact
 from phoenix.facts.runner import READ_FILES

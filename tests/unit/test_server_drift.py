@@ -8,7 +8,8 @@ import pytest
 
 from phoenix import ops
 from phoenix.config import load
-from phoenix.drift.diff import SEVERITY, Finding, Rules, server_findings
+from phoenix.drift.diff import SEVERITY, Finding, Rules
+from phoenix.drift.servers import server_findings
 from phoenix.fleet.records import Records, ServerStatus
 from phoenix.fleet.terraform.drift import ResourceDrift
 from phoenix.state import Store

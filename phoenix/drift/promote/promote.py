@@ -28,7 +28,8 @@ from pathlib import Path
 from typing import Any
 
 from phoenix import events, facts
-from phoenix.drift.diff import Finding, Rules, diff, is_secret, looks_secret
+from phoenix.drift.diff import Finding, Rules, diff
+from phoenix.drift.secrets import is_secret, looks_secret
 from phoenix.errors import ConfigError, Refused
 from phoenix.events import Emit, StepOutput, discard
 from phoenix.facts import Facts, FileFact

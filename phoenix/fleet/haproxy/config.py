@@ -1,4 +1,4 @@
-"""The HAProxy configuration of one fleet: the text, and the names and paths safe to write into it."""
+"""The HAProxy configuration of one fleet: its text, and the names and paths safe to write in it."""
 
 from __future__ import annotations
 
