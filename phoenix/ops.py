@@ -15,8 +15,9 @@ from phoenix.drift.servers import server_findings
 from phoenix.errors import ExitCode, PhoenixError
 from phoenix.events import Emit, StepOutput, discard, step
 from phoenix.fleet.haproxy.balancer import HAProxy
+from phoenix.fleet.plan import FleetStatus, Options, Plan, Result
 from phoenix.fleet.records import Records, RunRecord, ServerStatus
-from phoenix.fleet.rollout import Fleet, FleetStatus, Options, Plan, Result, fleet_config
+from phoenix.fleet.rollout import Fleet, fleet_config
 from phoenix.fleet.terraform.adapter import Terraform
 from phoenix.lab.lxd import LXD
 from phoenix.lock import fleet_lock

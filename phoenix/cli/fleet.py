@@ -8,7 +8,7 @@ from phoenix import ops
 from phoenix.cli import render
 from phoenix.cli.common import JSON_OPTION, confirm, workspace
 from phoenix.errors import ExitCode
-from phoenix.fleet.rollout import Options
+from phoenix.fleet.plan import Options
 
 YES = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation.")
 DRY = typer.Option(False, "--dry-run", help="Print the plan and change nothing.")

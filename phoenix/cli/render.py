@@ -19,7 +19,7 @@ from phoenix.drift.evidence import Archived
 from phoenix.drift.promote.promote import Promotion
 from phoenix.drift.scan import Change, ScanReport
 from phoenix.events import Event, Outcome, StepFinished, StepOutput, StepStarted
-from phoenix.fleet.rollout import FleetStatus, Plan, Result
+from phoenix.fleet.plan import FleetStatus, Plan, Result
 from phoenix.image.registry import ImageView
 from phoenix.ops import RunHistory
 

@@ -9,18 +9,16 @@ that never served are removed, servers already serving stay, and a rebuild finis
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any
 
-from phoenix.ages import parse_age
 from phoenix.config import FleetConfig, HealthCheck
 from phoenix.errors import ConfigError, PhoenixError, Refused
 from phoenix.events import Emit, StepOutput, discard, step
-from phoenix.fleet.haproxy.runtime import Backend
-from phoenix.fleet.records import Records, RunRecord, ServerRecord, ServerStatus
+from phoenix.fleet.plan import FleetStatus, Options, Plan, Result, ServerView, make_plan
+from phoenix.fleet.ports import Infra, Provider, Traffic
+from phoenix.fleet.records import Records, ServerStatus
 from phoenix.fleet.terraform.inputs import ServerSpec, ServerState
 from phoenix.host import health, keys, ssh
 from phoenix.image.registry import ImageRecord, Registry, Status
@@ -28,127 +26,6 @@ from phoenix.state import Store
 from phoenix.workspace import Workspace
 
 DRAIN_TIMEOUT = 30.0
-
-
-class Infra(Protocol):
-    def apply(
-        self, servers: Mapping[str, ServerSpec], authorized_key: str
-    ) -> dict[str, ServerState]: ...
-
-    def state_names(self) -> set[str]: ...
-
-
-class Traffic(Protocol):
-    @property
-    def endpoint(self) -> str: ...
-
-    def running(self) -> bool: ...
-
-    def ensure_running(self, servers: Sequence[tuple[str, str]]) -> bool: ...
-
-    def stop(self) -> None: ...
-
-    def servers(self) -> list[Backend]: ...
-
-    def add(self, name: str, address: str) -> None: ...
-
-    def wait_up(self, name: str, timeout: float) -> None: ...
-
-    def drain(self, name: str) -> None: ...
-
-    def wait_drained(self, name: str, timeout: float) -> bool: ...
-
-    def remove(self, name: str) -> None: ...
-
-
-class Provider(Protocol):
-    """The provider's own channel: host keys learned out of band, and instances by fleet label."""
-
-    def host_key(self, name: str, timeout: float = 60) -> str: ...
-
-    def fleet_instances(self, fleet: str) -> list[str]: ...
-
-    def stop(self, name: str, force: bool = False, timeout: int = 30) -> None: ...
-
-    def wait_address(self, name: str, timeout: float = 60) -> str: ...
-
-    def delete(self, name: str) -> None: ...
-
-
-@dataclass(frozen=True)
-class Options:
-    image: str | None = None
-    older_than: str | None = None
-    only: tuple[str, ...] = ()
-    strategy: str | None = None
-    batch: int | None = None
-
-
-@dataclass(frozen=True)
-class Batch:
-    remove: list[str]
-    add: int  # how many new servers
-
-
-@dataclass(frozen=True)
-class Plan:
-    fleet: str
-    kind: str  # deploy | rebuild
-    image: str
-    strategy: str
-    batches: list[Batch]
-    resume_of: int | None = None
-    note: str = ""
-
-    @property
-    def empty(self) -> bool:
-        return not self.batches
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-@dataclass(frozen=True)
-class Result:
-    plan: Plan
-    run_id: int | None
-    status: str  # succeeded | rolled_back | nothing
-    reason: str = ""
-    added: list[str] = field(default_factory=list)
-    removed: list[str] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-@dataclass(frozen=True)
-class ServerView:
-    name: str
-    address: str | None
-    image: str
-    generation: int
-    created_at: str
-    healthy: bool
-    status: str
-
-
-@dataclass(frozen=True)
-class FleetStatus:
-    fleet: str
-    endpoint: str
-    servers: list[ServerView]
-    interrupted: list[RunRecord]
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "fleet": self.fleet,
-            "endpoint": self.endpoint,
-            "servers": [
-                {k: v for k, v in asdict(s).items() if k != "status"} for s in self.servers
-            ],
-            "interrupted_runs": [r.id for r in self.interrupted],
-        }
 
 
 def fleet_config(ws: Workspace, name: str) -> FleetConfig:
@@ -184,51 +61,9 @@ class Fleet:
 
     def plan(self, kind: str, opts: Options = Options()) -> Plan:
         image = self._image(opts.image)
-        batch = opts.batch if opts.batch is not None else self.cfg.batch
-        if batch < 1:
-            raise Refused(f"--batch {batch}: must be at least 1")
-        strategy = opts.strategy or self.cfg.strategy
-        if strategy not in ("rolling", "blue-green"):
-            raise Refused(f"--strategy {strategy}: must be rolling or blue-green")
         serving = [s for s in self.records.servers(self.name) if s.status is ServerStatus.SERVING]
-        if kind == "deploy":
-            missing = self.cfg.size - len(serving)
-            note = "" if missing > 0 else f"{self.name} already has {len(serving)} servers"
-            batches = [Batch([], missing)] if missing > 0 else []
-            return Plan(self.name, kind, image.tag, strategy, batches, note=note)
-        if not serving:
-            raise Refused(
-                f"fleet {self.name} has no servers", hint=f"run: phoenix deploy {self.name}"
-            )
-        chosen, resume_of, note = self._select(serving, opts)
-        size = len(chosen) if strategy == "blue-green" else batch
-        batches = [
-            Batch(chosen[i : i + size], len(chosen[i : i + size]))
-            for i in range(0, len(chosen), size)
-        ]
-        return Plan(self.name, kind, image.tag, strategy, batches, resume_of, note)
-
-    def _select(
-        self, serving: list[ServerRecord], opts: Options
-    ) -> tuple[list[str], int | None, str]:
-        if opts.only:
-            unknown = sorted(set(opts.only) - {s.name for s in serving})
-            if unknown:
-                names = ", ".join(s.name for s in serving)
-                raise Refused(
-                    f"not servers of {self.name}: {', '.join(unknown)}",
-                    hint=f"its servers: {names}",
-                )
-            return [s.name for s in serving if s.name in opts.only], None, ""
-        if opts.older_than:
-            cutoff = datetime.now(UTC) - parse_age(opts.older_than, "--older-than")
-            old = [s.name for s in serving if datetime.fromisoformat(s.created_at) < cutoff]
-            return old, None, f"servers older than {opts.older_than}"
         last = next(iter(self.records.runs(self.name, limit=1)), None)
-        if last and last.kind == "rebuild" and last.status == "interrupted":
-            left = [s.name for s in serving if s.created_at < last.started_at]
-            return left, last.id, f"finishing interrupted rebuild #{last.id}"
-        return [s.name for s in serving], None, ""
+        return make_plan(self.name, self.cfg, kind, opts, image.tag, serving, last)
 
     def _image(self, tag: str | None) -> ImageRecord:
         if tag is None:

@@ -18,7 +18,7 @@ from phoenix.drift.secrets import is_secret, looks_secret
 from phoenix.errors import ExitCode, Refused
 from phoenix.facts import FileFact, HashCache, ScanCache
 from phoenix.facts.runner import READ_FILES
-from phoenix.fleet.rollout import Plan, Result
+from phoenix.fleet.plan import Plan, Result
 from phoenix.host import ssh
 from phoenix.host.process import CommandResult
 from phoenix.state import Store, now

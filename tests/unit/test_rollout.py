@@ -12,8 +12,9 @@ from phoenix.config import HealthCheck, load
 from phoenix.errors import ConfigError, HealthError, Refused
 from phoenix.fleet import rollout
 from phoenix.fleet.haproxy.runtime import Backend
+from phoenix.fleet.plan import Options
 from phoenix.fleet.records import Records, ServerStatus
-from phoenix.fleet.rollout import Fleet, Options
+from phoenix.fleet.rollout import Fleet
 from phoenix.fleet.terraform.inputs import ServerSpec, ServerState
 from phoenix.image.registry import Registry
 from phoenix.state import Store

@@ -1,0 +1,56 @@
+"""The ports a rollout drives: the infrastructure (Terraform), the traffic (a load balancer) and
+the provider's own channel. The lab's adapters and a cloud's implement them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Protocol
+
+from phoenix.fleet.haproxy.runtime import Backend
+from phoenix.fleet.terraform.inputs import ServerSpec, ServerState
+
+
+class Infra(Protocol):
+    def apply(
+        self, servers: Mapping[str, ServerSpec], authorized_key: str
+    ) -> dict[str, ServerState]: ...
+
+    def state_names(self) -> set[str]: ...
+
+
+class Traffic(Protocol):
+    @property
+    def endpoint(self) -> str: ...
+
+    def running(self) -> bool: ...
+
+    def ensure_running(self, servers: Sequence[tuple[str, str]]) -> bool: ...
+
+    def stop(self) -> None: ...
+
+    def servers(self) -> list[Backend]: ...
+
+    def add(self, name: str, address: str) -> None: ...
+
+    def wait_up(self, name: str, timeout: float) -> None: ...
+
+    def drain(self, name: str) -> None: ...
+
+    def wait_drained(self, name: str, timeout: float) -> bool: ...
+
+    def remove(self, name: str) -> None: ...
+
+
+class Provider(Protocol):
+    """The provider's own channel: host keys learned out of band, and instances by fleet label."""
+
+    def host_key(self, name: str, timeout: float = 60) -> str: ...
+
+    def fleet_instances(self, fleet: str) -> list[str]: ...
+
+    def stop(self, name: str, force: bool = False, timeout: int = 30) -> None: ...
+
+    def wait_address(self, name: str, timeout: float = 60) -> str: ...
+
+    def delete(self, name: str) -> None: ...
