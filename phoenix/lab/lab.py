@@ -6,9 +6,6 @@ second `up` changes nothing, and an `up` after a killed daemon or a half-finishe
 
 from __future__ import annotations
 
-import hashlib
-import json
-import os
 import shutil
 import time
 from collections.abc import Callable
@@ -21,6 +18,8 @@ from phoenix.errors import LabError, PhoenixError
 from phoenix.events import Emit, Outcome, StepFinished, StepOutput, StepStarted, discard
 from phoenix.host import keys, process, ssh
 from phoenix.host.ssh import Target
+from phoenix.lab import base
+from phoenix.lab.base import recipe_hash
 from phoenix.lab.lxd import LXD, Image, Instance
 
 BUILD_PROFILE = "phoenix-build"
@@ -37,39 +36,6 @@ HOST_LIMITS = {
 }
 SERVER_CONFIG = {"images.compression_algorithm": "none", "images.auto_update_interval": "0"}
 REQUIRED_COMMANDS = ["lxd", "lxc", "ip6tables", "mkfs.btrfs", "debootstrap", "tar"]
-
-# What the base image is made of. Its hash names the recipe: change any of it and the next `up`
-# rebuilds the image.
-BASE_PACKAGES = [
-    "openssh-server",
-    "iproute2",
-    "ifupdown",
-    "isc-dhcp-client",
-    "systemd-sysv",
-    "procps",
-]
-IDENTITY_FILES: dict[str, str] = {
-    # every server makes its own SSH host keys at first boot (the image carries none)
-    "etc/systemd/system/ssh.service.d/hostkeys.conf": (
-        "[Service]\nExecStartPre=\nExecStartPre=/usr/bin/ssh-keygen -A\n"
-        "ExecStartPre=/usr/sbin/sshd -t\n"
-    ),
-    "etc/ssh/sshd_config.d/phoenix.conf": (
-        "PasswordAuthentication no\nKbdInteractiveAuthentication no\n"
-        "PermitRootLogin prohibit-password\n"
-    ),
-    "etc/network/interfaces.d/eth0": "auto eth0\niface eth0 inet dhcp\n",
-    "etc/machine-id": "",  # empty: systemd makes a new one at first boot
-    "etc/resolv.conf": "",  # DHCP fills it in; the build host's must not leak in
-}
-IDENTITY_REMOVED = ["etc/hostname", "var/lib/dbus/machine-id"]
-TEMPLATES = {  # LXD writes these when an instance is created or copied
-    "/etc/hostname": ("hostname.tpl", "{{ container.name }}\n"),
-    "/etc/hosts": (
-        "ssh.tpl",
-        "127.0.0.1 localhost\n127.0.1.1 {{ container.name }}\n::1 localhost ip6-localhost\n",
-    ),
-}
 
 
 @dataclass(frozen=True)
@@ -101,23 +67,6 @@ class LabStatus:
             "components": [asdict(c) for c in self.components],
             "servers": [asdict(s) for s in self.servers],
         }
-
-
-def recipe_hash(release: str) -> str:
-    recipe = {
-        "release": release,
-        "packages": BASE_PACKAGES,
-        "files": IDENTITY_FILES,
-        "removed": IDENTITY_REMOVED,
-        "templates": TEMPLATES,
-    }
-    return hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()[:16]
-
-
-def cache_dir() -> Path:
-    """Downloaded .deb files, kept across `down --purge` so a rebuilt base image is quick."""
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "phoenix" / "debootstrap"
 
 
 class Lab:
@@ -251,33 +200,13 @@ class Lab:
         return Outcome.DONE, f"built {image.fingerprint[:12]}, recipe {recipe}"
 
     def _build_base(self, build: Path, recipe: str) -> Image:
-        shutil.rmtree(build, ignore_errors=True)  # a half-finished earlier build
-        rootfs = build / "rootfs"
-        build.mkdir(parents=True)
-        cache = cache_dir()
-        cache.mkdir(parents=True, exist_ok=True)
         log = self.home / "logs" / "base-image.log"
-        log.parent.mkdir(parents=True, exist_ok=True)
-        log.write_text("")
-        process.stream(
-            [
-                "debootstrap",
-                "--variant=minbase",
-                f"--cache-dir={cache}",
-                f"--include={','.join(BASE_PACKAGES)}",
-                self.cfg.release,
-                str(rootfs),
-            ],
+        meta, tarball = base.build(
+            build,
+            self.cfg.release,
+            recipe,
+            log,
             lambda line: self.emit(StepOutput("base-image", line)),
-            log=log,
-        )
-        self.emit(StepOutput("base-image", "removing the build host's identity"))
-        strip_identity(rootfs)
-        self.emit(StepOutput("base-image", "packing and importing into LXD"))
-        meta = write_metadata(build, self.cfg.release, recipe)
-        tarball = build / "rootfs.tar"
-        process.run(
-            ["tar", "--numeric-owner", "--xattrs", "-C", str(rootfs), "-cf", str(tarball), "."]
         )
         return self.lxd.import_image(meta, tarball, self.cfg.base_image)
 
@@ -383,49 +312,3 @@ def launch_server(
 
 def _nic(network: str) -> dict[str, str]:
     return {"type": "nic", "network": network, "name": "eth0"}
-
-
-def strip_identity(rootfs: Path) -> None:
-    """Remove what would make every server a twin of the build host (LAB.md, 'identical twins')."""
-    for key in (rootfs / "etc" / "ssh").glob("ssh_host_*"):
-        key.unlink()
-    for rel in IDENTITY_REMOVED:
-        (rootfs / rel).unlink(missing_ok=True)
-    for rel, content in IDENTITY_FILES.items():
-        path = rootfs / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        if path.is_symlink():
-            path.unlink()
-        path.write_text(content)
-    for leftovers in ("var/cache/apt/archives", "var/lib/apt/lists"):
-        for item in (rootfs / leftovers).glob("*"):
-            if item.is_file():
-                item.unlink()
-
-
-def write_metadata(build: Path, release: str, recipe: str) -> Path:
-    """The image's metadata tarball: metadata.yaml plus the per-instance templates."""
-    meta = build / "meta"
-    (meta / "templates").mkdir(parents=True, exist_ok=True)
-    templates = {
-        target: {"when": ["create", "copy"], "template": name}
-        for target, (name, _) in TEMPLATES.items()
-    }
-    for name, content in TEMPLATES.values():
-        (meta / "templates" / name).write_text(content)
-    metadata = {
-        "architecture": "x86_64",
-        "creation_date": int(time.time()),
-        "properties": {
-            "description": f"phoenix base (Debian {release})",
-            "os": "debian",
-            "release": release,
-            "phoenix.recipe": recipe,
-        },
-        "templates": templates,
-    }
-    # JSON is YAML: no YAML library needed for this one file.
-    (meta / "metadata.yaml").write_text(json.dumps(metadata, indent=2))
-    tarball = build / "meta.tar"
-    process.run(["tar", "-C", str(meta), "-cf", str(tarball), "metadata.yaml", "templates"])
-    return tarball

@@ -11,6 +11,7 @@ from phoenix.config import LabConfig
 from phoenix.errors import LabError, MissingPackages
 from phoenix.events import Event, Outcome
 from phoenix.host import process
+from phoenix.lab import base
 from phoenix.lab import lab as labmod
 from phoenix.lab.lab import Lab
 from phoenix.lab.lxd import Image, Instance
@@ -25,7 +26,7 @@ def _packages_present(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def base_image() -> Image:
-    recipe = labmod.recipe_hash(CFG.release)
+    recipe = base.recipe_hash(CFG.release)
     return Image("f" * 64, [CFG.base_image], {"phoenix.recipe": recipe}, 1 << 27, "now")
 
 
@@ -119,7 +120,7 @@ def test_identity_is_stripped(tmp_path: Path) -> None:
     (rootfs / "etc" / "ssh" / "ssh_host_ed25519_key").write_text("secret")
     (rootfs / "etc" / "hostname").write_text("buildhost\n")
     (rootfs / "etc" / "machine-id").write_text("0123456789abcdef0123456789abcdef\n")
-    labmod.strip_identity(rootfs)
+    base.strip_identity(rootfs)
     assert not list((rootfs / "etc" / "ssh").glob("ssh_host_*"))
     assert not (rootfs / "etc" / "hostname").exists()
     assert (rootfs / "etc" / "machine-id").read_text() == ""
