@@ -16,7 +16,7 @@ import sys
 import time
 from pathlib import Path
 
-from phoenix.image import bake
+from phoenix.image import template as tpl
 from phoenix.lab.lxd import LXD
 from phoenix.workspace import Workspace
 
@@ -32,8 +32,8 @@ def timed(args: list[str], **kwargs: object) -> float:
 def plain_packer(ws: Workspace, name: str) -> float:
     """The reference: the same template, the same builder settings, no phoenix around it."""
     template_file = ws.config.images[name].template_path(REPO, name)
-    composed = bake.compose(
-        bake.load_template(template_file),
+    composed = tpl.compose(
+        tpl.load_template(template_file),
         template_file.parent,
         parent=ws.config.lab.base_image,
         tag="bench-packer",

@@ -26,7 +26,7 @@ from phoenix.facts.runner import READ_FILES
 from phoenix.fleet.records import Records, ServerStatus
 from phoenix.host import ssh
 from phoenix.host.process import CommandResult
-from phoenix.image import bake
+from phoenix.image import template as tpl
 from phoenix.image.registry import Registry
 from phoenix.state import Store
 from phoenix.workspace import Workspace
@@ -332,16 +332,16 @@ def test_provisioners_are_added_once_after_the_others(tmp_path: Path) -> None:
 
 def test_the_next_bake_sees_new_inputs(tmp_path: Path) -> None:
     template = copy_images(tmp_path)
-    before = bake.input_hashes(template, bake.load_template(template), "p")
+    before = tpl.input_hashes(template, tpl.load_template(template), "p")
     directory = template.parent / "web" / "promoted"
     write_all(directory, ("/etc/nginx",))
     promote_mod.add_provisioners(template, directory)
-    once = bake.input_hashes(template, bake.load_template(template), "p")
+    once = tpl.input_hashes(template, tpl.load_template(template), "p")
     assert once["template"] != before["template"]
     assert "file:web/promoted/files/etc/nginx/nginx.conf" in once
     assert "file:web/promoted/apply.sh" in once
     write_all(directory, ("/etc/passwd",))  # promoting again: the template stays, apply.sh moves
-    again = bake.input_hashes(template, bake.load_template(template), "p")
+    again = tpl.input_hashes(template, tpl.load_template(template), "p")
     assert again["template"] == once["template"]
     assert again["file:web/promoted/apply.sh"] != once["file:web/promoted/apply.sh"]
 

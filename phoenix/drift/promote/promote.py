@@ -36,8 +36,8 @@ from phoenix.facts import Facts, FileFact
 from phoenix.facts.runner import Runner, read_files
 from phoenix.fleet.records import Records, ServerRecord, ServerStatus
 from phoenix.host import keys, ssh
-from phoenix.image.bake import load_template
 from phoenix.image.registry import Registry
+from phoenix.image.template import load_template
 from phoenix.lock import fleet_lock
 from phoenix.state import Store, now
 from phoenix.workspace import Workspace
