@@ -17,6 +17,7 @@ import pytest
 
 from phoenix.cli.app import main
 from phoenix.drift.diff import diff
+from phoenix.drift.promote import manifest, provisioners
 from phoenix.drift.promote import promote as promote_mod
 from phoenix.drift.promote.promote import Entry, Skipped, promote
 from phoenix.drift.secrets import is_secret
@@ -236,12 +237,12 @@ rm -rf -- /etc/motd
 
 def test_script_golden() -> None:
     entries, _ = planned()
-    assert promote_mod.script(entries) == GOLDEN
+    assert manifest.script(entries) == GOLDEN
 
 
 def test_script_quotes_what_the_shell_would_split() -> None:
     entry = Entry("/srv/my site/it's.conf", "file", "0644", "root", "root")
-    line = promote_mod.script([entry]).splitlines()[-1]
+    line = manifest.script([entry]).splitlines()[-1]
     expected = "'/srv/my site/it'\"'\"'s.conf'"
     assert line == f'install -D -m 0644 -o root -g root -- "$src"{expected} {expected}'
 
@@ -249,7 +250,7 @@ def test_script_quotes_what_the_shell_would_split() -> None:
 def write_all(directory: Path, paths: tuple[str, ...] = ()) -> list[Entry]:
     entries, _ = planned(paths)
     contents = {e.path: LIVE_CONTENT[e.path] for e in entries if e.action == "file"}
-    promote_mod.write(directory, entries, contents)
+    manifest.write(directory, entries, contents)
     return entries
 
 
@@ -259,9 +260,9 @@ def test_write_lays_out_files_manifest_and_script(tmp_path: Path) -> None:
     assert (directory / "files/etc/nginx/nginx.conf").read_bytes() == b"new\n"
     assert (directory / "apply.sh").read_text() == GOLDEN
     assert (directory / "apply.sh").stat().st_mode & 0o777 == 0o755
-    manifest = json.loads((directory / "manifest.json").read_text())
-    assert manifest["version"] == 1
-    assert manifest["entries"]["/etc/nginx/nginx.conf"] == {
+    written = json.loads((directory / "manifest.json").read_text())
+    assert written["version"] == 1
+    assert written["entries"]["/etc/nginx/nginx.conf"] == {
         "action": "file", "mode": "0640", "owner": "root", "group": "root",
         "sha256": sha(b"new\n"), "server": "web-g1-1", "promoted_at": AT,
     }  # fmt: skip
@@ -272,7 +273,7 @@ def test_promoting_again_merges_rather_than_clobbers(tmp_path: Path) -> None:
     directory = tmp_path / "promoted"
     write_all(directory, ("/etc/nginx",))
     write_all(directory, ("/etc/passwd", "/etc/motd", "/etc/alternatives"))
-    assert promote_mod.script(list(promote_mod.read_manifest(directory).values())) == GOLDEN
+    assert manifest.script(list(manifest.read_manifest(directory).values())) == GOLDEN
     assert (directory / "apply.sh").read_text() == GOLDEN
     write_all(directory)  # the same again: nothing changes
     assert (directory / "apply.sh").read_text() == GOLDEN
@@ -284,12 +285,12 @@ def test_a_mode_change_keeps_content_promoted_before_and_a_removal_drops_it(
     directory = tmp_path / "promoted"
     write_all(directory, ("/etc/nginx/nginx.conf",))
     meta = Entry("/etc/nginx/nginx.conf", "meta", "0600", "www-data", "root", server="b")
-    promote_mod.write(directory, [meta], {})
-    kept = promote_mod.read_manifest(directory)["/etc/nginx/nginx.conf"]
+    manifest.write(directory, [meta], {})
+    kept = manifest.read_manifest(directory)["/etc/nginx/nginx.conf"]
     assert (kept.action, kept.mode, kept.owner, kept.sha256) == ("file", "0600", "www-data",
                                                                   sha(b"new\n"))  # fmt: skip
     assert (directory / "files/etc/nginx/nginx.conf").exists()
-    promote_mod.write(directory, [Entry("/etc/nginx/nginx.conf", "remove")], {})
+    manifest.write(directory, [Entry("/etc/nginx/nginx.conf", "remove")], {})
     assert not (directory / "files").exists() or not list((directory / "files").rglob("*"))
     assert (directory / "apply.sh").read_text().endswith("rm -rf -- /etc/nginx/nginx.conf\n")
 
@@ -297,7 +298,7 @@ def test_a_mode_change_keeps_content_promoted_before_and_a_removal_drops_it(
 def test_an_unreadable_manifest_is_an_error_not_a_fresh_start(tmp_path: Path) -> None:
     (tmp_path / "manifest.json").write_text('{"version": 9, "entries": {}}')
     with pytest.raises(ConfigError, match="version 9"):
-        promote_mod.read_manifest(tmp_path)
+        manifest.read_manifest(tmp_path)
 
 
 # -- the template -----------------------------------------------------------------------------
@@ -310,14 +311,14 @@ def copy_images(tmp_path: Path) -> Path:
 
 def test_dump_json_keeps_the_templates_own_layout() -> None:
     text = (REPO / "images" / "web.pkr.json").read_text()
-    assert promote_mod.dump_json(json.loads(text)) + "\n" == text
+    assert provisioners.dump_json(json.loads(text)) + "\n" == text
 
 
 def test_provisioners_are_added_once_after_the_others(tmp_path: Path) -> None:
     template = copy_images(tmp_path)
     directory = template.parent / "web" / "promoted"
     write_all(directory)
-    assert promote_mod.add_provisioners(template, directory) is True
+    assert provisioners.add_provisioners(template, directory) is True
     after = template.read_text()
     steps = json.loads(after)["provisioners"]
     assert steps[-2:] == [
@@ -326,7 +327,7 @@ def test_provisioners_are_added_once_after_the_others(tmp_path: Path) -> None:
     ]
     assert steps[:-2] == json.loads((REPO / "images/web.pkr.json").read_text())["provisioners"]
     assert '"environment_vars": ["IMAGE_VERSION={{user `version`}}"]' in after
-    assert promote_mod.add_provisioners(template, directory) is False
+    assert provisioners.add_provisioners(template, directory) is False
     assert template.read_text() == after
 
 
@@ -335,7 +336,7 @@ def test_the_next_bake_sees_new_inputs(tmp_path: Path) -> None:
     before = tpl.input_hashes(template, tpl.load_template(template), "p")
     directory = template.parent / "web" / "promoted"
     write_all(directory, ("/etc/nginx",))
-    promote_mod.add_provisioners(template, directory)
+    provisioners.add_provisioners(template, directory)
     once = tpl.input_hashes(template, tpl.load_template(template), "p")
     assert once["template"] != before["template"]
     assert "file:web/promoted/files/etc/nginx/nginx.conf" in once
