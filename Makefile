@@ -8,9 +8,12 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # schedules (cron), the drift benchmark's reference (aide), and venv for Debian's Python.
 DEBS := lxd iptables btrfs-progs debootstrap packer haproxy cron aide python3-venv
 
-.PHONY: setup debs services demo test lint unit integration bench clean
+.PHONY: setup debs services venv demo check fmt test lint unit integration bench clean
 
-setup: debs services $(VENV)/.installed
+setup: debs services venv
+
+# The virtualenv alone: enough for `make check` (no root, no lab).
+venv: $(VENV)/.installed
 
 debs:
 	@missing=$$(for p in $(DEBS); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null \
@@ -47,19 +50,28 @@ demo: setup
 	$(BIN)/phoenix rebuild web --yes
 	$(BIN)/phoenix drift web
 
+# The fast lane: needs no root and no lab. Lint, types, import contracts, unit tests.
+check: lint unit
+
 lint: $(VENV)/.installed
 	$(BIN)/ruff check phoenix tests bench
 	$(BIN)/ruff format --check phoenix tests bench
 	$(BIN)/mypy
+	$(BIN)/lint-imports
+
+fmt: $(VENV)/.installed
+	$(BIN)/ruff check --fix -q phoenix tests bench
+	$(BIN)/ruff format phoenix tests bench
 
 unit: $(VENV)/.installed
 	$(BIN)/pytest -q tests/unit
 
+# The lab lane: the real LXD daemon, Packer, Terraform, sshd, HAProxy.
 integration: setup
 	$(BIN)/pytest -q tests/integration
 
-test: setup lint
-	$(BIN)/pytest -q tests
+# The whole suite: the fast lane first, then the lab.
+test: check integration
 
 bench: setup
 	$(BIN)/phoenix lab up
