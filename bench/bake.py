@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 from phoenix.image import template as tpl
+from phoenix.lab import project
 from phoenix.lab.lxd import LXD
 from phoenix.workspace import Workspace
 
@@ -41,7 +42,9 @@ def plain_packer(ws: Workspace, name: str) -> float:
         profile="phoenix-build",
     )
     composed["provisioners"].pop()  # phoenix's own clean-up step is part of what phoenix adds
-    env = {**os.environ, "CHECKPOINT_DISABLE": "1"}
+    proj = project.of(ws.home)  # the workspace's own LXD project, where phoenix bakes too
+    project.ensure(LXD(), proj, ws.config.lab.base_image)
+    env = {**os.environ, "CHECKPOINT_DISABLE": "1", **proj.env}
     started = time.monotonic()
     subprocess.run(
         ["packer", "build", "-var", "version=bench", "-"],
@@ -51,7 +54,7 @@ def plain_packer(ws: Workspace, name: str) -> float:
         env=env,
     )
     took = time.monotonic() - started
-    lxd = LXD()
+    lxd = proj.lxd()
     image = lxd.image("bench-packer")
     if image:
         lxd.delete_image(image.fingerprint)

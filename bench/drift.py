@@ -28,7 +28,7 @@ from phoenix.facts import Facts, ScanCache
 from phoenix.host import keys, ssh
 from phoenix.image import bake
 from phoenix.lab import lab as labmod
-from phoenix.lab.lxd import LXD
+from phoenix.lab import project
 from phoenix.workspace import Workspace
 
 REPO = Path(__file__).resolve().parents[1]
@@ -88,7 +88,7 @@ def main() -> None:
     parser.add_argument("--image", default="web")
     args = parser.parse_args()
     ws = Workspace.open(REPO / "phoenix.toml")
-    lxd = LXD()
+    lxd = project.of(ws.home).lxd()
     key, _ = keys.ensure(ws.home)
     image = bake.bake_image(ws, args.image).image  # a no-op when the image is up to date
     if not image.baseline:

@@ -21,6 +21,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from phoenix.lab import project
 from phoenix.lab.lxd import LXD
 
 REPO = Path(__file__).resolve().parents[1]
@@ -56,19 +57,23 @@ def raw_rebuild(lxd: LXD, image: str, size: int, batch: int) -> float:
     for start in range(0, size, batch):
         new = [f"rawb-b-{i}" for i in range(start, min(size, start + batch))]
         _launch(lxd, image, new)
-        _run_all(lambda n: subprocess.run(["lxc", "delete", "--force", n], check=True),
+        _run_all(lambda n: subprocess.run(["lxc", "delete", "--force", n, *_in(lxd)], check=True),
                  old[start : start + batch])  # fmt: skip
     took = time.monotonic() - started
-    _run_all(lambda n: subprocess.run(["lxc", "delete", "--force", n], check=True),
+    _run_all(lambda n: subprocess.run(["lxc", "delete", "--force", n, *_in(lxd)], check=True),
              [f"rawb-b-{i}" for i in range(size)])  # fmt: skip
     return took
 
 
 def _launch(lxd: LXD, image: str, names: list[str]) -> None:
-    _run_all(lambda n: subprocess.run(["lxc", "launch", image, n], check=True,
+    _run_all(lambda n: subprocess.run(["lxc", "launch", image, n, *_in(lxd)], check=True,
                                       stdout=subprocess.DEVNULL), names)  # fmt: skip
     for name in names:
         lxd.wait_address(name, 120)
+
+
+def _in(lxd: LXD) -> list[str]:
+    return [f"--project={lxd.project}"]
 
 
 def _run_all(fn: object, items: list[str]) -> None:
@@ -88,9 +93,9 @@ def main() -> None:
         " scan would: the rebuild's own scan of the servers it replaces is then a repeat scan",
     )
     args = parser.parse_args()
-    lxd = LXD()
     home = os.environ.get("PHOENIX_HOME") or tempfile.mkdtemp(prefix="phoenix-bench-")
     print(f"state in {home}")
+    lxd = project.of(Path(home)).lxd()  # raw lxc works in the same project as phoenix
     for size in args.sizes:
         batch = max(1, size // args.batch_fraction)
         ours, raw = [], []

@@ -19,6 +19,7 @@ from phoenix.fleet.plan import FleetStatus, Options, Plan, Result
 from phoenix.fleet.records import Records, RunRecord, ServerStatus
 from phoenix.fleet.rollout import Fleet, fleet_config
 from phoenix.fleet.terraform.adapter import Terraform
+from phoenix.lab import project
 from phoenix.lab.lxd import LXD
 from phoenix.lock import fleet_lock
 from phoenix.state import Store
@@ -43,12 +44,14 @@ def _adapters(ws: Workspace, name: str, emit: Emit) -> tuple[Terraform, HAProxy,
     cfg = fleet_config(ws, name)
     health = ws.config.images[cfg.image].health
     traffic = HAProxy(name, ws.home, str(cfg.listen), cfg.listen_port, cfg.port, health)
-    return _terraform(ws, name, emit), traffic, LXD()
+    return _terraform(ws, name, emit), traffic, project.of(ws.home).lxd()
 
 
 def _terraform(ws: Workspace, name: str, emit: Emit) -> Terraform:
     module = ws.config_file.parent / fleet_config(ws, name).module
-    return Terraform(name, ws.home, module, lambda line: emit(StepOutput("terraform", line)))
+    settings = {"lxd_config_dir": str(project.of(ws.home).client_dir)}
+    say = lambda line: emit(StepOutput("terraform", line))  # noqa: E731
+    return Terraform(name, ws.home, module, say, settings=settings)
 
 
 def plan(ws: Workspace, name: str, kind: str, opts: Options) -> Plan:

@@ -14,6 +14,12 @@ resource "lxd_container" "server" {
     "user.phoenix.image"      = each.value.image
   }
 
+  # A server never gets another image under the same name: phoenix replaces servers by new ones.
+  # Images are given by fingerprint; states written when they were given by alias stay as they are.
+  lifecycle {
+    ignore_changes = [image]
+  }
+
   # Uploaded while the container is still stopped, before its first boot.
   # mode must be four digits: provider 1.5.0 reads a three-digit mode as decimal.
   file {

@@ -21,3 +21,9 @@ variable "profiles" {
   type        = list(string)
   default     = ["default"]
 }
+
+variable "lxd_config_dir" {
+  description = "An lxc client configuration whose default remote acts in the workspace's own LXD project (phoenix gives it); null: ~/.config/lxc."
+  type        = string
+  default     = null
+}

@@ -14,7 +14,10 @@ terraform {
 # address, for "Stopped"); its default of 10s makes every apply take ~20 s more than LXD does.
 # The two certificate settings are given explicitly only to silence the provider's warnings about
 # their empty-string environment defaults.
+# config_dir: the workspace's lxc client configuration, whose `local` remote names the workspace's
+# own LXD project; every server and image of the workspace lives there.
 provider "lxd" {
+  config_dir                   = var.lxd_config_dir
   refresh_interval             = "1s"
   accept_remote_certificate    = false
   generate_client_certificates = false

@@ -165,7 +165,7 @@ class Fleet:
     def _apply(self, run_id: int, exclude: Sequence[str] = ()) -> None:
         """Make Terraform hold exactly the fleet's wanted servers."""
         wanted = {
-            s.name: ServerSpec(image=s.image_tag, generation=s.generation)
+            s.name: ServerSpec(image=self._image_id(s.image_tag), generation=s.generation)
             for s in self.records.servers(self.name)
             if s.status in (ServerStatus.CREATING, ServerStatus.STARTING, ServerStatus.SERVING,
                             ServerStatus.DRAINING)
@@ -177,6 +177,11 @@ class Fleet:
             self.infra_states = self.infra.apply(wanted, key.public_line)
         took = time.monotonic() - started
         self._event(run_id, "terraform", f"{len(wanted)} servers applied in {took:.1f} s")
+
+    def _image_id(self, tag: str) -> str:
+        """What the provider is given: the image's own id recorded at bake (an LXD fingerprint),
+        never a name that another bake could take over."""
+        return self.registry.get(tag).provider_id or tag
 
     def _command_runner(self, name: str) -> Callable[[str], Any] | None:
         if self.health.type != "command":

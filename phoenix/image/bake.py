@@ -25,7 +25,7 @@ from phoenix.image.template import (
     input_hashes,
     load_template,
 )
-from phoenix.lab import lab
+from phoenix.lab import lab, project
 from phoenix.lab.lxd import LXD
 from phoenix.lock import fleet_lock
 from phoenix.state import Store
@@ -46,13 +46,16 @@ class Baker:
         self.ws = ws
         self.registry = Registry(store)
         self.emit = emit
-        self.lxd = lxd or LXD()
+        self.project = project.of(ws.home)
+        self.lxd = lxd or self.project.lxd()
 
     def bake(self, name: str, force: bool = False) -> BakeResult:
         cfg = self._image_config(name)
         template_file = cfg.template_path(self.ws.config_file.parent, name)
         template = load_template(template_file)
         parent_alias, parent_tag = self._parent(cfg)
+        if parent_tag is None:  # the lab's base image, copied into the workspace's project
+            project.ensure(LXD(), self.project, parent_alias)
         parent = self.lxd.image(parent_alias)
         if parent is None:
             raise BakeError(
@@ -95,7 +98,11 @@ class Baker:
             variables = self._variables(template, tag, parent_alias)
             with events.step(self.emit, "packer", f"packer build {tag}", seconds):
                 built = packer.build(
-                    composed, variables, log, lambda ln: self.emit(StepOutput("packer", ln))
+                    composed,
+                    variables,
+                    log,
+                    lambda ln: self.emit(StepOutput("packer", ln)),
+                    env=self.project.env,
                 )
             with events.step(self.emit, "smoke", f"smoke boot of {tag}", seconds):
                 baseline = self._smoke(smoke, tag, cfg)

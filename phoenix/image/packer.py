@@ -15,7 +15,8 @@ import subprocess
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -57,12 +58,40 @@ def build(
     variables: dict[str, str],
     log: Path,
     on_line: Callable[[str], None],
+    env: Mapping[str, str] | None = None,
 ) -> BuildOutput:
-    """Run `packer build` on a JSON template (given on stdin); return the artifact id.
+    """Run `packer build` on a JSON template (given on stdin); return the artifact id. `env`:
+    variables Packer runs with (`LXD_CONF`: the lxc client configuration its builder's `lxc`
+    calls follow).
 
     Raises BakeError with the last lines of the log when the build fails or is interrupted.
     """
     os.environ.setdefault("CHECKPOINT_DISABLE", "1")  # never call home
+    with _environment(env or {}):
+        return _build(template, variables, log, on_line)
+
+
+@contextmanager
+def _environment(env: Mapping[str, str]) -> Iterator[None]:
+    """`env` in os.environ while Packer starts (packer-py takes no environment of its own)."""
+    saved = {key: os.environ.get(key) for key in env}
+    os.environ.update(env)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def _build(
+    template: dict[str, Any],
+    variables: dict[str, str],
+    log: Path,
+    on_line: Callable[[str], None],
+) -> BuildOutput:
     log.parent.mkdir(parents=True, exist_ok=True)
     output = BuildOutput()
     result: dict[str, Any] = {}

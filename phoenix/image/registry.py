@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from phoenix.errors import ConfigError
-from phoenix.lab.lxd import LXD
+from phoenix.lab import project
 from phoenix.state import Store, now
 from phoenix.workspace import Workspace
 
@@ -251,6 +251,6 @@ class Catalog:
 @contextmanager
 def catalog(ws: Workspace) -> Iterator[Catalog]:
     """The workspace's image catalog, over its state store and the lab's LXD."""
-    lxd = LXD()
+    lxd = project.of(ws.home).lxd()
     with Store.open(ws.home) as store:
         yield Catalog(Registry(store), ws.config.lab.base_image, lxd.delete_image)

@@ -18,9 +18,9 @@ from phoenix.errors import LabError, PhoenixError
 from phoenix.events import Emit, Outcome, StepFinished, StepOutput, StepStarted, discard
 from phoenix.host import keys, process, ssh
 from phoenix.host.ssh import Target
-from phoenix.lab import base
+from phoenix.lab import base, project
 from phoenix.lab.base import recipe_hash
-from phoenix.lab.lxd import LXD, Image, Instance
+from phoenix.lab.lxd import DEFAULT_PROJECT, LXD, Image, Instance
 
 BUILD_PROFILE = "phoenix-build"
 # Publishing an image gzips it by default (10.8 s for a minimal Debian); uncompressed took 1.9 s and
@@ -74,7 +74,8 @@ class Lab:
         self.cfg = cfg
         self.home = home
         self.emit = emit
-        self.lxd = lxd or LXD()
+        self.lxd = lxd or LXD()  # the daemon, from the default project: the lab's own parts
+        self.project = project.of(home)  # the workspace's servers and images
         self.sysctl_root = Path("/proc/sys")
 
     # -- up -----------------------------------------------------------------------------------
@@ -91,6 +92,7 @@ class Lab:
             ("profiles", "profiles default and phoenix-build", self._ensure_profiles),
             ("ssh-key", "operator SSH key", self._ensure_key),
             ("base-image", f"base image {self.cfg.base_image}", self._ensure_base_image),
+            ("project", f"workspace project {self.project.name}", self._ensure_project),
         ]
         return [self._step(key, title, fn) for key, title, fn in steps]
 
@@ -199,6 +201,12 @@ class Lab:
             shutil.rmtree(build, ignore_errors=True)
         return Outcome.DONE, f"built {image.fingerprint[:12]}, recipe {recipe}"
 
+    def _ensure_project(self) -> tuple[Outcome, str]:
+        done = project.ensure(self.lxd, self.project, self.cfg.base_image)
+        if not done:
+            return Outcome.UNCHANGED, f"servers and images of {self.home} live there"
+        return Outcome.DONE, done
+
     def _build_base(self, build: Path, recipe: str) -> Image:
         log = self.home / "logs" / "base-image.log"
         meta, tarball = base.build(
@@ -220,7 +228,9 @@ class Lab:
         if not self.lxd.running():
             down = "daemon not running"
             rows = [packages, Component("daemon", False, "not running")]
-            rows += [Component(n, False, down) for n in ("pool", "network", "base image")]
+            rows += [
+                Component(n, False, down) for n in ("pool", "network", "base image", "project")
+            ]
             return LabStatus([*rows, self._key_component()])
         pool = self.lxd.pool(self.cfg.pool)
         net = self.lxd.network(self.cfg.network)
@@ -247,9 +257,15 @@ class Lab:
                 if image
                 else f"{self.cfg.base_image}: missing",
             ),
+            self._project_component(),
             self._key_component(),
         ]
-        return LabStatus(rows, self.lxd.instances())
+        return LabStatus(rows, self.lxd.in_project(self.project.name).instances())
+
+    def _project_component(self) -> Component:
+        name = self.project.name
+        ok = name == DEFAULT_PROJECT or name in self.lxd.projects()
+        return Component("project", ok, f"{name}" if ok else f"{name}: missing")
 
     def _key_component(self) -> Component:
         key = keys.load(self.home)
@@ -272,24 +288,39 @@ class Lab:
     def _stop_daemon(self) -> tuple[Outcome, str]:
         if not self.lxd.running():
             return Outcome.UNCHANGED, "not running"
-        running = [i.name for i in self.lxd.instances() if i.status == "Running"]
+        running = [
+            i.name for v in self._every_project() for i in v.instances() if i.status == "Running"
+        ]
         self.lxd.shutdown()
         return Outcome.DONE, f"stopped, with {len(running)} running server(s)"
 
     def _purge(self) -> tuple[Outcome, str]:
-        servers = self.lxd.instances()
-        for inst in servers:
-            self.emit(StepOutput("purge", f"deleting {inst.name}"))
-            self.lxd.delete(inst.name)
-        images = self.lxd.images()
-        for image in images:
-            self.lxd.delete_image(image.fingerprint)
+        """Everything the lab holds, every workspace's project included: the pool cannot go
+        while any server or image lives on it."""
+        servers: list[str] = []
+        images = 0
+        for lxd in self._every_project():
+            name = lxd.project
+            for inst in lxd.instances():
+                self.emit(StepOutput("purge", f"deleting {inst.name} ({name})"))
+                lxd.delete(inst.name)
+                servers.append(inst.name)
+            for image in lxd.images():
+                lxd.delete_image(image.fingerprint)
+                images += 1
+            if name != DEFAULT_PROJECT:
+                self.lxd.delete_project(name)
         self.lxd.set_profile_devices("default", {})
         self.lxd.delete_profile(BUILD_PROFILE)
         for net in (self.cfg.network, self.cfg.build_network):
             self.lxd.delete_network(net)
         self.lxd.delete_pool(self.cfg.pool)
-        return Outcome.DONE, f"removed {len(servers)} server(s), {len(images)} image(s)"
+        return Outcome.DONE, f"removed {len(servers)} server(s), {images} image(s)"
+
+    def _every_project(self) -> list[LXD]:
+        """The daemon seen from each workspace's project, then from the default one."""
+        names = [*project.workspaces(self.lxd), DEFAULT_PROJECT]
+        return [self.lxd.in_project(name) for name in names]
 
     def _remove_home(self) -> tuple[Outcome, str]:
         if not self.home.exists():

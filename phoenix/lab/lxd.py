@@ -25,6 +25,8 @@ SOCKET = Path(os.environ.get("LXD_DIR", "/var/lib/lxd")) / "unix.socket"
 T = TypeVar("T")
 HOST_KEY_FILE = "/etc/ssh/ssh_host_ed25519_key.pub"
 FLEET_KEY = "user.phoenix.fleet"
+DEFAULT_PROJECT = "default"
+LXC_TIMEOUT = 600.0  # an image import or copy: seconds
 
 
 @dataclass(frozen=True)
@@ -69,9 +71,14 @@ def _deadline_loop(timeout: float, interval: float = 0.25) -> Iterator[float]:
 
 
 class LXD:
-    """The local LXD daemon (its unix socket)."""
+    """The local LXD daemon (its unix socket), seen from one project.
 
-    def __init__(self) -> None:
+    Instances and images are the project's own (see phoenix.lab.project); the daemon, storage
+    pools and networks are the whole lab's, whatever the project.
+    """
+
+    def __init__(self, project: str = DEFAULT_PROJECT) -> None:
+        self.project = project
         self._client: pylxd.Client | None = None
 
     # -- the daemon ---------------------------------------------------------------------------
@@ -114,7 +121,7 @@ class LXD:
     def client(self) -> pylxd.Client:
         if self._client is None:
             with _api("connect"):
-                self._client = pylxd.Client()
+                self._client = pylxd.Client(project=self.project)
         return self._client
 
     def server_version(self) -> str:
@@ -183,6 +190,26 @@ class LXD:
             if self.client.profiles.exists(name):
                 self.client.profiles.get(name).delete()
 
+    # -- projects -----------------------------------------------------------------------------
+
+    def projects(self) -> dict[str, str]:
+        """Every project of the daemon: name -> description."""
+        with _api("list projects"):
+            return {p.name: str(p.description or "") for p in self.client.projects.all()}
+
+    def create_project(self, name: str, description: str, config: dict[str, str]) -> None:
+        with _api(f"create project {name}"):
+            self.client.projects.create(name, config=config, description=description)
+
+    def in_project(self, name: str) -> LXD:
+        """The same daemon, seen from project `name`."""
+        return LXD(name)
+
+    def delete_project(self, name: str) -> None:
+        with _api(f"delete project {name}"):
+            if self.client.projects.exists(name):
+                self.client.projects.get(name).delete()
+
     # -- images -------------------------------------------------------------------------------
 
     def images(self) -> list[Image]:
@@ -201,11 +228,37 @@ class LXD:
         old = self.image(alias)
         if old:
             self.delete_image(old.fingerprint)
-        process.run(["lxc", "image", "import", str(metadata), str(rootfs), f"--alias={alias}"])
+        process.run(
+            ["lxc", "image", "import", str(metadata), str(rootfs), f"--alias={alias}", *self._in()],
+            timeout=LXC_TIMEOUT,
+        )
         image = self.image(alias)
         if image is None:
             raise LXDError(f"image {alias} was imported but LXD does not list it")
         return image
+
+    def copy_image(self, alias: str, project: str) -> Image:
+        """Copy the image `alias` of this project into `project`, under the same alias (the
+        daemon keeps one copy of its files: only the record is new)."""
+        target = LXD(project)
+        old = target.image(alias)
+        if old:
+            target.delete_image(old.fingerprint)
+        process.run(
+            ["lxc", "image", "copy", f"local:{alias}", "local:", f"--alias={alias}",
+             *self._in(), f"--target-project={project}"],
+            timeout=LXC_TIMEOUT,
+        )  # fmt: skip
+        image = target.image(alias)
+        if image is None:
+            raise LXDError(
+                f"image {alias} was copied to project {project} but LXD does not list it"
+            )
+        return image
+
+    def _in(self) -> list[str]:
+        """The `lxc` flag that makes a command act in this project."""
+        return [f"--project={self.project}"]
 
     def delete_image(self, fingerprint: str) -> None:
         with _api(f"delete image {fingerprint[:12]}"), suppress(lxd_exc.NotFound):

@@ -15,6 +15,7 @@ import pytest
 
 from phoenix.config import load
 from phoenix.host import keys
+from phoenix.lab import project
 from phoenix.lab.lxd import LXD
 from phoenix.workspace import Workspace
 
@@ -36,7 +37,12 @@ class Run:
 class Lab:
     home: Path
     env: dict[str, str]
-    lxd: LXD
+    lxd: LXD  # seen from the workspace's project
+
+    @property
+    def tf_settings(self) -> dict[str, str]:
+        """What phoenix gives Terraform so that its provider acts in the workspace's project."""
+        return {"lxd_config_dir": str(project.of(self.home).client_dir)}
 
     def phoenix(self, *args: str, timeout: float = 900) -> Run:
         proc = subprocess.run(
@@ -66,10 +72,9 @@ class Lab:
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     home = tmp_path_factory.mktemp("phoenix-home")
     env = {**os.environ, "PHOENIX_HOME": str(home), "PHOENIX_CONFIG": str(REPO / "phoenix.toml")}
-    the_lab = Lab(home, env, LXD())
-    first = the_lab.phoenix("lab", "up")
+    first = Lab(home, env, LXD()).phoenix("lab", "up")
     assert first.rc == 0, first.stderr + first.stdout
-    yield the_lab
+    yield Lab(home, env, project.of(home).lxd())  # the test workspace's own LXD project
 
 
 @pytest.fixture

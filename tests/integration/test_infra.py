@@ -29,12 +29,15 @@ class Fleet:
     home: Path
     key: keys.OperatorKey
     lxd: LXD
+    settings: dict[str, str]
     names: list[str] = field(default_factory=list)
     shown: list[str] = field(default_factory=list)
 
     @property
     def tf(self) -> Terraform:
-        return Terraform(self.name, self.home, MODULE, on_line=self.shown.append)
+        return Terraform(
+            self.name, self.home, MODULE, on_line=self.shown.append, settings=self.settings
+        )
 
     def new_name(self) -> str:
         name = unique("tft")
@@ -54,7 +57,7 @@ class Fleet:
 def fleet(lab: Lab, tmp_path: Path) -> Iterator[Fleet]:
     home = tmp_path / "home"
     key, _ = keys.ensure(home)
-    the_fleet = Fleet(unique("tft-fleet"), home, key, lab.lxd)
+    the_fleet = Fleet(unique("tft-fleet"), home, key, lab.lxd, lab.tf_settings)
     yield the_fleet
     for name in the_fleet.names:
         lab.lxd.delete(name)

@@ -19,6 +19,30 @@ class FakeLXD:
     instance_list: list[Instance] = field(default_factory=list)
     calls: list[str] = field(default_factory=list)
     config: dict[str, str] = field(default_factory=dict)
+    project: str = "default"
+    # the other projects: name -> (description, the daemon seen from there)
+    others: dict[str, tuple[str, FakeLXD]] = field(default_factory=dict)
+
+    def projects(self) -> dict[str, str]:
+        return {"default": "", **{n: d for n, (d, _) in self.others.items()}}
+
+    def create_project(self, name: str, description: str, config: dict[str, str]) -> None:
+        self.calls.append(f"create project {name}")
+        self.others[name] = (description, FakeLXD(is_running=True, project=name))
+
+    def delete_project(self, name: str) -> None:
+        self.others.pop(name, None)
+
+    def in_project(self, name: str) -> FakeLXD:
+        return self if name == self.project else self.others[name][1]
+
+    def copy_image(self, alias: str, project: str) -> Image:
+        self.calls.append(f"copy {alias} to {project}")
+        image = self.image(alias)
+        assert image is not None
+        target = self.in_project(project)
+        target.image_list = [i for i in target.image_list if alias not in i.aliases] + [image]
+        return image
 
     def server_config(self) -> dict[str, str]:
         return dict(self.config)

@@ -11,10 +11,12 @@ from phoenix.config import LabConfig
 from phoenix.errors import LabError, MissingPackages
 from phoenix.events import Event, Outcome
 from phoenix.host import process
+from phoenix.image.registry import Registry
 from phoenix.lab import base
 from phoenix.lab import lab as labmod
 from phoenix.lab.lab import Lab
 from phoenix.lab.lxd import Image, Instance
+from phoenix.state import Store
 from tests.unit.fakes import FakeLXD
 
 CFG = LabConfig()
@@ -48,6 +50,7 @@ def test_up_on_nothing_does_every_step_then_nothing(tmp_path: Path) -> None:
     first = make_lab(tmp_path, fake, events).up()
     assert [r.step for r in first if r.outcome is Outcome.DONE] == [
         "daemon", "limits", "settings", "pool", "network", "build-network", "profiles", "ssh-key",
+        "project",
     ]  # fmt: skip
     assert fake.pools[CFG.pool]["driver"] == "btrfs"
     assert fake.networks[CFG.network]["ipv4.nat"] == "false"
@@ -56,9 +59,43 @@ def test_up_on_nothing_does_every_step_then_nothing(tmp_path: Path) -> None:
     assert fake.profiles[labmod.BUILD_PROFILE]["eth0"]["network"] == CFG.build_network
     assert len(events) == 2 * len(first)
 
+    project = (tmp_path / "home" / "lxd-project").read_text().strip()
+    assert project.startswith("phoenix-")
+    assert fake.in_project(project).image(CFG.base_image) == base_image()
+
     second = make_lab(tmp_path, fake).up()
     assert all(r.outcome is Outcome.UNCHANGED for r in second)
-    assert fake.calls == ["start"]
+    assert fake.calls == [
+        "start",
+        f"create project {project}",
+        f"copy {CFG.base_image} to {project}",
+    ]
+
+
+def test_each_workspace_has_its_own_project_and_the_base_image_follows(tmp_path: Path) -> None:
+    fake = FakeLXD(image_list=[base_image()])
+    one = make_lab(tmp_path / "one", fake)
+    two = make_lab(tmp_path / "two", fake)
+    one.up()
+    two.up()
+    assert one.project.name != two.project.name
+    assert set(fake.projects()) == {"default", one.project.name, two.project.name}
+    assert make_lab(tmp_path / "one", fake).project == one.project  # kept in the state directory
+    rebuilt = Image("e" * 64, [CFG.base_image], base_image().properties, 1 << 27, "later")
+    fake.image_list = [rebuilt]  # `lab up` built a new base image
+    one.up()
+    assert fake.in_project(one.project.name).image(CFG.base_image) == rebuilt
+
+
+def test_a_state_directory_from_before_projects_stays_in_the_default_one(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    with Store.open(home) as store:
+        Registry(store).begin("web", "t", {"template": "t"}, None, "f" * 64, home / "logs")
+    fake = FakeLXD(image_list=[base_image()])
+    lab = make_lab(tmp_path, fake)
+    assert lab.project.name == "default"
+    lab.up()
+    assert set(fake.projects()) == {"default"}
 
 
 def test_operator_key_is_private(tmp_path: Path) -> None:

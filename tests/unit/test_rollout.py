@@ -193,7 +193,7 @@ def test_rolling_rebuild_never_has_fewer_than_size_serving(world: World) -> None
     assert world.serving() == ["web-g2-1", "web-g2-2", "web-g2-3"]
     assert set(world.infra.servers) == set(world.serving())
     assert world.traffic.lowest >= 3
-    assert all(s.image == "web-v002" for s in world.infra.servers.values())
+    assert all(s.image == "fp-web-v002" for s in world.infra.servers.values())  # by fingerprint
     assert world.infra.applies == 1 + 4  # deploy, then one apply per batch plus the last removal
 
 

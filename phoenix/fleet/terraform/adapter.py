@@ -61,6 +61,7 @@ from phoenix.lab import provider
 
 MODULE_SUFFIXES = (".tf", ".tf.json")
 INIT_STAMP = "phoenix-init.sha256"  # inside .terraform/: removing that directory forces an init
+SETTINGS_FILE = "phoenix.auto.tfvars.json"  # the workspace's settings, read by every command
 VARS_FILE = "phoenix-vars.json"  # the variables of the last apply, for plans that need them
 _FLEET_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 
@@ -86,12 +87,17 @@ class Terraform:
         home: Path,
         module: Path,
         on_line: Callable[[str], None] = lambda _l: None,
+        settings: Mapping[str, str] | None = None,
     ) -> None:
+        """`settings`: variables of the workspace rather than of a rollout (where the provider
+        finds its client configuration, ...), given to every command through SETTINGS_FILE; a
+        module that does not declare one is only warned about it."""
         if not _FLEET_NAME.fullmatch(fleet):
             raise ValueError(f"not a usable fleet name for a directory: {fleet!r}")
         self.fleet = fleet
         self.module = module
         self.on_line = on_line
+        self.settings = dict(settings or {})
         self.root = home / "terraform"
         self.workdir = self.root / fleet
         self.config_file = self.root / "cli.tfrc"
@@ -262,6 +268,11 @@ class Terraform:
                 old.unlink()
         for name, source in files.items():
             _write_if_changed(self.workdir / name, source.read_text())
+        settings = self.workdir / SETTINGS_FILE
+        if self.settings:
+            _write_if_changed(settings, json.dumps(self.settings, indent=2, sort_keys=True) + "\n")
+        else:
+            settings.unlink(missing_ok=True)
 
     def _init_stamp(self) -> str:
         """What `init` depends on: the CLI config and the files that require providers."""

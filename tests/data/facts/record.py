@@ -25,8 +25,8 @@ from typing import Any
 from phoenix.facts import cron, files, packages, ports, script, services, ssh_keys, sysctl, users
 from phoenix.host import keys, ssh
 from phoenix.host.ssh import Session
+from phoenix.lab import project
 from phoenix.lab.lab import launch_server
-from phoenix.lab.lxd import LXD
 
 HERE = Path(__file__).resolve().parent
 ABOUT = "real output of {} on a phoenix-base (Debian bookworm) container"
@@ -356,7 +356,7 @@ def record(session: Session, operator_key: str) -> None:
 def main() -> None:
     home = Path(os.environ.get("PHOENIX_HOME", "/tmp/phx-rec"))
     key, _ = keys.ensure(home)
-    lxd = LXD()
+    lxd = project.of(home).lxd()
     name = f"rec-facts-{uuid.uuid4().hex[:6]}"
     try:
         target = launch_server(lxd, name, "phoenix-base", key)
