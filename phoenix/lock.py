@@ -1,7 +1,9 @@
-"""One operation per fleet at a time: an flock on HOME/locks/FLEET.lock.
+"""One operation per fleet, or per image, at a time: an flock on HOME/locks/KIND/NAME.lock.
 
-The kernel drops an flock when its holder dies, so a crashed or killed phoenix never leaves a fleet
-locked. The file's content only tells a refused process who holds the lock; it is not the lock.
+Each kind of thing has its own directory, so a fleet and an image of the same name (or a fleet
+named `image-web` and the image `web`) never share a lock. The kernel drops an flock when its
+holder dies, so a crashed or killed phoenix never leaves anything locked. The file's content only
+tells a refused process who holds the lock; it is not the lock.
 The file is never deleted: removing it would let two processes lock two different files.
 """
 
@@ -13,6 +15,7 @@ import os
 import socket
 from dataclasses import asdict, dataclass
 from datetime import datetime
+from enum import StrEnum
 from pathlib import Path
 from types import TracebackType
 from typing import Self
@@ -31,16 +34,29 @@ class Holder:
     host: str
 
 
-class FleetLock:
-    """The lock of one fleet; `with FleetLock(...)` holds it for the block."""
+class Kind(StrEnum):
+    """What a lock guards; also the directory of its lock files."""
 
-    def __init__(self, home: Path, fleet: str, operation: str) -> None:
-        if not fleet or "/" in fleet or fleet.startswith("."):
-            raise ValueError(f"not a fleet name: {fleet!r}")
-        self.path = home / "locks" / f"{fleet}.lock"
-        self.fleet = fleet
+    FLEET = "fleet"
+    IMAGE = "image"
+
+
+class Lock:
+    """The lock of one fleet or image; `with lock(...)` holds it for the block."""
+
+    def __init__(self, home: Path, kind: Kind, name: str, operation: str) -> None:
+        if not name or "/" in name or "\0" in name or name.startswith("."):
+            raise ValueError(f"not a {kind} name: {name!r}")  # it would leave its directory
+        self.path = home / "locks" / kind / f"{name}.lock"
+        self.kind = kind
+        self.name = name
         self.operation = operation
         self._fd: int | None = None
+
+    @property
+    def subject(self) -> str:
+        """What the lock guards, for the operator: `web` (a fleet), `image web`."""
+        return self.name if self.kind is Kind.FLEET else f"{self.kind} {self.name}"
 
     def acquire(self) -> None:
         """Take the lock or raise LockHeld at once (never waits)."""
@@ -52,7 +68,7 @@ class FleetLock:
         except BlockingIOError:
             holder = _read_holder(fd)
             os.close(fd)
-            raise _held(self.fleet, holder) from None
+            raise _held(self.subject, holder) from None
         holder = Holder(os.getpid(), self.operation, now(), socket.gethostname())
         os.ftruncate(fd, 0)
         os.pwrite(fd, json.dumps(asdict(holder)).encode(), 0)
@@ -83,9 +99,19 @@ class FleetLock:
         self.release()
 
 
-def fleet_lock(home: Path, fleet: str, *, operation: str) -> FleetLock:
-    """The lock of `fleet`, for `with fleet_lock(home, fleet, operation="rebuild"):`."""
-    return FleetLock(home, fleet, operation)
+def lock(home: Path, kind: Kind, name: str, *, operation: str) -> Lock:
+    """The lock of `name` of `kind`, for `with lock(home, Kind.FLEET, "web", operation=...):`."""
+    return Lock(home, kind, name, operation)
+
+
+def fleet_lock(home: Path, fleet: str, *, operation: str) -> Lock:
+    """The lock of a fleet, for `with fleet_lock(home, fleet, operation="rebuild"):`."""
+    return Lock(home, Kind.FLEET, fleet, operation)
+
+
+def image_lock(home: Path, image: str, *, operation: str) -> Lock:
+    """The lock of an image (its bakes and its template), for `with image_lock(...):`."""
+    return Lock(home, Kind.IMAGE, image, operation)
 
 
 def _read_holder(fd: int) -> Holder | None:
@@ -102,14 +128,14 @@ def _read_holder(fd: int) -> Holder | None:
         return None
 
 
-def _held(fleet: str, holder: Holder | None) -> LockHeld:
+def _held(subject: str, holder: Holder | None) -> LockHeld:
     if holder is None:
         return LockHeld(
-            f"another phoenix process is already working on {fleet}",
+            f"another phoenix process is already working on {subject}",
             hint="wait for it to finish",
         )
     return LockHeld(
-        f"{holder.operation} of {fleet} already running since {_clock(holder.started_at)},"
+        f"{holder.operation} of {subject} already running since {_clock(holder.started_at)},"
         f" pid {holder.pid}",
         hint=f"wait for it to finish, or check `ps -p {holder.pid}`",
     )

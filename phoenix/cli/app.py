@@ -19,8 +19,8 @@ app = typer.Typer(
 )
 app.add_typer(lab.app, name="lab")
 app.add_typer(image.app, name="image")
+app.add_typer(drift.app, name="drift")
 app.command("doctor")(doctor.command)
-app.command("drift")(drift.command)
 for command in (fleet.deploy, fleet.rebuild, fleet.status, fleet.destroy, fleet.history):
     app.command()(command)
 

@@ -1,10 +1,12 @@
-"""`phoenix drift [FLEET…]`, and `drift rules | evidence SERVER [PATH] | promote SERVER`."""
+"""`phoenix drift [scan] [FLEET…] | changes | rules | evidence SERVER [PATH] | promote SERVER`."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import typer
+from typer.core import TyperGroup
 
 from phoenix import ops
 from phoenix.cli import render
@@ -12,17 +14,33 @@ from phoenix.cli.common import JSON_OPTION, confirm, workspace
 from phoenix.drift import evidence, report, scan
 from phoenix.drift.diff import Rules
 from phoenix.drift.promote import promote
-from phoenix.errors import Refused
 from phoenix.workspace import Workspace
 
 
-def command(
+class ScanByDefault(TyperGroup):
+    """`phoenix drift web` is `phoenix drift scan web`: scan, unless the first word names a
+    sub-command or asks for help (`phoenix drift scan rules` scans a fleet named rules)."""
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:  # Any: typer's click.Context
+        first = args[0] if args else None
+        if first not in self.commands and first not in ctx.help_option_names:
+            args = ["scan", *args]
+        return super().parse_args(ctx, args)
+
+
+app = typer.Typer(
+    cls=ScanByDefault,
+    help="Find the snowflakes: servers that differ from their image.\n\n"
+    "`phoenix drift [FLEET…]` is `phoenix drift scan [FLEET…]`.",
+)
+
+FLEETS = typer.Argument(None, metavar="FLEET", help="Fleets (default: all).")
+
+
+@app.command("scan")
+def scan_(
     ctx: typer.Context,
-    fleets: list[str] | None = typer.Argument(
-        None,
-        help="Fleets to scan (default: all). `phoenix drift rules` shows the noise rules;"
-        " `phoenix drift promote SERVER` writes its drifted files into its image's template.",
-    ),
+    fleets: list[str] | None = FLEETS,
     all_: bool = typer.Option(False, "--all", help="Scan every fleet."),
     json: bool = JSON_OPTION,
     junit: Path | None = typer.Option(None, help="Also write a JUnit XML report here."),
@@ -30,9 +48,7 @@ def command(
     fail_on: str | None = typer.Option(
         None, help="Lowest severity that fails: low, medium, high (default: config)."
     ),
-    since: str | None = typer.Option(
-        None, help="Scan nothing; show what appeared or went away between the scans of, e.g., 7d."
-    ),
+    since: str | None = typer.Option(None, hidden=True, help="`phoenix drift changes --since`."),
     deep: bool = typer.Option(
         False, "--deep", help="Hash every file, even those unchanged since their last hash."
     ),
@@ -40,31 +56,14 @@ def command(
         False, "--replace", help="Then rebuild the drifted and untrusted servers (never patch)."
     ),
     yes: bool = typer.Option(False, "--yes", "-y", help="Replace without asking."),
-    paths: list[str] | None = typer.Option(
-        None, "--path", help="With `promote`: only drifted files at or under this path (repeat)."
-    ),
 ) -> None:
-    """Compare every live server with its image's baseline. Exit 0 clean, 1 drift, 2 unscanned.
+    """Compare live servers with their image's baseline (the default).
 
-    `phoenix drift rules`: the noise rules.
-    `phoenix drift evidence SERVER [PATH]`: what was changed by hand, as the scans archived it.
-    `phoenix drift promote SERVER [--path P]`: its drifted files into its image's template.
+    Exit 0 clean, 1 drift, 2 unscanned.
     """
     ws = workspace(ctx)
-    if fleets and fleets[0] == "promote":
-        _promote(ws, fleets[1:], paths or [], json)
-        return
-    if paths:
-        raise Refused("--path only goes with `phoenix drift promote SERVER`")
-    if fleets and fleets[0] == "rules":
-        _rules(Rules.with_extra(ws.config.drift.ignore), json)
-        return
-    if fleets and fleets[0] == "evidence":
-        _evidence(ws, fleets[1:], json)
-        return
-    if since:
-        changes = scan.changes_since(ws, since, fleets or [])
-        render.as_json([c.as_dict() for c in changes]) if json else render.drift_changes(changes)
+    if since:  # the old spelling of `phoenix drift changes --since`
+        _changes(ws, since, fleets or [], json)
         return
     if fail_on not in (None, "low", "medium", "high"):
         raise typer.BadParameter("must be low, medium or high", param_hint="--fail-on")
@@ -81,6 +80,69 @@ def command(
     else:
         render.drift(result)
     raise typer.Exit(result.exit_code)
+
+
+@app.command("changes")
+def changes(
+    ctx: typer.Context,
+    since: str = typer.Option(..., metavar="AGE", help="How far back, e.g. 7d."),
+    fleets: list[str] | None = FLEETS,
+    json: bool = JSON_OPTION,
+) -> None:
+    """What appeared or went away in the recorded scans since AGE."""
+    _changes(workspace(ctx), since, fleets or [], json)
+
+
+@app.command("rules")
+def rules(ctx: typer.Context, json: bool = JSON_OPTION) -> None:
+    """The noise rules: paths and findings a scan ignores."""
+    patterns = Rules.with_extra(workspace(ctx).config.drift.ignore).patterns
+    if json:
+        render.as_json(list(patterns))
+    else:
+        render.table("drift noise rules", ["rule"], [(p,) for p in patterns])
+
+
+@app.command("evidence")
+def evidence_(
+    ctx: typer.Context,
+    server: str = typer.Argument(..., metavar="SERVER", help="A server's name, e.g. web-g1-1."),
+    path: str | None = typer.Argument(
+        None, metavar="PATH", help="Print the archived copy of this file."
+    ),
+    json: bool = JSON_OPTION,
+) -> None:
+    """What was changed by hand on SERVER, as the scans archived it."""
+    kept = evidence.lookup(workspace(ctx), server, path)
+    if json:
+        render.as_json([k.as_dict() for k in kept])
+    elif path is not None:
+        render.raw(kept[0].text)
+    else:
+        render.evidence(server, kept)
+
+
+@app.command("promote")
+def promote_(
+    ctx: typer.Context,
+    server: str = typer.Argument(
+        ..., metavar="SERVER", help="A serving server's name, e.g. web-g1-1."
+    ),
+    paths: list[str] | None = typer.Option(
+        None, "--path", help="Only drifted files at or under this path (repeat)."
+    ),
+    json: bool = JSON_OPTION,
+) -> None:
+    """Write SERVER's drifted files into its image's template."""
+    ws = workspace(ctx)
+    with render.Progress() as progress:
+        done = promote.promote(ws, server, paths or [], emit=progress)
+    render.as_json(done.as_dict()) if json else render.promotion(done)
+
+
+def _changes(ws: Workspace, since: str, fleets: list[str], json: bool) -> None:
+    found = scan.changes_since(ws, since, fleets)
+    render.as_json([c.as_dict() for c in found]) if json else render.drift_changes(found)
 
 
 def _replace(ws: Workspace, result: scan.ScanReport, yes: bool, json: bool) -> None:
@@ -102,31 +164,3 @@ def _replace(ws: Workspace, result: scan.ScanReport, yes: bool, json: bool) -> N
         for outcome in outcomes:
             render.result(outcome)
     raise typer.Exit(ops.replace_exit_code(result, outcomes))
-
-
-def _evidence(ws: Workspace, args: list[str], json: bool) -> None:
-    if not 1 <= len(args) <= 2:
-        raise typer.BadParameter("usage: phoenix drift evidence SERVER [PATH]")
-    server, path = args[0], (args[1] if len(args) == 2 else None)
-    kept = evidence.lookup(ws, server, path)
-    if json:
-        render.as_json([k.as_dict() for k in kept])
-    elif path is not None:
-        render.raw(kept[0].text)
-    else:
-        render.evidence(server, kept)
-
-
-def _rules(rules: Rules, json: bool) -> None:
-    if json:
-        render.as_json(list(rules.patterns))
-    else:
-        render.table("drift noise rules", ["rule"], [(p,) for p in rules.patterns])
-
-
-def _promote(ws: Workspace, servers: list[str], paths: list[str], json: bool) -> None:
-    if len(servers) != 1:
-        raise Refused("promote takes one server", hint="phoenix drift promote SERVER [--path P]")
-    with render.Progress() as progress:
-        done = promote.promote(ws, servers[0], paths, emit=progress)
-    render.as_json(done.as_dict()) if json else render.promotion(done)

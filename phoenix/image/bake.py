@@ -27,7 +27,7 @@ from phoenix.image.template import (
 )
 from phoenix.lab import lab, project
 from phoenix.lab.lxd import LXD
-from phoenix.lock import fleet_lock
+from phoenix.lock import image_lock
 from phoenix.state import Store
 from phoenix.workspace import Workspace
 
@@ -66,7 +66,7 @@ class Baker:
         latest = self.registry.latest(name)
         if latest and not force and latest.inputs == inputs and self.lxd.image(latest.tag):
             return BakeResult(latest, unchanged=True)
-        with fleet_lock(self.ws.home, f"image-{name}", operation="bake"):
+        with image_lock(self.ws.home, name, operation="bake"):
             self._settle_interrupted(name)
             record = self.registry.begin(
                 name,

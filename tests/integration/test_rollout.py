@@ -177,7 +177,7 @@ def test_two_rebuilds_at_once_the_second_refuses(fleet: Fleet) -> None:
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     try:
-        lock = fleet.home / "locks" / "web.lock"
+        lock = fleet.home / "locks" / "fleet" / "web.lock"
         wait_until(
             "the first to hold the lock", lambda: lock.exists() and lock.read_text(), timeout=30
         )

@@ -1,4 +1,4 @@
-"""The per-fleet lock: refused while another process holds it, free the moment that process dies."""
+"""The lock of a fleet or an image: refused while another process holds it, free when it dies."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from phoenix.errors import LockHeld
-from phoenix.lock import fleet_lock
+from phoenix.lock import Kind, fleet_lock, image_lock, lock
 
 # Takes the lock of fleet "web", says so, and holds it until stdin closes.
 HOLDER = """
@@ -108,3 +108,32 @@ def test_clock_shows_the_date_of_an_old_run(tmp_path: Path) -> None:
         )
         with pytest.raises(LockHeld, match=r"since 2020-01-0\d \d\d:\d\d:05, pid 1"):
             fleet_lock(tmp_path, "web", operation="drift").acquire()
+
+
+def test_a_fleet_and_an_image_never_share_a_lock(tmp_path: Path) -> None:
+    with (
+        fleet_lock(tmp_path, "image-web", operation="rebuild") as fleet,
+        image_lock(tmp_path, "web", operation="bake") as image,
+        fleet_lock(tmp_path, "web", operation="rebuild"),
+        image_lock(tmp_path, "image-web", operation="bake"),
+    ):
+        assert fleet.path == tmp_path / "locks" / "fleet" / "image-web.lock"
+        assert image.path == tmp_path / "locks" / "image" / "web.lock"
+        assert '"operation": "rebuild"' in fleet.path.read_text()
+        assert '"operation": "bake"' in image.path.read_text()
+
+
+def test_the_same_image_is_refused_naming_it(tmp_path: Path) -> None:
+    with (
+        image_lock(tmp_path, "web", operation="bake"),
+        pytest.raises(LockHeld, match=r"^bake of image web already running since .*, pid "),
+        lock(tmp_path, Kind.IMAGE, "web", operation="promote"),
+    ):
+        pass
+
+
+@pytest.mark.parametrize("name", ["", ".", "..", "../web", "a/b", ".hidden", "a\0b"])
+def test_a_name_never_leaves_its_directory(tmp_path: Path, name: str) -> None:
+    for kind in Kind:
+        with pytest.raises(ValueError, match=f"not a {kind} name"):
+            lock(tmp_path, kind, name, operation="rebuild")

@@ -411,7 +411,6 @@ def test_cli_rejects_path_without_promote(
     config.write_text('[images.web]\n[fleets.web]\nimage = "web"\nsize = 1\n')
     assert main(["--config", str(config), "drift", "web", "--path", "/etc"]) == ExitCode.REFUSED
     err = capsys.readouterr().err
-    assert "--path only goes with `phoenix drift promote SERVER`" in err
-    assert len(err.strip().splitlines()) == 1
+    assert "phoenix drift scan" in err and "No such option: --path" in err
     rc = main(["--config", str(config), "drift", "promote", "a", "b"])
-    assert rc == ExitCode.REFUSED and "one server" in capsys.readouterr().err
+    assert rc == ExitCode.REFUSED and "unexpected extra argument" in capsys.readouterr().err

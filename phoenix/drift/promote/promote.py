@@ -36,7 +36,7 @@ from phoenix.fleet.records import Records, ServerRecord, ServerStatus
 from phoenix.host import keys, ssh
 from phoenix.image.registry import Registry
 from phoenix.image.template import load_template
-from phoenix.lock import fleet_lock
+from phoenix.lock import image_lock
 from phoenix.state import Store, now
 from phoenix.workspace import Workspace
 
@@ -119,7 +119,7 @@ def promote(
     directory = found.template.parent / found.image / PROMOTED
     changed = False
     if entries:
-        with fleet_lock(ws.home, f"image-{found.image}", operation="promote"):
+        with image_lock(ws.home, found.image, operation="promote"):
             write(directory, entries, contents)
             changed = add_provisioners(found.template, directory)
     return Promotion(
