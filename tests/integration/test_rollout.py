@@ -13,7 +13,6 @@ from pathlib import Path
 import pytest
 
 from bench.load import Load
-from phoenix.lab.lxd import LXD
 from tests.conftest import wait_until
 from tests.integration.conftest import PHOENIX, REPO, Lab
 
@@ -86,7 +85,7 @@ def assert_converged(fleet: Fleet) -> None:
     assert isinstance(servers, list) and len(servers) == 3
     assert all(s["healthy"] for s in servers), servers
     names = sorted(s["name"] for s in servers)
-    assert sorted(LXD().fleet_instances("web")) == names
+    assert sorted(fleet.lxd.fleet_instances("web")) == names  # in the workspace's project
     assert status["interrupted_runs"] == []
 
 
