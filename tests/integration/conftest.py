@@ -74,7 +74,18 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     env = {**os.environ, "PHOENIX_HOME": str(home), "PHOENIX_CONFIG": str(REPO / "phoenix.toml")}
     first = Lab(home, env, LXD()).phoenix("lab", "up")
     assert first.rc == 0, first.stderr + first.stdout
-    yield Lab(home, env, project.of(home).lxd())  # the test workspace's own LXD project
+    the_lab = Lab(home, env, project.of(home).lxd())  # the test workspace's own LXD project
+    yield the_lab
+    remove_project(the_lab.lxd)
+
+
+def remove_project(lxd: LXD) -> None:
+    """Delete a test workspace's project with whatever it still holds."""
+    for instance in lxd.instances():
+        lxd.delete(instance.name)
+    for image in lxd.images():
+        lxd.delete_image(image.fingerprint)
+    lxd.delete_project(lxd.project)
 
 
 @pytest.fixture

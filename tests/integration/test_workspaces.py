@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from phoenix.lab import project
-from tests.integration.conftest import REPO, Lab
+from tests.integration.conftest import REPO, Lab, remove_project
 
 pytestmark = pytest.mark.integration
 
@@ -50,10 +50,7 @@ def two(lab: Lab, tmp_path: Path) -> Iterator[tuple[Lab, Lab]]:
     yield one, other
     for ws in (one, other):
         ws.phoenix("destroy", "web", "--yes")
-        name = ws.lxd.project
-        for image in ws.lxd.images():
-            ws.lxd.delete_image(image.fingerprint)
-        lab.lxd.in_project("default").delete_project(name)
+        remove_project(ws.lxd)
 
 
 def bake(ws: Lab) -> dict[str, object]:
