@@ -28,6 +28,7 @@ V = TypeVar("V")
 # Names a fact may not take: the required facts, the keys of the record and of summary(), the
 # script's last section, and Facts's own keyword.
 RESERVED = ("version", "files", "packages", "services", "hashed", "setuid", "units", "inventory")
+SEVERITIES = ("low", "medium", "high")  # those of drift (phoenix.drift.diff.SEVERITIES)
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,12 @@ class Kind:
 
     name: str  # "user.added"
     severity: str
+
+    def __post_init__(self) -> None:
+        if self.severity not in SEVERITIES:
+            raise ValueError(
+                f"{self.name}: severity {self.severity!r}, expected one of {SEVERITIES}"
+            )
 
 
 def by_key(key: str, value: Any) -> str:
@@ -120,6 +127,10 @@ class Registry:
         twice = sorted({name for name in names if names.count(name) > 1})
         if twice:
             raise ValueError(f"facts declared twice: {', '.join(twice)}")
+        kinds = [kind for fact in self.facts for kind in fact.kinds()]
+        clash = sorted({k.name for k in kinds for o in kinds if k.name == o.name and k != o})
+        if clash:
+            raise ValueError(f"kinds of findings declared with two severities: {', '.join(clash)}")
 
     def __iter__(self) -> Iterator[Fact[Any]]:
         return iter(self.facts)
