@@ -14,7 +14,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from phoenix.facts import Facts, FileFact
+from phoenix.facts import REGISTRY, Facts, FileFact
+from phoenix.facts.registry import Keyed, Kind, Lines
 
 SEVERITIES = ("low", "medium", "high")
 
@@ -33,18 +34,8 @@ SEVERITY: dict[str, str] = {
     "service.enabled": "medium",
     "service.disabled": "medium",
     "service.stopped": "medium",
-    "user.added": "high",
-    "user.removed": "medium",
-    "user.changed": "high",
-    "group.changed": "medium",
-    "ssh_key.added": "high",
-    "ssh_key.removed": "low",
-    "cron.added": "medium",
-    "cron.removed": "low",
-    "timer.enabled": "medium",
-    "port.opened": "medium",
-    "port.closed": "low",
-    "sysctl.changed": "medium",
+    # the inventory's kinds, as each fact of the registry declares them: a new user or SSH key...
+    **REGISTRY.severity(),
     "host_key.changed": "high",
     # The servers themselves, as Terraform's refresh finds them: gone or stopped means a fleet
     # serving with fewer servers than it should; a changed setting is a hand-made snowflake.
@@ -251,89 +242,61 @@ def _services(baseline: Facts, live: Facts, rules: Rules) -> list[Finding]:
     return found
 
 
-# -- the inventory: users, keys, cron, ports, sysctl ------------------------------------------
+# -- the inventory: users, keys, cron, ports, sysctl... as the facts registry declares them -----
 
 
 def _inventory(baseline: Facts, live: Facts, rules: Rules) -> list[Finding]:
-    """Areas gathered by newer phoenix versions; skipped when either side lacks them."""
+    """Each optional fact, compared as its registry entry says; skipped if either side lacks it."""
     found: list[Finding] = []
-    for area, added, removed, changed in INVENTORY:
-        was, now = getattr(baseline, area, None), getattr(live, area, None)
+    for fact, was in baseline.inventory.items():
+        now = live.get(fact)
         if was is None or now is None:
             continue
-        found += _keyed(area, was, now, rules, added, removed, changed)
-    for area, added_kind, removed_kind in LINES:
-        was, now = getattr(baseline, area, None), getattr(live, area, None)
-        if was is not None and now is not None:
-            found += keyed_lines(area.rstrip("s"), added_kind, removed_kind, was, now, rules)
+        if isinstance(fact.drift, Lines):
+            found += _lines(fact.drift, was, now, rules)
+        else:
+            found += _keyed(fact.drift, was, now, rules)
     return found
-
-
-LINES = (("ssh_keys", "ssh_key.added", "ssh_key.removed"), ("cron", "cron.added", "cron.removed"))
-
-
-INVENTORY: tuple[tuple[str, str | None, str | None, str | None], ...] = (
-    # area, kind when a key appears, when it goes, when its value changes
-    ("users", "user.added", "user.removed", "user.changed"),
-    ("groups", None, None, "group.changed"),
-    ("ports", "port.opened", "port.closed", None),
-    ("sysctl", None, None, "sysctl.changed"),
-    ("timers", "timer.enabled", None, "timer.enabled"),
-)
 
 
 def _keyed(
-    area: str,
-    was: Mapping[str, Any],
-    now: Mapping[str, Any],
-    rules: Rules,
-    added: str | None,
-    removed: str | None,
-    changed: str | None,
+    spec: Keyed, was: Mapping[str, Any], now: Mapping[str, Any], rules: Rules
 ) -> list[Finding]:
+    """A finding for each key that appears, goes or whose value changes, if `spec` has its kind."""
     found: list[Finding] = []
-    rule_area = area.rstrip("s")
     for key in sorted(was.keys() | now.keys()):
-        subject = _subject(area, key, now.get(key) or was.get(key))
-        if rules.ignores(rule_area, subject) or rules.ignores(rule_area, key):
+        subject = spec.subject(key, now.get(key) or was.get(key))
+        if rules.ignores(spec.rule, subject) or rules.ignores(spec.rule, key):
             continue
         before, after = was.get(key), now.get(key)
-        if before is None and after is not None and added:
-            found.append(finding(added, key, None, _value(after)))
-        elif after is None and before is not None and removed:
-            found.append(finding(removed, key, _value(before), None))
-        elif before is not None and after is not None and before != after and changed:
-            found.append(finding(changed, key, _value(before), _value(after)))
+        if before is None and after is not None and spec.added:
+            found.append(_of(spec.added, key, None, spec.show(after)))
+        elif after is None and before is not None and spec.removed:
+            found.append(_of(spec.removed, key, spec.show(before), None))
+        elif before is not None and after is not None and before != after and spec.changed:
+            found.append(_of(spec.changed, key, spec.show(before), spec.show(after)))
     return found
 
 
-def _subject(area: str, key: str, value: Any) -> str:
-    process = getattr(value, "process", None)
-    return f"{key}@{process}" if area == "ports" and process else key
-
-
-def _value(value: Any) -> str:
-    if hasattr(value, "__dataclass_fields__"):
-        fields = asdict(value)
-        return " ".join(f"{k}={v}" for k, v in fields.items() if k != "name")
-    return str(value)
-
-
-def keyed_lines(
-    area: str, kind_added: str, kind_removed: str, was: Mapping[str, Sequence[str]],
-    now: Mapping[str, Sequence[str]], rules: Rules,
-) -> list[Finding]:  # fmt: skip
+def _lines(
+    spec: Lines, was: Mapping[str, Sequence[str]], now: Mapping[str, Sequence[str]], rules: Rules
+) -> list[Finding]:
     """Per-source lists of lines (SSH keys per user, cron entries per file): each line a finding."""
     found: list[Finding] = []
     for source in sorted(was.keys() | now.keys()):
         before, after = set(was.get(source, ())), set(now.get(source, ()))
         for line in sorted(after - before):
-            if not rules.ignores(area, f"{source}:{line}"):
-                found.append(finding(kind_added, source, None, _short(line)))
+            if not rules.ignores(spec.rule, f"{source}:{line}"):
+                found.append(_of(spec.added, source, None, _short(line)))
         for line in sorted(before - after):
-            if not rules.ignores(area, f"{source}:{line}"):
-                found.append(finding(kind_removed, source, _short(line), None))
+            if not rules.ignores(spec.rule, f"{source}:{line}"):
+                found.append(_of(spec.removed, source, _short(line), None))
     return found
+
+
+def _of(kind: Kind, subject: str, before: str | None, after: str | None) -> Finding:
+    """A finding of a kind a fact declares, with the severity it declares."""
+    return Finding(kind.name, subject, kind.severity, before, after)
 
 
 def _short(line: str) -> str:

@@ -1,8 +1,11 @@
 r"""All the facts in one round trip: one `sh` script of sections, and the splitting of its output.
 
 Each fact module has its command (or `sh` script); here every one of them becomes a shell function,
-a section, and the script runs them all, in order, whatever each one's exit code. It needs what the
-commands need and nothing more: POSIX sh, GNU find and coreutils, dpkg, systemd, getent, iproute2.
+a section, and the script runs them all, in order, whatever each one's exit code: first the required
+facts (files, packages, services), then the optional ones of a registry (`registry`), in its order.
+It needs what the commands need and nothing more: POSIX sh, GNU find and coreutils, dpkg, systemd,
+getent, iproute2. `of(registry)` is the script of a registry; SCRIPT, COMMAND and split() are
+those of the default one, REGISTRY.
 
 The files section comes first and is streamed as it is written (it frames itself with NULs, see
 `files`). It runs in a subshell, so that its `exit` ends only itself, and its marker, NUL-framed,
@@ -28,39 +31,35 @@ so that an error names the right section.
 
 from __future__ import annotations
 
+import functools
 import re
 import shlex
 from dataclasses import dataclass
 
-from phoenix.facts import cache, cron, files, packages, ports, services, ssh_keys, sysctl, users
+from phoenix.facts import cache, files, packages, services
+from phoenix.facts.registry import REGISTRY, Registry
 
 MARK = "#section"
-# name -> shell code of the section; the order of the script
-SECTIONS: dict[str, str] = {
+# name -> shell code of the required sections, first in the script; the registry's facts follow
+REQUIRED: dict[str, str] = {
     "files": files.SCRIPT,
     "packages": packages.COMMAND,
     "services": services.SCRIPT,
-    "users": users.COMMAND,
-    "groups": users.GROUPS_COMMAND,
-    "ssh_keys": ssh_keys.SCRIPT,
-    "cron": cron.SCRIPT,
-    "timers": cron.TIMERS_COMMAND,
-    "ports": ports.COMMAND,
-    "sysctl": sysctl.SCRIPT,
 }
 UNITS = "units"  # last, after the sections: the unit file states used, for the next scan's cache
 FIRST = "files"  # streamed; every other section is captured
-CAPTURED = tuple(name for name in SECTIONS if name != FIRST)
 
 
 def _function(name: str, code: str) -> str:
     return f"phoenix_{name}() {{\n{code.rstrip()}\n}}\n"
 
 
-SCRIPT = (
-    "export LC_ALL=C\n"
-    + "".join(_function(name, code) for name, code in SECTIONS.items())
-    + f"""\
+def _text(sections: dict[str, str]) -> str:
+    captured = " ".join(name for name in sections if name != FIRST)
+    return (
+        "export LC_ALL=C\n"
+        + "".join(_function(name, code) for name, code in sections.items())
+        + f"""\
 known_fp=$1 known_units=$2
 shift 2
 phoenix_rest() {{
@@ -70,7 +69,7 @@ phoenix_rest() {{
   else
     phoenix_units=$({services.UNIT_FILES}) || unset phoenix_units
   fi
-  for s in {" ".join(CAPTURED)}; do
+  for s in {captured}; do
     printf '\\0{MARK} %s\\0' "$s" >&2
     out=$(phoenix_$s); rc=$?
     printf '{MARK} %s %s\\0%s\\0' "$s" "$rc" "$out"
@@ -92,8 +91,9 @@ else
   phoenix_rest
 fi
 """
-)
-COMMAND = f"sh -c {shlex.quote(SCRIPT)} phoenix-facts"
+    )
+
+
 LABEL = "phoenix-facts ROOTS (find, dpkg-query, systemctl, getent, ss, ...)"
 
 
@@ -107,43 +107,78 @@ class Section:
     stderr: str
 
 
-def split(stdout: str, stderr: str = "") -> dict[str, Section]:
-    """Every section of the script's output, by name; raise ValueError if one is missing."""
-    fields = stdout.split("\0")
-    if fields[-1] != "":
-        raise ValueError("the output does not end with a NUL: it was cut short")
-    fields.pop()
-    found: dict[str, tuple[int, str]] = {}
-    if len(fields) >= 2 and fields[-2] == f"{MARK} {UNITS} 0":
-        found[UNITS] = (0, fields.pop())
+@dataclass(frozen=True, eq=False)
+class Script:
+    """The script of one registry of facts: its sections in order, its text, and its splitting."""
+
+    sections: dict[str, str]  # name -> shell code; the order of the script
+    text: str
+    command: str
+
+    @property
+    def captured(self) -> tuple[str, ...]:
+        return tuple(name for name in self.sections if name != FIRST)
+
+    def split(self, stdout: str, stderr: str = "") -> dict[str, Section]:
+        """Every section of the script's output, by name; raise ValueError if one is missing."""
+        fields = stdout.split("\0")
+        if fields[-1] != "":
+            raise ValueError("the output does not end with a NUL: it was cut short")
         fields.pop()
-    for name in reversed(CAPTURED):
-        if len(fields) < 2:
-            raise ValueError(f"no {name} section: the output ended early")
-        text = fields.pop()
-        found[name] = (_marker(fields.pop(), name), text)
-    if not fields:
-        raise ValueError(f"no {FIRST} section: the output ended early")
-    found[FIRST] = (_marker(fields.pop(), FIRST), "\0".join(fields))
-    errors = split_stderr(stderr)
-    return {
-        name: Section(name, found[name][0], found[name][1], errors.get(name, ""))
-        for name in (*SECTIONS, UNITS)
-        if name in found
-    }
+        found: dict[str, tuple[int, str]] = {}
+        if len(fields) >= 2 and fields[-2] == f"{MARK} {UNITS} 0":
+            found[UNITS] = (0, fields.pop())
+            fields.pop()
+        for name in reversed(self.captured):
+            if len(fields) < 2:
+                raise ValueError(f"no {name} section: the output ended early")
+            text = fields.pop()
+            found[name] = (_marker(fields.pop(), name), text)
+        if not fields:
+            raise ValueError(f"no {FIRST} section: the output ended early")
+        found[FIRST] = (_marker(fields.pop(), FIRST), "\0".join(fields))
+        errors = self.split_stderr(stderr)
+        return {
+            name: Section(name, found[name][0], found[name][1], errors.get(name, ""))
+            for name in (*self.sections, UNITS)
+            if name in found
+        }
+
+    def split_stderr(self, stderr: str) -> dict[str, str]:
+        """What each section wrote on stderr, by name; what precedes the first marker is dropped."""
+        found: dict[str, list[str]] = {}
+        current: list[str] = []
+        for field in stderr.split("\0"):
+            head, _, name = field.partition(" ")
+            if head == MARK and name in self.sections:
+                current = found.setdefault(name, [])
+            else:
+                current.append(field)
+        return {name: "".join(parts) for name, parts in found.items()}
+
+
+@functools.lru_cache(maxsize=8)
+def of(registry: Registry) -> Script:
+    """The script that gathers the required facts, then every fact of `registry`, in its order."""
+    sections = REQUIRED | {fact.name: fact.command for fact in registry}
+    text = _text(sections)
+    return Script(sections, text, f"sh -c {shlex.quote(text)} phoenix-facts")
+
+
+DEFAULT = of(REGISTRY)  # the script phoenix runs
+SECTIONS = DEFAULT.sections
+CAPTURED = DEFAULT.captured
+SCRIPT = DEFAULT.text
+COMMAND = DEFAULT.command
+
+
+def split(stdout: str, stderr: str = "") -> dict[str, Section]:
+    """Every section of the output of the script phoenix runs; see Script.split()."""
+    return DEFAULT.split(stdout, stderr)
 
 
 def split_stderr(stderr: str) -> dict[str, str]:
-    """What each section wrote on stderr, by name; anything before the first marker is left out."""
-    found: dict[str, list[str]] = {}
-    current: list[str] = []
-    for field in stderr.split("\0"):
-        head, _, name = field.partition(" ")
-        if head == MARK and name in SECTIONS:
-            current = found.setdefault(name, [])
-        else:
-            current.append(field)
-    return {name: "".join(parts) for name, parts in found.items()}
+    return DEFAULT.split_stderr(stderr)
 
 
 def without_markers(stderr: str) -> str:

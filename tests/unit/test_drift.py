@@ -13,7 +13,7 @@ from phoenix.drift import scan as scan_mod
 from phoenix.drift.diff import Finding, Rules, at_least, diff
 from phoenix.drift.scan import ScanReport, ServerScan
 from phoenix.errors import Refused
-from phoenix.facts import Facts, FileFact, Package, Service
+from phoenix.facts import Facts, FileFact, Group, Listener, Package, Service, User
 from phoenix.state import Store, now
 from phoenix.workspace import Workspace
 
@@ -126,6 +126,97 @@ def test_packages_and_services() -> None:
         ("service.disabled", "cron.service"),
         ("service.enabled", "backdoor.service"),
     }
+
+
+LONG_KEY = "ssh-ed25519 " + "A" * 200 + " long@key"
+INVENTORY_BASE = Facts(
+    files={},
+    packages={},
+    services={},
+    users={
+        "root": User("root", 0, 0, "/root", "/bin/bash"),
+        "old": User("old", 1001, 1001, "/home/old", "/bin/sh"),
+    },
+    groups={"sudo": Group("sudo", 27, ()), "staff": Group("staff", 50, ())},
+    ssh_keys={"root": ("ssh-ed25519 AAAA op",), "gone": ("ssh-rsa BBBB gone",)},
+    cron={"/etc/crontab": ("17 * * * * root run-parts",)},
+    timers={"apt-daily.timer": "enabled", "x.timer": "disabled"},
+    ports={
+        "tcp/0.0.0.0:22": Listener("tcp", "0.0.0.0", 22, "sshd"),
+        "udp/0.0.0.0:68": Listener("udp", "0.0.0.0", 68, "dhclient"),
+        "tcp/*:80": Listener("tcp", "*", 80, "nginx"),
+    },
+    sysctl={"net.ipv4.ip_forward": "0", "kernel.sysrq": "176"},
+)
+INVENTORY_LIVE = Facts(
+    files={},
+    packages={},
+    services={},
+    users={
+        "root": User("root", 0, 0, "/root", "/bin/sh"),
+        "snow": User("snow", 1000, 1000, "/home/snow", "/bin/bash"),
+    },
+    groups={"sudo": Group("sudo", 27, ("snow",)), "staff": Group("staff", 50, ())},
+    ssh_keys={"root": ("ssh-ed25519 AAAA op", LONG_KEY), "snow": ("ssh-rsa CCCC snow",)},
+    cron={
+        "/etc/crontab": ("17 * * * * root run-parts", "* * * * * root evil"),
+        "/etc/cron.d/x": ("@reboot x",),
+    },
+    timers={"apt-daily.timer": "enabled", "x.timer": "enabled", "new.timer": "static"},
+    ports={
+        "tcp/0.0.0.0:22": Listener("tcp", "0.0.0.0", 22, "sshd"),
+        "udp/0.0.0.0:5353": Listener("udp", "0.0.0.0", 5353, "dhclient"),  # a default rule
+        "tcp/*:4444": Listener("tcp", "*", 4444, "sleep"),
+        "udp/[::1]:53": Listener("udp", "::1", 53, None),
+    },
+    sysctl={"net.ipv4.ip_forward": "1", "kernel.sysrq": "176"},
+)
+USER_ROOT = "uid=0 gid=0 home=/root shell="
+INVENTORY_FINDINGS = [
+    ("ssh_key.added", "root", "high", None, LONG_KEY[:117] + "..."),
+    ("ssh_key.added", "snow", "high", None, "ssh-rsa CCCC snow"),
+    ("user.added", "snow", "high", None, "uid=1000 gid=1000 home=/home/snow shell=/bin/bash"),
+    ("user.changed", "root", "high", USER_ROOT + "/bin/bash", USER_ROOT + "/bin/sh"),
+    ("cron.added", "/etc/cron.d/x", "medium", None, "@reboot x"),
+    ("cron.added", "/etc/crontab", "medium", None, "* * * * * root evil"),
+    ("group.changed", "sudo", "medium", "gid=27 members=()", "gid=27 members=('snow',)"),
+    ("port.opened", "tcp/*:4444", "medium", None, "proto=tcp address=* port=4444 process=sleep"),
+    ("port.opened", "udp/[::1]:53", "medium", None, "proto=udp address=::1 port=53 process=None"),
+    ("sysctl.changed", "net.ipv4.ip_forward", "medium", "0", "1"),
+    ("timer.enabled", "new.timer", "medium", None, "static"),
+    ("timer.enabled", "x.timer", "medium", "disabled", "enabled"),
+    ("user.removed", "old", "medium", "uid=1001 gid=1001 home=/home/old shell=/bin/sh", None),
+    ("port.closed", "tcp/*:80", "low", "proto=tcp address=* port=80 process=nginx", None),
+    ("ssh_key.removed", "gone", "low", "ssh-rsa BBBB gone", None),
+]
+
+
+def plain(found: list[Finding]) -> list[tuple[str, str, str, str | None, str | None]]:
+    return [(x.kind, x.subject, x.severity, x.before, x.after) for x in found]
+
+
+def test_inventory_findings_in_order() -> None:
+    assert plain(diff(INVENTORY_BASE, INVENTORY_LIVE)) == INVENTORY_FINDINGS
+
+
+def test_inventory_rules_match_the_key_the_port_process_or_the_line() -> None:
+    extra = ["user:snow", "ssh_key:root:*", "cron:/etc/cron.d/*", "port:tcp/*:*@sleep"]
+    extra += ["timer:new.*", "sysctl:net.*"]
+    ignored = {("user.added", "snow"), ("ssh_key.added", "root"), ("cron.added", "/etc/cron.d/x")}
+    ignored |= {("port.opened", "tcp/*:4444"), ("timer.enabled", "new.timer")}
+    ignored |= {("sysctl.changed", "net.ipv4.ip_forward")}
+    found = plain(diff(INVENTORY_BASE, INVENTORY_LIVE, Rules.with_extra(extra)))
+    assert found == [x for x in INVENTORY_FINDINGS if (x[0], x[1]) not in ignored]
+
+
+def test_an_inventory_fact_not_gathered_on_either_side_is_skipped() -> None:
+    areas = ("users", "groups", "ssh_keys", "cron", "timers", "ports")
+    live = dataclasses.replace(INVENTORY_LIVE, **dict.fromkeys(areas))  # type: ignore[arg-type]
+    assert plain(diff(INVENTORY_BASE, live)) == [INVENTORY_FINDINGS[9]]
+    base = dataclasses.replace(INVENTORY_BASE, sysctl=None)
+    assert plain(diff(base, INVENTORY_LIVE)) == [
+        x for x in INVENTORY_FINDINGS if x[0] != "sysctl.changed"
+    ]
 
 
 def test_rules_from_config_extend_the_defaults() -> None:
