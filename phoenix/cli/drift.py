@@ -9,6 +9,7 @@ import typer
 from phoenix import ops
 from phoenix.cli import render
 from phoenix.cli.common import JSON_OPTION, confirm, workspace
+from phoenix.config import Severity
 from phoenix.drift import evidence, report, scan
 from phoenix.drift.diff import Rules
 from phoenix.drift.promote import promote
@@ -66,10 +67,11 @@ def command(
         changes = scan.changes_since(ws, since, fleets or [])
         render.as_json([c.as_dict() for c in changes]) if json else render.drift_changes(changes)
         return
-    if fail_on not in (None, "low", "medium", "high"):
+    if fail_on not in (None, *Severity):
         raise typer.BadParameter("must be low, medium or high", param_hint="--fail-on")
+    floor = Severity(fail_on) if fail_on else None
     with render.Progress() as progress:
-        result = ops.drift(ws, [] if all_ else fleets or [], progress, fail_on, deep)
+        result = ops.drift(ws, [] if all_ else fleets or [], progress, floor, deep)
     if junit:
         report.write(junit, report.to_junit(result))
     if html:

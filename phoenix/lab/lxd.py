@@ -27,7 +27,7 @@ HOST_KEY_FILE = "/etc/ssh/ssh_host_ed25519_key.pub"
 FLEET_KEY = "user.phoenix.fleet"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Image:
     fingerprint: str
     aliases: list[str]
@@ -36,7 +36,7 @@ class Image:
     created_at: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Instance:
     name: str
     status: str
