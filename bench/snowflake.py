@@ -18,7 +18,9 @@ def main() -> None:
     server = serving[0]
     key, _ = keys.ensure(ws.home)
     # the host key pinned when the server was created, as every phoenix connection uses
-    target = ssh.Target(server.name, str(server.address), str(server.host_key))
+    target = ssh.Target(
+        name=server.name, address=str(server.address), host_key=str(server.host_key)
+    )
     with ssh.connect(target, key.private_path) as session:
         session.run("echo '# hot-fixed by hand' >> /etc/nginx/nginx.conf")
     print(f"edited /etc/nginx/nginx.conf on {server.name} by hand")

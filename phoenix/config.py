@@ -12,9 +12,10 @@ import re
 import tomllib
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from enum import StrEnum
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 from pathlib import Path
-from typing import Annotated, Any, Literal, Self, get_args, get_origin
+from typing import Annotated, Any, Literal, Self, TypeVar, get_args, get_origin
 
 from pydantic import (
     AfterValidator,
@@ -43,6 +44,32 @@ DEFAULT_DRIFT_ROOTS = (
     "/home",
     "/var/spool/cron",
 )
+
+# Choices the config validates, defined here (the kernel) for every layer above to share.
+
+
+class Strategy(StrEnum):
+    """How a rebuild replaces a fleet's servers: a batch at a time, or all at once."""
+
+    ROLLING = "rolling"
+    BLUE_GREEN = "blue-green"
+
+
+class Severity(StrEnum):
+    """How bad a drift finding is, lowest first: the order `at_least` compares in."""
+
+    LOW = "low"
+    MEDIUM = "medium"
+    HIGH = "high"
+
+    @property
+    def rank(self) -> int:
+        """0 for low, up to 2 for high."""
+        return _RANK[self]
+
+
+_RANK = {severity: rank for rank, severity in enumerate(Severity)}
+
 _PRIVATE = tuple(IPv4Network(n) for n in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"))
 _LOOPBACK = IPv4Network("127.0.0.0/8")
 
@@ -105,6 +132,8 @@ AbsolutePath = Annotated[str, AfterValidator(_absolute)]
 Port = Annotated[int, Field(ge=1, le=65535)]
 Text = Annotated[str, Field(min_length=1)]
 Seconds = Annotated[float, Field(gt=0)]
+_E = TypeVar("_E", bound=StrEnum)
+Choice = Annotated[_E, Strict(False)]  # one of an enum's values: TOML gives them as strings
 
 
 @dataclass(frozen=True)
@@ -195,7 +224,7 @@ class FleetConfig(_Model):
     listen: Loopback = IPv4Address("127.0.0.1")
     listen_port: Port = 8080
     batch: Annotated[int, Field(ge=1)] = 1
-    strategy: Literal["rolling", "blue-green"] = "rolling"
+    strategy: Choice[Strategy] = Strategy.ROLLING
     max_age: Duration | None = None
     module: Text = "infra/lxd"
 
@@ -214,7 +243,7 @@ class DriftConfig(_Model):
         default_factory=lambda: list(DEFAULT_DRIFT_ROOTS)
     )
     ignore: list[str] = Field(default_factory=list)
-    fail_on: Literal["low", "medium", "high"] = "low"
+    fail_on: Choice[Severity] = Severity.LOW
     parallel: Annotated[int, Field(ge=1, le=256)] = 8
     timeout: Seconds = 120.0
     # files whose content is never fetched nor stored, on top of drift.secrets.SECRET_PATTERNS
@@ -355,6 +384,7 @@ _ALLOWED = {
     "less_than_equal": "must be at most {le}",
     "greater_than": "must be more than {gt}",
     "literal_error": "must be one of {expected}",
+    "enum": "must be one of {expected}",
     "model_type": "must be a table",
     "dict_type": "must be a table",
     "string_too_short": "must not be empty",

@@ -8,21 +8,22 @@ from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, replace
 from typing import Any
 
+from phoenix.config import Severity
 from phoenix.drift import scan
 from phoenix.drift.diff import Finding, Rules, at_least
-from phoenix.drift.scan import CLEAN, DRIFTED, UNREACHABLE, UNTRUSTED, ScanReport
+from phoenix.drift.scan import ScanReport, ScanStatus
 from phoenix.drift.servers import server_findings
 from phoenix.errors import ExitCode, PhoenixError
 from phoenix.events import Emit, StepOutput, discard, step
 from phoenix.fleet.haproxy.balancer import HAProxy
-from phoenix.fleet.plan import FleetStatus, Options, Plan, Result
+from phoenix.fleet.plan import FleetStatus, Options, Plan, Result, RolloutStatus
 from phoenix.fleet.records import Records, RunRecord, ServerStatus
 from phoenix.fleet.rollout import Fleet, fleet_config
 from phoenix.fleet.terraform.adapter import Terraform
 from phoenix.lab import project
 from phoenix.lab.lxd import LXD
 from phoenix.lock import fleet_lock
-from phoenix.state import Store
+from phoenix.state import RunKind, Store
 from phoenix.workspace import Workspace
 
 
@@ -54,7 +55,7 @@ def _terraform(ws: Workspace, name: str, emit: Emit) -> Terraform:
     return Terraform(name, ws.home, module, say, settings=settings)
 
 
-def plan(ws: Workspace, name: str, kind: str, opts: Options) -> Plan:
+def plan(ws: Workspace, name: str, kind: RunKind, opts: Options) -> Plan:
     with open_fleet(ws, name) as fleet:
         return fleet.plan(kind, opts)
 
@@ -62,7 +63,7 @@ def plan(ws: Workspace, name: str, kind: str, opts: Options) -> Plan:
 def run(
     ws: Workspace,
     name: str,
-    kind: str,
+    kind: RunKind,
     opts: Options,
     emit: Emit = discard,
     scanned: Sequence[str] = (),
@@ -96,10 +97,10 @@ def archive_drift(ws: Workspace, name: str, servers: Sequence[str], emit: Emit) 
     """Scan `servers` of fleet `name`, archiving their drift; a warning for each one that could
     not be scanned (its hand changes since its last recorded scan are not archived)."""
     emit(StepOutput("archive", f"archiving the drift of {', '.join(servers)}"))
-    report = scan.scan(ws, [name], only=servers, fail_on="low")
+    report = scan.scan(ws, [name], only=servers, fail_on=Severity.LOW)
     warnings: list[str] = []
     for s in report.servers:
-        if s.status in (scan.UNREACHABLE, scan.UNTRUSTED):
+        if not s.status.scanned:
             warnings.append(
                 f"{s.name} could not be scanned before its replacement ({s.error}): drift made"
                 " by hand since its last scan is not archived and goes with it"
@@ -126,7 +127,7 @@ def status(ws: Workspace, name: str) -> FleetStatus:
 
 
 def destroy(ws: Workspace, name: str, emit: Emit = discard) -> Result:
-    with open_fleet(ws, name, emit, operation="destroy") as fleet:
+    with open_fleet(ws, name, emit, operation=RunKind.DESTROY) as fleet:
         return fleet.destroy()
 
 
@@ -143,7 +144,7 @@ def drift(
     ws: Workspace,
     fleets: Sequence[str] = (),
     emit: Emit = discard,
-    fail_on: str | None = None,
+    fail_on: Severity | None = None,
     deep: bool = False,
 ) -> scan.ScanReport:
     """`phoenix drift`: every serving server scanned over SSH, and each fleet's servers checked
@@ -183,10 +184,11 @@ def history(ws: Workspace, name: str | None = None, limit: int = 20) -> list[Run
 def to_replace(report: ScanReport) -> dict[str, list[str]]:
     """Fleet -> the servers to replace: those with findings at or above the report's `fail_on`
     (a stopped or deleted server has a server.* finding), and the untrusted ones (their host key
-    changed). A server merely unreachable is left: that may pass."""
+    changed). A server merely unreachable (or whose image has no baseline) is left: that may
+    pass."""
     chosen: dict[str, list[str]] = {}
     for s in report.servers:
-        if s.status == UNTRUSTED or at_least(s.findings, report.fail_on):
+        if s.status is ScanStatus.UNTRUSTED or at_least(s.findings, report.fail_on):
             chosen.setdefault(s.fleet, []).append(s.name)
     return chosen
 
@@ -200,9 +202,9 @@ def replace_drifted(
     """Rebuild exactly the `chosen` servers of each fleet from its current image. The servers
     the `report`'s scan read archived their drift then: the rebuild does not scan them again
     (it tries the others, and warns of what it cannot archive)."""
-    read = [s.name for s in report.servers if s.status in (CLEAN, DRIFTED)]
+    read = [s.name for s in report.servers if s.status.scanned]
     return [
-        run(ws, name, "rebuild", Options(only=tuple(servers)), emit, scanned=read)
+        run(ws, name, RunKind.REBUILD, Options(only=tuple(servers)), emit, scanned=read)
         for name, servers in chosen.items()
     ]
 
@@ -211,9 +213,13 @@ def replace_exit_code(report: ScanReport, outcomes: Sequence[Result]) -> ExitCod
     """0 when every drifted server was replaced; 1 when a replacement rolled back; 2 when some
     server could not be scanned and was not replaced (it may still hold drift)."""
     replaced = {name for o in outcomes for name in o.removed}
-    unscanned = [s for s in report.servers if s.status == UNREACHABLE and s.name not in replaced]
+    unscanned = [
+        s
+        for s in report.servers
+        if s.status in (ScanStatus.UNREACHABLE, ScanStatus.NO_BASELINE) and s.name not in replaced
+    ]
     if report.problems or unscanned:
         return ExitCode.REFUSED
-    if any(o.status == "rolled_back" for o in outcomes):
+    if any(o.status is RolloutStatus.ROLLED_BACK for o in outcomes):
         return ExitCode.FAILED
     return ExitCode.OK

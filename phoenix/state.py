@@ -12,6 +12,7 @@ import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from enum import StrEnum
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
@@ -19,6 +20,25 @@ from typing import Any, Self
 from phoenix.errors import StateError
 
 STATE_FILE = "state.db"
+
+
+class RunKind(StrEnum):
+    """What a run in the store did."""
+
+    DEPLOY = "deploy"
+    REBUILD = "rebuild"
+    DESTROY = "destroy"
+    DRIFT = "drift"
+
+
+class RunStatus(StrEnum):
+    """Where a run in the store stands: running until it finishes one of the other ways."""
+
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    ROLLED_BACK = "rolled_back"  # a step failed; the servers serving before still serve
+    INTERRUPTED = "interrupted"  # cut short (kill, Ctrl-C, crash), settled by the next run
+
 
 # One SQL script per schema version: MIGRATIONS[n] takes a store from version n to n + 1.
 # Never edit a released migration; append a new one. Timestamps are ISO-8601 UTC text.
@@ -226,18 +246,18 @@ class Store:
             raise
         self._conn.execute("COMMIT")
 
-    def start_run(self, fleet: str | None, kind: str) -> int:
-        """Record a run of `kind` (rebuild, drift, build...) starting now; return its id."""
+    def start_run(self, fleet: str | None, kind: RunKind) -> int:
+        """Record a run of `kind` starting now; return its id."""
         with self.transaction() as conn:
             cursor = conn.execute(
                 "INSERT INTO runs (fleet, kind, status, started_at, pid) VALUES (?, ?, ?, ?, ?)",
-                (fleet, kind, "running", now(), os.getpid()),
+                (fleet, kind, RunStatus.RUNNING, now(), os.getpid()),
             )
         assert cursor.lastrowid is not None
         return cursor.lastrowid
 
-    def finish_run(self, run_id: int, status: str) -> None:
-        """Record that a run ended with `status` (succeeded, failed, interrupted...)."""
+    def finish_run(self, run_id: int, status: RunStatus) -> None:
+        """Record that a run ended with `status`."""
         with self.transaction() as conn:
             cursor = conn.execute(
                 "UPDATE runs SET status = ?, finished_at = ? WHERE id = ?",

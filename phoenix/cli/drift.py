@@ -11,6 +11,7 @@ from typer.core import TyperGroup
 from phoenix import ops
 from phoenix.cli import render
 from phoenix.cli.common import JSON_OPTION, confirm, workspace
+from phoenix.config import Severity
 from phoenix.drift import evidence, report, scan
 from phoenix.drift.diff import Rules
 from phoenix.drift.promote import promote
@@ -65,10 +66,11 @@ def scan_(
     if since:  # the old spelling of `phoenix drift changes --since`
         _changes(ws, since, fleets or [], json)
         return
-    if fail_on not in (None, "low", "medium", "high"):
+    if fail_on not in (None, *Severity):
         raise typer.BadParameter("must be low, medium or high", param_hint="--fail-on")
+    floor = Severity(fail_on) if fail_on else None
     with render.Progress() as progress:
-        result = ops.drift(ws, [] if all_ else fleets or [], progress, fail_on, deep)
+        result = ops.drift(ws, [] if all_ else fleets or [], progress, floor, deep)
     if junit:
         report.write(junit, report.to_junit(result))
     if html:

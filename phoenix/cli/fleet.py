@@ -8,7 +8,8 @@ from phoenix import ops
 from phoenix.cli import render
 from phoenix.cli.common import JSON_OPTION, confirm, workspace
 from phoenix.errors import ExitCode
-from phoenix.fleet.plan import Options
+from phoenix.fleet.plan import Options, RolloutStatus
+from phoenix.state import RunKind
 
 YES = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation.")
 DRY = typer.Option(False, "--dry-run", help="Print the plan and change nothing.")
@@ -16,7 +17,7 @@ DRY = typer.Option(False, "--dry-run", help="Print the plan and change nothing."
 
 def deploy(ctx: typer.Context, name: str, dry_run: bool = DRY, json: bool = JSON_OPTION) -> None:
     """Create fleet NAME (or top it up to its size) from its newest ready image."""
-    _run(ctx, name, "deploy", Options(), dry_run, yes=True, json=json)
+    _run(ctx, name, RunKind.DEPLOY, Options(), dry_run, yes=True, json=json)
 
 
 def rebuild(
@@ -32,8 +33,10 @@ def rebuild(
     json: bool = JSON_OPTION,
 ) -> None:
     """Replace servers of fleet NAME with fresh ones: health-gated, no request dropped."""
-    opts = Options(image, older_than, tuple(only or ()), strategy, batch)
-    _run(ctx, name, "rebuild", opts, dry_run, yes, json)
+    opts = Options(
+        image=image, older_than=older_than, only=tuple(only or ()), strategy=strategy, batch=batch
+    )
+    _run(ctx, name, RunKind.REBUILD, opts, dry_run, yes, json)
 
 
 def status(ctx: typer.Context, name: str, json: bool = JSON_OPTION) -> None:
@@ -68,7 +71,13 @@ def history(
 
 
 def _run(
-    ctx: typer.Context, name: str, kind: str, opts: Options, dry_run: bool, yes: bool, json: bool
+    ctx: typer.Context,
+    name: str,
+    kind: RunKind,
+    opts: Options,
+    dry_run: bool,
+    yes: bool,
+    json: bool,
 ) -> None:
     ws = workspace(ctx)
     plan = ops.plan(ws, name, kind, opts)
@@ -81,5 +90,5 @@ def _run(
     with render.Progress() as progress:
         result = ops.run(ws, name, kind, opts, emit=progress)
     render.as_json(result.as_dict()) if json else render.result(result)
-    if result.status == "rolled_back":
+    if result.status is RolloutStatus.ROLLED_BACK:
         raise typer.Exit(ExitCode.FAILED)

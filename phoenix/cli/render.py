@@ -15,13 +15,15 @@ from rich.table import Table
 from rich.text import Text
 
 from phoenix import ages
+from phoenix.config import Severity
 from phoenix.drift.evidence import Archived
 from phoenix.drift.promote.promote import Promotion
-from phoenix.drift.scan import Change, ScanReport
+from phoenix.drift.scan import Change, ScanReport, ScanStatus
 from phoenix.events import Event, Outcome, StepFinished, StepOutput, StepStarted
-from phoenix.fleet.plan import FleetStatus, Plan, Result
+from phoenix.fleet.plan import FleetStatus, Plan, Result, RolloutStatus
 from phoenix.image.registry import ImageView
 from phoenix.ops import RunHistory
+from phoenix.state import RunStatus
 
 out = Console(highlight=False)
 err = Console(stderr=True, highlight=False)
@@ -157,9 +159,9 @@ def plan(p: Plan, console: Console = out) -> None:
 
 
 def result(r: Result) -> None:
-    if r.status == "nothing":
+    if r.status is RolloutStatus.NOTHING:
         line(f"{r.plan.fleet}: nothing to do{': ' + r.reason if r.reason else ''}")
-    elif r.status == "rolled_back":
+    elif r.status is RolloutStatus.ROLLED_BACK:
         error(
             f"{r.plan.kind} of {r.plan.fleet} rolled back: {r.reason}",
             "the servers that were serving before still serve; see: phoenix history "
@@ -189,12 +191,13 @@ def fleet_status(s: FleetStatus) -> None:
         )
 
 
+RUN_MARKS = {RunStatus.SUCCEEDED: "[green]✓[/]", RunStatus.ROLLED_BACK: "[red]↶[/]"}
+
+
 def history(runs: Sequence[RunHistory]) -> None:
     for h in runs:
         r = h.run
-        mark = {"succeeded": "[green]✓[/]", "rolled_back": "[red]↶[/]"}.get(
-            r.status, "[yellow]![/]"
-        )
+        mark = RUN_MARKS.get(r.status, "[yellow]![/]")
         out.print(
             f"{mark} #{r.id} {r.kind} {r.fleet or ''} {r.status} — started {r.started_at}",
             soft_wrap=True,
@@ -205,12 +208,17 @@ def history(runs: Sequence[RunHistory]) -> None:
             )
 
 
-SEVERITY_STYLE = {"high": "[red]high[/]", "medium": "[yellow]medium[/]", "low": "[dim]low[/]"}
+SEVERITY_STYLE = {
+    Severity.HIGH: "[red]high[/]",
+    Severity.MEDIUM: "[yellow]medium[/]",
+    Severity.LOW: "[dim]low[/]",
+}
+SCAN_STYLE = {ScanStatus.CLEAN: "green", ScanStatus.DRIFTED: "yellow"}  # the rest: red
 
 
 def drift(report: ScanReport) -> None:
     for s in report.servers:
-        style = {"clean": "green", "drifted": "yellow"}.get(s.status, "red")
+        style = SCAN_STYLE.get(s.status, "red")
         head = f"[{style}]{s.status}[/] {s.name} ({s.address}, {s.image})"
         out.print(head + (f": {s.error}" if s.error else ""), soft_wrap=True)
         rows = [
@@ -224,8 +232,7 @@ def drift(report: ScanReport) -> None:
             line(f"  the changed files are kept: phoenix drift evidence {s.name}")
     for problem in report.problems:
         error(problem)
-    counts = {st: sum(1 for s in report.servers if s.status == st) for st in
-              ("clean", "drifted", "unreachable", "untrusted")}  # fmt: skip
+    counts = {st: sum(1 for s in report.servers if s.status is st) for st in ScanStatus}
     line(", ".join(f"{n} {st}" for st, n in counts.items() if n) or "no servers to scan")
 
 

@@ -14,34 +14,33 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from phoenix.config import Severity
 from phoenix.facts import REGISTRY, Facts, FileFact
 from phoenix.facts.registry import Keyed, Kind, Lines
 
-SEVERITIES = ("low", "medium", "high")
-
 # kind -> severity. An added SSH key, setuid bit, user or replaced binary is how a break-in looks.
-SEVERITY: dict[str, str] = {
-    "file.modified": "medium",
-    "file.added": "low",
-    "file.removed": "medium",
-    "file.mode": "medium",
-    "file.owner": "medium",
-    "binary.modified": "high",
-    "setuid.added": "high",
-    "package.added": "medium",
-    "package.removed": "medium",
-    "package.changed": "medium",
-    "service.enabled": "medium",
-    "service.disabled": "medium",
-    "service.stopped": "medium",
+SEVERITY: dict[str, Severity] = {
+    "file.modified": Severity.MEDIUM,
+    "file.added": Severity.LOW,
+    "file.removed": Severity.MEDIUM,
+    "file.mode": Severity.MEDIUM,
+    "file.owner": Severity.MEDIUM,
+    "binary.modified": Severity.HIGH,
+    "setuid.added": Severity.HIGH,
+    "package.added": Severity.MEDIUM,
+    "package.removed": Severity.MEDIUM,
+    "package.changed": Severity.MEDIUM,
+    "service.enabled": Severity.MEDIUM,
+    "service.disabled": Severity.MEDIUM,
+    "service.stopped": Severity.MEDIUM,
     # the inventory's kinds, as each fact of the registry declares them: a new user or SSH key...
     **REGISTRY.severity(),
-    "host_key.changed": "high",
+    "host_key.changed": Severity.HIGH,
     # The servers themselves, as Terraform's refresh finds them: gone or stopped means a fleet
     # serving with fewer servers than it should; a changed setting is a hand-made snowflake.
-    "server.missing": "high",
-    "server.stopped": "high",
-    "server.config": "medium",
+    "server.missing": Severity.HIGH,
+    "server.stopped": Severity.HIGH,
+    "server.config": Severity.MEDIUM,
 }
 
 
@@ -77,11 +76,11 @@ DEFAULT_RULES: tuple[str, ...] = (
 )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Finding:
     kind: str
     subject: str
-    severity: str
+    severity: Severity
     before: str | None = None
     after: str | None = None
     evidence: str | None = None  # "sha256:HEX" of the content archived (phoenix.evidence)
@@ -114,26 +113,32 @@ def split_rule(pattern: str) -> tuple[str, str]:
     return area, glob
 
 
-def at_least(findings: Sequence[Finding], severity: str) -> list[Finding]:
-    floor = SEVERITIES.index(severity)
-    return [f for f in findings if SEVERITIES.index(f.severity) >= floor]
+def at_least(findings: Sequence[Finding], severity: Severity) -> list[Finding]:
+    return [f for f in findings if f.severity.rank >= severity.rank]
+
+
+def ranked(findings: Iterable[Finding]) -> list[Finding]:
+    """`findings` highest severity first, then by kind and subject."""
+    return sorted(findings, key=lambda f: (-f.severity.rank, f.kind, f.subject))
 
 
 def diff(baseline: Facts, live: Facts, rules: Rules = Rules()) -> list[Finding]:
     """Every way `live` differs from `baseline`, noise left out, sorted by severity then subject."""
-    found = [
-        *_files(baseline.files, live.files, rules),
-        *_packages(baseline, live, rules),
-        *_services(baseline, live, rules),
-        *_inventory(baseline, live, rules),
-    ]
-    rank = {s: i for i, s in enumerate(reversed(SEVERITIES))}
-    return sorted(found, key=lambda f: (rank[f.severity], f.kind, f.subject))
+    return ranked(
+        [
+            *_files(baseline.files, live.files, rules),
+            *_packages(baseline, live, rules),
+            *_services(baseline, live, rules),
+            *_inventory(baseline, live, rules),
+        ]
+    )
 
 
 def finding(kind: str, subject: str, before: object = None, after: object = None) -> Finding:
     severity = SEVERITY[kind]
-    return Finding(kind, subject, severity, _text(before), _text(after))
+    return Finding(
+        kind=kind, subject=subject, severity=severity, before=_text(before), after=_text(after)
+    )
 
 
 def _text(value: object) -> str | None:
@@ -296,7 +301,9 @@ def _lines(
 
 def _of(kind: Kind, subject: str, before: str | None, after: str | None) -> Finding:
     """A finding of a kind a fact declares, with the severity it declares."""
-    return Finding(kind.name, subject, kind.severity, before, after)
+    return Finding(
+        kind=kind.name, subject=subject, severity=kind.severity, before=before, after=after
+    )
 
 
 def _short(line: str) -> str:

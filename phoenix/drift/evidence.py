@@ -38,7 +38,7 @@ class Policy:
     known: frozenset[str] = frozenset()  # sha256 of contents already archived
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Archived:
     sha256: str
     path: str
@@ -99,7 +99,7 @@ def collect(
     for path, content in read_files(session, missing, timeout).items():  # none: no command
         if _keepable(content, policy.limit):
             digest = hashlib.sha256(content).hexdigest()
-            contents.append(Archived(digest, path, server, content))
+            contents.append(Archived(sha256=digest, path=path, server=server, content=content))
             links[path] = digest
     return Collected(contents, links)
 
@@ -127,7 +127,16 @@ def archived(store: Store, server: str, path: str | None = None) -> list[Archive
         " GROUP BY f.subject ORDER BY f.subject",
         (server, path, path),
     )
-    return [Archived(r["sha256"], r["path"], server, r["content"], r["found_at"]) for r in rows]
+    return [
+        Archived(
+            sha256=r["sha256"],
+            path=r["path"],
+            server=server,
+            content=r["content"],
+            archived_at=r["found_at"],
+        )
+        for r in rows
+    ]
 
 
 def lookup(ws: Workspace, server: str, path: str | None = None) -> list[Archived]:

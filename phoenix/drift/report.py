@@ -10,7 +10,7 @@ from pathlib import Path
 
 import jinja2
 
-from phoenix.drift.scan import CLEAN, ScanReport
+from phoenix.drift.scan import ScanReport, ScanStatus
 
 TEMPLATE = resources.files("phoenix") / "data" / "drift.html.j2"
 
@@ -30,10 +30,10 @@ def to_junit(report: ScanReport) -> str:
             case = ET.SubElement(
                 suite, "testcase", classname=f"drift.{fleet}", name=s.name, time=f"{s.seconds:.2f}"
             )
-            if s.status in ("unreachable", "untrusted"):
+            if not s.status.scanned:
                 errors += 1
                 ET.SubElement(case, "error", message=f"{s.status}: {s.error}")
-            elif s.status != CLEAN:
+            elif s.status is ScanStatus.DRIFTED:
                 failures += 1
                 body = "\n".join(
                     f"[{f.severity}] {f.kind} {f.subject}: {f.before} -> {f.after}"

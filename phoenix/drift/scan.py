@@ -12,33 +12,50 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
+from enum import StrEnum
 from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
 from phoenix import facts
 from phoenix.ages import parse_age
+from phoenix.config import Severity
 from phoenix.drift import evidence
-from phoenix.drift.diff import Finding, Rules, at_least, diff
+from phoenix.drift.diff import Finding, Rules, at_least, diff, finding
 from phoenix.errors import ConfigError, ConnectError, ExitCode, HostKeyError, PhoenixError
 from phoenix.events import Emit, StepOutput, discard
 from phoenix.fleet.records import Records, ServerRecord, ServerStatus
 from phoenix.host import keys, ssh
-from phoenix.image.registry import Registry
-from phoenix.state import Store, now
+from phoenix.image.registry import Registry, name_of
+from phoenix.state import RunKind, RunStatus, Store, now
 from phoenix.workspace import Workspace
 
-CLEAN, DRIFTED, UNREACHABLE, UNTRUSTED = "clean", "drifted", "unreachable", "untrusted"
+
+class ScanStatus(StrEnum):
+    """What the scan of one server found: clean or drifted, or why it could not be scanned."""
+
+    CLEAN = "clean"
+    DRIFTED = "drifted"
+    UNREACHABLE = "unreachable"  # no SSH session, or a command failed or outlived the deadline
+    UNTRUSTED = "untrusted"  # its host key is not the pinned one
+    NO_BASELINE = "no_baseline"  # its image has no (readable) baseline to compare with
+
+    @property
+    def scanned(self) -> bool:
+        """Whether the server was read (clean or drifted), not left unscanned."""
+        return self in (ScanStatus.CLEAN, ScanStatus.DRIFTED)
+
+
 ServerCheck = Callable[[str], list[Finding]]  # fleet -> findings about its servers themselves
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class ServerScan:
     name: str
     address: str | None
     image: str
     fleet: str
-    status: str
+    status: ScanStatus
     findings: list[Finding] = field(default_factory=list)
     error: str | None = None
     seconds: float = 0.0
@@ -58,11 +75,11 @@ class ServerScan:
         }
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class ScanReport:
     scanned_at: str
     servers: list[ServerScan]
-    fail_on: str = "low"
+    fail_on: Severity = Severity.LOW
     problems: list[str] = field(default_factory=list)  # what could not be checked, and why
 
     def as_dict(self) -> dict[str, Any]:
@@ -74,7 +91,7 @@ class ScanReport:
 
     @property
     def exit_code(self) -> ExitCode:
-        if self.problems or any(s.status in (UNREACHABLE, UNTRUSTED) for s in self.servers):
+        if self.problems or any(not s.status.scanned for s in self.servers):
             return ExitCode.REFUSED  # 2: some server could not be scanned
         if any(at_least(s.findings, self.fail_on) for s in self.servers):
             return ExitCode.FAILED  # 1: drift found
@@ -102,15 +119,22 @@ def scan_server(
     started = time.monotonic()
 
     def result(
-        status: str, found: list[Finding] | None = None, error: str | None = None
+        status: ScanStatus, found: list[Finding] | None = None, error: str | None = None
     ) -> ServerScan:
         took = time.monotonic() - started
         return ServerScan(
-            target.name, target.address, image, fleet, status, found or [], error, took
+            name=target.name,
+            address=target.address,
+            image=image,
+            fleet=fleet,
+            status=status,
+            findings=found or [],
+            error=error,
+            seconds=took,
         )
 
     if baseline is None:
-        return result(UNREACHABLE, error=f"image {image} has no baseline: rebake it")
+        return result(ScanStatus.NO_BASELINE, error=_no_baseline(image, fleet))
     deadline = time.monotonic() + timeout
     try:
         with ssh.connect(target, private_key, timeout=min(timeout, 15)) as session:
@@ -118,14 +142,22 @@ def scan_server(
             found = diff(baseline, live, rules)
             kept = _evidence(session, target.name, found, live.files, keep, deadline)
     except HostKeyError as exc:
-        finding = Finding("host_key.changed", target.name, "high", "pinned key", "another key")
-        return result(UNTRUSTED, [finding], exc.message)
+        changed = finding("host_key.changed", target.name, "pinned key", "another key")
+        return result(ScanStatus.UNTRUSTED, [changed], exc.message)
     except (ConnectError, PhoenixError) as exc:
-        return result(UNREACHABLE, error=exc.message)
+        return result(ScanStatus.UNREACHABLE, error=exc.message)
     found = [_linked(f, kept.links) for f in found]
-    scanned = result(DRIFTED if found else CLEAN, found)
+    scanned = result(ScanStatus.DRIFTED if found else ScanStatus.CLEAN, found)
     hashed = cache.hashed if cache is not None else sum(1 for f in live.files.values() if f.sha256)
     return replace(scanned, files=len(live.files), hashed=hashed, archived=kept.contents)
+
+
+def _no_baseline(image: str, fleet: str) -> str:
+    rebuild = f" and rebuild {fleet} onto it (phoenix rebuild {fleet})" if fleet else ""
+    return (
+        f"image {image} has no baseline to compare with: bake it again"
+        f" (phoenix image bake {name_of(image)} --force){rebuild}"
+    )
 
 
 def _evidence(
@@ -159,7 +191,7 @@ def scan(
     ws: Workspace,
     fleets: Sequence[str] = (),
     emit: Emit = discard,
-    fail_on: str | None = None,
+    fail_on: Severity | None = None,
     *,
     deep: bool = False,
     only: Sequence[str] = (),
@@ -196,7 +228,9 @@ def scan(
         keep = evidence.Policy(cfg.evidence_limit, tuple(cfg.secrets), evidence.known(store))
 
         def one(server: ServerRecord) -> ServerScan:
-            target = ssh.Target(server.name, str(server.address), str(server.host_key))
+            target = ssh.Target(
+                name=server.name, address=str(server.address), host_key=str(server.host_key)
+            )
             emit(StepOutput("drift", f"scanning {server.name}"))
             return scan_server(
                 target, baselines[server.image_tag], rules, key.private_path, cfg.roots,
@@ -214,7 +248,9 @@ def scan(
                 scanned = _joined(scanned, future.result(), name, problems)
             except PhoenixError as exc:
                 problems.append(f"{name}: its servers could not be checked: {exc.message}")
-        report = ScanReport(now(), scanned, fail_on or cfg.fail_on, problems)
+        report = ScanReport(
+            scanned_at=now(), servers=scanned, fail_on=fail_on or cfg.fail_on, problems=problems
+        )
         _record(store, report, {s.name: caches[s.name] for s in scanned if s.files}, deep)
     return report
 
@@ -225,12 +261,12 @@ def _joined(
     """`scanned` with the server findings of `fleet` joined to their server (subject `NAME` or
     `NAME:KEY`); a clean server with one is drifted. One of no scanned server is a problem."""
     by_server: dict[str, list[Finding]] = {}
-    for finding in found:
-        by_server.setdefault(finding.subject.split(":", 1)[0], []).append(finding)
+    for f in found:
+        by_server.setdefault(f.subject.split(":", 1)[0], []).append(f)
     joined = []
     for s in scanned:
         extra = by_server.pop(s.name, []) if s.fleet == fleet else []
-        status = DRIFTED if extra and s.status == CLEAN else s.status
+        status = ScanStatus.DRIFTED if extra and s.status is ScanStatus.CLEAN else s.status
         joined.append(replace(s, status=status, findings=extra + s.findings) if extra else s)
     for server, findings in sorted(by_server.items()):
         kinds = ", ".join(sorted({f.kind for f in findings}))
@@ -268,7 +304,7 @@ def _record(
     deep: bool = False,
 ) -> None:
     """One transaction: the scan's findings, the evidence they name, the updated hash caches."""
-    run_id = store.start_run(None, "drift")
+    run_id = store.start_run(None, RunKind.DRIFT)
     with store.transaction() as db:
         evidence.save(store, (a for s in report.servers for a in s.archived))
         db.executemany(
@@ -293,10 +329,10 @@ def _record(
                     zlib.compress(cache.to_json().encode(), 1),
                 ),
             )  # fmt: skip
-    store.finish_run(run_id, "succeeded")
+    store.finish_run(run_id, RunStatus.SUCCEEDED)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Change:
     """A finding that appeared, or went away, between two consecutive scans."""
 
@@ -305,7 +341,7 @@ class Change:
     server: str
     kind: str
     subject: str
-    severity: str
+    severity: Severity
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -316,28 +352,37 @@ def changes_since(ws: Workspace, since: str, fleets: Sequence[str] = ()) -> list
     cutoff = (datetime.now(UTC) - parse_age(since, "--since")).isoformat(timespec="milliseconds")
     with Store.open(ws.home) as store:
         scans = store.rows(
-            "SELECT id, started_at FROM runs WHERE kind = 'drift' AND status = 'succeeded'"
-            " ORDER BY id"
+            "SELECT id, started_at FROM runs WHERE kind = ? AND status = ? ORDER BY id",
+            (RunKind.DRIFT, RunStatus.SUCCEEDED),
         )
         before = [s for s in scans if s["started_at"] < cutoff][-1:]  # the state at the cutoff
         window = before + [s for s in scans if s["started_at"] >= cutoff]
         found = {s["id"]: _findings(store, s["id"], fleets) for s in window}
     result: list[Change] = []
     for older, newer in pairwise(window):
-        was, now_ = found[older["id"]], found[newer["id"]]
-        result += [Change(newer["started_at"], "appeared", *key) for key in sorted(now_ - was)]
-        result += [Change(newer["started_at"], "went away", *key) for key in sorted(was - now_)]
+        was, now_, at = found[older["id"]], found[newer["id"]], newer["started_at"]
+        result += [_change(at, "appeared", key) for key in sorted(now_ - was)]
+        result += [_change(at, "went away", key) for key in sorted(was - now_)]
     return result
 
 
-def _findings(store: Store, run_id: int, fleets: Sequence[str]) -> set[tuple[str, str, str, str]]:
+def _change(at: str, change: str, key: tuple[str, str, str, Severity]) -> Change:
+    server, kind, subject, severity = key
+    return Change(
+        at=at, change=change, server=server, kind=kind, subject=subject, severity=severity
+    )
+
+
+def _findings(
+    store: Store, run_id: int, fleets: Sequence[str]
+) -> set[tuple[str, str, str, Severity]]:
     rows = store.rows(
         "SELECT f.server, f.kind, f.subject, f.severity, s.fleet FROM findings f"
         " JOIN servers s ON s.name = f.server WHERE f.run_id = ?",
         (run_id,),
     )
     return {
-        (r["server"], r["kind"], r["subject"], r["severity"])
+        (r["server"], r["kind"], r["subject"], Severity(r["severity"]))
         for r in rows
         if not fleets or r["fleet"] in fleets
     }

@@ -6,7 +6,7 @@ import json
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from phoenix.drift.diff import SEVERITIES, Finding, Rules, finding
+from phoenix.drift.diff import Finding, Rules, finding, ranked
 
 if TYPE_CHECKING:
     from phoenix.fleet.terraform.drift import ResourceDrift
@@ -29,9 +29,7 @@ def server_findings(drifts: Iterable[ResourceDrift], rules: Rules = Rules()) -> 
             found.append(finding("server.missing", drift.server, drift.before.get("status")))
             continue
         found += _status(drift) + _settings(drift)
-    kept = [f for f in found if not rules.ignores("server", f.subject)]
-    rank = {s: i for i, s in enumerate(reversed(SEVERITIES))}
-    return sorted(kept, key=lambda f: (rank[f.severity], f.kind, f.subject))
+    return ranked(f for f in found if not rules.ignores("server", f.subject))
 
 
 def _status(drift: ResourceDrift) -> list[Finding]:

@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from typing import Any, Generic, TypeVar
 
+from phoenix.config import Severity
 from phoenix.facts import cron, ports, ssh_keys, sysctl, users
 from phoenix.facts.ports import Listener
 from phoenix.facts.users import Group, User
@@ -28,7 +29,6 @@ V = TypeVar("V")
 # Names a fact may not take: the required facts, the keys of the record and of summary(), the
 # script's last section, and Facts's own keyword.
 RESERVED = ("version", "files", "packages", "services", "hashed", "setuid", "units", "inventory")
-SEVERITIES = ("low", "medium", "high")  # those of drift (phoenix.drift.diff.SEVERITIES)
 
 
 @dataclass(frozen=True)
@@ -36,13 +36,13 @@ class Kind:
     """A kind of drift finding, with its severity (low, medium or high)."""
 
     name: str  # "user.added"
-    severity: str
+    severity: Severity
 
     def __post_init__(self) -> None:
-        if self.severity not in SEVERITIES:
-            raise ValueError(
-                f"{self.name}: severity {self.severity!r}, expected one of {SEVERITIES}"
-            )
+        if self.severity not in set(Severity):
+            allowed = ", ".join(Severity)
+            raise ValueError(f"{self.name}: severity {self.severity!r}, expected one of {allowed}")
+        object.__setattr__(self, "severity", Severity(self.severity))
 
 
 def by_key(key: str, value: Any) -> str:
@@ -142,7 +142,7 @@ class Registry:
         """This registry with `more` facts after its own."""
         return Registry((*self.facts, *more))
 
-    def severity(self) -> dict[str, str]:
+    def severity(self) -> dict[str, Severity]:
         """Kind of finding -> severity, for every kind the facts declare."""
         return {kind.name: kind.severity for fact in self.facts for kind in fact.kinds()}
 
@@ -180,9 +180,9 @@ USERS: Fact[User] = Fact(
     read=lambda data: User(**data),
     drift=Keyed(
         "user",
-        added=Kind("user.added", "high"),
-        removed=Kind("user.removed", "medium"),
-        changed=Kind("user.changed", "high"),
+        added=Kind("user.added", Severity.HIGH),
+        removed=Kind("user.removed", Severity.MEDIUM),
+        changed=Kind("user.changed", Severity.HIGH),
     ),
 )
 GROUPS: Fact[Group] = Fact(
@@ -191,7 +191,7 @@ GROUPS: Fact[Group] = Fact(
     parse=users.parse_groups,
     plain=lambda group: {**asdict(group), "members": list(group.members)},
     read=_group,
-    drift=Keyed("group", changed=Kind("group.changed", "medium")),
+    drift=Keyed("group", changed=Kind("group.changed", Severity.MEDIUM)),
 )
 SSH_KEYS: Fact[tuple[str, ...]] = Fact(  # user -> authorized key lines
     name="ssh_keys",
@@ -200,7 +200,9 @@ SSH_KEYS: Fact[tuple[str, ...]] = Fact(  # user -> authorized key lines
     plain=list,
     read=strings,
     drift=Lines(
-        "ssh_key", added=Kind("ssh_key.added", "high"), removed=Kind("ssh_key.removed", "low")
+        "ssh_key",
+        added=Kind("ssh_key.added", Severity.HIGH),
+        removed=Kind("ssh_key.removed", Severity.LOW),
     ),
 )
 CRON: Fact[tuple[str, ...]] = Fact(  # crontab path -> entries
@@ -209,7 +211,11 @@ CRON: Fact[tuple[str, ...]] = Fact(  # crontab path -> entries
     parse=cron.parse,
     plain=list,
     read=strings,
-    drift=Lines("cron", added=Kind("cron.added", "medium"), removed=Kind("cron.removed", "low")),
+    drift=Lines(
+        "cron",
+        added=Kind("cron.added", Severity.MEDIUM),
+        removed=Kind("cron.removed", Severity.LOW),
+    ),
 )
 TIMERS: Fact[str] = Fact(  # timer unit -> unit file state
     name="timers",
@@ -218,7 +224,9 @@ TIMERS: Fact[str] = Fact(  # timer unit -> unit file state
     plain=str,
     read=string,
     drift=Keyed(  # a new timer, whatever its state, and one whose state changes
-        "timer", added=Kind("timer.enabled", "medium"), changed=Kind("timer.enabled", "medium")
+        "timer",
+        added=Kind("timer.enabled", Severity.MEDIUM),
+        changed=Kind("timer.enabled", Severity.MEDIUM),
     ),
 )
 PORTS: Fact[Listener] = Fact(  # "tcp/0.0.0.0:22" -> listener
@@ -229,8 +237,8 @@ PORTS: Fact[Listener] = Fact(  # "tcp/0.0.0.0:22" -> listener
     read=lambda data: Listener(**data),
     drift=Keyed(
         "port",
-        added=Kind("port.opened", "medium"),
-        removed=Kind("port.closed", "low"),
+        added=Kind("port.opened", Severity.MEDIUM),
+        removed=Kind("port.closed", Severity.LOW),
         subject=_with_process,
     ),
 )
@@ -240,7 +248,7 @@ SYSCTL: Fact[str] = Fact(  # key of SYSCTL_KEYS -> value
     parse=sysctl.parse,
     plain=str,
     read=string,
-    drift=Keyed("sysctl", changed=Kind("sysctl.changed", "medium")),
+    drift=Keyed("sysctl", changed=Kind("sysctl.changed", Severity.MEDIUM)),
 )
 
 REGISTRY = Registry((USERS, GROUPS, SSH_KEYS, CRON, TIMERS, PORTS, SYSCTL))

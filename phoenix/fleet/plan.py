@@ -5,21 +5,31 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
+from enum import StrEnum
 from typing import Any
 
 from phoenix.ages import parse_age
-from phoenix.config import FleetConfig
+from phoenix.config import FleetConfig, Strategy
 from phoenix.errors import Refused
-from phoenix.fleet.records import RunRecord, ServerRecord
+from phoenix.fleet.records import RunRecord, ServerRecord, ServerStatus
+from phoenix.state import RunKind, RunStatus
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Options:
     image: str | None = None
     older_than: str | None = None
     only: tuple[str, ...] = ()
-    strategy: str | None = None
+    strategy: str | None = None  # as the operator gave it: checked by make_plan
     batch: int | None = None
+
+
+class RolloutStatus(StrEnum):
+    """How a deploy, rebuild or destroy ended (a Result's status)."""
+
+    SUCCEEDED = "succeeded"
+    ROLLED_BACK = "rolled_back"  # a step failed; the servers serving before still serve
+    NOTHING = "nothing"  # the plan was empty: no run
 
 
 @dataclass(frozen=True)
@@ -28,12 +38,12 @@ class Batch:
     add: int  # how many new servers
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Plan:
     fleet: str
-    kind: str  # deploy | rebuild
+    kind: RunKind  # deploy | rebuild | destroy
     image: str
-    strategy: str
+    strategy: Strategy | None  # None: a destroy
     batches: list[Batch]
     resume_of: int | None = None
     note: str = ""
@@ -46,11 +56,11 @@ class Plan:
         return asdict(self)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Result:
     plan: Plan
     run_id: int | None
-    status: str  # succeeded | rolled_back | nothing
+    status: RolloutStatus
     reason: str = ""
     added: list[str] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)
@@ -60,7 +70,7 @@ class Result:
         return asdict(self)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class ServerView:
     name: str
     address: str | None
@@ -68,10 +78,10 @@ class ServerView:
     generation: int
     created_at: str
     healthy: bool
-    status: str
+    status: ServerStatus
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class FleetStatus:
     fleet: str
     endpoint: str
@@ -92,7 +102,7 @@ class FleetStatus:
 def make_plan(
     fleet: str,
     cfg: FleetConfig,
-    kind: str,
+    kind: RunKind,
     opts: Options,
     image: str,
     serving: Sequence[ServerRecord],
@@ -103,22 +113,38 @@ def make_plan(
     batch = opts.batch if opts.batch is not None else cfg.batch
     if batch < 1:
         raise Refused(f"--batch {batch}: must be at least 1")
-    strategy = opts.strategy or cfg.strategy
-    if strategy not in ("rolling", "blue-green"):
-        raise Refused(f"--strategy {strategy}: must be rolling or blue-green")
-    if kind == "deploy":
+    strategy = _strategy(opts.strategy) if opts.strategy else cfg.strategy
+    if kind is RunKind.DEPLOY:
         missing = cfg.size - len(serving)
         note = "" if missing > 0 else f"{fleet} already has {len(serving)} servers"
         batches = [Batch([], missing)] if missing > 0 else []
-        return Plan(fleet, kind, image, strategy, batches, note=note)
+        return Plan(
+            fleet=fleet, kind=kind, image=image, strategy=strategy, batches=batches, note=note
+        )
     if not serving:
         raise Refused(f"fleet {fleet} has no servers", hint=f"run: phoenix deploy {fleet}")
     chosen, resume_of, note = select(fleet, serving, opts, last_run)
-    size = len(chosen) if strategy == "blue-green" else batch
+    size = len(chosen) if strategy is Strategy.BLUE_GREEN else batch
     batches = [
         Batch(chosen[i : i + size], len(chosen[i : i + size])) for i in range(0, len(chosen), size)
     ]
-    return Plan(fleet, kind, image, strategy, batches, resume_of, note)
+    return Plan(
+        fleet=fleet,
+        kind=kind,
+        image=image,
+        strategy=strategy,
+        batches=batches,
+        resume_of=resume_of,
+        note=note,
+    )
+
+
+def _strategy(given: str) -> Strategy:
+    try:
+        return Strategy(given)
+    except ValueError:
+        allowed = " or ".join(Strategy)
+        raise Refused(f"--strategy {given}: must be {allowed}") from None
 
 
 def select(
@@ -139,7 +165,7 @@ def select(
         old = [s.name for s in serving if datetime.fromisoformat(s.created_at) < cutoff]
         return old, None, f"servers older than {opts.older_than}"
     last = last_run
-    if last and last.kind == "rebuild" and last.status == "interrupted":
+    if last and last.kind is RunKind.REBUILD and last.status is RunStatus.INTERRUPTED:
         left = [s.name for s in serving if s.created_at < last.started_at]
         return left, last.id, f"finishing interrupted rebuild #{last.id}"
     return [s.name for s in serving], None, ""

@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass
 from enum import StrEnum
 from typing import Any
 
-from phoenix.state import Store, now
+from phoenix.state import RunKind, RunStatus, Store, now
 
 
 class ServerStatus(StrEnum):
@@ -29,7 +29,7 @@ LIVE = (
 )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class ServerRecord:
     name: str
     fleet: str
@@ -42,12 +42,12 @@ class ServerRecord:
     removed_at: str | None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class RunRecord:
     id: int
     fleet: str | None
-    kind: str
-    status: str
+    kind: RunKind
+    status: RunStatus
     started_at: str
     finished_at: str | None
     pid: int
@@ -127,7 +127,7 @@ class Records:
         return [_run(r) for r in rows]
 
     def unfinished(self, fleet: str) -> list[RunRecord]:
-        return [r for r in self.runs(fleet, limit=1000) if r.status == "running"]
+        return [r for r in self.runs(fleet, limit=1000) if r.status is RunStatus.RUNNING]
 
     def set_run_detail(self, run_id: int, detail: dict[str, Any]) -> None:
         with self.store.transaction() as db:
@@ -157,8 +157,8 @@ def _run(row: dict[str, Any]) -> RunRecord:
     return RunRecord(
         id=int(row["id"]),
         fleet=row["fleet"],
-        kind=row["kind"],
-        status=row["status"],
+        kind=RunKind(row["kind"]),
+        status=RunStatus(row["status"]),
         started_at=row["started_at"],
         finished_at=row["finished_at"],
         pid=int(row["pid"]),

@@ -16,13 +16,21 @@ from typing import Any
 from phoenix.config import FleetConfig, HealthCheck
 from phoenix.errors import ConfigError, PhoenixError, Refused
 from phoenix.events import Emit, StepOutput, discard, step
-from phoenix.fleet.plan import FleetStatus, Options, Plan, Result, ServerView, make_plan
+from phoenix.fleet.plan import (
+    FleetStatus,
+    Options,
+    Plan,
+    Result,
+    RolloutStatus,
+    ServerView,
+    make_plan,
+)
 from phoenix.fleet.ports import Infra, Provider, Traffic
 from phoenix.fleet.records import Records, ServerStatus
 from phoenix.fleet.terraform.inputs import ServerSpec, ServerState
 from phoenix.host import health, keys, ssh
 from phoenix.image.registry import ImageRecord, Registry, Status
-from phoenix.state import Store
+from phoenix.state import RunKind, RunStatus, Store
 from phoenix.workspace import Workspace
 
 DRAIN_TIMEOUT = 30.0
@@ -59,7 +67,7 @@ class Fleet:
 
     # -- planning -----------------------------------------------------------------------------
 
-    def plan(self, kind: str, opts: Options = Options()) -> Plan:
+    def plan(self, kind: RunKind, opts: Options = Options()) -> Plan:
         image = self._image(opts.image)
         serving = [s for s in self.records.servers(self.name) if s.status is ServerStatus.SERVING]
         last = next(iter(self.records.runs(self.name, limit=1)), None)
@@ -84,7 +92,7 @@ class Fleet:
     def execute(self, plan: Plan, before_removing: Callable[[], object] = lambda: None) -> Result:
         """Carry out `plan`; `before_removing` is called once, before the first server leaves."""
         if plan.empty:
-            return Result(plan, None, "nothing", plan.note)
+            return Result(plan=plan, run_id=None, status=RolloutStatus.NOTHING, reason=plan.note)
         self.records.ensure_fleet(self.name, self.cfg.model_dump(mode="json"))
         run_id = self.store.start_run(self.name, plan.kind)
         self.records.set_run_detail(run_id, plan.as_dict())
@@ -114,13 +122,26 @@ class Fleet:
                 removed += leaving
         except PhoenixError as exc:
             self._event(run_id, "rollback", exc.message)
-            self._settle(run_id, "rolled_back")
-            return Result(plan, run_id, "rolled_back", exc.message, added, removed)
+            self._settle(run_id, RunStatus.ROLLED_BACK)
+            return Result(
+                plan=plan,
+                run_id=run_id,
+                status=RolloutStatus.ROLLED_BACK,
+                reason=exc.message,
+                added=added,
+                removed=removed,
+            )
         except BaseException:
-            self._settle(run_id, "interrupted")
+            self._settle(run_id, RunStatus.INTERRUPTED)
             raise
-        self.store.finish_run(run_id, "succeeded")
-        return Result(plan, run_id, "succeeded", "", added, removed)
+        self.store.finish_run(run_id, RunStatus.SUCCEEDED)
+        return Result(
+            plan=plan,
+            run_id=run_id,
+            status=RolloutStatus.SUCCEEDED,
+            added=added,
+            removed=removed,
+        )
 
     def _gate(self, run_id: int, names: list[str]) -> None:
         """The new servers exist: pin their host keys, pass their health checks, enter the pool."""
@@ -190,7 +211,9 @@ class Fleet:
         def run(command: str) -> Any:
             server = next(s for s in self.records.servers(self.name) if s.name == name)
             key, _ = keys.ensure(self.ws.home)
-            target = ssh.Target(name, str(server.address), str(server.host_key))
+            target = ssh.Target(
+                name=name, address=str(server.address), host_key=str(server.host_key)
+            )
             with ssh.connect(target, key.private_path) as session:
                 return session.run(command)
 
@@ -203,11 +226,11 @@ class Fleet:
         settled = []
         for run in self.records.unfinished(self.name):
             self.emit(StepOutput("recover", f"settling interrupted {run.kind} #{run.id}"))
-            self._settle(run.id, "interrupted")
+            self._settle(run.id, RunStatus.INTERRUPTED)
             settled.append(run.id)
         return settled
 
-    def _settle(self, run_id: int, status: str) -> None:
+    def _settle(self, run_id: int, status: RunStatus) -> None:
         """Remove what never served and what was leaving; keep what serves. Idempotent."""
         live = self.records.servers(self.name)
         never = [s.name for s in live if s.status in (ServerStatus.CREATING, ServerStatus.STARTING)]
@@ -244,18 +267,26 @@ class Fleet:
         backends = {b.name: b for b in self.traffic.servers()} if self.traffic.running() else {}
         views = [
             ServerView(
-                s.name, s.address, s.image_tag, s.generation, s.created_at,
-                s.name in backends and backends[s.name].healthy, s.status.value,
+                name=s.name,
+                address=s.address,
+                image=s.image_tag,
+                generation=s.generation,
+                created_at=s.created_at,
+                healthy=s.name in backends and backends[s.name].healthy,
+                status=s.status,
             )
             for s in self.records.servers(self.name)
-        ]  # fmt: skip
+        ]
         return FleetStatus(
-            self.name, self.traffic.endpoint, views, self.records.unfinished(self.name)
+            fleet=self.name,
+            endpoint=self.traffic.endpoint,
+            servers=views,
+            interrupted=self.records.unfinished(self.name),
         )
 
     def destroy(self) -> Result:
-        plan = Plan(self.name, "destroy", "", "", [])
-        run_id = self.store.start_run(self.name, "destroy")
+        plan = Plan(fleet=self.name, kind=RunKind.DESTROY, image="", strategy=None, batches=[])
+        run_id = self.store.start_run(self.name, RunKind.DESTROY)
         live = [s.name for s in self.records.servers(self.name)]
         if self.traffic.running():
             for name in live:
@@ -264,8 +295,8 @@ class Fleet:
         self._apply(run_id, exclude=live)
         self.records.set_status(live, ServerStatus.REMOVED)
         self.traffic.stop()
-        self.store.finish_run(run_id, "succeeded")
-        return Result(plan, run_id, "succeeded", removed=live)
+        self.store.finish_run(run_id, RunStatus.SUCCEEDED)
+        return Result(plan=plan, run_id=run_id, status=RolloutStatus.SUCCEEDED, removed=live)
 
     # -- events -------------------------------------------------------------------------------
 

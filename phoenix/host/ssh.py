@@ -19,7 +19,7 @@ from phoenix.host.process import CommandResult
 _CHUNK = 65536
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Target:
     name: str
     address: str

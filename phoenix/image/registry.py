@@ -23,7 +23,7 @@ class Status(StrEnum):
     REVOKED = "revoked"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class ImageRecord:
     name: str
     version: int
@@ -47,6 +47,11 @@ class ImageRecord:
 
 def tag_of(name: str, version: int) -> str:
     return f"{name}-v{version:03d}"
+
+
+def name_of(tag: str) -> str:
+    """The image name in a tag (`web` in `web-v003`): `tag_of` undone."""
+    return tag.rpartition("-v")[0] or tag
 
 
 class Registry:

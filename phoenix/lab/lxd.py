@@ -29,7 +29,7 @@ DEFAULT_PROJECT = "default"
 LXC_TIMEOUT = 600.0  # an image import or copy: seconds
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Image:
     fingerprint: str
     aliases: list[str]
@@ -38,7 +38,7 @@ class Image:
     created_at: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Instance:
     name: str
     status: str

@@ -136,10 +136,10 @@ def test_lived_in_server_is_clean(image: Image, servers: list[ssh.Target]) -> No
     image.lab.lxd.client.instances.get(target.name).start(wait=True)
     address = image.lab.lxd.wait_address(target.name, 60)
     ssh.wait_port(address, 22, 60)
-    rebooted = ssh.Target(target.name, address, target.host_key)
+    rebooted = ssh.Target(name=target.name, address=address, host_key=target.host_key)
     image.run(rebooted, "dhclient -r eth0 2>/dev/null; dhclient eth0; true")  # lease renewed
     address = image.lab.lxd.wait_address(target.name, 60)
-    rebooted = ssh.Target(target.name, address, target.host_key)
+    rebooted = ssh.Target(name=target.name, address=address, host_key=target.host_key)
     scanned = image.scan(rebooted)
     assert scanned.status == "clean", scanned.findings
 
@@ -181,9 +181,9 @@ def test_unreachable_and_untrusted_servers(image: Image, servers: list[ssh.Targe
     target = image.launch()
     other = image.launch()
     servers += [target, other]
-    forged = ssh.Target(target.name, target.address, other.host_key)
+    forged = ssh.Target(name=target.name, address=target.address, host_key=other.host_key)
     assert image.scan(forged).status == "untrusted"
-    nowhere = ssh.Target("gone", "10.213.0.254", target.host_key)
+    nowhere = ssh.Target(name="gone", address="10.213.0.254", host_key=target.host_key)
     gone = image.scan(nowhere)
     assert gone.status == "unreachable" and gone.error
 
@@ -295,7 +295,10 @@ def test_cli_on_a_fleet(lab: Lab, tmp_path: Path) -> None:
         status = fleet.phoenix("status", "drifty", "--json").json()
         one = next(s for s in status["servers"] if s["name"] == first["name"])  # type: ignore[index]
         key = lab.lxd.host_key(first["name"])
-        with ssh.connect(ssh.Target(first["name"], one["address"], key), lab.key.private_path) as s:
+        with ssh.connect(
+            ssh.Target(name=first["name"], address=one["address"], host_key=key),
+            lab.key.private_path,
+        ) as s:
             s.run("echo hotfix >> /etc/nginx/nginx.conf")
         junit, html = tmp_path / "drift.xml", tmp_path / "drift.html"
         drifted = fleet.phoenix(

@@ -68,7 +68,7 @@ def login(fleet: Fleet, server: ServerState) -> str:
     assert server.address
     ssh.wait_port(server.address, 22, 60)
     host_key = fleet.lxd.host_key(server.name)
-    target = ssh.Target(server.name, server.address, host_key)
+    target = ssh.Target(name=server.name, address=server.address, host_key=host_key)
     with ssh.connect(target, fleet.key.private_path) as session:
         result = session.run("id -u; stat -c '%a %U' /root/.ssh/authorized_keys")
     assert result.ok, result.stderr

@@ -77,7 +77,7 @@ def test_server_from_base_image_accepts_operator_key_with_pinned_host_key(
 
     impostor = labmod.launch_server(lab.lxd, unique("t-imp"), cfg.base_image, lab.key)
     server_names.append(impostor.name)
-    forged = ssh.Target(name, target.address, impostor.host_key)
+    forged = ssh.Target(name=name, address=target.address, host_key=impostor.host_key)
     with pytest.raises(HostKeyError):
         ssh.connect(forged, lab.key.private_path)
 

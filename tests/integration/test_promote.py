@@ -33,7 +33,9 @@ def by_hand(lab: Lab, fleet: Lab, fleet_name: str) -> str:
     """Edit the fleet's one server over SSH as root; return its name."""
     status = fleet.phoenix("status", fleet_name, "--json").json()
     (server,) = status["servers"]  # type: ignore[index]
-    target = ssh.Target(server["name"], server["address"], lab.lxd.host_key(server["name"]))
+    target = ssh.Target(
+        name=server["name"], address=server["address"], host_key=lab.lxd.host_key(server["name"])
+    )
     with ssh.connect(target, lab.key.private_path) as session:
         for command in HAND_EDITS:
             result = session.run(command)

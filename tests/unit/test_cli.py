@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
 
+from phoenix.cli import render
 from phoenix.cli.app import main
+from phoenix.drift.scan import ScanReport, ScanStatus, ServerScan
 from phoenix.errors import ExitCode
 
 
@@ -36,3 +39,16 @@ def test_unknown_command_is_a_usage_error(capsys: pytest.CaptureFixture[str]) ->
 def test_version(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--version"]) == ExitCode.OK
     assert "phoenix" in capsys.readouterr().out
+
+
+def test_drift_text_says_which_image_has_no_baseline(capsys: pytest.CaptureFixture[str]) -> None:
+    error = "image web-v001 has no baseline to compare with: bake it again"
+    clean = ServerScan(name="web-1", address="a", image="web-v001", fleet="web",
+                       status=ScanStatus.CLEAN)  # fmt: skip
+    servers = [clean, dataclasses.replace(clean, name="web-2")]
+    servers.append(dataclasses.replace(clean, name="web-3", status=ScanStatus.NO_BASELINE,
+                                       error=error))  # fmt: skip
+    render.drift(ScanReport(scanned_at="t", servers=servers))
+    out = capsys.readouterr().out
+    assert f"no_baseline web-3 (a, web-v001): {error}" in out
+    assert out.splitlines()[-1] == "2 clean, 1 no_baseline"

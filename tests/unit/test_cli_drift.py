@@ -33,11 +33,20 @@ def calls(monkeypatch: pytest.MonkeyPatch) -> Calls:
 
     def drift(_ws: object, fleets: list[str], *_: object) -> ScanReport:
         seen.made.append(("scan", list(fleets)))
-        return ScanReport("2024-01-01T00:00:00+00:00", [])
+        return ScanReport(scanned_at="2024-01-01T00:00:00+00:00", servers=[])
 
     def changes_since(_ws: object, since: str, fleets: list[str]) -> list[Change]:
         seen.made.append(("changes", (since, list(fleets))))
-        return [Change("2024-01-01", "appeared", "web-g1-1", "file.changed", "/etc/motd", "low")]
+        return [
+            Change(
+                at="2024-01-01",
+                change="appeared",
+                server="web-g1-1",
+                kind="file.changed",
+                subject="/etc/motd",
+                severity="low",
+            )
+        ]
 
     def lookup(_ws: object, server: str, path: str | None) -> list[object]:
         seen.made.append(("evidence", (server, path)))

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from phoenix.config import Config, config_path, load, state_home
+from phoenix.config import Config, Severity, Strategy, config_path, load, state_home
 from phoenix.errors import ConfigError
 
 SHIPPED = Path(__file__).resolve().parents[2] / "phoenix.toml"
@@ -51,7 +51,12 @@ def test_defaults(tmp_path: Path) -> None:
     image = config.images["web"]
     assert image.template_path(tmp_path, "web") == tmp_path / "images/web.pkr.json"
     assert (image.health.type, image.health.port, image.health.path) == ("http", 80, "/")
-    assert config.fleets["web"].strategy == "rolling"
+    assert config.fleets["web"].strategy is Strategy.ROLLING
+    assert config.drift.fail_on is Severity.LOW
+    chosen = load(write(tmp_path, VALID + 'strategy = "blue-green"\n[drift]\nfail_on = "high"\n'))
+    assert chosen.fleets["web"].strategy is Strategy.BLUE_GREEN
+    assert chosen.drift.fail_on is Severity.HIGH
+    assert chosen.fleets["web"].model_dump(mode="json")["strategy"] == "blue-green"
     assert str(config.lab.subnet) == "10.213.0.1/24"
 
 
@@ -146,6 +151,21 @@ def test_invalid_toml_names_line_and_column(tmp_path: Path) -> None:
             "[fleets.web]\n",
             "fleets.web.image: missing (this key is required)",
             id="missing-key",
+        ),
+        pytest.param(
+            VALID + 'strategy = "canary"\n',
+            "fleets.web.strategy: bad value 'canary': must be one of 'rolling' or 'blue-green'",
+            id="bad-strategy",
+        ),
+        pytest.param(
+            VALID + "strategy = 1\n",
+            "fleets.web.strategy: bad value 1: must be one of 'rolling' or 'blue-green'",
+            id="strategy-not-a-string",
+        ),
+        pytest.param(
+            VALID + '[drift]\nfail_on = "severe"\n',
+            "drift.fail_on: bad value 'severe': must be one of 'low', 'medium' or 'high'",
+            id="bad-fail-on",
         ),
     ],
 )

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
 
+from phoenix.config import Severity
 from phoenix.drift import report
 from phoenix.drift import scan as scan_mod
 from phoenix.drift.diff import Finding, Rules, at_least, diff
-from phoenix.drift.scan import ScanReport, ServerScan
+from phoenix.drift.scan import ScanReport, ScanStatus, ServerScan
 from phoenix.errors import Refused
 from phoenix.facts import Facts, FileFact, Group, Listener, Package, Service, User
 from phoenix.state import Store, now
@@ -229,32 +231,68 @@ def test_rules_from_config_extend_the_defaults() -> None:
 
 
 def test_fail_on_threshold() -> None:
-    found = [Finding("file.added", "/x", "low"), Finding("ssh_key.added", "root", "high")]
-    assert at_least(found, "high") == [found[1]]
-    assert at_least(found, "low") == found
+    found = [
+        Finding(kind="file.added", subject="/x", severity=Severity.LOW),
+        Finding(kind="ssh_key.added", subject="root", severity=Severity.HIGH),
+    ]
+    assert at_least(found, Severity.HIGH) == [found[1]]
+    assert at_least(found, Severity.LOW) == found
+
+
+def scans() -> list[ServerScan]:
+    """One server of each ScanStatus, in its order."""
+    evil = Finding(
+        kind="file.modified", subject="/etc/<evil>", severity=Severity.MEDIUM, before="a", after="b"
+    )
+    key = Finding(kind="host_key.changed", subject="web-g1-4", severity=Severity.HIGH)
+    errors = {
+        ScanStatus.UNREACHABLE: "timed out",
+        ScanStatus.UNTRUSTED: "host key changed",
+        ScanStatus.NO_BASELINE: "image web-v001 has no baseline to compare with",
+    }
+    findings = {ScanStatus.DRIFTED: [evil], ScanStatus.UNTRUSTED: [key]}
+    return [
+        ServerScan(
+            name=f"web-g1-{n}",
+            address=f"10.0.0.{n}",
+            image="web-v001",
+            fleet="web",
+            status=status,
+            findings=findings.get(status, []),
+            error=errors.get(status),
+        )
+        for n, status in enumerate(ScanStatus, 1)
+    ]
 
 
 def test_reports() -> None:
-    scans = [
-        ServerScan("web-g1-1", "10.0.0.1", "web-v001", "web", "clean"),
-        ServerScan(
-            "web-g1-2",
-            "10.0.0.2",
-            "web-v001",
-            "web",
-            "drifted",
-            [Finding("file.modified", "/etc/<evil>", "medium", "a", "b")],
-        ),
-        ServerScan("web-g1-3", "10.0.0.3", "web-v001", "web", "unreachable", error="timed out"),
-    ]
-    scan = ScanReport("2026-11-28T00:00:00+00:00", scans)
+    servers = scans()
+    scan = ScanReport(scanned_at="2026-11-28T00:00:00+00:00", servers=servers)
     assert scan.exit_code == 2
-    assert ScanReport("t", scans[:2]).exit_code == 1
-    assert ScanReport("t", scans[:1]).exit_code == 0
+    assert ScanReport(scanned_at="t", servers=servers[:2]).exit_code == 1
+    assert ScanReport(scanned_at="t", servers=servers[:1]).exit_code == 0
+    assert ScanReport(scanned_at="t", servers=servers[4:]).exit_code == 2  # no baseline
     suite = ET.fromstring(report.to_junit(scan)).find("testsuite")
-    assert suite is not None and suite.get("failures") == "1" and suite.get("errors") == "1"
+    assert suite is not None and suite.get("failures") == "1" and suite.get("errors") == "3"
+    no_baseline = suite.find("testcase[@name='web-g1-5']/error")
+    assert no_baseline is not None
+    assert (
+        no_baseline.get("message") == "no_baseline: image web-v001 has no baseline to compare with"
+    )
     html = report.to_html(scan)
     assert "&lt;evil&gt;" in html and "<evil>" not in html
+    assert '<small class="no_baseline">no_baseline</small>' in html and ".no_baseline {" in html
+
+
+def test_json_holds_the_plain_values_of_the_enums() -> None:
+    scan = ScanReport(scanned_at="t", servers=scans())
+    data = json.loads(report.to_json(scan))
+    assert [s["status"] for s in data["servers"]] == [
+        "clean", "drifted", "unreachable", "untrusted", "no_baseline"
+    ]  # fmt: skip
+    assert data["servers"][1]["findings"][0]["severity"] == "medium"
+    assert list(data["servers"][1]) == ["name", "address", "image", "fleet", "status", "error",
+                                        "findings"]  # fmt: skip
 
 
 def test_changes_between_scans(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -272,17 +310,32 @@ def test_changes_between_scans(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
                 "INSERT INTO servers (name, fleet, generation, image_tag, status,"
                 " created_at) VALUES ('web-g1-1', 'web', 1, 'web-v001', 'serving', 'x')"
             )
-        a = Finding("file.modified", "/etc/motd", "medium")
-        b = Finding("ssh_key.added", "root", "high")
+        a = Finding(kind="file.modified", subject="/etc/motd", severity=Severity.MEDIUM)
+        b = Finding(kind="ssh_key.added", subject="root", severity=Severity.HIGH)
         for found in ([a], [a, b], [b]):
-            scan_mod._record(store, ScanReport(now(), [
-                ServerScan("web-g1-1", "10.0.0.1", "web-v001", "web", "drifted", found)
-            ]))  # fmt: skip
+            scan_mod._record(
+                store,
+                ScanReport(
+                    scanned_at=now(),
+                    servers=[
+                        ServerScan(
+                            name="web-g1-1",
+                            address="10.0.0.1",
+                            image="web-v001",
+                            fleet="web",
+                            status=ScanStatus.DRIFTED,
+                            findings=found,
+                        )
+                    ],
+                ),
+            )
     changes = scan_mod.changes_since(ws, "1d")
-    assert [(c.change, c.subject) for c in changes] == [
-        ("appeared", "root"),
-        ("went away", "/etc/motd"),
+    assert [(c.change, c.subject, c.severity) for c in changes] == [
+        ("appeared", "root", Severity.HIGH),
+        ("went away", "/etc/motd", Severity.MEDIUM),
     ]
+    assert all(type(c.severity) is Severity for c in changes)  # read back as the enum
+    assert json.loads(json.dumps(changes[0].as_dict()))["severity"] == "high"
     assert scan_mod.changes_since(ws, "1d", ["other"]) == []
     with pytest.raises(Refused, match="--since"):
         scan_mod.changes_since(ws, "a week")

@@ -6,22 +6,24 @@ import base64
 import hashlib
 import shlex
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from phoenix import ops
+from phoenix.config import Severity, Strategy
 from phoenix.drift import evidence
 from phoenix.drift import scan as scan_mod
-from phoenix.drift.diff import Finding, Rules
-from phoenix.drift.scan import ScanReport, ServerScan
+from phoenix.drift.diff import Finding, Rules, finding
+from phoenix.drift.scan import ScanReport, ScanStatus, ServerScan
 from phoenix.drift.secrets import is_secret, looks_secret
 from phoenix.errors import ExitCode, Refused
 from phoenix.facts import FileFact, HashCache, ScanCache
 from phoenix.facts.runner import READ_FILES
-from phoenix.fleet.plan import Plan, Result
+from phoenix.fleet.plan import Plan, Result, RolloutStatus
 from phoenix.host import ssh
 from phoenix.host.process import CommandResult
-from phoenix.state import Store, now
+from phoenix.state import RunKind, Store, now
 from phoenix.workspace import Workspace
 from tests.unit.facts.fakes import FakeRunner
 
@@ -62,12 +64,12 @@ def test_wanted_are_small_text_changes_not_secrets() -> None:
         "/etc/mode": fact(CONF),
     }
     found = [
-        Finding("file.modified", "/etc/a.conf", "medium"),
-        Finding("file.modified", "/etc/shadow", "medium"),
-        Finding("file.added", "/etc/big", "low"),
-        Finding("file.modified", "/etc/link", "medium"),
-        Finding("file.mode", "/etc/mode", "medium"),
-        Finding("file.removed", "/etc/gone", "medium"),
+        Finding(kind="file.modified", subject="/etc/a.conf", severity=Severity.MEDIUM),
+        Finding(kind="file.modified", subject="/etc/shadow", severity=Severity.MEDIUM),
+        Finding(kind="file.added", subject="/etc/big", severity=Severity.LOW),
+        Finding(kind="file.modified", subject="/etc/link", severity=Severity.MEDIUM),
+        Finding(kind="file.mode", subject="/etc/mode", severity=Severity.MEDIUM),
+        Finding(kind="file.removed", subject="/etc/gone", severity=Severity.MEDIUM),
     ]
     assert evidence.wanted(found, live, evidence.Policy(limit=50)) == ["/etc/a.conf"]
 
@@ -76,7 +78,7 @@ def test_collect_keeps_text_drops_binary_keys_and_vanished_files() -> None:
     paths = ["/etc/a.conf", "/etc/b.bin", "/etc/c", "/etc/d"]
     contents = [CONF, b"\x00\x01binary", KEY, None]
     live = {p: fact(c or b"") for p, c in zip(paths, contents, strict=True)}
-    found = [Finding("file.added", p, "low") for p in paths]
+    found = [Finding(kind="file.added", subject=p, severity=Severity.LOW) for p in paths]
     runner = FakeRunner({FETCH: answer(*contents)})
     got = evidence.collect(runner, "web-1", found, live, evidence.Policy(limit=1000))
     assert [(a.path, a.content) for a in got.contents] == [("/etc/a.conf", CONF)]
@@ -86,7 +88,7 @@ def test_collect_keeps_text_drops_binary_keys_and_vanished_files() -> None:
 
 def test_collect_fetches_nothing_already_archived() -> None:
     live = {"/etc/a.conf": fact(CONF)}
-    found = [Finding("file.modified", "/etc/a.conf", "medium")]
+    found = [Finding(kind="file.modified", subject="/etc/a.conf", severity=Severity.MEDIUM)]
     policy = evidence.Policy(limit=1000, known=frozenset({live["/etc/a.conf"].sha256 or ""}))
     runner = FakeRunner({})
     got = evidence.collect(runner, "web-1", found, live, policy)
@@ -116,12 +118,26 @@ def test_scans_archive_evidence_once_and_lookup_finds_the_newest(
     old, new = CONF, b"worker_processes 8;\n"
     for content in (old, old, new):
         digest = hashlib.sha256(content).hexdigest()
-        finding = Finding("file.modified", "/etc/a.conf", "medium", evidence=f"sha256:{digest}")
-        kept = [evidence.Archived(digest, "/etc/a.conf", "web-g1-1", content)]
-        scanned = ServerScan("web-g1-1", "10.0.0.1", "web-v001", "web", "drifted", [finding],
-                             archived=kept)  # fmt: skip
+        changed = Finding(
+            kind="file.modified",
+            subject="/etc/a.conf",
+            severity=Severity.MEDIUM,
+            evidence=f"sha256:{digest}",
+        )
+        kept = [
+            evidence.Archived(sha256=digest, path="/etc/a.conf", server="web-g1-1", content=content)
+        ]
+        scanned = ServerScan(
+            name="web-g1-1",
+            address="10.0.0.1",
+            image="web-v001",
+            fleet="web",
+            status=ScanStatus.DRIFTED,
+            findings=[changed],
+            archived=kept,
+        )
         with Store.open(ws.home) as store:
-            scan_mod._record(store, ScanReport(now(), [scanned]))
+            scan_mod._record(store, ScanReport(scanned_at=now(), servers=[scanned]))
     with Store.open(ws.home) as store:
         assert len(store.rows("SELECT * FROM evidence")) == 2
         assert evidence.known(store) == {hashlib.sha256(c).hexdigest() for c in (old, new)}
@@ -139,9 +155,18 @@ def test_hash_caches_are_kept_per_server_and_dropped_by_a_deep_scan(
 ) -> None:
     ws = workspace(tmp_path, monkeypatch)
     cache = ScanCache(HashCache({"/etc/a": ("1 2 3 4", "a" * 64)}), ("f" * 32, "a.service x"))
-    scanned = ServerScan("web-g1-1", "10.0.0.1", "web-v001", "web", "clean", files=1)
+    scanned = ServerScan(
+        name="web-g1-1",
+        address="10.0.0.1",
+        image="web-v001",
+        fleet="web",
+        status=ScanStatus.CLEAN,
+        files=1,
+    )
     with Store.open(ws.home) as store:
-        scan_mod._record(store, ScanReport(now(), [scanned]), {"web-g1-1": cache}, deep=True)
+        scan_mod._record(
+            store, ScanReport(scanned_at=now(), servers=[scanned]), {"web-g1-1": cache}, deep=True
+        )
         assert scan_mod._cache(store, "web-g1-1", deep=False) == cache
         assert scan_mod._cache(store, "web-g1-1", deep=True) == ScanCache()
         assert scan_mod._cache(store, "web-g1-2", deep=False) == ScanCache()
@@ -149,63 +174,110 @@ def test_hash_caches_are_kept_per_server_and_dropped_by_a_deep_scan(
         assert row["deep_at"] == row["updated_at"]
 
 
+def server(name: str, status: ScanStatus, *found: Finding, fleet: str = "web") -> ServerScan:
+    return ServerScan(
+        name=name, address="a", image="i", fleet=fleet, status=status, findings=list(found)
+    )
+
+
+def report_of(servers: list[ServerScan], **kw: Any) -> ScanReport:
+    return ScanReport(scanned_at="t", servers=servers, **kw)
+
+
 def test_what_drift_replace_hands_to_the_rollout() -> None:
-    low = Finding("file.added", "/etc/x", "low")
-    high = Finding("ssh_key.added", "root", "high")
-    stopped = Finding("server.stopped", "api-2", "high", "Running", "Stopped")
+    low = Finding(kind="file.added", subject="/etc/x", severity=Severity.LOW)
+    high = Finding(kind="ssh_key.added", subject="root", severity=Severity.HIGH)
+    stopped = Finding(
+        kind="server.stopped", subject="api-2", severity=Severity.HIGH, before="Running"
+    )
     servers = [
-        ServerScan("web-1", "a", "i", "web", "drifted", [low]),
-        ServerScan("web-2", "a", "i", "web", "drifted", [high]),
-        ServerScan("web-3", "a", "i", "web", "untrusted", [high]),
-        ServerScan("web-4", "a", "i", "web", "unreachable"),
-        ServerScan("api-1", "a", "i", "api", "clean"),
-        ServerScan("api-2", "a", "i", "api", "unreachable", [stopped]),
+        server("web-1", ScanStatus.DRIFTED, low),
+        server("web-2", ScanStatus.DRIFTED, high),
+        server("web-3", ScanStatus.UNTRUSTED, high),
+        server("web-4", ScanStatus.UNREACHABLE),
+        server("api-1", ScanStatus.CLEAN, fleet="api"),
+        server("api-2", ScanStatus.UNREACHABLE, stopped, fleet="api"),
     ]
-    assert ops.to_replace(ScanReport("t", servers, "low")) == {
+    assert ops.to_replace(report_of(servers, fail_on=Severity.LOW)) == {
         "web": ["web-1", "web-2", "web-3"],
         "api": ["api-2"],
     }
-    assert ops.to_replace(ScanReport("t", servers, "high")) == {
+    assert ops.to_replace(report_of(servers, fail_on=Severity.HIGH)) == {
         "web": ["web-2", "web-3"],
         "api": ["api-2"],
     }
-    plan = Plan("web", "rebuild", "web-v002", "rolling", [])
-    done = Result(plan, 1, "succeeded", removed=["web-1", "web-2", "web-3", "api-2"])
-    back = Result(plan, 2, "rolled_back")
-    assert ops.replace_exit_code(ScanReport("t", servers[:3]), [done]) is ExitCode.OK
-    assert ops.replace_exit_code(ScanReport("t", servers[:3]), [done, back]) is ExitCode.FAILED
-    assert ops.replace_exit_code(ScanReport("t", servers), [done]) is ExitCode.REFUSED  # web-4
-    assert ops.replace_exit_code(ScanReport("t", servers[5:]), [done]) is ExitCode.OK
-    assert ops.replace_exit_code(ScanReport("t", [], problems=["x"]), []) is ExitCode.REFUSED
+    plan = Plan(
+        fleet="web", kind=RunKind.REBUILD, image="web-v002", strategy=Strategy.ROLLING, batches=[]
+    )
+    removed = ["web-1", "web-2", "web-3", "api-2"]
+    done = Result(plan=plan, run_id=1, status=RolloutStatus.SUCCEEDED, removed=removed)
+    back = Result(plan=plan, run_id=2, status=RolloutStatus.ROLLED_BACK)
+    assert ops.replace_exit_code(report_of(servers[:3]), [done]) is ExitCode.OK
+    assert ops.replace_exit_code(report_of(servers[:3]), [done, back]) is ExitCode.FAILED
+    assert ops.replace_exit_code(report_of(servers), [done]) is ExitCode.REFUSED  # web-4
+    assert ops.replace_exit_code(report_of(servers[5:]), [done]) is ExitCode.OK
+    assert ops.replace_exit_code(report_of([], problems=["x"]), []) is ExitCode.REFUSED
+
+
+def test_drift_replace_leaves_a_server_without_baseline_as_it_leaves_an_unreachable_one() -> None:
+    high = Finding(kind="ssh_key.added", subject="root", severity=Severity.HIGH)
+    servers = [server("web-1", ScanStatus.DRIFTED, high), server("web-2", ScanStatus.NO_BASELINE)]
+    scanned = report_of(servers)
+    assert scanned.exit_code is ExitCode.REFUSED  # 2: could not be scanned
+    assert ops.to_replace(scanned) == {"web": ["web-1"]}
+    plan = Plan(
+        fleet="web", kind=RunKind.REBUILD, image="web-v002", strategy=Strategy.ROLLING, batches=[]
+    )
+    done = Result(plan=plan, run_id=1, status=RolloutStatus.SUCCEEDED, removed=["web-1"])
+    assert ops.replace_exit_code(scanned, [done]) is ExitCode.REFUSED  # web-2 may hold drift
+    replaced = Result(plan=plan, run_id=1, status=RolloutStatus.SUCCEEDED, removed=["web-2"])
+    assert ops.replace_exit_code(report_of(servers[1:]), [replaced]) is ExitCode.OK
 
 
 def test_server_findings_join_their_server() -> None:
     scanned = [
-        ServerScan("web-1", "a", "i", "web", "clean"),
-        ServerScan("web-2", "a", "i", "web", "unreachable", error="no route"),
-        ServerScan("api-1", "a", "i", "api", "clean"),
+        server("web-1", ScanStatus.CLEAN),
+        server("web-2", ScanStatus.UNREACHABLE),
+        server("api-1", ScanStatus.CLEAN, fleet="api"),
     ]
     found = [
-        Finding("server.config", "web-1:limits.cpu", "medium", None, "1"),
-        Finding("server.stopped", "web-2", "high", "Running", "Stopped"),
-        Finding("server.missing", "web-9", "high"),
+        finding("server.config", "web-1:limits.cpu", None, "1"),
+        finding("server.stopped", "web-2", "Running", "Stopped"),
+        finding("server.missing", "web-9"),
     ]
     problems: list[str] = []
     joined = scan_mod._joined(scanned, found, "web", problems)
     assert [(s.name, s.status, [f.kind for f in s.findings]) for s in joined] == [
-        ("web-1", "drifted", ["server.config"]),
-        ("web-2", "unreachable", ["server.stopped"]),
-        ("api-1", "clean", []),
+        ("web-1", ScanStatus.DRIFTED, ["server.config"]),
+        ("web-2", ScanStatus.UNREACHABLE, ["server.stopped"]),
+        ("api-1", ScanStatus.CLEAN, []),
     ]
     assert problems == ["web: web-9 (server.missing) is not a serving server phoenix knows"]
-    assert ScanReport("t", joined, problems=problems).exit_code is ExitCode.REFUSED
+    assert report_of(joined, problems=problems).exit_code is ExitCode.REFUSED
 
 
 def test_a_server_without_a_baseline_is_reported_not_scanned(tmp_path: Path) -> None:
-    target = ssh.Target("web-1", "10.213.0.9", "ssh-ed25519 AAAA")
+    target = ssh.Target(name="web-1", address="10.213.0.9", host_key="ssh-ed25519 AAAA")
     scanned = scan_mod.scan_server(
         target, None, Rules(), tmp_path / "key", ["/etc"], 10, "web-v001", "web"
     )  # no connection is even tried: the key file does not exist
-    assert scanned.status == "unreachable"
-    assert scanned.error == "image web-v001 has no baseline: rebake it"
-    assert ScanReport("t", [scanned]).exit_code is ExitCode.REFUSED
+    assert scanned.status is ScanStatus.NO_BASELINE and not scanned.status.scanned
+    assert scanned.error == (
+        "image web-v001 has no baseline to compare with: bake it again"
+        " (phoenix image bake web --force) and rebuild web onto it (phoenix rebuild web)"
+    )
+    assert report_of([scanned]).exit_code is ExitCode.REFUSED
+    assert scanned.as_dict()["status"] == "no_baseline"
+
+
+def test_a_server_whose_image_has_no_baseline_is_scanned_as_such_and_not_archived(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ws = workspace(tmp_path, monkeypatch)  # web-g1-1 runs web-v001, which has no baseline
+    scanned = scan_mod.scan(ws, ["web"])
+    [web] = scanned.servers
+    assert web.status is ScanStatus.NO_BASELINE and scanned.exit_code is ExitCode.REFUSED
+    assert "phoenix image bake web --force" in str(web.error)
+    warnings = ops.archive_drift(ws, "web", ["web-g1-1"], lambda event: None)
+    assert len(warnings) == 1
+    assert warnings[0].startswith("web-g1-1 could not be scanned before its replacement (image")

@@ -158,7 +158,9 @@ def test_a_create_gives_its_messages_and_the_servers_output() -> None:
     ]
     assert log.outputs is not None
     assert inputs.server_states(log.outputs["servers"]) == {
-        "tft-s1": ServerState("tft-s1", "10.213.0.178", "phoenix-base", 1)
+        "tft-s1": ServerState(
+            name="tft-s1", address="10.213.0.178", image="phoenix-base", generation=1
+        )
     }
 
 
@@ -199,7 +201,9 @@ def test_a_name_taken_outside_the_state_says_so_and_what_to_do() -> None:
 
 
 def test_summary_and_detail_make_one_line() -> None:
-    diagnostic = tflog.Diagnostic("error", "Invalid value", "The given value\n  is not\tsuitable.")
+    diagnostic = tflog.Diagnostic(
+        severity="error", summary="Invalid value", detail="The given value\n  is not\tsuitable."
+    )
     log = tflog.ApplyLog(errors=[diagnostic, diagnostic])
     raised = tflog.terraform_error("f", "apply", log, 1, "")
     assert raised.message == (
@@ -223,7 +227,11 @@ def test_errors_in_human_output_are_found_too() -> None:
 def test_boxed_human_errors_are_unboxed() -> None:
     text = "\n╷\n│ Error: No configuration files\n│\n│ Apply requires configuration.\n╵\n"
     assert tflog.text_errors(text) == [
-        tflog.Diagnostic("error", "No configuration files", "Apply requires configuration.")
+        tflog.Diagnostic(
+            severity="error",
+            summary="No configuration files",
+            detail="Apply requires configuration.",
+        )
     ]
 
 
@@ -269,8 +277,8 @@ def test_instance_keys(address: str, key: str | None) -> None:
 def test_server_states_without_an_address() -> None:
     value = {"b": {"address": "", "image": "i", "generation": 3}, "a": {"image": "i"}}
     assert inputs.server_states(value) == {
-        "a": ServerState("a", None, "i", 0),
-        "b": ServerState("b", None, "i", 3),
+        "a": ServerState(name="a", address=None, image="i", generation=0),
+        "b": ServerState(name="b", address=None, image="i", generation=3),
     }
 
 
@@ -339,7 +347,11 @@ def test_apply_lays_out_the_working_directory_and_returns_the_output(
 ) -> None:
     tf, engine, shown = make(tmp_path, module, [(APPLY_CREATE, 0)])
     result = tf.apply({"tft-s1": ServerSpec("phoenix-base", 1)}, "ssh-ed25519 AAAA k")
-    assert result == {"tft-s1": ServerState("tft-s1", "10.213.0.178", "phoenix-base", 1)}
+    assert result == {
+        "tft-s1": ServerState(
+            name="tft-s1", address="10.213.0.178", image="phoenix-base", generation=1
+        )
+    }
     home = tmp_path / "home" / "terraform"
     assert tf.workdir == home / "web"
     assert sorted(p.name for p in tf.workdir.glob("*.tf")) == sorted(
@@ -477,9 +489,11 @@ def plan_errors(case: str) -> list[tflog.Diagnostic]:
 
 
 STOPPED = tfdrift.ResourceDrift(
-    f"{FLEET}-1", "update", {"status": "Running"}, {"status": "Stopped"}
+    server=f"{FLEET}-1", action="update", before={"status": "Running"}, after={"status": "Stopped"}
 )
-LIMITED = tfdrift.ResourceDrift(f"{FLEET}-2", "update", {"limits": {}}, {"limits": {"cpu": "1"}})
+LIMITED = tfdrift.ResourceDrift(
+    server=f"{FLEET}-2", action="update", before={"limits": {}}, after={"limits": {"cpu": "1"}}
+)
 
 
 def test_an_untouched_fleet_has_no_drift() -> None:
@@ -532,7 +546,9 @@ def test_what_changes_on_every_refresh_is_not_drift() -> None:
 def test_other_resources_and_other_errors_are_not_servers() -> None:
     document = running(recorded("stopped"))
     document["resource_drift"][0]["type"] = "lxd_network"  # type: ignore[index]
-    other = tflog.Diagnostic("error", "permission denied", address='lxd_container.server["a"]')
+    other = tflog.Diagnostic(
+        severity="error", summary="permission denied", address='lxd_container.server["a"]'
+    )
     assert tfdrift.parse_drift(document, [other]) == []
 
 
@@ -633,7 +649,10 @@ def test_a_state_without_recorded_variables_says_what_records_them(
 def test_only_a_missing_instance_is_a_gone_server(
     summary: str, address: str | None, gone: str | None
 ) -> None:
-    assert tfdrift.gone_server(tflog.Diagnostic("error", summary, address=address)) == gone
+    assert (
+        tfdrift.gone_server(tflog.Diagnostic(severity="error", summary=summary, address=address))
+        == gone
+    )
 
 
 def test_limits_of_a_fresh_server_read_as_empty_instead_of_null_are_not_drift() -> None:
@@ -665,6 +684,9 @@ def test_a_server_recorded_stopped_by_an_apply_is_still_stopped_drift() -> None:
     first["values"]["status"] = "Stopped"
     assert tfdrift.parse_drift(document) == [
         tfdrift.ResourceDrift(
-            first["index"], "update", {"status": "Running"}, {"status": "Stopped"}
+            server=first["index"],
+            action="update",
+            before={"status": "Running"},
+            after={"status": "Stopped"},
         )
     ]

@@ -29,7 +29,13 @@ def _packages_present(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def base_image() -> Image:
     recipe = base.recipe_hash(CFG.release)
-    return Image("f" * 64, [CFG.base_image], {"phoenix.recipe": recipe}, 1 << 27, "now")
+    return Image(
+        fingerprint="f" * 64,
+        aliases=[CFG.base_image],
+        properties={"phoenix.recipe": recipe},
+        size=1 << 27,
+        created_at="now",
+    )
 
 
 def make_lab(tmp_path: Path, fake: FakeLXD, events: list[Event] | None = None) -> Lab:
@@ -81,7 +87,13 @@ def test_each_workspace_has_its_own_project_and_the_base_image_follows(tmp_path:
     assert one.project.name != two.project.name
     assert set(fake.projects()) == {"default", one.project.name, two.project.name}
     assert make_lab(tmp_path / "one", fake).project == one.project  # kept in the state directory
-    rebuilt = Image("e" * 64, [CFG.base_image], base_image().properties, 1 << 27, "later")
+    rebuilt = Image(
+        fingerprint="e" * 64,
+        aliases=[CFG.base_image],
+        properties=base_image().properties,
+        size=1 << 27,
+        created_at="later",
+    )
     fake.image_list = [rebuilt]  # `lab up` built a new base image
     one.up()
     assert fake.in_project(one.project.name).image(CFG.base_image) == rebuilt
@@ -142,7 +154,7 @@ def test_down_purge_removes_everything(tmp_path: Path) -> None:
     fake = FakeLXD(image_list=[base_image()])
     the_lab = make_lab(tmp_path, fake)
     the_lab.up()
-    fake.instance_list = [Instance("web-1", "Running", "10.213.0.5", "x")]
+    fake.instance_list = [Instance(name="web-1", status="Running", address="10.213.0.5", image="x")]
     the_lab.down(purge=True)
     assert not fake.instance_list and not fake.image_list
     assert not fake.pools and not fake.networks

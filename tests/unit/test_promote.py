@@ -19,7 +19,8 @@ from phoenix.cli.app import main
 from phoenix.drift.diff import diff
 from phoenix.drift.promote import manifest, provisioners
 from phoenix.drift.promote import promote as promote_mod
-from phoenix.drift.promote.promote import Entry, Skipped, promote
+from phoenix.drift.promote.manifest import Action, Entry
+from phoenix.drift.promote.promote import Skipped, promote
 from phoenix.drift.secrets import is_secret
 from phoenix.errors import ConfigError, ExitCode, Refused
 from phoenix.facts import Facts, FileFact
@@ -98,12 +99,12 @@ def test_plan_has_one_entry_per_drifted_path_from_its_live_facts() -> None:
     entries, skipped = planned()
     by_path = {e.path: e for e in entries}
     assert {p: e.action for p, e in by_path.items()} == {
-        "/etc/alternatives/awk": "link",
-        "/etc/motd": "remove",
-        "/etc/nginx/conf.d": "dir",
-        "/etc/nginx/conf.d/gz.conf": "file",
-        "/etc/nginx/nginx.conf": "file",
-        "/etc/passwd": "meta",
+        "/etc/alternatives/awk": Action.LINK,
+        "/etc/motd": Action.REMOVE,
+        "/etc/nginx/conf.d": Action.DIR,
+        "/etc/nginx/conf.d/gz.conf": Action.FILE,
+        "/etc/nginx/nginx.conf": Action.FILE,
+        "/etc/passwd": Action.META,
     }
     assert by_path["/etc/nginx/nginx.conf"].mode == "0640"
     assert by_path["/etc/nginx/nginx.conf"].sha256 == sha(b"new\n")
@@ -151,7 +152,7 @@ class FakeSession:
 
     def __init__(self, files: dict[str, bytes]) -> None:
         self.files = files
-        self.target = ssh.Target("web-g1-1", "10.0.0.1", "ssh-ed25519 AAAA")
+        self.target = ssh.Target(name="web-g1-1", address="10.0.0.1", host_key="ssh-ed25519 AAAA")
         self.commands: list[tuple[str, ...]] = []
 
     def run(self, command: str, *args: str, timeout: float = 60) -> CommandResult:
@@ -172,7 +173,9 @@ class FakeSession:
 
 
 def file_entry(path: str, data: bytes) -> Entry:
-    return Entry(path, "file", "0644", "root", "root", sha256=sha(data))
+    return Entry(
+        path=path, action=Action.FILE, mode="0644", owner="root", group="root", sha256=sha(data)
+    )
 
 
 def test_fetch_is_binary_safe_and_checks_the_live_hash() -> None:
@@ -241,7 +244,9 @@ def test_script_golden() -> None:
 
 
 def test_script_quotes_what_the_shell_would_split() -> None:
-    entry = Entry("/srv/my site/it's.conf", "file", "0644", "root", "root")
+    entry = Entry(
+        path="/srv/my site/it's.conf", action=Action.FILE, mode="0644", owner="root", group="root"
+    )
     line = manifest.script([entry]).splitlines()[-1]
     expected = "'/srv/my site/it'\"'\"'s.conf'"
     assert line == f'install -D -m 0644 -o root -g root -- "$src"{expected} {expected}'
@@ -249,7 +254,7 @@ def test_script_quotes_what_the_shell_would_split() -> None:
 
 def write_all(directory: Path, paths: tuple[str, ...] = ()) -> list[Entry]:
     entries, _ = planned(paths)
-    contents = {e.path: LIVE_CONTENT[e.path] for e in entries if e.action == "file"}
+    contents = {e.path: LIVE_CONTENT[e.path] for e in entries if e.action is Action.FILE}
     manifest.write(directory, entries, contents)
     return entries
 
@@ -284,13 +289,20 @@ def test_a_mode_change_keeps_content_promoted_before_and_a_removal_drops_it(
 ) -> None:
     directory = tmp_path / "promoted"
     write_all(directory, ("/etc/nginx/nginx.conf",))
-    meta = Entry("/etc/nginx/nginx.conf", "meta", "0600", "www-data", "root", server="b")
+    meta = Entry(
+        path="/etc/nginx/nginx.conf",
+        action=Action.META,
+        mode="0600",
+        owner="www-data",
+        group="root",
+        server="b",
+    )
     manifest.write(directory, [meta], {})
     kept = manifest.read_manifest(directory)["/etc/nginx/nginx.conf"]
-    assert (kept.action, kept.mode, kept.owner, kept.sha256) == ("file", "0600", "www-data",
-                                                                  sha(b"new\n"))  # fmt: skip
+    assert kept.action is Action.FILE  # read back as the enum, not a bare string
+    assert (kept.mode, kept.owner, kept.sha256) == ("0600", "www-data", sha(b"new\n"))
     assert (directory / "files/etc/nginx/nginx.conf").exists()
-    manifest.write(directory, [Entry("/etc/nginx/nginx.conf", "remove")], {})
+    manifest.write(directory, [Entry(path="/etc/nginx/nginx.conf", action=Action.REMOVE)], {})
     assert not (directory / "files").exists() or not list((directory / "files").rglob("*"))
     assert (directory / "apply.sh").read_text().endswith("rm -rf -- /etc/nginx/nginx.conf\n")
 

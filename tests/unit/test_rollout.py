@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -12,12 +13,12 @@ from phoenix.config import HealthCheck, load
 from phoenix.errors import ConfigError, HealthError, Refused
 from phoenix.fleet import rollout
 from phoenix.fleet.haproxy.runtime import Backend
-from phoenix.fleet.plan import Options
+from phoenix.fleet.plan import Options, RolloutStatus
 from phoenix.fleet.records import Records, ServerStatus
 from phoenix.fleet.rollout import Fleet
 from phoenix.fleet.terraform.inputs import ServerSpec, ServerState
 from phoenix.image.registry import Registry
-from phoenix.state import Store
+from phoenix.state import RunKind, RunStatus, Store
 from phoenix.workspace import Workspace
 
 CONFIG = """
@@ -39,7 +40,9 @@ class FakeInfra:
         self.applies += 1
         self.servers = dict(servers)
         return {
-            n: ServerState(n, f"10.213.0.{i + 10}", s.image, s.generation)
+            n: ServerState(
+                name=n, address=f"10.213.0.{i + 10}", image=s.image, generation=s.generation
+            )
             for i, (n, s) in enumerate(sorted(servers.items()))
         }
 
@@ -74,7 +77,17 @@ class FakeTraffic:
         self.is_running = False
 
     def servers(self) -> list[Backend]:
-        return [Backend(n, "x", 80, 2, 0 if s == "up" else 8, 0) for n, s in self.up.items()]
+        return [
+            Backend(
+                name=n,
+                address="x",
+                port=80,
+                op_state=2,
+                admin_state=0 if s == "up" else 8,
+                sessions=0,
+            )
+            for n, s in self.up.items()
+        ]
 
     def add(self, name: str, address: str) -> None:
         self.up[name] = "up"
@@ -173,23 +186,23 @@ def world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> World:
 
 def deploy(world: World, image: str = "web-v001") -> None:
     fleet = world.fleet()
-    result = fleet.execute(fleet.plan("deploy", Options(image=image)))
-    assert result.status == "succeeded"
+    result = fleet.execute(fleet.plan(RunKind.DEPLOY, Options(image=image)))
+    assert result.status is RolloutStatus.SUCCEEDED
 
 
 def test_deploy_creates_the_fleet_and_a_second_deploy_does_nothing(world: World) -> None:
     deploy(world)
     assert world.serving() == ["web-g1-1", "web-g1-2", "web-g1-3"]
     assert set(world.traffic.up) == set(world.serving())
-    again = world.fleet().plan("deploy")
+    again = world.fleet().plan(RunKind.DEPLOY)
     assert again.empty and "already has 3" in again.note
 
 
 def test_rolling_rebuild_never_has_fewer_than_size_serving(world: World) -> None:
     deploy(world)
     fleet = world.fleet()
-    result = fleet.execute(fleet.plan("rebuild"))
-    assert result.status == "succeeded"
+    result = fleet.execute(fleet.plan(RunKind.REBUILD))
+    assert result.status is RolloutStatus.SUCCEEDED
     assert world.serving() == ["web-g2-1", "web-g2-2", "web-g2-3"]
     assert set(world.infra.servers) == set(world.serving())
     assert world.traffic.lowest >= 3
@@ -197,11 +210,33 @@ def test_rolling_rebuild_never_has_fewer_than_size_serving(world: World) -> None
     assert world.infra.applies == 1 + 4  # deploy, then one apply per batch plus the last removal
 
 
+def test_json_and_the_store_hold_plain_strings_read_back_as_enums(world: World) -> None:
+    deploy(world)
+    world.unhealthy.add("web-g2-")
+    fleet = world.fleet()
+    result = fleet.execute(fleet.plan(RunKind.REBUILD, Options(strategy="blue-green")))
+    data = json.loads(json.dumps(result.as_dict()))
+    assert data["status"] == "rolled_back"
+    assert (data["plan"]["kind"], data["plan"]["strategy"]) == ("rebuild", "blue-green")
+    assert list(data) == ["plan", "run_id", "status", "reason", "added", "removed", "warnings"]
+    rows = world.store.rows("SELECT kind, status, detail_json FROM runs ORDER BY id")
+    assert [(r["kind"], r["status"]) for r in rows] == [
+        ("deploy", "succeeded"), ("rebuild", "rolled_back"),
+    ]  # fmt: skip
+    assert json.loads(rows[1]["detail_json"])["strategy"] == "blue-green"
+    last = Records(world.store).runs("web")[0]
+    assert last.kind is RunKind.REBUILD and last.status is RunStatus.ROLLED_BACK
+    assert json.loads(json.dumps(last.as_dict()))["status"] == "rolled_back"
+    status = fleet.status()
+    assert {v.status for v in status.servers} == {ServerStatus.SERVING}
+    assert "status" not in status.as_dict()["servers"][0]
+
+
 def test_blue_green_moves_traffic_only_when_all_new_are_in(world: World) -> None:
     deploy(world)
     fleet = world.fleet()
     world.traffic.log.clear()
-    fleet.execute(fleet.plan("rebuild", Options(strategy="blue-green")))
+    fleet.execute(fleet.plan(RunKind.REBUILD, Options(strategy="blue-green")))
     first_drain = next(i for i, m in enumerate(world.traffic.log) if m.startswith("drain"))
     assert [m for m in world.traffic.log[:first_drain]] == [
         "add web-g2-1", "add web-g2-2", "add web-g2-3",
@@ -212,14 +247,14 @@ def test_unhealthy_batch_is_rolled_back_and_the_next_batch_untouched(world: Worl
     deploy(world)
     world.unhealthy.add("web-g2-")
     fleet = world.fleet()
-    result = fleet.execute(fleet.plan("rebuild"))
-    assert result.status == "rolled_back" and "not healthy" in result.reason
+    result = fleet.execute(fleet.plan(RunKind.REBUILD))
+    assert result.status is RolloutStatus.ROLLED_BACK and "not healthy" in result.reason
     assert world.serving() == ["web-g1-1", "web-g1-2", "web-g1-3"]
     assert set(world.infra.servers) == set(world.serving())
     assert set(world.traffic.up) == set(world.serving())
     assert not any("web-g2-2" in m for m in world.traffic.log)
     runs = Records(world.store).runs("web")
-    assert runs[0].status == "rolled_back"
+    assert runs[0].status is RunStatus.ROLLED_BACK
 
 
 def test_crash_mid_rebuild_is_settled_then_finished(
@@ -230,19 +265,19 @@ def test_crash_mid_rebuild_is_settled_then_finished(
     fleet = world.fleet()
     with monkeypatch.context() as patch, pytest.raises(Crash):
         patch.setattr(Fleet, "_settle", lambda self, run_id, status: None)  # kill -9: no clean-up
-        fleet.execute(fleet.plan("rebuild"))
+        fleet.execute(fleet.plan(RunKind.REBUILD))
     world.traffic.crash_on = None
     world.provider.extra.append("web-g2-9")  # created by Terraform, never in its state
 
     fresh = world.fleet()
     assert fresh.recover()  # what the next run under the lock does
     assert world.provider.deleted == ["web-g2-9"]
-    assert Records(world.store).runs("web")[0].status == "interrupted"
-    plan = fresh.plan("rebuild")
+    assert Records(world.store).runs("web")[0].status is RunStatus.INTERRUPTED
+    plan = fresh.plan(RunKind.REBUILD)
     assert "interrupted" in plan.note
     assert [b.remove for b in plan.batches] == [["web-g1-3"]]  # g1-1 and g1-2 were replaced
     finished = fresh.execute(plan)
-    assert finished.status == "succeeded", finished.reason
+    assert finished.status is RolloutStatus.SUCCEEDED, finished.reason
     assert all(not n.startswith("web-g1") for n in world.serving())
     assert len(world.serving()) == 3
     assert set(world.infra.servers) == set(world.serving())
@@ -264,7 +299,7 @@ def test_bad_input_is_refused_before_anything_changes(
     deploy(world)
     applies = world.infra.applies
     with pytest.raises(error, match=text):
-        world.fleet().plan("rebuild", opts)
+        world.fleet().plan(RunKind.REBUILD, opts)
     assert world.infra.applies == applies
 
 
@@ -272,7 +307,7 @@ def test_revoked_image_is_refused(world: World) -> None:
     Registry(world.store).revoke("web-v002")
     deploy(world)
     with pytest.raises(Refused, match="revoked"):
-        world.fleet().plan("rebuild", Options(image="web-v002"))
+        world.fleet().plan(RunKind.REBUILD, Options(image="web-v002"))
 
 
 def test_unknown_fleet(world: World) -> None:
@@ -283,9 +318,9 @@ def test_unknown_fleet(world: World) -> None:
 def test_only_and_older_than_select(world: World) -> None:
     deploy(world)
     fleet = world.fleet()
-    only = fleet.plan("rebuild", Options(only=("web-g1-2",)))
+    only = fleet.plan(RunKind.REBUILD, Options(only=("web-g1-2",)))
     assert [b.remove for b in only.batches] == [["web-g1-2"]]
-    assert fleet.plan("rebuild", Options(older_than="1h")).empty
+    assert fleet.plan(RunKind.REBUILD, Options(older_than="1h")).empty
 
 
 def test_ctrl_c_mid_rebuild_leaves_nothing_half_done(world: World) -> None:
@@ -297,9 +332,9 @@ def test_ctrl_c_mid_rebuild_leaves_nothing_half_done(world: World) -> None:
 
     world.traffic.drain = interrupt  # type: ignore[method-assign]
     with pytest.raises(KeyboardInterrupt):
-        fleet.execute(fleet.plan("rebuild"))
+        fleet.execute(fleet.plan(RunKind.REBUILD))
     runs = Records(world.store).runs("web")
-    assert runs[0].status == "interrupted"
+    assert runs[0].status is RunStatus.INTERRUPTED
     live = Records(world.store).servers("web")
     assert {s.status for s in live} == {ServerStatus.SERVING}
     assert set(world.infra.servers) == {s.name for s in live} == set(world.traffic.up)

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from phoenix import ops
-from phoenix.config import load
+from phoenix.config import Severity, load
 from phoenix.drift.diff import SEVERITY, Finding, Rules
 from phoenix.drift.servers import server_findings
 from phoenix.fleet.records import Records, ServerStatus
@@ -15,16 +15,40 @@ from phoenix.fleet.terraform.drift import ResourceDrift
 from phoenix.state import Store
 from phoenix.workspace import Workspace
 
-GONE = ResourceDrift("web-g1-3", "delete", {"status": "Running", "limits": {}}, {})
-STOPPED = ResourceDrift("web-g1-1", "update", {"status": "Running"}, {"status": "Stopped"})
-LIMITED = ResourceDrift("web-g1-2", "update", {"limits": {}}, {"limits": {"cpu": "1"}})
+GONE = ResourceDrift(
+    server="web-g1-3", action="delete", before={"status": "Running", "limits": {}}, after={}
+)
+STOPPED = ResourceDrift(
+    server="web-g1-1", action="update", before={"status": "Running"}, after={"status": "Stopped"}
+)
+LIMITED = ResourceDrift(
+    server="web-g1-2", action="update", before={"limits": {}}, after={"limits": {"cpu": "1"}}
+)
 
 
 def test_gone_stopped_and_limited_servers() -> None:
     assert server_findings([LIMITED, GONE, STOPPED]) == [
-        Finding("server.missing", "web-g1-3", "high", "Running", None),
-        Finding("server.stopped", "web-g1-1", "high", "Running", "Stopped"),
-        Finding("server.config", "web-g1-2:limits.cpu", "medium", None, "1"),
+        Finding(
+            kind="server.missing",
+            subject="web-g1-3",
+            severity=Severity.HIGH,
+            before="Running",
+            after=None,
+        ),
+        Finding(
+            kind="server.stopped",
+            subject="web-g1-1",
+            severity=Severity.HIGH,
+            before="Running",
+            after="Stopped",
+        ),
+        Finding(
+            kind="server.config",
+            subject="web-g1-2:limits.cpu",
+            severity=Severity.MEDIUM,
+            before=None,
+            after="1",
+        ),
     ]
 
 
@@ -35,36 +59,78 @@ def test_each_changed_config_key_is_a_finding_of_its_own() -> None:
         "user.phoenix.fleet": "web",
         "security.nesting": "true",
     }
-    drift = ResourceDrift("web-g1-1", "update", {"config": before}, {"config": after})
+    drift = ResourceDrift(
+        server="web-g1-1", action="update", before={"config": before}, after={"config": after}
+    )
     assert server_findings([drift]) == [
-        Finding("server.config", "web-g1-1:security.nesting", "medium", None, "true"),
-        Finding("server.config", "web-g1-1:user.phoenix.image", "medium", "web-v001", "hacked"),
+        Finding(
+            kind="server.config",
+            subject="web-g1-1:security.nesting",
+            severity=Severity.MEDIUM,
+            before=None,
+            after="true",
+        ),
+        Finding(
+            kind="server.config",
+            subject="web-g1-1:user.phoenix.image",
+            severity=Severity.MEDIUM,
+            before="web-v001",
+            after="hacked",
+        ),
     ]
 
 
 def test_limits_removed_by_hand_and_other_attributes() -> None:
     drift = ResourceDrift(
-        "a",
-        "update",
-        {"limits": {"memory": "1GiB"}, "profiles": ["default"], "privileged": False},
-        {"limits": {}, "profiles": ["default", "extra"], "privileged": True},
+        server="a",
+        action="update",
+        before={"limits": {"memory": "1GiB"}, "profiles": ["default"], "privileged": False},
+        after={"limits": {}, "profiles": ["default", "extra"], "privileged": True},
     )
     assert server_findings([drift]) == [
-        Finding("server.config", "a:limits.memory", "medium", "1GiB", None),
-        Finding("server.config", "a:privileged", "medium", "false", "true"),
-        Finding("server.config", "a:profiles", "medium", '["default"]', '["default","extra"]'),
+        Finding(
+            kind="server.config",
+            subject="a:limits.memory",
+            severity=Severity.MEDIUM,
+            before="1GiB",
+            after=None,
+        ),
+        Finding(
+            kind="server.config",
+            subject="a:privileged",
+            severity=Severity.MEDIUM,
+            before="false",
+            after="true",
+        ),
+        Finding(
+            kind="server.config",
+            subject="a:profiles",
+            severity=Severity.MEDIUM,
+            before='["default"]',
+            after='["default","extra"]',
+        ),
     ]
 
 
 def test_a_server_started_again_is_not_drift() -> None:
-    started = ResourceDrift("a", "update", {"status": "Stopped"}, {"status": "Running"})
+    started = ResourceDrift(
+        server="a", action="update", before={"status": "Stopped"}, after={"status": "Running"}
+    )
     assert server_findings([started]) == []
 
 
 def test_frozen_is_not_running_either() -> None:
-    frozen = ResourceDrift("a", "update", {"status": "Running"}, {"status": "Frozen"})
+    frozen = ResourceDrift(
+        server="a", action="update", before={"status": "Running"}, after={"status": "Frozen"}
+    )
     assert server_findings([frozen]) == [
-        Finding("server.stopped", "a", "high", "Running", "Frozen")
+        Finding(
+            kind="server.stopped",
+            subject="a",
+            severity=Severity.HIGH,
+            before="Running",
+            after="Frozen",
+        )
     ]
 
 
@@ -100,7 +166,12 @@ def test_server_drift_leaves_out_servers_a_rollout_is_retiring(
         generation = records.new_generation("web", "web-v001")
         records.add_servers("web", generation, "web-v001", ["web-g1-1", "web-g1-9"])
         records.set_status(["web-g1-9"], ServerStatus.REMOVING)
-    retired = ResourceDrift("web-g1-9", "update", {"status": "Running"}, {"status": "Stopped"})
+    retired = ResourceDrift(
+        server="web-g1-9",
+        action="update",
+        before={"status": "Running"},
+        after={"status": "Stopped"},
+    )
     monkeypatch.setattr(ops, "_terraform", lambda *_: FakeTerraform([STOPPED, retired]))
     events: list[object] = []
     found = ops.server_drift(ws, "web", events.append)

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from phoenix.errors import StateError
-from phoenix.state import MIGRATIONS, STATE_FILE, Store, _statements
+from phoenix.state import MIGRATIONS, STATE_FILE, RunKind, RunStatus, Store, _statements
 from tests.conftest import wait_until
 
 TABLES = {"images", "fleets", "generations", "servers", "runs", "findings", "events"}
@@ -20,10 +20,10 @@ TABLES = {"images", "fleets", "generations", "servers", "runs", "findings", "eve
 WRITER = """
 import sys
 from pathlib import Path
-from phoenix.state import Store
+from phoenix.state import RunKind, Store
 
 store = Store.open(Path(sys.argv[1]))
-run = store.start_run("web", "drift")
+run = store.start_run("web", RunKind.DRIFT)
 while True:
     with store.transaction():
         for _ in range(10):
@@ -47,11 +47,13 @@ def test_fresh_store_has_latest_schema(tmp_path: Path) -> None:
 
 def test_reopening_is_a_no_op(tmp_path: Path) -> None:
     with Store.open(tmp_path) as store:
-        run = store.start_run("web", "rebuild")
-        store.finish_run(run, "succeeded")
+        run = store.start_run("web", RunKind.REBUILD)
+        store.finish_run(run, RunStatus.SUCCEEDED)
     with Store.open(tmp_path) as store:
         assert store.schema_version == len(MIGRATIONS)
-        assert store.connection.execute("SELECT status FROM runs").fetchall() == [("succeeded",)]
+        rows = store.connection.execute("SELECT kind, status FROM runs").fetchall()
+        assert rows == [("rebuild", "succeeded")]  # the plain values, as text
+        assert [type(v) for v in rows[0]] == [str, str]
 
 
 @pytest.mark.parametrize("version", range(len(MIGRATIONS)))
@@ -90,7 +92,7 @@ def test_transaction_rolls_back_on_error(tmp_path: Path) -> None:
 
 def test_finish_unknown_run(tmp_path: Path) -> None:
     with Store.open(tmp_path) as store, pytest.raises(StateError, match="no run 42"):
-        store.finish_run(42, "failed")
+        store.finish_run(42, RunStatus.INTERRUPTED)
 
 
 def test_statements_split_on_complete_statements() -> None:

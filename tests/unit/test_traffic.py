@@ -309,7 +309,15 @@ def test_backends_later() -> None:
     servers = joined(STATE_LATER, STAT_LATER)
     drained, fresh, dead = servers["web-g1-1"], servers["web-g2-1"], servers["web-g2-2"]
     assert drained == Backend(
-        "web-g1-1", "127.0.0.2", 18001, 2, 8, 0, weight=1, check_result=3, check_status="L7OK"
+        name="web-g1-1",
+        address="127.0.0.2",
+        port=18001,
+        op_state=2,
+        admin_state=8,
+        sessions=0,
+        weight=1,
+        check_result=3,
+        check_status="L7OK",
     )
     assert drained.draining and not drained.healthy and not drained.serving
     assert drained.describe() == "up (drain), last check L7OK"

@@ -10,6 +10,7 @@ import shlex
 import tempfile
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -18,12 +19,22 @@ from phoenix.errors import ConfigError
 MANIFEST_VERSION = 1
 
 
-@dataclass(frozen=True)
+class Action(StrEnum):
+    """What apply.sh makes of a promoted path, in the order it does it (removals last)."""
+
+    DIR = "dir"  # make the directory, with its mode and owner
+    FILE = "file"  # install the promoted content
+    LINK = "link"  # make the symbolic link
+    META = "meta"  # only set the mode and owner of what the image already has
+    REMOVE = "remove"  # delete it
+
+
+@dataclass(frozen=True, kw_only=True)
 class Entry:
-    """One promoted path: what apply.sh makes of it (file, link, dir, meta or remove)."""
+    """One promoted path: what apply.sh makes of it."""
 
     path: str
-    action: str
+    action: Action
     mode: str | None = None
     owner: str | None = None
     group: str | None = None
@@ -43,7 +54,7 @@ def write(directory: Path, entries: Sequence[Entry], contents: dict[str, bytes])
         merged[entry.path] = _merge(merged.get(entry.path), entry)
     for path, data in sorted(contents.items()):
         atomic_write(directory / "files" / path.lstrip("/"), data)
-    _prune(directory / "files", {p for p, e in merged.items() if e.action == "file"})
+    _prune(directory / "files", {p for p, e in merged.items() if e.action is Action.FILE})
     manifest = {
         "version": MANIFEST_VERSION,
         "entries": {p: e.as_dict() for p, e in sorted(merged.items())},
@@ -54,7 +65,7 @@ def write(directory: Path, entries: Sequence[Entry], contents: dict[str, bytes])
 
 def _merge(old: Entry | None, new: Entry) -> Entry:
     """A mode or owner change of a path promoted with content keeps the content."""
-    if old is not None and new.action == "meta" and old.action in ("file", "dir"):
+    if old is not None and new.action is Action.META and old.action in (Action.FILE, Action.DIR):
         return replace(
             old, mode=new.mode, owner=new.owner, group=new.group, server=new.server,
             promoted_at=new.promoted_at,
@@ -70,12 +81,16 @@ def read_manifest(directory: Path) -> dict[str, Entry]:
         data = json.loads(path.read_text())
         if data.get("version") != MANIFEST_VERSION:
             raise ValueError(f"version {data.get('version')!r}, expected {MANIFEST_VERSION}")
-        return {p: Entry(p, **fields) for p, fields in data["entries"].items()}
+        return {p: _entry(p, fields) for p, fields in data["entries"].items()}
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise ConfigError(
             f"{path}: not a manifest phoenix can read: {exc}",
             hint="fix it, or remove the promoted directory and promote again",
         ) from exc
+
+
+def _entry(path: str, fields: dict[str, Any]) -> Entry:
+    return Entry(path=path, **{**fields, "action": Action(fields["action"])})
 
 
 def _prune(files: Path, keep: set[str]) -> None:
@@ -117,11 +132,12 @@ src="${1:-/tmp/promoted}/files"
 
 def script(entries: Sequence[Entry]) -> str:
     """apply.sh for `entries`: directories, files, links, modes and owners, then removals."""
-    order = {"dir": 0, "file": 1, "link": 2, "meta": 3}
+    order = list(Action)
     kept = sorted(
-        (e for e in entries if e.action != "remove"), key=lambda e: (order[e.action], e.path)
+        (e for e in entries if e.action is not Action.REMOVE),
+        key=lambda e: (order.index(e.action), e.path),
     )
-    gone = sorted((e.path for e in entries if e.action == "remove"), reverse=True)
+    gone = sorted((e.path for e in entries if e.action is Action.REMOVE), reverse=True)
     lines = [_line(e) for e in kept] + [f"rm -rf -- {shlex.quote(p)}" for p in gone]
     return HEADER + "".join(f"{line}\n" for line in lines)
 
@@ -129,11 +145,11 @@ def script(entries: Sequence[Entry]) -> str:
 def _line(e: Entry) -> str:
     path = shlex.quote(e.path)
     who = f"-m {e.mode} -o {shlex.quote(str(e.owner))} -g {shlex.quote(str(e.group))}"
-    if e.action == "dir":
+    if e.action is Action.DIR:
         return f"install -d {who} -- {path}"
-    if e.action == "file":
+    if e.action is Action.FILE:
         return f'install -D {who} -- "$src"{path} {path}'
-    if e.action == "link":
+    if e.action is Action.LINK:
         parent = shlex.quote(os.path.dirname(e.path) or "/")
         return f"mkdir -p -- {parent} && ln -sfn -- {shlex.quote(str(e.target))} {path}"
     # chown first: it clears setuid/setgid bits, which chmod then sets

@@ -25,7 +25,7 @@ from typing import Any
 
 from phoenix import events, facts
 from phoenix.drift.diff import Finding, Rules, diff
-from phoenix.drift.promote.manifest import Entry, write
+from phoenix.drift.promote.manifest import Action, Entry, write
 from phoenix.drift.promote.provisioners import add_provisioners
 from phoenix.drift.secrets import is_secret, looks_secret
 from phoenix.errors import ConfigError, Refused
@@ -54,7 +54,7 @@ class Skipped:
     reason: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Promotion:
     server: str
     image: str  # the image's name in phoenix.toml
@@ -80,7 +80,7 @@ class Promotion:
         }
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Located:
     record: ServerRecord
     image: str
@@ -105,7 +105,9 @@ def promote(
     rules = Rules.with_extra(ws.config.drift.ignore)
     key, _ = keys.ensure(ws.home)
     record = found.record
-    target = ssh.Target(record.name, str(record.address), str(record.host_key))
+    target = ssh.Target(
+        name=record.name, address=str(record.address), host_key=str(record.host_key)
+    )
     title = f"scan {server}, fetch its drifted files"
     with events.step(emit, "promote", title), connect(target, key.private_path) as session:
         live = facts.gather(session, ws.config.drift.roots, timeout=ws.config.drift.timeout)
@@ -113,9 +115,10 @@ def promote(
         entries, skipped = plan(
             findings, found.baseline, live, server, now(), ws.config.drift.secrets
         )
-        emit(StepOutput("promote", f"fetching {sum(e.action == 'file' for e in entries)} files"))
+        files = sum(e.action is Action.FILE for e in entries)
+        emit(StepOutput("promote", f"fetching {files} files"))
         contents, more = fetch(session, entries, live, max_bytes, ws.config.drift.timeout)
-    entries = [e for e in entries if e.action != "file" or e.path in contents]
+    entries = [e for e in entries if e.action is not Action.FILE or e.path in contents]
     directory = found.template.parent / found.image / PROMOTED
     changed = False
     if entries:
@@ -123,11 +126,16 @@ def promote(
             write(directory, entries, contents)
             changed = add_provisioners(found.template, directory)
     return Promotion(
-        server, found.image, record.image_tag, directory, found.template,
-        written=sorted(e.path for e in entries if e.action != "remove"),
-        removed=sorted(e.path for e in entries if e.action == "remove"),
-        skipped=skipped + more, template_changed=changed,
-    )  # fmt: skip
+        server=server,
+        image=found.image,
+        image_tag=record.image_tag,
+        directory=directory,
+        template=found.template,
+        written=sorted(e.path for e in entries if e.action is not Action.REMOVE),
+        removed=sorted(e.path for e in entries if e.action is Action.REMOVE),
+        skipped=skipped + more,
+        template_changed=changed,
+    )
 
 
 def _normalize(paths: Sequence[str]) -> list[str]:
@@ -153,10 +161,15 @@ def _locate(ws: Workspace, server: str) -> Located:
     if image.name not in ws.config.images:
         raise ConfigError(f"image {image.name} of {server} is not in {ws.config_file}")
     if not image.baseline:
-        raise Refused(f"image {image.tag} has no baseline", hint=f"rebake {image.name}")
+        raise Refused(
+            f"image {image.tag} has no baseline",
+            hint=f"bake it again: phoenix image bake {image.name} --force",
+        )
     template = ws.config.images[image.name].template_path(ws.config_file.parent, image.name)
     load_template(template)  # fail before touching the server if it is not a template
-    return Located(record, image.name, template, Facts.from_dict(image.baseline))
+    return Located(
+        record=record, image=image.name, template=template, baseline=Facts.from_dict(image.baseline)
+    )
 
 
 # -- what to promote --------------------------------------------------------------------------
@@ -203,33 +216,44 @@ def plan(
     for path, found in sorted(kinds.items()):
         now_ = live.files.get(path)
         if now_ is None:
-            entries.append(Entry(path, "remove", server=server, promoted_at=at))
+            entries.append(Entry(path=path, action=Action.REMOVE, server=server, promoted_at=at))
             continue
         action = _action(now_, bool(found & set(CONTENT_KINDS)), baseline.files.get(path))
-        if action.startswith("skip:"):
-            skipped.append(Skipped(path, action[5:]))
-        elif action == "file" and is_secret(path, secrets):
+        if action is None:
+            why = f"a special file (type {now_.type}): make it in a provisioner or unit"
+            skipped.append(Skipped(path, why))
+        elif action is Action.FILE and is_secret(path, secrets):
             skipped.append(Skipped(path, "a secret: its content is never written to the repo"))
         else:
             entries.append(_entry(path, action, now_, server, at))
     return entries, skipped
 
 
-def _action(now_: FileFact, content: bool, was: FileFact | None) -> str:
+def _action(now_: FileFact, content: bool, was: FileFact | None) -> Action | None:
+    """What apply.sh makes of a drifted path; None for what it cannot make (a special file)."""
     if now_.type == "l":
-        return "link"
+        return Action.LINK
     if now_.type == "d":
-        return "meta" if was is not None and was.type == "d" else "dir"
+        return Action.META if was is not None and was.type == "d" else Action.DIR
     if now_.type != "f":
-        return f"skip:a special file (type {now_.type}): make it in a provisioner or unit"
-    return "file" if content else "meta"
+        return None
+    return Action.FILE if content else Action.META
 
 
-def _entry(path: str, action: str, f: FileFact, server: str, at: str) -> Entry:
-    if action == "link":
-        return Entry(path, action, target=f.target, server=server, promoted_at=at)
-    sha = f.sha256 if action == "file" else None
-    return Entry(path, action, f.mode, f.owner, f.group, None, sha, server, at)
+def _entry(path: str, action: Action, f: FileFact, server: str, at: str) -> Entry:
+    if action is Action.LINK:
+        return Entry(path=path, action=action, target=f.target, server=server, promoted_at=at)
+    sha = f.sha256 if action is Action.FILE else None
+    return Entry(
+        path=path,
+        action=action,
+        mode=f.mode,
+        owner=f.owner,
+        group=f.group,
+        sha256=sha,
+        server=server,
+        promoted_at=at,
+    )
 
 
 # -- fetching content -------------------------------------------------------------------------
@@ -240,7 +264,7 @@ def fetch(
 ) -> tuple[dict[str, bytes], list[Skipped]]:
     """The content of every `file` entry (one command), checked against its live hash; the
     rest skipped, with why."""
-    files = [e for e in entries if e.action == "file"]
+    files = [e for e in entries if e.action is Action.FILE]
     skipped = [
         Skipped(e.path, f"{live.files[e.path].size} bytes, over the limit of {_size(max_bytes)}")
         for e in files

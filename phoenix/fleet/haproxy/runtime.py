@@ -75,7 +75,7 @@ _OK_REPLIES = frozenset({"", "New server registered.", "Server deleted."})
 STILL_CONNECTED = "Server still has connections attached to it"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Backend:
     """One server of a fleet's backend, as HAProxy sees it now.
 

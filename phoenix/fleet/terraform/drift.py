@@ -23,7 +23,7 @@ WATCHED = ("status", "image", "profiles", "config", "limits", "device", "ephemer
 SERVER_RESOURCE = "lxd_container"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class ResourceDrift:
     """One server changed outside Terraform: gone ("delete") or changed ("update").
 
@@ -56,12 +56,17 @@ def parse_drift(
         status = values.get("status")  # a stopped server as it found it, but a server runs
         if server not in found and isinstance(status, str) and status != "Running":
             found[server] = ResourceDrift(
-                server, "update", {"status": "Running"}, {"status": status}
+                server=server,
+                action="update",
+                before={"status": "Running"},
+                after={"status": status},
             )
     for error in errors:
         name = gone_server(error)
         if name is not None:
-            found[name] = ResourceDrift(name, "delete", _watched(recorded.get(name, {})), {})
+            found[name] = ResourceDrift(
+                server=name, action="delete", before=_watched(recorded.get(name, {})), after={}
+            )
     return [found[name] for name in sorted(found)]
 
 
@@ -79,7 +84,7 @@ def _resource_drift(entry: Mapping[str, Any]) -> ResourceDrift | None:
     change = entry.get("change") or {}
     before = _watched(change.get("before") or {})
     if "delete" in (change.get("actions") or ()) and not change.get("after"):
-        return ResourceDrift(name, "delete", before, {})
+        return ResourceDrift(server=name, action="delete", before=before, after={})
     after = _watched(change.get("after") or {})
     changed = sorted(
         k for k in before.keys() | after.keys() if _differ(before.get(k), after.get(k))
@@ -87,10 +92,10 @@ def _resource_drift(entry: Mapping[str, Any]) -> ResourceDrift | None:
     if not changed:  # only what changes anyway (addresses ...): not drift
         return None
     return ResourceDrift(
-        name,
-        "update",
-        {key: before[key] for key in changed if key in before},
-        {key: after[key] for key in changed if key in after},
+        server=name,
+        action="update",
+        before={key: before[key] for key in changed if key in before},
+        after={key: after[key] for key in changed if key in after},
     )
 
 

@@ -21,7 +21,7 @@ class ServerSpec:
     generation: int
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class ServerState:
     """A server as Terraform's `servers` output reports it."""
 

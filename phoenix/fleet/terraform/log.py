@@ -18,7 +18,7 @@ _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 _INSTANCE_KEY = re.compile(r'\["((?:[^"\\]|\\.)*)"\]$')
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Diagnostic:
     """One of Terraform's diagnostics (an error or a warning)."""
 
@@ -126,7 +126,11 @@ def text_errors(text: str) -> list[Diagnostic]:
                 break
             if more:
                 detail.append(more)
-        found.append(Diagnostic("error", line.removeprefix("Error: "), " ".join(detail)))
+        found.append(
+            Diagnostic(
+                severity="error", summary=line.removeprefix("Error: "), detail=" ".join(detail)
+            )
+        )
     return found
 
 

@@ -44,7 +44,9 @@ class FakeRunner:
     """Answers each command from `answers` (keyed by the command, without its arguments)."""
 
     answers: dict[str, CommandResult]
-    target: Target | None = field(default_factory=lambda: Target("web-1", "10.213.0.9", "k"))
+    target: Target | None = field(
+        default_factory=lambda: Target(name="web-1", address="10.213.0.9", host_key="k")
+    )
     calls: list[Call] = field(default_factory=list)
 
     def run(
