@@ -33,7 +33,13 @@ class PhoenixError(Exception):
 
 
 class ConfigError(PhoenixError):
-    """phoenix.toml is missing or invalid."""
+    """phoenix.toml is missing, unreadable or invalid (a problem in the file itself)."""
+
+    exit_code = ExitCode.REFUSED
+
+
+class NotFound(PhoenixError):
+    """A fleet, image, tag, server or template the operator named does not exist."""
 
     exit_code = ExitCode.REFUSED
 
@@ -86,10 +92,6 @@ class Refused(PhoenixError):
     """A request phoenix will not carry out as asked (nothing was changed)."""
 
     exit_code = ExitCode.REFUSED
-
-
-class RolloutError(PhoenixError):
-    """A rollout could not go on; what was done is recorded."""
 
 
 class TerraformError(PhoenixError):

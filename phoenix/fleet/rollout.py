@@ -13,8 +13,8 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from phoenix.config import FleetConfig, HealthCheck
-from phoenix.errors import ConfigError, PhoenixError, Refused
+from phoenix.config import HealthCheck
+from phoenix.errors import PhoenixError, Refused
 from phoenix.events import Emit, StepOutput, discard, step
 from phoenix.fleet.plan import FleetStatus, Options, Plan, Result, ServerView, make_plan
 from phoenix.fleet.ports import Infra, Provider, Traffic
@@ -26,13 +26,6 @@ from phoenix.state import Store
 from phoenix.workspace import Workspace
 
 DRAIN_TIMEOUT = 30.0
-
-
-def fleet_config(ws: Workspace, name: str) -> FleetConfig:
-    if name not in ws.config.fleets:
-        known = ", ".join(sorted(ws.config.fleets)) or "none"
-        raise ConfigError(f"no fleet {name} in {ws.config_file}", hint=f"defined fleets: {known}")
-    return ws.config.fleets[name]
 
 
 class Fleet:
@@ -48,12 +41,12 @@ class Fleet:
         provider: Provider,
         emit: Emit = discard,
     ) -> None:
-        self.ws, self.name, self.cfg = ws, name, fleet_config(ws, name)
+        self.ws, self.name, self.cfg = ws, name, ws.fleet(name)
         self.records, self.registry = Records(store), Registry(store)
         self.store = store
         self.infra, self.traffic, self.provider, self.emit = infra, traffic, provider, emit
         self.infra_states: dict[str, ServerState] = {}
-        self.health: HealthCheck = ws.config.images[self.cfg.image].health.model_copy(
+        self.health: HealthCheck = ws.image(self.cfg.image).health.model_copy(
             update={"port": self.cfg.port}
         )
 

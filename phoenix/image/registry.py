@@ -10,7 +10,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from phoenix.errors import ConfigError
+from phoenix.errors import NotFound, Refused
 from phoenix.lab.lxd import LXD
 from phoenix.state import Store, now
 from phoenix.workspace import Workspace
@@ -62,7 +62,7 @@ class Registry:
         rows = self.store.rows("SELECT * FROM images WHERE tag = ?", (tag,))
         if not rows:
             known = ", ".join(r.tag for r in self.all()) or "none yet"
-            raise ConfigError(f"no image {tag}", hint=f"known images: {known}")
+            raise NotFound(f"no image {tag}", hint=f"known images: {known}")
         return _record(rows[0])
 
     def latest(self, name: str, status: Status | None = Status.READY) -> ImageRecord | None:
@@ -225,13 +225,13 @@ class Catalog:
     def revoke(self, tag: str) -> ImageView:
         record = self.registry.get(tag)
         if record.status is Status.BUILDING:
-            raise ConfigError(f"{tag} is still being baked", hint="revoke it once the bake ends")
+            raise Refused(f"{tag} is still being baked", hint="revoke it once the bake ends")
         self.registry.revoke(tag)
         return self.view(tag)
 
     def prune(self, keep: int, name: str | None = None) -> list[str]:
         if keep < 0:
-            raise ConfigError(f"--keep {keep}: must be 0 or more")
+            raise Refused(f"--keep {keep}: must be 0 or more")
         removed = []
         for record in self.registry.prunable(keep, name):
             if record.provider_id:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from phoenix.errors import ConfigError
+from phoenix.errors import NotFound
 from phoenix.image.registry import Catalog, Registry, Status
 from phoenix.state import Store, now
 
@@ -38,7 +38,7 @@ def test_versions_count_up_per_name(registry: Registry) -> None:
 
 def test_unknown_tag_lists_known(registry: Registry) -> None:
     add(registry, "web", Status.READY)
-    with pytest.raises(ConfigError, match="no image web-v009") as caught:
+    with pytest.raises(NotFound, match="no image web-v009") as caught:
         registry.get("web-v009")
     assert "web-v001" in str(caught.value.hint)
 

@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from phoenix.errors import ConfigError
+from phoenix.errors import Refused
 
 MANIFEST_VERSION = 1
 
@@ -72,7 +72,7 @@ def read_manifest(directory: Path) -> dict[str, Entry]:
             raise ValueError(f"version {data.get('version')!r}, expected {MANIFEST_VERSION}")
         return {p: Entry(p, **fields) for p, fields in data["entries"].items()}
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
-        raise ConfigError(
+        raise Refused(
             f"{path}: not a manifest phoenix can read: {exc}",
             hint="fix it, or remove the promoted directory and promote again",
         ) from exc
