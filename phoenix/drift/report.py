@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import xml.etree.ElementTree as ET
 from collections import Counter
 from importlib import resources
@@ -13,10 +12,6 @@ import jinja2
 from phoenix.drift.scan import CLEAN, ScanReport
 
 TEMPLATE = resources.files("phoenix") / "data" / "drift.html.j2"
-
-
-def to_json(report: ScanReport) -> str:
-    return json.dumps(report.as_dict(), indent=2)
 
 
 def to_junit(report: ScanReport) -> str:

@@ -40,10 +40,6 @@ class ImageRecord:
     error: str | None
     baseline: dict[str, Any] | None
 
-    @property
-    def deployable(self) -> bool:
-        return self.status is Status.READY
-
 
 def tag_of(name: str, version: int) -> str:
     return f"{name}-v{version:03d}"

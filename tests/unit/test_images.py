@@ -32,7 +32,7 @@ def test_versions_count_up_per_name(registry: Registry) -> None:
     latest = registry.latest("web")
     assert latest is not None and latest.tag == "web-v001"  # the newest *ready* one
     failed = registry.get("web-v002")
-    assert failed.status is Status.FAILED and failed.error == "boom" and not failed.deployable
+    assert failed.status is Status.FAILED and failed.error == "boom"
     assert failed.log_path == "/logs/bake-web-v002.log"
 
 
@@ -70,5 +70,5 @@ def test_prune_keeps_newest_ready_and_anything_in_use(registry: Registry) -> Non
 def test_revoke(registry: Registry) -> None:
     tag = add(registry, "web", Status.READY)
     view = Catalog(registry, "phoenix-base", lambda fp: None).revoke(tag)
-    assert view.record.status is Status.REVOKED and not view.record.deployable
+    assert view.record.status is Status.REVOKED
     assert registry.latest("web") is None

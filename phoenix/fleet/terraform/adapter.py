@@ -187,10 +187,6 @@ class Terraform:
             raise TerraformError(f"fleet {self.fleet}: terraform show gave no plan document")
         return document, log.errors
 
-    def destroy(self, authorized_key: str) -> None:
-        """Remove every server of the fleet: an apply of an empty map (the same code path)."""
-        self.apply({}, authorized_key)
-
     # -- the working directory ----------------------------------------------------------------
 
     def _apply_once(self, variables: Mapping[str, str]) -> tuple[ApplyLog, EngineRun]:
