@@ -9,6 +9,7 @@ from pathlib import Path
 
 import jinja2
 
+from phoenix.atomic import write_atomic
 from phoenix.drift.scan import CLEAN, ScanReport
 
 TEMPLATE = resources.files("phoenix") / "data" / "drift.html.j2"
@@ -47,7 +48,4 @@ def to_html(report: ScanReport) -> str:
 
 
 def write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
+    write_atomic(path, text)
