@@ -15,6 +15,7 @@ class ExitCode(IntEnum):
     OK = 0
     FAILED = 1  # the work ran and did not succeed (rolled back, drift found, doctor found gaps)
     REFUSED = 2  # nothing was done: bad input, bad config, a lock held by another run
+    INTERNAL = 70  # a bug in phoenix (EX_SOFTWARE): the traceback is in a crash log
     INTERRUPTED = 130  # Ctrl-C
 
 
