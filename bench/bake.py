@@ -32,7 +32,7 @@ def timed(args: list[str], **kwargs: object) -> float:
 
 def plain_packer(ws: Workspace, name: str) -> float:
     """The reference: the same template, the same builder settings, no phoenix around it."""
-    template_file = ws.config.images[name].template_path(REPO, name)
+    template_file = ws.image(name).template_path(REPO, name)
     composed = tpl.compose(
         tpl.load_template(template_file),
         template_file.parent,

@@ -15,6 +15,7 @@ class ExitCode(IntEnum):
     OK = 0
     FAILED = 1  # the work ran and did not succeed (rolled back, drift found, doctor found gaps)
     REFUSED = 2  # nothing was done: bad input, bad config, a lock held by another run
+    INTERNAL = 70  # a bug in phoenix (EX_SOFTWARE): the traceback is in a crash log
     INTERRUPTED = 130  # Ctrl-C
 
 
@@ -33,7 +34,13 @@ class PhoenixError(Exception):
 
 
 class ConfigError(PhoenixError):
-    """phoenix.toml is missing or invalid."""
+    """phoenix.toml is missing, unreadable or invalid (a problem in the file itself)."""
+
+    exit_code = ExitCode.REFUSED
+
+
+class NotFound(PhoenixError):
+    """A fleet, image, tag, server or template the operator named does not exist."""
 
     exit_code = ExitCode.REFUSED
 
@@ -86,10 +93,6 @@ class Refused(PhoenixError):
     """A request phoenix will not carry out as asked (nothing was changed)."""
 
     exit_code = ExitCode.REFUSED
-
-
-class RolloutError(PhoenixError):
-    """A rollout could not go on; what was done is recorded."""
 
 
 class TerraformError(PhoenixError):

@@ -18,7 +18,7 @@ from phoenix.events import Emit, StepOutput, discard, step
 from phoenix.fleet.haproxy.balancer import HAProxy
 from phoenix.fleet.plan import FleetStatus, Options, Plan, Result, RolloutStatus
 from phoenix.fleet.records import Records, RunRecord, ServerStatus
-from phoenix.fleet.rollout import Fleet, fleet_config
+from phoenix.fleet.rollout import Fleet
 from phoenix.fleet.terraform.adapter import Terraform
 from phoenix.lab import project
 from phoenix.lab.lxd import LXD
@@ -42,14 +42,14 @@ def open_fleet(
 
 
 def _adapters(ws: Workspace, name: str, emit: Emit) -> tuple[Terraform, HAProxy, LXD]:
-    cfg = fleet_config(ws, name)
-    health = ws.config.images[cfg.image].health
+    cfg = ws.fleet(name)
+    health = ws.image(cfg.image).health
     traffic = HAProxy(name, ws.home, str(cfg.listen), cfg.listen_port, cfg.port, health)
     return _terraform(ws, name, emit), traffic, project.of(ws.home).lxd()
 
 
 def _terraform(ws: Workspace, name: str, emit: Emit) -> Terraform:
-    module = ws.config_file.parent / fleet_config(ws, name).module
+    module = ws.config_file.parent / ws.fleet(name).module
     settings = {"lxd_config_dir": str(project.of(ws.home).client_dir)}
     say = lambda line: emit(StepOutput("terraform", line))  # noqa: E731
     return Terraform(name, ws.home, module, say, settings=settings)

@@ -221,11 +221,6 @@ class Store:
         version: int = self._conn.execute("PRAGMA user_version").fetchone()[0]
         return version
 
-    @property
-    def connection(self) -> sqlite3.Connection:
-        """The SQLite connection, for queries; write only inside `transaction()`."""
-        return self._conn
-
     def rows(self, sql: str, params: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
         """A query's rows as dicts keyed by column name."""
         cursor = self._conn.execute(sql, params)

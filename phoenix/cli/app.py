@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
+from typing import Any
 
 import typer
 
 from phoenix import __version__
-from phoenix.cli import doctor, drift, fleet, image, lab, render
+from phoenix.cli import crash, doctor, drift, fleet, image, lab, render
 from phoenix.errors import ExitCode, PhoenixError
 
 app = typer.Typer(
@@ -40,22 +42,38 @@ def main_options(
     version: bool = typer.Option(
         False, "--version", callback=_version, is_eager=True, help="Print the version."
     ),
+    traceback: bool = typer.Option(
+        False,
+        "--traceback",
+        envvar=crash.TRACEBACK_ENV,
+        help="On an internal error, print the traceback too (it is always in the crash log).",
+    ),
 ) -> None:
-    ctx.obj = {"config": config}
+    options = ctx.ensure_object(dict)  # main()'s, when it runs the app: it reads them on a crash
+    options.update(config=config, traceback=traceback)
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; every expected error becomes one message and an exit code.
 
-    typer itself turns usage errors into exit 2 and Ctrl-C into exit 130 (SystemExit).
+    typer itself turns usage errors into exit 2 and Ctrl-C into exit 130 (SystemExit). Any other
+    exception is a bug: one line, the traceback in a crash log, exit 70.
     """
+    args = sys.argv[1:] if argv is None else argv
+    options: dict[str, Any] = {}
     try:
-        app(args=argv, prog_name="phoenix")
+        app(args=args, prog_name="phoenix", obj=options)
     except PhoenixError as exc:
         render.error(exc.message, exc.hint)
         return int(exc.exit_code)
     except SystemExit as exc:
         return exc.code if isinstance(exc.code, int) else ExitCode.OK
+    except KeyboardInterrupt:
+        return ExitCode.INTERRUPTED
+    except Exception as exc:
+        shown = options.get("traceback", os.environ.get(crash.TRACEBACK_ENV) == "1")
+        crash.report(exc, args, options.get("config"), bool(shown))
+        return ExitCode.INTERNAL
     return ExitCode.OK
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import xml.etree.ElementTree as ET
 from collections import Counter
 from importlib import resources
@@ -10,13 +9,10 @@ from pathlib import Path
 
 import jinja2
 
+from phoenix.atomic import write_atomic
 from phoenix.drift.scan import ScanReport, ScanStatus
 
 TEMPLATE = resources.files("phoenix") / "data" / "drift.html.j2"
-
-
-def to_json(report: ScanReport) -> str:
-    return json.dumps(report.as_dict(), indent=2)
 
 
 def to_junit(report: ScanReport) -> str:
@@ -52,7 +48,4 @@ def to_html(report: ScanReport) -> str:
 
 
 def write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
+    write_atomic(path, text)

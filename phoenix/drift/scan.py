@@ -22,7 +22,7 @@ from phoenix.ages import parse_age
 from phoenix.config import Severity
 from phoenix.drift import evidence
 from phoenix.drift.diff import Finding, Rules, at_least, diff, finding
-from phoenix.errors import ConfigError, ConnectError, ExitCode, HostKeyError, PhoenixError
+from phoenix.errors import ConnectError, ExitCode, HostKeyError, PhoenixError
 from phoenix.events import Emit, StepOutput, discard
 from phoenix.fleet.records import Records, ServerRecord, ServerStatus
 from phoenix.host import keys, ssh
@@ -206,12 +206,8 @@ def scan(
     runs beside the scans and its findings join those of their server.
     """
     names = list(fleets) or sorted(ws.config.fleets)
-    unknown = [n for n in names if n not in ws.config.fleets]
-    if unknown:
-        known = ", ".join(sorted(ws.config.fleets)) or "none"
-        raise ConfigError(
-            f"no fleet {', '.join(unknown)} in {ws.config_file}", hint=f"defined fleets: {known}"
-        )
+    for name in names:
+        ws.fleet(name)  # NotFound for a fleet the config does not define
     cfg = ws.config.drift
     rules = Rules.with_extra(cfg.ignore)
     key, _ = keys.ensure(ws.home)

@@ -13,8 +13,8 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from phoenix.config import FleetConfig, HealthCheck
-from phoenix.errors import ConfigError, PhoenixError, Refused
+from phoenix.config import HealthCheck
+from phoenix.errors import PhoenixError, Refused
 from phoenix.events import Emit, StepOutput, discard, step
 from phoenix.fleet.plan import (
     FleetStatus,
@@ -36,13 +36,6 @@ from phoenix.workspace import Workspace
 DRAIN_TIMEOUT = 30.0
 
 
-def fleet_config(ws: Workspace, name: str) -> FleetConfig:
-    if name not in ws.config.fleets:
-        known = ", ".join(sorted(ws.config.fleets)) or "none"
-        raise ConfigError(f"no fleet {name} in {ws.config_file}", hint=f"defined fleets: {known}")
-    return ws.config.fleets[name]
-
-
 class Fleet:
     """One fleet's servers, changed only through Terraform and the load balancer."""
 
@@ -56,12 +49,12 @@ class Fleet:
         provider: Provider,
         emit: Emit = discard,
     ) -> None:
-        self.ws, self.name, self.cfg = ws, name, fleet_config(ws, name)
+        self.ws, self.name, self.cfg = ws, name, ws.fleet(name)
         self.records, self.registry = Records(store), Registry(store)
         self.store = store
         self.infra, self.traffic, self.provider, self.emit = infra, traffic, provider, emit
         self.infra_states: dict[str, ServerState] = {}
-        self.health: HealthCheck = ws.config.images[self.cfg.image].health.model_copy(
+        self.health: HealthCheck = ws.image(self.cfg.image).health.model_copy(
             update={"port": self.cfg.port}
         )
 

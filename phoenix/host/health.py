@@ -10,6 +10,7 @@ from collections.abc import Callable
 from phoenix.config import HealthCheck
 from phoenix.errors import HealthError
 from phoenix.host.process import CommandResult
+from phoenix.poll import ticks
 
 RunCommand = Callable[[str], CommandResult]
 
@@ -35,17 +36,14 @@ def wait_healthy(
 ) -> float:
     """Probe until healthy; return the seconds it took, or raise HealthError at the deadline."""
     started = time.monotonic()
-    while True:
+    for _ in ticks(check.timeout, check.interval):
         why = probe(address, check, run)
-        waited = time.monotonic() - started
         if why is None:
-            return waited
-        if waited >= check.timeout:
-            raise HealthError(
-                f"{name} ({address}) was not healthy within {check.timeout:.0f} s: {why}",
-                hint=f"the {check.type} check on port {check.port} kept failing",
-            )
-        time.sleep(check.interval)
+            return time.monotonic() - started
+    raise HealthError(
+        f"{name} ({address}) was not healthy within {check.timeout:.0f} s: {why}",
+        hint=f"the {check.type} check on port {check.port} kept failing",
+    )
 
 
 def _http(address: str, check: HealthCheck) -> str | None:

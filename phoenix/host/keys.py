@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from phoenix.atomic import write_atomic
 
 
 @dataclass(frozen=True)
@@ -52,13 +53,9 @@ def ensure(home: Path) -> tuple[OperatorKey, bool]:
     public = key.public_key().public_bytes(
         serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH
     )
-    tmp = path.with_suffix(".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as out:
-        out.write(private)
     line = public.decode() + " phoenix-operator"
     path.with_suffix(".pub").write_text(line + "\n")
-    os.replace(tmp, path)  # the private key appears whole, after its public half
+    write_atomic(path, private, mode=0o600)  # the private key appears whole, after its public half
     return OperatorKey(path, line), True
 
 

@@ -15,6 +15,7 @@ import paramiko
 
 from phoenix.errors import ConnectError, HostKeyError
 from phoenix.host.process import CommandResult
+from phoenix.poll import ticks
 
 _CHUNK = 65536
 
@@ -178,14 +179,13 @@ def connect(target: Target, private_key: Path, timeout: float = 15) -> Session:
 
 def wait_port(address: str, port: int, timeout: float) -> None:
     """Wait until something accepts TCP connections on address:port, or raise ConnectError."""
-    end = time.monotonic() + timeout
-    while True:
+    refused: OSError | None = None
+    for _ in ticks(timeout, interval=0.2):
         try:
             with socket.create_connection((address, port), timeout=2):
                 return
         except OSError as exc:
-            if time.monotonic() > end:
-                raise ConnectError(
-                    f"nothing accepted connections on {address}:{port} within {timeout:.0f} s"
-                ) from exc
-            time.sleep(0.2)
+            refused = exc
+    raise ConnectError(
+        f"nothing accepted connections on {address}:{port} within {timeout:.0f} s"
+    ) from refused

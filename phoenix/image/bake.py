@@ -15,7 +15,7 @@ from typing import Any
 
 from phoenix import events, facts
 from phoenix.config import ImageConfig
-from phoenix.errors import BakeError, ConfigError, PhoenixError
+from phoenix.errors import BakeError, PhoenixError
 from phoenix.events import Emit, StepOutput, discard
 from phoenix.host import health, keys, ssh
 from phoenix.image import packer
@@ -50,7 +50,7 @@ class Baker:
         self.lxd = lxd or self.project.lxd()
 
     def bake(self, name: str, force: bool = False) -> BakeResult:
-        cfg = self._image_config(name)
+        cfg = self.ws.image(name)
         template_file = cfg.template_path(self.ws.config_file.parent, name)
         template = load_template(template_file)
         parent_alias, parent_tag = self._parent(cfg)
@@ -153,15 +153,6 @@ class Baker:
         }
         declared = template.get("variables", {})
         return {k: v for k, v in offered.items() if k in declared}
-
-    def _image_config(self, name: str) -> ImageConfig:
-        images = self.ws.config.images
-        if name not in images:
-            known = ", ".join(sorted(images)) or "none"
-            raise ConfigError(
-                f"no image {name} in {self.ws.config_file}", hint=f"defined images: {known}"
-            )
-        return images[name]
 
     def _parent(self, cfg: ImageConfig) -> tuple[str, str | None]:
         """The LXD alias to build on, and the phoenix tag of that parent (None: the base image)."""

@@ -149,7 +149,7 @@ def _follow(
                     _take(raw, output, on_line)
             elif not alive:
                 break
-            else:
+            else:  # no deadline, so not phoenix.poll: it follows the log as long as the build runs
                 time.sleep(0.05)
         if pending:
             _take(pending, output, on_line)

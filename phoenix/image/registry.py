@@ -10,7 +10,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from phoenix.errors import ConfigError
+from phoenix.errors import NotFound, Refused
 from phoenix.lab import project
 from phoenix.state import Store, now
 from phoenix.workspace import Workspace
@@ -40,10 +40,6 @@ class ImageRecord:
     error: str | None
     baseline: dict[str, Any] | None
 
-    @property
-    def deployable(self) -> bool:
-        return self.status is Status.READY
-
 
 def tag_of(name: str, version: int) -> str:
     return f"{name}-v{version:03d}"
@@ -67,7 +63,7 @@ class Registry:
         rows = self.store.rows("SELECT * FROM images WHERE tag = ?", (tag,))
         if not rows:
             known = ", ".join(r.tag for r in self.all()) or "none yet"
-            raise ConfigError(f"no image {tag}", hint=f"known images: {known}")
+            raise NotFound(f"no image {tag}", hint=f"known images: {known}")
         return _record(rows[0])
 
     def latest(self, name: str, status: Status | None = Status.READY) -> ImageRecord | None:
@@ -230,13 +226,13 @@ class Catalog:
     def revoke(self, tag: str) -> ImageView:
         record = self.registry.get(tag)
         if record.status is Status.BUILDING:
-            raise ConfigError(f"{tag} is still being baked", hint="revoke it once the bake ends")
+            raise Refused(f"{tag} is still being baked", hint="revoke it once the bake ends")
         self.registry.revoke(tag)
         return self.view(tag)
 
     def prune(self, keep: int, name: str | None = None) -> list[str]:
         if keep < 0:
-            raise ConfigError(f"--keep {keep}: must be 0 or more")
+            raise Refused(f"--keep {keep}: must be 0 or more")
         removed = []
         for record in self.registry.prunable(keep, name):
             if record.provider_id:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
@@ -20,6 +19,7 @@ from pylxd import exceptions as lxd_exc
 
 from phoenix.errors import LXDError
 from phoenix.host import process
+from phoenix.poll import poll
 
 SOCKET = Path(os.environ.get("LXD_DIR", "/var/lib/lxd")) / "unix.socket"
 T = TypeVar("T")
@@ -58,16 +58,6 @@ def _api(action: str) -> Iterator[None]:
         ) from exc
     except lxd_exc.LXDAPIException as exc:
         raise LXDError(f"LXD refused to {action}: {exc}") from exc
-
-
-def _deadline_loop(timeout: float, interval: float = 0.25) -> Iterator[float]:
-    """Yield until `timeout` seconds have passed, sleeping `interval` between rounds."""
-    end = time.monotonic() + timeout
-    while True:
-        yield end - time.monotonic()
-        if time.monotonic() >= end:
-            return
-        time.sleep(interval)
 
 
 class LXD:
@@ -329,11 +319,10 @@ class LXD:
 
     def wait_for(self, what: str, probe: Callable[[], T | None], timeout: float) -> T:
         """Poll `probe` until it returns something, or raise LXDError after `timeout` seconds."""
-        for _ in _deadline_loop(timeout):
-            found = probe()
-            if found is not None:
-                return found
-        raise LXDError(f"timed out after {timeout:.0f} s waiting for {what}")
+        found = poll(probe, timeout, interval=0.25)
+        if not found:
+            raise LXDError(f"timed out after {timeout:.0f} s waiting for {what}")
+        return found
 
     def host_key(self, name: str, timeout: float = 60) -> str:
         """The server's own SSH host key, read through the LXD API: the trusted channel to pin it.

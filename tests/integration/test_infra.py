@@ -118,7 +118,7 @@ def test_apply_change_refuse_and_destroy_a_fleet(fleet: Fleet) -> None:
     assert tf.state_names() == {a, c} and tf.servers() == second
 
     # Destroy: nothing of the fleet is left, in LXD or in the state.
-    fleet.tf.destroy(fleet.key.public_line)
+    fleet.tf.apply({}, fleet.key.public_line)  # nothing left
     assert fleet.lxd_members() == {}
     assert tf.state_names() == set() and tf.servers() == {}
 
@@ -145,5 +145,5 @@ def test_a_container_left_outside_the_state_fails_the_apply(fleet: Fleet) -> Non
         {kept: ServerSpec(IMAGE, 1), orphan: ServerSpec(IMAGE, 1)}, fleet.key.public_line
     )
     assert set(result) == {kept, orphan} and all(s.address for s in result.values())
-    fleet.tf.destroy(fleet.key.public_line)
+    fleet.tf.apply({}, fleet.key.public_line)  # nothing left
     assert fleet.lxd_members() == {}

@@ -263,7 +263,7 @@ def test_start_empty_then_add_two(lb: HAProxy, backends: dict[str, Backend]) -> 
         lb.wait_up(name, timeout=10)
     servers = {server.name: server for server in lb.servers()}
     assert set(servers) == {"web-g1-1", "web-g1-2"}
-    assert all(server.serving for server in servers.values())
+    assert all(s.healthy and s.weight > 0 for s in servers.values())
     assert servers["web-g1-2"].address == "127.0.0.3"
     assert answered_by(lb) == Counter({"web-g1-1": 10, "web-g1-2": 10})
     assert lb.config_file.stat().st_mode & 0o777 == 0o600

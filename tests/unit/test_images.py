@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from phoenix.errors import ConfigError
+from phoenix.errors import NotFound
 from phoenix.image.registry import Catalog, Registry, Status
 from phoenix.state import Store, now
 
@@ -32,13 +32,13 @@ def test_versions_count_up_per_name(registry: Registry) -> None:
     latest = registry.latest("web")
     assert latest is not None and latest.tag == "web-v001"  # the newest *ready* one
     failed = registry.get("web-v002")
-    assert failed.status is Status.FAILED and failed.error == "boom" and not failed.deployable
+    assert failed.status is Status.FAILED and failed.error == "boom"
     assert failed.log_path == "/logs/bake-web-v002.log"
 
 
 def test_unknown_tag_lists_known(registry: Registry) -> None:
     add(registry, "web", Status.READY)
-    with pytest.raises(ConfigError, match="no image web-v009") as caught:
+    with pytest.raises(NotFound, match="no image web-v009") as caught:
         registry.get("web-v009")
     assert "web-v001" in str(caught.value.hint)
 
@@ -70,5 +70,5 @@ def test_prune_keeps_newest_ready_and_anything_in_use(registry: Registry) -> Non
 def test_revoke(registry: Registry) -> None:
     tag = add(registry, "web", Status.READY)
     view = Catalog(registry, "phoenix-base", lambda fp: None).revoke(tag)
-    assert view.record.status is Status.REVOKED and not view.record.deployable
+    assert view.record.status is Status.REVOKED
     assert registry.latest("web") is None

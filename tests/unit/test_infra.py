@@ -409,12 +409,6 @@ def test_an_apply_failing_twice_raises_with_the_first_error(tmp_path: Path, modu
     assert [c[0] for c in engine.calls] == ["init", "apply", "apply"]
 
 
-def test_destroy_is_an_apply_of_nothing(tmp_path: Path, module: Path) -> None:
-    tf, engine, _ = make(tmp_path, module, [(APPLY_REMOVE, 0)])
-    tf.destroy("k")
-    assert engine.calls[-1] == ("apply", inputs.encode_vars("web", {}, "k"))
-
-
 def test_no_state_means_no_servers_and_no_engine_call(tmp_path: Path, module: Path) -> None:
     tf, engine, _ = make(tmp_path, module, [])
     assert tf.servers() == {} and tf.state_names() == set()

@@ -22,7 +22,7 @@ from phoenix.drift.promote import promote as promote_mod
 from phoenix.drift.promote.manifest import Action, Entry
 from phoenix.drift.promote.promote import Skipped, promote
 from phoenix.drift.secrets import is_secret
-from phoenix.errors import ConfigError, ExitCode, Refused
+from phoenix.errors import ExitCode, NotFound, Refused
 from phoenix.facts import Facts, FileFact
 from phoenix.facts.runner import READ_FILES
 from phoenix.fleet.records import Records, ServerStatus
@@ -309,7 +309,7 @@ def test_a_mode_change_keeps_content_promoted_before_and_a_removal_drops_it(
 
 def test_an_unreadable_manifest_is_an_error_not_a_fresh_start(tmp_path: Path) -> None:
     (tmp_path / "manifest.json").write_text('{"version": 9, "entries": {}}')
-    with pytest.raises(ConfigError, match="version 9"):
+    with pytest.raises(Refused, match="version 9"):
         manifest.read_manifest(tmp_path)
 
 
@@ -410,7 +410,7 @@ def test_an_unknown_or_idle_server_is_refused_naming_the_serving_ones(
 ) -> None:
     ws = fleet_workspace(tmp_path, monkeypatch)
     for name in ("nope", "web-g1-2"):  # web-g1-2 exists but is not serving
-        with pytest.raises(ConfigError, match=f"no serving server {name}") as caught:
+        with pytest.raises(NotFound, match=f"no serving server {name}") as caught:
             promote(ws, name)
         assert caught.value.hint == "serving servers: web-g1-1"
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from phoenix.config import HealthCheck, load
-from phoenix.errors import ConfigError, HealthError, Refused
+from phoenix.errors import ExitCode, HealthError, NotFound, Refused
 from phoenix.fleet import rollout
 from phoenix.fleet.haproxy.runtime import Backend
 from phoenix.fleet.plan import Options, RolloutStatus
@@ -287,7 +287,7 @@ def test_crash_mid_rebuild_is_settled_then_finished(
     ("opts", "error", "text"),
     [
         (Options(batch=0), Refused, "--batch 0"),
-        (Options(image="web-v009"), ConfigError, "no image web-v009"),
+        (Options(image="web-v009"), NotFound, "no image web-v009"),
         (Options(only=("nope",)), Refused, "not servers of web"),
         (Options(older_than="soon"), Refused, "--older-than"),
         (Options(strategy="yolo"), Refused, "--strategy"),
@@ -311,8 +311,10 @@ def test_revoked_image_is_refused(world: World) -> None:
 
 
 def test_unknown_fleet(world: World) -> None:
-    with pytest.raises(ConfigError, match="no fleet api"):
+    with pytest.raises(NotFound, match="no fleet api") as caught:
         Fleet(world.ws, world.store, "api", world.infra, world.traffic, world.provider)
+    assert caught.value.hint == "defined fleets: web"
+    assert caught.value.exit_code == ExitCode.REFUSED
 
 
 def test_only_and_older_than_select(world: World) -> None:

@@ -32,16 +32,15 @@ while True:
 
 
 def tables(store: Store) -> set[str]:
-    rows = store.connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
-    return {name for (name,) in rows}
+    return {r["name"] for r in store.rows("SELECT name FROM sqlite_master WHERE type = 'table'")}
 
 
 def test_fresh_store_has_latest_schema(tmp_path: Path) -> None:
     with Store.open(tmp_path / "home") as store:
         assert store.schema_version == len(MIGRATIONS)
         assert tables(store) >= TABLES
-        assert store.connection.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-        assert store.connection.execute("PRAGMA foreign_keys").fetchone()[0] == 1
+        assert store.rows("PRAGMA journal_mode") == [{"journal_mode": "wal"}]
+        assert store.rows("PRAGMA foreign_keys") == [{"foreign_keys": 1}]
     assert (tmp_path / "home").stat().st_mode & 0o777 == 0o700
 
 
@@ -51,9 +50,9 @@ def test_reopening_is_a_no_op(tmp_path: Path) -> None:
         store.finish_run(run, RunStatus.SUCCEEDED)
     with Store.open(tmp_path) as store:
         assert store.schema_version == len(MIGRATIONS)
-        rows = store.connection.execute("SELECT kind, status FROM runs").fetchall()
-        assert rows == [("rebuild", "succeeded")]  # the plain values, as text
-        assert [type(v) for v in rows[0]] == [str, str]
+        rows = store.rows("SELECT kind, status FROM runs")
+        assert rows == [{"kind": "rebuild", "status": "succeeded"}]  # the plain values, as text
+        assert [type(v) for v in rows[0].values()] == [str, str]
 
 
 @pytest.mark.parametrize("version", range(len(MIGRATIONS)))
@@ -87,7 +86,7 @@ def test_transaction_rolls_back_on_error(tmp_path: Path) -> None:
         with pytest.raises(RuntimeError), store.transaction():
             store.record_event(None, "step", "started", "")
             raise RuntimeError("boom")
-        assert store.connection.execute("SELECT count(*) FROM events").fetchone() == (0,)
+        assert count_events(store) == 0
 
 
 def test_finish_unknown_run(tmp_path: Path) -> None:
@@ -104,7 +103,7 @@ def test_statements_split_on_complete_statements() -> None:
 
 
 def count_events(store: Store) -> int:
-    count: int = store.connection.execute("SELECT count(*) FROM events").fetchone()[0]
+    count: int = store.rows("SELECT count(*) AS n FROM events")[0]["n"]
     return count
 
 
@@ -124,7 +123,7 @@ def test_survives_kill_9_during_writes(tmp_path: Path) -> None:
             writer.wait()
     assert writer.returncode == -signal.SIGKILL
     with Store.open(tmp_path) as store:
-        assert store.connection.execute("PRAGMA integrity_check").fetchone() == ("ok",)
-        assert store.connection.execute("PRAGMA foreign_key_check").fetchall() == []
+        assert store.rows("PRAGMA integrity_check") == [{"integrity_check": "ok"}]
+        assert store.rows("PRAGMA foreign_key_check") == []
         assert count_events(store) >= seen
         assert count_events(store) % 10 == 0  # whole transactions only

@@ -319,9 +319,9 @@ def test_backends_later() -> None:
         check_result=3,
         check_status="L7OK",
     )
-    assert drained.draining and not drained.healthy and not drained.serving
+    assert drained.draining and not drained.healthy
     assert drained.describe() == "up (drain), last check L7OK"
-    assert fresh.healthy and fresh.weight == 0 and not fresh.serving
+    assert fresh.healthy and fresh.weight == 0
     assert not dead.healthy and dead.op_state == runtime.OP_STOPPED
     assert dead.describe() == "down, last check L4CON: Connection refused"
 
@@ -339,7 +339,7 @@ def test_enabled_servers_are_up_before_any_check() -> None:
     servers = joined(STATE_ENABLED, STAT_EMPTY)
     for name in ("web-g2-1", "web-g2-2"):
         assert servers[name].healthy and servers[name].check_result == runtime.CHECK_UNKNOWN
-        assert not servers[name].serving
+        assert servers[name].weight == 0
 
 
 def test_maintenance_with_a_request_in_flight() -> None:

@@ -7,14 +7,14 @@ from __future__ import annotations
 import json
 import os
 import shlex
-import tempfile
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from phoenix.errors import ConfigError
+from phoenix.atomic import write_atomic
+from phoenix.errors import Refused
 
 MANIFEST_VERSION = 1
 
@@ -53,14 +53,14 @@ def write(directory: Path, entries: Sequence[Entry], contents: dict[str, bytes])
     for entry in entries:
         merged[entry.path] = _merge(merged.get(entry.path), entry)
     for path, data in sorted(contents.items()):
-        atomic_write(directory / "files" / path.lstrip("/"), data)
+        write_atomic(directory / "files" / path.lstrip("/"), data, mode=0o644)
     _prune(directory / "files", {p for p, e in merged.items() if e.action is Action.FILE})
     manifest = {
         "version": MANIFEST_VERSION,
         "entries": {p: e.as_dict() for p, e in sorted(merged.items())},
     }
-    atomic_write(directory / "manifest.json", (json.dumps(manifest, indent=2) + "\n").encode())
-    atomic_write(directory / "apply.sh", script(list(merged.values())).encode(), mode=0o755)
+    write_atomic(directory / "manifest.json", json.dumps(manifest, indent=2) + "\n", mode=0o644)
+    write_atomic(directory / "apply.sh", script(list(merged.values())), mode=0o755)
 
 
 def _merge(old: Entry | None, new: Entry) -> Entry:
@@ -83,7 +83,7 @@ def read_manifest(directory: Path) -> dict[str, Entry]:
             raise ValueError(f"version {data.get('version')!r}, expected {MANIFEST_VERSION}")
         return {p: _entry(p, fields) for p, fields in data["entries"].items()}
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
-        raise ConfigError(
+        raise Refused(
             f"{path}: not a manifest phoenix can read: {exc}",
             hint="fix it, or remove the promoted directory and promote again",
         ) from exc
@@ -104,20 +104,6 @@ def _prune(files: Path, keep: set[str]) -> None:
                 path.rmdir()
         elif relative not in keep:
             path.unlink()
-
-
-def atomic_write(path: Path, data: bytes, mode: int = 0o644) -> None:
-    """Write `path` whole or not at all: a temp file beside it, then rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "wb") as out:
-            out.write(data)
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 HEADER = """\

@@ -28,7 +28,7 @@ from phoenix.drift.diff import Finding, Rules, diff
 from phoenix.drift.promote.manifest import Action, Entry, write
 from phoenix.drift.promote.provisioners import add_provisioners
 from phoenix.drift.secrets import is_secret, looks_secret
-from phoenix.errors import ConfigError, Refused
+from phoenix.errors import NotFound, Refused
 from phoenix.events import Emit, StepOutput, discard
 from phoenix.facts import Facts, FileFact
 from phoenix.facts.runner import Runner, read_files
@@ -155,17 +155,20 @@ def _locate(ws: Workspace, server: str) -> Located:
         serving = {s.name: s for s in live if s.status is ServerStatus.SERVING}
         if server not in serving:
             known = ", ".join(sorted(serving)) or "none"
-            raise ConfigError(f"no serving server {server}", hint=f"serving servers: {known}")
+            raise NotFound(f"no serving server {server}", hint=f"serving servers: {known}")
         record = serving[server]
         image = Registry(store).get(record.image_tag)
     if image.name not in ws.config.images:
-        raise ConfigError(f"image {image.name} of {server} is not in {ws.config_file}")
+        raise NotFound(
+            f"image {image.name} of {server} is not in {ws.config_file}",
+            hint=f"add [images.{image.name}] back to promote into it",
+        )
     if not image.baseline:
         raise Refused(
             f"image {image.tag} has no baseline",
             hint=f"bake it again: phoenix image bake {image.name} --force",
         )
-    template = ws.config.images[image.name].template_path(ws.config_file.parent, image.name)
+    template = ws.image(image.name).template_path(ws.config_file.parent, image.name)
     load_template(template)  # fail before touching the server if it is not a template
     return Located(
         record=record, image=image.name, template=template, baseline=Facts.from_dict(image.baseline)

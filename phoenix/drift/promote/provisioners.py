@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from phoenix.drift.promote.manifest import atomic_write
+from phoenix.atomic import write_atomic
 from phoenix.image.template import load_template
 
 SCRIPT_LINE = "sh /tmp/promoted/apply.sh /tmp/promoted"
@@ -25,7 +25,7 @@ def add_provisioners(template_file: Path, directory: Path) -> bool:
     if not missing:
         return False
     steps += missing
-    atomic_write(template_file, (dump_json(template) + "\n").encode())
+    write_atomic(template_file, dump_json(template) + "\n", mode=0o644)
     return True
 
 

@@ -24,10 +24,10 @@ import os
 import re
 import signal
 import socket
-import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
+from phoenix.atomic import write_atomic
 from phoenix.config import HealthCheck
 from phoenix.errors import CommandError, TrafficError
 from phoenix.fleet.haproxy.config import (
@@ -36,7 +36,6 @@ from phoenix.fleet.haproxy.config import (
     check_ipv4,
     check_options,
     config_text,
-    write_private,
 )
 from phoenix.fleet.haproxy.runtime import (
     CHECK_CONDPASS,
@@ -50,6 +49,7 @@ from phoenix.fleet.haproxy.runtime import (
     reply_error,
 )
 from phoenix.host import process
+from phoenix.poll import poll, ticks
 
 START_TIMEOUT = 10.0  # from `haproxy -D` to the admin socket answering
 SOFT_STOP_TIMEOUT = 10.0  # SIGUSR1: finish the requests in flight, then exit
@@ -140,15 +140,7 @@ class HAProxy:
             servers,
         )
         self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-        candidate = self.config_file.with_name(self.config_file.name + ".new")
-        write_private(candidate, text)
-        checked = self._haproxy("-c", "-f", str(candidate))
-        if not checked.ok:
-            candidate.unlink(missing_ok=True)
-            raise TrafficError(
-                f"HAProxy refused the configuration of fleet {self.fleet}: {_alerts(checked)}"
-            )
-        candidate.replace(self.config_file)
+        write_atomic(self.config_file, text, mode=0o600, check=self._check_config)
         # The pid file is named in the configuration; `-p` as well would make HAProxy complain.
         started = self._haproxy("-D", "-f", str(self.config_file))
         if not started.ok:
@@ -156,15 +148,20 @@ class HAProxy:
                 f"HAProxy of fleet {self.fleet} did not start: {_alerts(started)}",
                 hint=f"is something else listening on {self.endpoint}?",
             )
-        deadline = time.monotonic() + START_TIMEOUT
-        while not self.running():
-            if time.monotonic() > deadline:
-                raise TrafficError(
-                    f"HAProxy of fleet {self.fleet} started but its socket {self.socket_path}"
-                    f" did not answer within {START_TIMEOUT:.0f} s"
-                )
-            time.sleep(POLL)
+        if not poll(self.running, START_TIMEOUT, POLL):
+            raise TrafficError(
+                f"HAProxy of fleet {self.fleet} started but its socket {self.socket_path}"
+                f" did not answer within {START_TIMEOUT:.0f} s"
+            )
         return True
+
+    def _check_config(self, candidate: Path) -> None:
+        """Raise unless `haproxy -c` accepts the configuration in `candidate`."""
+        checked = self._haproxy("-c", "-f", str(candidate))
+        if not checked.ok:
+            raise TrafficError(
+                f"HAProxy refused the configuration of fleet {self.fleet}: {_alerts(checked)}"
+            )
 
     def stop(self) -> None:
         """Stop this fleet's HAProxy: soft-stop (SIGUSR1), then SIGTERM, then SIGKILL at deadlines.
@@ -182,9 +179,7 @@ class HAProxy:
             for pid in pids:
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, sig)
-            deadline = time.monotonic() + timeout
-            while self._processes() and time.monotonic() < deadline:
-                time.sleep(POLL)
+            poll(lambda: not self._processes(), timeout, POLL)
         if self._processes():
             raise TrafficError(f"HAProxy of fleet {self.fleet} did not stop")
         self.pid_file.unlink(missing_ok=True)
@@ -200,6 +195,12 @@ class HAProxy:
 
     def server(self, name: str) -> Backend | None:
         return next((backend for backend in self.servers() if backend.name == name), None)
+
+    def _existing(self, name: str) -> Backend:
+        current = self.server(name)
+        if current is None:
+            raise TrafficError(f"fleet {self.fleet} has no server {name}")
+        return current
 
     def add(self, name: str, address: str) -> None:
         """Add a server, checked but without traffic (weight 0) until `wait_up` lets it in.
@@ -233,22 +234,18 @@ class HAProxy:
 
     def wait_up(self, name: str, timeout: float) -> None:
         """Wait until the server is UP with a passing check, then give it its weight (traffic)."""
-        deadline = time.monotonic() + timeout
-        while True:
-            current = self.server(name)
-            if current is None:
-                raise TrafficError(f"fleet {self.fleet} has no server {name}")
+        for _ in ticks(timeout, POLL):
+            current = self._existing(name)
             if current.healthy and current.check_result in (CHECK_PASSED, CHECK_CONDPASS):
                 break
-            if time.monotonic() > deadline:
-                raise TrafficError(
-                    f"{name} ({current.address}:{current.port}) did not come up behind the"
-                    f" load balancer of fleet {self.fleet} within {timeout:g} s:"
-                    f" {current.describe()}",
-                    hint=f"HAProxy checks it with `{self._check()}`"
-                    + (f" and GET {self.health.path}" if self.health.type == "http" else ""),
-                )
-            time.sleep(POLL)
+        else:
+            raise TrafficError(
+                f"{name} ({current.address}:{current.port}) did not come up behind the"
+                f" load balancer of fleet {self.fleet} within {timeout:g} s:"
+                f" {current.describe()}",
+                hint=f"HAProxy checks it with `{self._check()}`"
+                + (f" and GET {self.health.path}" if self.health.type == "http" else ""),
+            )
         if current.weight != SERVING_WEIGHT:
             self._command(f"set server {self.backend}/{name} weight {SERVING_WEIGHT}")
 
@@ -259,14 +256,12 @@ class HAProxy:
 
     def wait_drained(self, name: str, timeout: float) -> bool:
         """Wait until the server serves no request (scur 0, or gone); False at the deadline."""
-        deadline = time.monotonic() + timeout
-        while True:
+
+        def drained() -> bool:
             current = self.server(name)
-            if current is None or current.sessions == 0:
-                return True
-            if time.monotonic() > deadline:
-                return False
-            time.sleep(POLL)
+            return current is None or current.sessions == 0
+
+        return bool(poll(drained, timeout, POLL))
 
     def remove(self, name: str, timeout: float = DELETE_TIMEOUT) -> None:
         """Put the server in maintenance and delete it; nothing to do if it is not there.
@@ -283,20 +278,17 @@ class HAProxy:
             return
         target = f"{self.backend}/{name}"
         self._command(f"set server {target} state maint")
-        deadline = time.monotonic() + timeout
-        while True:
+        for _ in ticks(timeout, POLL):
             reply = self._send(f"del server {target}").strip()
             if reply in ("Server deleted.", "No such server."):
                 return
-            if not reply.startswith(STILL_CONNECTED) or time.monotonic() > deadline:
-                raise TrafficError(
-                    f"HAProxy of fleet {self.fleet} refused `del server {target}`: {reply}"
-                )
+            if not reply.startswith(STILL_CONNECTED):
+                break
             current = self.server(name)
             if current is not None and current.sessions == 0:
                 self._command(f"set server {target} state drain")
                 self._command(f"set server {target} state maint")
-            time.sleep(POLL)
+        raise TrafficError(f"HAProxy of fleet {self.fleet} refused `del server {target}`: {reply}")
 
     # --- plumbing ----------------------------------------------------------------------------
 

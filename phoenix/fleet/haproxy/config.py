@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import ipaddress
-import os
 import re
 from collections.abc import Sequence
 from pathlib import Path
@@ -91,13 +90,6 @@ def check_options(health: HealthCheck, server_port: int) -> str:
     if health.type != "command" and health.port != server_port:
         return f"{CHECK_OPTIONS} port {health.port}"
     return CHECK_OPTIONS
-
-
-def write_private(path: Path, text: str) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as out:
-        out.write(text)
-    path.chmod(0o600)
 
 
 def check_identifier(what: str, name: str) -> None:

@@ -44,23 +44,14 @@ ADMIN_INHERITED_DRAIN = 0x10  # from a tracked server
 ADMIN_RESOLVE_MAINT = 0x20  # its FQDN did not resolve
 
 
-ADMIN_FQDN_SET = 0x40  # its FQDN was set from the socket (not a maintenance state)
-
-
 ADMIN_MAINT = ADMIN_FORCED_MAINT | ADMIN_INHERITED_MAINT | ADMIN_CONFIG_MAINT | ADMIN_RESOLVE_MAINT
 
 
 ADMIN_DRAIN = ADMIN_FORCED_DRAIN | ADMIN_INHERITED_DRAIN
 
 
-# srv_check_result in `show servers state`.
+# srv_check_result in `show servers state` (1 neutral and 2 failed are not looked at).
 CHECK_UNKNOWN = 0  # no check has completed since the server was (re)enabled
-
-
-CHECK_NEUTRAL = 1
-
-
-CHECK_FAILED = 2
 
 
 CHECK_PASSED = 3
@@ -110,11 +101,6 @@ class Backend:
     def healthy(self) -> bool:
         """UP, and neither in maintenance nor draining."""
         return self.op_state == OP_RUNNING and not self.in_maintenance and not self.draining
-
-    @property
-    def serving(self) -> bool:
-        """Healthy and given a weight: new requests go to it."""
-        return self.healthy and self.weight > 0
 
     def describe(self) -> str:
         """Like 'down (maint), last check L4CON: Connection refused'."""

