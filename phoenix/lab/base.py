@@ -71,7 +71,8 @@ def cache_dir() -> Path:
 
 
 def strip_identity(rootfs: Path) -> None:
-    """Remove what would make every server a twin of the build host (LAB.md, 'identical twins')."""
+    """Remove what would make every server a twin of the build host: its SSH host keys, its
+    machine-id and its hostname (debootstrap copies them; every server must make its own)."""
     for key in (rootfs / "etc" / "ssh").glob("ssh_host_*"):
         key.unlink()
     for rel in IDENTITY_REMOVED:

@@ -24,7 +24,7 @@ from phoenix.lab.lxd import DEFAULT_PROJECT, LXD, Image, Instance
 
 BUILD_PROFILE = "phoenix-build"
 # Publishing an image gzips it by default (10.8 s for a minimal Debian); uncompressed took 1.9 s and
-# launches as fast (LAB.md). No automatic image updates: the lab has no image server to ask.
+# launches as fast (measured here). No automatic image updates: the lab has no image server to ask.
 # Every container's systemd takes inotify instances and kernel keys; with the defaults (128
 # instances, 200 keys) the ~20th container on a host boots without a working sshd. LXD's
 # production-setup guide gives these values.

@@ -23,6 +23,7 @@ import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 
+from phoenix.atomic import write_atomic
 from phoenix.errors import LabError
 from phoenix.lab.lxd import DEFAULT_PROJECT, LXD
 
@@ -65,7 +66,7 @@ def of(home: Path) -> Project:
     else:
         name = DEFAULT_PROJECT if _has_records(home) else f"phoenix-{secrets.token_hex(4)}"
         home.mkdir(parents=True, exist_ok=True)
-        _write(path, name + "\n")
+        write_atomic(path, name + "\n")
     project = Project(name, home)
     _write_client_config(project)
     return project
@@ -123,14 +124,8 @@ def _write_client_config(project: Project) -> None:
     path = project.client_dir / "config.yml"
     if not path.exists() or path.read_text() != text:
         project.client_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-        _write(path, text)
+        write_atomic(path, text)
 
 
 def _valid(name: str) -> bool:
     return bool(name) and len(name) <= 63 and all(c.isalnum() or c in "-_" for c in name)
-
-
-def _write(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    tmp.replace(path)

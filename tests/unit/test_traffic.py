@@ -270,7 +270,7 @@ def test_servers_state_columns_come_from_the_header() -> None:
     assert [row["srv_name"] for row in rows] == ["web-g1-1", "web-g2-1", "web-g2-2"]
     assert rows[0]["srv_op_state"] == "2" and rows[0]["srv_admin_state"] == "8"
     assert rows[2]["srv_addr"] == "127.0.0.4" and rows[2]["srv_port"] == "18001"
-    # LAB.md: op_state is the 6th column (after be_id be_name srv_id srv_name srv_addr).
+    # HAProxy 2.6: op_state is the 6th column (after be_id be_name srv_id srv_name srv_addr).
     assert STATE_HEADER.splitlines()[1].split()[6] == "srv_op_state"  # [0] is the '#'
 
 

@@ -6,7 +6,7 @@ CLI config that installs providers only from a filesystem mirror on this machine
 from the internet, Terraform never calls home), runs `init` only when the provider requirements
 changed, then `apply -json` with the servers map as a variable.
 
-An apply can fail part-way (LAB.md: one in nine created two of three containers) and running it
+An apply can fail part-way (seen: one in nine created two of three containers) and running it
 again converges, so a failed apply is retried once before `TerraformError` is raised. A container
 left behind by an apply that was killed before Terraform recorded it is *not* in the state: the
 next apply fails on it ("already exists"). phoenix's rollout deletes such orphans (servers of the
