@@ -1,8 +1,8 @@
 """phoenix.toml: what the operator wants, loaded into frozen pydantic models.
 
 Every model forbids unknown keys, so a typo is an error rather than a silently ignored setting.
-`config.load` turns every problem of a file into one `ConfigError`, one line per problem, each naming the
-file, the key and the bad value.
+`config.load` turns every problem of a file into one `ConfigError`, one line per problem, each
+naming the file, the key and the bad value.
 """
 
 from __future__ import annotations
