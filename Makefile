@@ -73,10 +73,12 @@ integration: setup
 # The whole suite: the fast lane first, then the lab.
 test: check integration
 
+# By hand: every benchmark, each printing its ratio against a reference measured in the same run.
 bench: setup
 	$(BIN)/phoenix lab up
 	$(BIN)/python bench/bake.py
 	$(BIN)/python bench/rollout.py
+	$(BIN)/python bench/drift.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
