@@ -88,12 +88,7 @@ def _lab_parts(ws: Workspace, lxd: LXD) -> Check:
 
 
 def _packer() -> Check:
-    found = _version(["packer", "version"], r"Packer v(\S+)")
-    if not found:
-        return Check(
-            name="Packer", ok=False, detail="not installed", fix="apt-get install -y packer"
-        )
-    return Check(name="Packer", ok=True, detail=f"Packer {found}")
+    return _tool("Packer", ["packer", "version"], r"Packer v(\S+)", "packer")
 
 
 def _terraform() -> Check:
@@ -143,12 +138,16 @@ def _state(ws: Workspace) -> Check:
 
 
 def _haproxy() -> Check:
-    found = _version(["haproxy", "-v"], r"HAProxy version (\S+)")
+    return _tool("HAProxy", ["haproxy", "-v"], r"HAProxy version (\S+)", "haproxy")
+
+
+def _tool(name: str, args: list[str], pattern: str, package: str) -> Check:
+    """A tool phoenix runs: its version, or how to install it."""
+    found = _version(args, pattern)
     if not found:
-        return Check(
-            name="HAProxy", ok=False, detail="not installed", fix="apt-get install -y haproxy"
-        )
-    return Check(name="HAProxy", ok=True, detail=f"HAProxy {found}")
+        fix = f"apt-get install -y {package}"
+        return Check(name=name, ok=False, detail="not installed", fix=fix)
+    return Check(name=name, ok=True, detail=f"{name} {found}")
 
 
 def _cron() -> Check:
