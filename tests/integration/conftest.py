@@ -39,6 +39,11 @@ class Lab:
     env: dict[str, str]
     lxd: LXD  # seen from the workspace's project
 
+    def lxc(self, *args: str) -> subprocess.CompletedProcess[str]:
+        """`lxc` by hand, as an operator would, in the workspace's project."""
+        command = ["lxc", *args, f"--project={self.lxd.project}"]
+        return subprocess.run(command, capture_output=True, text=True, timeout=120)
+
     @property
     def tf_settings(self) -> dict[str, str]:
         """What phoenix gives Terraform so that its provider acts in the workspace's project."""

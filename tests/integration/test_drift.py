@@ -81,9 +81,9 @@ class Image:
         assert result.rc == 0, f"{command}: {result.stderr}"
 
 
-def lxc_exec(name: str, command: str) -> bool:
+def lxc_exec(lab: Lab, name: str, command: str) -> bool:
     """Run `command` in a container through LXD (not SSH); whether it succeeded."""
-    return subprocess.run(["lxc", "exec", name, "--", "sh", "-c", command]).returncode == 0
+    return lab.lxc("exec", name, "--", "sh", "-c", command).returncode == 0
 
 
 @pytest.fixture(scope="module")
@@ -253,8 +253,10 @@ def test_a_hanging_command_and_a_dropped_connection(
 
     with ThreadPoolExecutor(max_workers=3) as pool:
         futures = {t.name: pool.submit(scan, t) for t in (hung, dropped, fine)}
-        wait_until("the scan to hang", lambda: lxc_exec(dropped.name, "test -e /tmp/wedged"), 30)
-        assert lxc_exec(dropped.name, "pkill -9 -f '[s]shd: root@notty'")
+        wait_until(
+            "the scan to hang", lambda: lxc_exec(image.lab, dropped.name, "test -e /tmp/wedged"), 30
+        )
+        assert lxc_exec(image.lab, dropped.name, "pkill -9 -f '[s]shd: root@notty'")
         results = {name: future.result(timeout=60) for name, future in futures.items()}
     assert results[fine.name].status == "clean"
     assert results[hung.name].status == "unreachable"

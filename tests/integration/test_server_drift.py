@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import random
 import shutil
-import subprocess
 import time
 from pathlib import Path
 
@@ -19,8 +18,8 @@ from tests.integration.conftest import REPO, Lab, unique
 pytestmark = pytest.mark.integration
 
 
-def lxc(*args: str) -> None:
-    done = subprocess.run(["lxc", *args], capture_output=True, text=True, timeout=120)
+def lxc(lab: Lab, *args: str) -> None:
+    done = lab.lxc(*args)
     assert done.returncode == 0, f"lxc {' '.join(args)}: {done.stderr}"
 
 
@@ -49,9 +48,9 @@ def test_servers_stopped_deleted_and_reconfigured_outside_phoenix(lab: Lab, tmp_
         servers = sorted(s.name for s in lab.lxd.instances() if s.name.startswith(f"{name}-"))
         assert len(servers) == 3, servers
         stopped, deleted, limited = servers
-        lxc("stop", stopped)
-        lxc("delete", "--force", deleted)
-        lxc("config", "set", limited, "limits.cpu", "1")
+        lxc(lab, "stop", stopped)
+        lxc(lab, "delete", "--force", deleted)
+        lxc(lab, "config", "set", limited, "limits.cpu", "1")
         expected = {
             ("server.stopped", stopped),
             ("server.missing", deleted),
