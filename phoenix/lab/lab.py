@@ -35,6 +35,10 @@ HOST_LIMITS = {
     "kernel.keys.maxbytes": 2000000,
 }
 SERVER_CONFIG = {"images.compression_algorithm": "none", "images.auto_update_interval": "0"}
+# Servers of two workspaces (LXD projects) may share a name on one bridge. LXD refuses that while
+# the bridge registers instance names in its DNS ("Instance DNS name ... already used on network");
+# nothing resolves servers by name (phoenix goes by address), so the bridges register none.
+BRIDGE_DNS = {"dns.mode": "none"}
 REQUIRED_COMMANDS = ["lxd", "lxc", "ip6tables", "mkfs.btrfs", "debootstrap", "tar"]
 
 
@@ -158,6 +162,9 @@ class Lab:
                     f"the config asks for {address}",
                     hint="set [lab] subnet to match, or remove the lab: phoenix lab down --purge",
                 )
+            if existing.get("dns.mode") != BRIDGE_DNS["dns.mode"]:
+                self.lxd.update_network(name, BRIDGE_DNS)
+                return Outcome.DONE, f"{label}; no DNS records of servers (names may repeat)"
             return Outcome.UNCHANGED, label
         self.lxd.create_network(
             name,
@@ -166,6 +173,7 @@ class Lab:
                 "ipv4.nat": "true" if nat else "false",
                 "ipv4.firewall": "false",
                 "ipv6.address": "none",
+                **BRIDGE_DNS,
             },
         )
         return Outcome.DONE, f"created: {label}"

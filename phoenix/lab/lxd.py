@@ -156,6 +156,12 @@ class LXD:
         with _api(f"create network {name}"):
             self.client.networks.create(name, type="bridge", config=config)
 
+    def update_network(self, name: str, settings: dict[str, str]) -> None:
+        with _api(f"change network {name}"):
+            network = self.client.networks.get(name)
+            network.config = {**network.config, **settings}
+            network.save(wait=True)
+
     def delete_network(self, name: str) -> None:
         with _api(f"delete network {name}"):
             if self.client.networks.exists(name):

@@ -41,7 +41,7 @@ class Lab:
 
     def lxc(self, *args: str) -> subprocess.CompletedProcess[str]:
         """`lxc` by hand, as an operator would, in the workspace's project."""
-        command = ["lxc", *args, f"--project={self.lxd.project}"]
+        command = ["lxc", f"--project={self.lxd.project}", *args]  # before any `--`
         return subprocess.run(command, capture_output=True, text=True, timeout=120)
 
     @property

@@ -80,6 +80,10 @@ class FakeLXD:
     def create_network(self, name: str, config: dict[str, str]) -> None:
         self.networks[name] = config
 
+    def update_network(self, name: str, settings: dict[str, str]) -> None:
+        self.calls.append(f"update network {name}")
+        self.networks[name] = {**self.networks[name], **settings}
+
     def delete_network(self, name: str) -> None:
         self.networks.pop(name, None)
 

@@ -175,3 +175,14 @@ def test_identity_is_stripped(tmp_path: Path) -> None:
     assert (rootfs / "etc" / "machine-id").read_text() == ""
     dropin = rootfs / "etc/systemd/system/ssh.service.d/hostkeys.conf"
     assert "ssh-keygen -A" in dropin.read_text()
+
+
+def test_bridges_register_no_server_names_so_two_workspaces_may_share_one(tmp_path: Path) -> None:
+    fake = FakeLXD(image_list=[base_image()])
+    make_lab(tmp_path, fake).up()
+    assert fake.networks[CFG.network]["dns.mode"] == "none"
+    assert fake.networks[CFG.build_network]["dns.mode"] == "none"
+    del fake.networks[CFG.network]["dns.mode"]  # a lab made before workspaces had projects
+    again = {r.step: r.outcome for r in make_lab(tmp_path, fake).up()}
+    assert again["network"] is Outcome.DONE and again["build-network"] is Outcome.UNCHANGED
+    assert fake.networks[CFG.network]["dns.mode"] == "none"
