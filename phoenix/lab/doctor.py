@@ -84,7 +84,7 @@ def _lab_parts(ws: Workspace, lxd: LXD) -> Check:
     broken = [c.name for c in status.components if not c.ok]
     if broken:
         return Check(name="lab", ok=False, detail=f"missing: {', '.join(broken)}", fix=UP)
-    return Check(name="lab", ok=True, detail="pool, networks, profiles, base image present")
+    return Check(name="lab", ok=True, detail="pool, networks, base image, workspace project")
 
 
 def _packer() -> Check:

@@ -265,15 +265,16 @@ class Lab:
                 if image
                 else f"{self.cfg.base_image}: missing",
             ),
-            self._project_component(),
+            project_row := self._project_component(),
             self._key_component(),
         ]
-        return LabStatus(rows, self.lxd.in_project(self.project.name).instances())
+        servers = self.lxd.in_project(self.project.name).instances() if project_row.ok else []
+        return LabStatus(rows, servers)
 
     def _project_component(self) -> Component:
         name = self.project.name
         ok = name == DEFAULT_PROJECT or name in self.lxd.projects()
-        return Component("project", ok, f"{name}" if ok else f"{name}: missing")
+        return Component("project", ok, name if ok else f"{name}: missing (run: phoenix lab up)")
 
     def _key_component(self) -> Component:
         key = keys.load(self.home)

@@ -186,3 +186,12 @@ def test_bridges_register_no_server_names_so_two_workspaces_may_share_one(tmp_pa
     again = {r.step: r.outcome for r in make_lab(tmp_path, fake).up()}
     assert again["network"] is Outcome.DONE and again["build-network"] is Outcome.UNCHANGED
     assert fake.networks[CFG.network]["dns.mode"] == "none"
+
+
+def test_status_of_a_workspace_whose_project_is_not_made_yet(tmp_path: Path) -> None:
+    fake = FakeLXD(image_list=[base_image()])
+    make_lab(tmp_path / "one", fake).up()
+    status = make_lab(tmp_path / "new", fake).status()  # the lab is up, this workspace is new
+    project = next(c for c in status.components if c.name == "project")
+    assert not project.ok and "phoenix lab up" in project.detail
+    assert status.servers == []
