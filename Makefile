@@ -27,8 +27,11 @@ debs:
 services:
 	@pgrep -x cron >/dev/null || $(SUDO) cron
 
+# A fresh Debian has no venv module for its Python: the one package `make check` needs.
 $(VENV)/.installed: pyproject.toml
-	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	@test -x $(BIN)/python || $(PY) -m venv $(VENV) 2>/dev/null || { rm -rf $(VENV); \
+	  $(SUDO) apt-get update -q && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q python3-venv \
+	  && $(PY) -m venv $(VENV); }
 	$(BIN)/pip install -q -U pip
 	$(BIN)/pip install -q -e '.[dev]'
 	@touch $@
