@@ -45,14 +45,18 @@ def _adapters(ws: Workspace, name: str, emit: Emit) -> tuple[Terraform, HAProxy,
     cfg = ws.fleet(name)
     health = ws.image(cfg.image).health
     traffic = HAProxy(name, ws.home, str(cfg.listen), cfg.listen_port, cfg.port, health)
-    return _terraform(ws, name, emit), traffic, project.of(ws.home).lxd()
+    workspace = project.of(ws.home)
+    return _terraform(ws, name, emit, workspace), traffic, workspace.lxd()
 
 
-def _terraform(ws: Workspace, name: str, emit: Emit) -> Terraform:
+def _terraform(
+    ws: Workspace, name: str, emit: Emit, workspace: project.Project | None = None
+) -> Terraform:
+    """The fleet's Terraform, whose LXD provider acts in the workspace's project."""
     module = ws.config_file.parent / ws.fleet(name).module
-    settings = {"lxd_config_dir": str(project.of(ws.home).client_dir)}
+    client_dir = (workspace or project.of(ws.home)).client_dir
     say = lambda line: emit(StepOutput("terraform", line))  # noqa: E731
-    return Terraform(name, ws.home, module, say, settings=settings)
+    return Terraform(name, ws.home, module, say, settings={"lxd_config_dir": str(client_dir)})
 
 
 def plan(ws: Workspace, name: str, kind: RunKind, opts: Options) -> Plan:

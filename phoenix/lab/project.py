@@ -18,12 +18,14 @@ calls and Terraform's LXD provider (both through an lxc client configuration, `H
 
 from __future__ import annotations
 
+import os
 import secrets
 import sqlite3
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 
-from phoenix.atomic import write_atomic
+from phoenix.atomic import temp_path, write_atomic
 from phoenix.errors import LabError
 from phoenix.lab.lxd import DEFAULT_PROJECT, LXD
 
@@ -56,17 +58,16 @@ class Project:
 def of(home: Path) -> Project:
     """The project of the workspace whose state directory is `home` (named on first use)."""
     path = home / NAME_FILE
-    if path.exists():
-        name = path.read_text().strip()
-        if not _valid(name):
-            raise LabError(
-                f"{path} does not hold an LXD project name: {name[:60]!r}",
-                hint=f"remove {path} to have phoenix name a new project",
-            )
-    else:
-        name = DEFAULT_PROJECT if _has_records(home) else f"phoenix-{secrets.token_hex(4)}"
-        home.mkdir(parents=True, exist_ok=True)
-        write_atomic(path, name + "\n")
+    if not path.exists():
+        _name_once(
+            path, DEFAULT_PROJECT if _has_records(home) else f"phoenix-{secrets.token_hex(4)}"
+        )
+    name = path.read_text().strip()
+    if not _valid(name):
+        raise LabError(
+            f"{path} does not hold an LXD project name: {name[:60]!r}",
+            hint=f"remove {path} to have phoenix name a new project",
+        )
     project = Project(name, home)
     _write_client_config(project)
     return project
@@ -96,13 +97,27 @@ def workspaces(lab: LXD) -> list[str]:
     return [name for name, text in lab.projects().items() if text.startswith(DESCRIPTION)]
 
 
+def _name_once(path: Path, name: str) -> None:
+    """Keep `name` in `path` unless another process named the workspace first (the first name
+    wins: a hard link fails where the file exists), so two first commands agree on one project."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = temp_path(path)
+    write_atomic(tmp, name + "\n")
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        pass
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
 def _has_records(home: Path) -> bool:
     """Whether the state store in `home` already records images or servers."""
     db = home / _STATE_FILE
     if not db.exists():
         return False
     try:
-        with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
+        with closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as conn:
             rows = conn.execute(
                 "SELECT (SELECT count(*) FROM images) + (SELECT count(*) FROM servers)"
             ).fetchone()

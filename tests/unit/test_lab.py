@@ -12,7 +12,7 @@ from phoenix.errors import LabError, MissingPackages
 from phoenix.events import Event, Outcome
 from phoenix.host import process
 from phoenix.image.registry import Registry
-from phoenix.lab import base
+from phoenix.lab import base, project
 from phoenix.lab import lab as labmod
 from phoenix.lab.lab import Lab
 from phoenix.lab.lxd import Image, Instance
@@ -195,3 +195,12 @@ def test_status_of_a_workspace_whose_project_is_not_made_yet(tmp_path: Path) -> 
     project = next(c for c in status.components if c.name == "project")
     assert not project.ok and "phoenix lab up" in project.detail
     assert status.servers == []
+
+
+def test_two_first_commands_agree_on_one_project_name(tmp_path: Path) -> None:
+    path = tmp_path / "home" / project.NAME_FILE
+    project._name_once(path, "phoenix-first")
+    project._name_once(path, "phoenix-second")  # a second process that also found no name
+    assert path.read_text() == "phoenix-first\n"
+    assert project.of(tmp_path / "home").name == "phoenix-first"
+    assert [p.name for p in path.parent.iterdir() if p.name.endswith(".tmp")] == []
