@@ -37,6 +37,7 @@ class Kind:
 
     name: str  # "user.added"
     severity: Severity
+    meaning: str = ""  # what such a finding tells the operator, for reports and `drift rules`
 
     def __post_init__(self) -> None:
         if self.severity not in set(Severity):
