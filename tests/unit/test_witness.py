@@ -1,0 +1,99 @@
+"""The second witness: a server's files read from its disk, compared with what the server said."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from phoenix.drift import witness
+from phoenix.facts import FileFact
+
+
+def _disk(tmp_path: Path) -> Path:
+    root = tmp_path / "rootfs"
+    (root / "etc" / "cron.d").mkdir(parents=True)
+    (root / "etc" / "passwd").write_text("root:x:0:0::/root:/bin/sh\n")
+    (root / "etc" / "cron.d" / "job").write_text("* * * * * root true\n")
+    return root
+
+
+def _shown(disk: dict[str, witness.DiskFile]) -> dict[str, FileFact]:
+    """What an honest server would have printed of the same disk."""
+    return {
+        path: FileFact(
+            d.type, d.mode, d.uid, d.gid, "root", "root", d.size, 0.0, 0.0, 1, d.target, d.sha256
+        )
+        for path, d in disk.items()
+    }
+
+
+def _read(root: Path) -> dict[str, witness.DiskFile]:
+    return witness.read_disk(root, ["/etc", "/missing"], time.monotonic() + 30)
+
+
+def test_an_honest_server_agrees_with_its_disk(tmp_path: Path) -> None:
+    disk = _read(_disk(tmp_path))
+    assert set(disk) == {"/etc", "/etc/passwd", "/etc/cron.d", "/etc/cron.d/job"}
+    digest = hashlib.sha256(b"root:x:0:0::/root:/bin/sh\n").hexdigest()
+    assert disk["/etc/passwd"].sha256 == digest
+    assert witness.compare(_shown(disk), disk, time.time() + 5) == []
+
+
+def test_a_file_the_server_hid_and_a_hash_it_forged_are_high_findings(tmp_path: Path) -> None:
+    disk = _read(_disk(tmp_path))
+    shown = _shown(disk)
+    del shown["/etc/cron.d/job"]  # a wrapper of find dropped it
+    real = shown["/etc/passwd"]
+    shown["/etc/passwd"] = FileFact(**{**real.__dict__, "sha256": "0" * 64})  # the image's hash
+    shown["/etc/ghost"] = real  # shown, but not on the disk
+    found = witness.compare(shown, disk, time.time() + 5)
+    assert [(f.kind, f.subject) for f in found] == [
+        (witness.HIDDEN, "/etc/cron.d/job"),
+        (witness.FORGED, "/etc/ghost"),
+        (witness.FORGED, "/etc/passwd"),
+    ]
+    assert {f.severity for f in found} == {"high"}
+
+
+def test_changes_made_during_the_scan_are_not_disagreements(tmp_path: Path) -> None:
+    root = _disk(tmp_path)
+    started = time.time() - 100  # everything on the disk changed after the scan began
+    disk = _read(root)
+    shown = _shown(disk)
+    del shown["/etc/cron.d/job"]
+    assert witness.compare(shown, disk, started) == []
+
+
+def test_links_are_never_followed_out_of_the_disk(tmp_path: Path) -> None:
+    root = _disk(tmp_path)
+    secret = tmp_path / "host-secret"
+    secret.write_text("host only")
+    os.symlink(secret, root / "etc" / "evil")
+    (tmp_path / "elsewhere").mkdir()
+    os.symlink(tmp_path / "elsewhere", root / "etc" / "cron.d" / "linked")
+    os.symlink(tmp_path, root / "srv")  # a root that is a link: not read at all
+    disk = witness.read_disk(root, ["/etc", "/srv"], time.monotonic() + 30)
+    assert disk["/etc/evil"].type == "l" and disk["/etc/evil"].sha256 is None
+    assert disk["/etc/evil"].target == str(secret)
+    assert not any(p.startswith("/srv") for p in disk)
+    assert "/etc/cron.d/linked/x" not in disk
+
+
+def test_a_walk_past_its_deadline_is_an_error(tmp_path: Path) -> None:
+    with pytest.raises(witness.WitnessError, match="deadline"):
+        witness.read_disk(_disk(tmp_path), ["/etc"], time.monotonic() - 1)
+
+
+def test_many_disagreements_are_capped(tmp_path: Path) -> None:
+    root = _disk(tmp_path)
+    for i in range(witness.MAX_FINDINGS + 5):
+        (root / "etc" / f"f{i}").write_text("x")
+    disk = _read(root)
+    shown = {p: f for p, f in _shown(disk).items() if not p.startswith("/etc/f")}
+    found = witness.compare(shown, disk, time.time() + 5)
+    assert len(found) == witness.MAX_FINDINGS + 1
+    assert found[-1].after == "5 more disagreement(s) not listed"
