@@ -22,7 +22,8 @@ from phoenix.errors import LXDError
 from phoenix.host import process
 from phoenix.poll import poll
 
-SOCKET = Path(os.environ.get("LXD_DIR", "/var/lib/lxd")) / "unix.socket"
+LXD_DIR = Path(os.environ.get("LXD_DIR", "/var/lib/lxd"))
+SOCKET = LXD_DIR / "unix.socket"
 T = TypeVar("T")
 HOST_KEY_FILE = "/etc/ssh/ssh_host_ed25519_key.pub"
 FLEET_KEY = "user.phoenix.fleet"
@@ -276,6 +277,28 @@ class LXD:
             if not self.client.instances.exists(name):
                 return None
             return _instance(self.client.instances.get(name))
+
+    def rootfs(self, name: str) -> Path | None:
+        """Where the host sees the root file system of container `name` (on its storage pool):
+        `LXD_DIR/storage-pools/POOL/containers/[PROJECT_]NAME/rootfs`; None when the instance,
+        its root disk or that directory is missing (another driver, another host)."""
+        with _api(f"read instance {name}"):
+            if not self.client.instances.exists(name):
+                return None
+            devices = self.client.instances.get(name).expanded_devices
+        pool = next(
+            (
+                d.get("pool")
+                for d in devices.values()
+                if d.get("type") == "disk" and d.get("path") == "/"
+            ),
+            None,
+        )
+        if not pool:
+            return None
+        volume = name if self.project == DEFAULT_PROJECT else f"{self.project}_{name}"
+        path = LXD_DIR / "storage-pools" / pool / "containers" / volume / "rootfs"
+        return path if path.is_dir() else None
 
     def create(
         self,
