@@ -61,7 +61,7 @@ def test_a_file_the_server_hid_and_a_hash_it_forged_are_high_findings(tmp_path: 
 
 def test_changes_made_during_the_scan_are_not_disagreements(tmp_path: Path) -> None:
     root = _disk(tmp_path)
-    started = time.time() - 100  # everything on the disk changed after the scan began
+    started = time.time() - 100  # the scan began before everything on the disk changed
     disk = _read(root)
     shown = _shown(disk)
     del shown["/etc/cron.d/job"]
