@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import random
+import shlex
 import shutil
 import subprocess
 import xml.etree.ElementTree as ET
@@ -26,7 +27,10 @@ from tests.integration.test_drift import Image
 pytestmark = pytest.mark.integration
 
 SECRET = "AKIAZ7Q2HOSTILE4TEST"  # an AWS access key id: found by its content, whatever the file
-SECRET_LINE = f"aws_access_key_id = {SECRET}\naws_secret_access_key = wJalrXUtnFEMI/K7MDENG/bPxRfiCYzEXAMPLEKEY\n"
+SECRET_LINE = (
+    f"aws_access_key_id = {SECRET}\n"
+    "aws_secret_access_key = wJalrXUtnFEMI/K7MDENG/bPxRfiCYzEXAMPLEKEY\n"
+)
 ODD_NAMES = ["[bold red]x[/]", "[/]", "\x1b[2Jwiped", "two\nlines", "]]>&<b>x</b>", "rtl\u202etxt"]
 
 
@@ -40,8 +44,6 @@ def wrapper(tool: str, body: str) -> str:
 
 
 def shlex_quote(text: str) -> str:
-    import shlex
-
     return shlex.quote(text)
 
 
@@ -78,7 +80,8 @@ FORGERIES = {
     # a file mode that is not octal, in the first record find prints
     "bad-mode": wrapper(
         "find",
-        "printf 'f 9z9 0 0 1 1.0 1.0 1\\0root\\0root\\0/etc/forged\\0\\0'\nexec /usr/bin/find \"$@\"",
+        "printf 'f 9z9 0 0 1 1.0 1.0 1\\0root\\0root\\0/etc/forged\\0\\0'\n"
+        'exec /usr/bin/find "$@"',
     ),
     # a path climbing out of the roots
     "traversal": wrapper(
@@ -180,10 +183,15 @@ def test_the_second_witness_sees_what_the_server_hides(
         "sed -i 's/Debian/Dabian/' /etc/issue && "
         + wrapper(
             "sha256sum",
-            f'/usr/bin/sha256sum "$@" | sed -z "s|^[0-9a-f]*  /etc/issue\\$|{original}  /etc/issue|"',
+            f'/usr/bin/sha256sum "$@" |'
+            f' sed -z "s|^[0-9a-f]*  /etc/issue\\$|{original}  /etc/issue|"',
         ),
     )
-    image.run(mounted, "mkdir -p /var/lib/empty && mount --bind /var/lib/empty /etc/cron.d")
+    image.run(
+        mounted,
+        "echo '* * * * * root /bin/true' > /etc/cron.d/hidden-job && mkdir -p /var/lib/empty"
+        " && mount --bind /var/lib/empty /etc/cron.d",
+    )
     results = {}
     for target in (lied, mounted, clean):
         disk = image.lab.lxd.rootfs(target.name)
