@@ -16,6 +16,7 @@ from pathlib import Path
 from phoenix import __version__, config
 from phoenix.atomic import write_atomic
 from phoenix.cli import render
+from phoenix.text import printable
 
 TRACEBACK_ENV = "PHOENIX_TRACEBACK"
 
@@ -29,7 +30,7 @@ def report(
         f"phoenix {__version__}: phoenix {' '.join(argv)}\n\n{text}", state_home(explicit_config)
     )
     if show_traceback:
-        sys.stderr.write(text)
+        sys.stderr.write(printable(text, keep="\n"))  # the log keeps it exact
     lines = str(exc).strip().splitlines()
     what = f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
     render.error(

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
-from rich.console import Console
+from rich.console import Console, ConsoleDimensions
 from rich.status import Status
 from rich.table import Table
 from rich.text import Text
@@ -24,15 +24,52 @@ from phoenix.fleet.plan import FleetStatus, Plan, Result, RolloutStatus
 from phoenix.image.registry import ImageView
 from phoenix.ops import RunHistory
 from phoenix.state import RunStatus
+from phoenix.text import printable
 
-out = Console(highlight=False)
-err = Console(stderr=True, highlight=False)
+UNCUT = 1_000_000  # the width without a terminal: a pipe or a file gets every line whole
+
+
+class _Console(Console):
+    """A rich console that never reads markup or emoji codes in a string, and that without a
+    terminal (a pipe, cron, CI) neither colours nor wraps nor cuts: long names stay whole."""
+
+    def __init__(self, stderr: bool = False) -> None:
+        super().__init__(stderr=stderr, highlight=False, markup=False, emoji=False)
+
+    @property
+    def size(self) -> ConsoleDimensions:
+        size = super().size
+        return size if self.is_terminal else ConsoleDimensions(UNCUT, size.height)
+
+    @size.setter
+    def size(self, new_size: tuple[int, int]) -> None:
+        self._width, self._height = new_size
+
+
+out: Console = _Console()
+err: Console = _Console(stderr=True)
+
+Cell = str | Text  # a str is shown as it is (escaped); a Text carries its own style
+
+
+def plain(text: str, style: str = "") -> Text:
+    """`text` (a server's, say) shown as it is: never markup, every control character escaped."""
+    return Text(printable(text), style=style)
+
+
+def cell(value: Cell) -> Text:
+    return value if isinstance(value, Text) else plain(value)
+
+
+def styled(word: str, style: str) -> Text:
+    return Text(word, style=style)
+
 
 MARKS = {
-    Outcome.DONE: "[green]✓[/]",
-    Outcome.UNCHANGED: "[dim]·[/]",
-    Outcome.FAILED: "[red]✗[/]",
-    Outcome.SKIPPED: "[dim]-[/]",
+    Outcome.DONE: ("✓", "green"),
+    Outcome.UNCHANGED: ("·", "dim"),
+    Outcome.FAILED: ("✗", "red"),
+    Outcome.SKIPPED: ("-", "dim"),
 }
 
 
@@ -49,23 +86,28 @@ class Progress:
 
     def __call__(self, event: Event) -> None:
         if isinstance(event, StepStarted):
-            self._title = event.title
+            self._title = printable(event.title)
             if self.console.is_terminal:
-                self._status = self.console.status(event.title)
+                self._status = self.console.status(Text(self._title))
                 self._status.start()
             else:
-                self.console.print(f"… {event.title}", soft_wrap=True)
+                self.console.print(Text(f"… {self._title}"), soft_wrap=True)
         elif isinstance(event, StepOutput):
             if self._status:
-                line = Text(event.line.strip()[:100], style="dim")
+                line = plain(event.line.strip()[:100], style="dim")
                 self._status.update(Text.assemble(self._title, "\n  ", line))
         elif isinstance(event, StepFinished):
             self._stop()
-            took = f" [dim]({event.seconds:.1f} s)[/]" if event.seconds >= 1 else ""
-            detail = f": {event.detail}" if event.detail else ""
-            word = "" if event.outcome is Outcome.DONE else f" [dim]{event.outcome.value}[/]"
+            mark, colour = MARKS[event.outcome]
             self.console.print(
-                f"{MARKS[event.outcome]} {self._title}{word}{detail}{took}", soft_wrap=True
+                Text.assemble(
+                    (mark, colour),
+                    f" {self._title}",
+                    ("" if event.outcome is Outcome.DONE else f" {event.outcome.value}", "dim"),
+                    f": {printable(event.detail)}" if event.detail else "",
+                    (f" ({event.seconds:.1f} s)" if event.seconds >= 1 else "", "dim"),
+                ),
+                soft_wrap=True,
             )
 
     def _stop(self) -> None:
@@ -85,12 +127,13 @@ class Progress:
         self._stop()
 
 
-def table(title: str, columns: Sequence[str], rows: Iterable[Sequence[str]]) -> None:
-    grid = Table(title=title, title_justify="left", show_edge=False, pad_edge=False)
+def table(title: str, columns: Sequence[str], rows: Iterable[Sequence[Cell]]) -> None:
+    """A table; each str cell is shown as it is (escaped), never as markup, never cut."""
+    grid = Table(title=plain(title), title_justify="left", show_edge=False, pad_edge=False)
     for column in columns:
-        grid.add_column(column)
+        grid.add_column(column, overflow="fold")
     for row in rows:
-        grid.add_row(*row)
+        grid.add_row(*(cell(value) for value in row))
     out.print(grid)
 
 
@@ -98,25 +141,30 @@ def as_json(data: Any) -> None:
     sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
 
 
-def ok_mark(ok: bool) -> str:
-    return "[green]ok[/]" if ok else "[red]missing[/]"
+def ok_mark(ok: bool) -> Text:
+    return styled("ok", "green") if ok else styled("missing", "red")
 
 
 def error(message: str, hint: str | None = None) -> None:
-    err.print(f"[red]error:[/] {message}", soft_wrap=True)
+    err.print(Text.assemble(("error:", "red"), " ", plain(message)), soft_wrap=True)
     if hint:
-        err.print(f"[dim]hint:[/] {hint}", soft_wrap=True)
+        err.print(Text.assemble(("hint:", "dim"), " ", plain(hint)), soft_wrap=True)
 
 
-def line(text: str) -> None:
-    out.print(text, soft_wrap=True)
+def warning(message: str) -> None:
+    err.print(Text.assemble(("warning:", "yellow"), " ", plain(message)), soft_wrap=True)
+
+
+def line(text: Cell) -> None:
+    """One line of output: a str is shown as it is (escaped), never as markup."""
+    out.print(cell(text), soft_wrap=True)
 
 
 def image_table(views: Sequence[ImageView]) -> None:
     rows = [
         (
             v.record.tag,
-            STATUS_STYLE.get(v.record.status.value, "{}").format(v.record.status.value),
+            styled(v.record.status.value, STATUS_STYLE.get(v.record.status.value, "")),
             ages.ago(v.record.built_at),
             str(v.in_use),
             (v.record.provider_id or "-")[:12],
@@ -127,34 +175,33 @@ def image_table(views: Sequence[ImageView]) -> None:
     table("images", ["image", "status", "built", "in use", "id", "parent"], rows)
 
 
-STATUS_STYLE = {
-    "ready": "[green]{}[/]",
-    "failed": "[red]{}[/]",
-    "revoked": "[yellow]{}[/]",
-    "building": "[cyan]{}[/]",
-}
+STATUS_STYLE = {"ready": "green", "failed": "red", "revoked": "yellow", "building": "cyan"}
 
 
 def mapping(title: str, data: dict[str, Any]) -> None:
-    grid = Table(title=title, title_justify="left", show_header=False, show_edge=False)
-    grid.add_column(style="bold")
-    grid.add_column()
+    grid = Table(title=plain(title), title_justify="left", show_header=False, show_edge=False)
+    grid.add_column(style="bold", overflow="fold")
+    grid.add_column(overflow="fold")
     for key, value in data.items():
-        shown = json.dumps(value, indent=1) if isinstance(value, dict | list) else str(value)
-        grid.add_row(key, shown)
+        if isinstance(value, dict | list):  # JSON escapes every control character itself
+            shown = Text(json.dumps(value, indent=1, default=str))
+        else:
+            shown = plain(str(value))
+        grid.add_row(plain(key), shown)
     out.print(grid)
 
 
 def plan(p: Plan, console: Console = out) -> None:
     if p.empty:
-        console.print(f"{p.fleet}: nothing to do{': ' + p.note if p.note else ''}", soft_wrap=True)
+        shown = f"{p.fleet}: nothing to do{': ' + p.note if p.note else ''}"
+        console.print(plain(shown), soft_wrap=True)
         return
     head = f"{p.kind} {p.fleet} with {p.image} ({p.strategy})"
-    console.print(head + (f" — {p.note}" if p.note else ""), soft_wrap=True)
+    console.print(plain(head + (f" — {p.note}" if p.note else "")), soft_wrap=True)
     for number, batch in enumerate(p.batches, 1):
         going = ", ".join(batch.remove) or "none"
         console.print(
-            f"  batch {number}: {batch.add} new server(s) in; out: {going}", soft_wrap=True
+            plain(f"  batch {number}: {batch.add} new server(s) in; out: {going}"), soft_wrap=True
         )
 
 
@@ -172,14 +219,14 @@ def result(r: Result) -> None:
             f"{r.plan.kind} of {r.plan.fleet} done (run #{r.run_id}): "
             f"{len(r.added)} server(s) in, {len(r.removed)} out"
         )
-    for warning in r.warnings:
-        err.print(f"[yellow]warning:[/] {warning}")
+    for shown in r.warnings:
+        warning(shown)
 
 
 def fleet_status(s: FleetStatus) -> None:
     rows = [
         (v.name, v.address or "-", v.image, str(v.generation), ages.ago(v.created_at),
-         "[green]yes[/]" if v.healthy else "[red]no[/]", v.status)
+         styled("yes", "green") if v.healthy else styled("no", "red"), v.status)
         for v in s.servers
     ]  # fmt: skip
     table(f"{s.fleet} on {s.endpoint}", ["server", "address", "image", "gen", "age", "healthy",
@@ -191,38 +238,34 @@ def fleet_status(s: FleetStatus) -> None:
         )
 
 
-RUN_MARKS = {RunStatus.SUCCEEDED: "[green]✓[/]", RunStatus.ROLLED_BACK: "[red]↶[/]"}
+RUN_MARKS = {RunStatus.SUCCEEDED: ("✓", "green"), RunStatus.ROLLED_BACK: ("↶", "red")}
 
 
 def history(runs: Sequence[RunHistory]) -> None:
     for h in runs:
         r = h.run
-        mark = RUN_MARKS.get(r.status, "[yellow]![/]")
-        out.print(
-            f"{mark} #{r.id} {r.kind} {r.fleet or ''} {r.status} — started {r.started_at}",
-            soft_wrap=True,
-        )
+        mark = RUN_MARKS.get(r.status, ("!", "yellow"))
+        head = f" #{r.id} {r.kind} {r.fleet or ''} {r.status} — started {r.started_at}"
+        out.print(Text.assemble(mark, plain(head)), soft_wrap=True)
         for event in h.events:
-            out.print(
-                f"    {event['at'][11:19]} {event['step']}: {event['detail']}", soft_wrap=True
-            )
+            line(f"    {event['at'][11:19]} {event['step']}: {event['detail']}")
 
 
-SEVERITY_STYLE = {
-    Severity.HIGH: "[red]high[/]",
-    Severity.MEDIUM: "[yellow]medium[/]",
-    Severity.LOW: "[dim]low[/]",
-}
+SEVERITY_STYLE = {Severity.HIGH: "red", Severity.MEDIUM: "yellow", Severity.LOW: "dim"}
 SCAN_STYLE = {ScanStatus.CLEAN: "green", ScanStatus.DRIFTED: "yellow"}  # the rest: red
+
+
+def severity(level: Severity) -> Text:
+    return styled(level.value, SEVERITY_STYLE[level])
 
 
 def drift(report: ScanReport) -> None:
     for s in report.servers:
-        style = SCAN_STYLE.get(s.status, "red")
-        head = f"[{style}]{s.status}[/] {s.name} ({s.address}, {s.image})"
-        out.print(head + (f": {s.error}" if s.error else ""), soft_wrap=True)
+        head = f" {s.name} ({s.address}, {s.image})" + (f": {s.error}" if s.error else "")
+        status = (s.status.value, SCAN_STYLE.get(s.status, "red"))
+        out.print(Text.assemble(status, plain(head)), soft_wrap=True)
         rows = [
-            (SEVERITY_STYLE[f.severity], f.kind, f.subject, f.before or "", f.after or "",
+            (severity(f.severity), f.kind, f.subject, f.before or "", f.after or "",
              "archived" if f.evidence else "")
             for f in s.findings
         ]  # fmt: skip
@@ -238,14 +281,7 @@ def drift(report: ScanReport) -> None:
 
 def drift_changes(changes: Sequence[Change]) -> None:
     rows = [
-        (
-            c.at[:19].replace("T", " "),
-            c.change,
-            c.server,
-            SEVERITY_STYLE[c.severity],
-            c.kind,
-            c.subject,
-        )
+        (c.at[:19].replace("T", " "), c.change, c.server, severity(c.severity), c.kind, c.subject)
         for c in changes
     ]
     table("drift between scans", ["scan", "change", "server", "severity", "kind", "subject"], rows)
@@ -254,8 +290,9 @@ def drift_changes(changes: Sequence[Change]) -> None:
 
 
 def raw(text: str) -> None:
-    """Text exactly as it is: no markup, no wrapping (a file's content)."""
-    sys.stdout.write(text)
+    """A file's content (a server's): line by line, no markup, no wrapping, and every control
+    character but the newline and the tab escaped (a backslash shows as two)."""
+    sys.stdout.write(printable(text, keep="\n\t"))
     sys.stdout.flush()
 
 
@@ -266,8 +303,11 @@ def evidence(server: str, kept: Sequence[Archived]) -> None:
 
 
 def promotion(p: Promotion) -> None:
-    rows = [(path, "install") for path in p.written] + [(path, "remove") for path in p.removed]
-    rows += [(s.path, f"[yellow]skipped[/]: {s.reason}") for s in p.skipped]
+    rows: list[tuple[Cell, ...]] = [(path, "install") for path in p.written]
+    rows += [(path, "remove") for path in p.removed]
+    rows += [
+        (s.path, Text.assemble(("skipped", "yellow"), plain(f": {s.reason}"))) for s in p.skipped
+    ]
     if rows:
         title = f"promoted from {p.server} ({p.image_tag}) into {p.directory}"
         table(title, ["path", "what"], rows)
