@@ -34,7 +34,7 @@ HIDDEN = "witness.hidden"  # on the disk, not in what the server showed
 FORGED = "witness.forged"  # shown by the server, not what the disk holds
 MAX_ENTRIES = 2_000_000
 MAX_FINDINGS = 50  # disagreements listed one by one; the rest are counted in one more finding
-SLACK = 0.0  # seconds before the scan began that still count as during it (the lab shares the clock)
+SLACK = 0.0  # seconds before the scan began still counted as during it (the lab shares a clock)
 CHUNK = 1 << 20
 
 
