@@ -157,7 +157,7 @@ def _replace(ws: Workspace, result: scan.ScanReport, yes: bool, json: bool) -> N
             render.as_json({"scan": result.as_dict(), "replaced": []})
         raise typer.Exit(result.exit_code)
     names = ", ".join(n for servers in chosen.values() for n in servers)
-    confirm(yes, f"Replace {names} with new servers from the current image?")
+    confirm(yes, f"Replace {names} with new servers from the current image?", f"replace {names}")
     with render.Progress() as progress:
         outcomes = ops.replace_drifted(ws, result, chosen, emit=progress)
     if json:
