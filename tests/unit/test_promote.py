@@ -206,7 +206,7 @@ def test_fetch_refuses_a_private_key_whatever_its_name() -> None:
     contents, skipped = promote_mod.fetch(
         session, [file_entry("/etc/app/deploy", pem)], live, 1 << 20, 60
     )
-    assert contents == {} and "private key" in skipped[0].reason
+    assert contents == {} and "secret" in skipped[0].reason
 
 
 def test_a_file_that_cannot_be_read_is_skipped_naming_it() -> None:
