@@ -72,14 +72,16 @@ def write(root: Path, path: str, data: bytes, mode: int) -> None:
     fd = os.open(root, DIR_FLAGS)
     try:
         for name in names[:-1]:
-            fd = _descend(fd, name, path)
+            below = _descend(fd, name, path)
+            os.close(fd)
+            fd = below
         _write_in(fd, names[-1], data, mode, path)
     finally:
         os.close(fd)
 
 
 def _descend(fd: int, name: str, path: str) -> int:
-    """The descriptor of directory `name` in `fd` (made if missing); `fd` is closed."""
+    """The descriptor of directory `name` in `fd` (made if missing), never through a link."""
     try:
         with contextlib.suppress(FileExistsError):
             os.mkdir(name, 0o755, dir_fd=fd)
@@ -89,8 +91,6 @@ def _descend(fd: int, name: str, path: str) -> int:
             f"refused to write {fields.shown(path)}: its parent {name!r} is not a real directory",
             hint=HINT,
         ) from exc
-    finally:
-        os.close(fd)
 
 
 def _write_in(fd: int, name: str, data: bytes, mode: int, path: str) -> None:
