@@ -1,4 +1,5 @@
-"""What every command group shares: the workspace from the global options."""
+"""What every command group shares: the workspace from the global options, the one confirmation
+of destructive commands."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from pathlib import Path
 
 import typer
 
+from phoenix.errors import Refused
 from phoenix.workspace import Workspace
 
 
@@ -16,9 +18,16 @@ def workspace(ctx: typer.Context) -> Workspace:
 
 
 JSON_OPTION = typer.Option(False, "--json", help="Print machine-readable JSON on stdout.")
+YES_OPTION = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation.")
 
 
-def confirm(yes: bool, question: str) -> None:
-    """Ask `question` on a terminal unless --yes; without a terminal (cron, CI) go ahead."""
-    if not yes and sys.stdin.isatty():
-        typer.confirm(question, abort=True)
+def confirm(yes: bool, question: str, what: str) -> None:
+    """Go ahead with a destructive command only if the operator said so: `--yes`, or yes to
+    `question` on a terminal. Without a terminal (cron, CI) and without --yes, refuse: one line
+    naming `what` would have been done and `--yes` (exit REFUSED, nothing done)."""
+    if yes:
+        return
+    if not sys.stdin.isatty():
+        raise Refused(f"refused to {what} without a terminal to confirm on: pass --yes to do it")
+    if not typer.confirm(question, default=False):
+        raise Refused(f"not confirmed: did not {what}")

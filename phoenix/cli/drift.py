@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ from phoenix.config import Severity
 from phoenix.drift import evidence, report, scan
 from phoenix.drift.diff import Rules
 from phoenix.drift.promote import promote
+from phoenix.drift.promote.manifest import printable
 from phoenix.workspace import Workspace
 
 
@@ -131,15 +133,34 @@ def promote_(
         ..., metavar="SERVER", help="A serving server's name, e.g. web-g1-1."
     ),
     paths: list[str] | None = typer.Option(
-        None, "--path", help="Only drifted files at or under this path (repeat)."
+        None,
+        "--path",
+        help="Only drifted files at or under this path (repeat). A HIGH one (setuid, a binary, "
+        "SSH keys, PAM, sudoers, cron) only when named exactly, and confirmed.",
+    ),
+    yes: bool = typer.Option(
+        False, "--yes", "-y", help="Promote the named HIGH paths without asking."
     ),
     json: bool = JSON_OPTION,
 ) -> None:
-    """Write SERVER's drifted files into its image's template."""
+    """Write SERVER's drifted files into its image's template; print what changed."""
     ws = workspace(ctx)
+
+    def approve(high: Sequence[promote.High]) -> None:
+        named = ", ".join(f"{printable(h.path)} ({h.why})" for h in high)
+        question = f"Promote {named} into the image? A HIGH change is how a break-in looks."
+        confirm(yes, question, f"promote {named} (HIGH)")
+
     with render.Progress() as progress:
-        done = promote.promote(ws, server, paths or [], emit=progress)
-    render.as_json(done.as_dict()) if json else render.promotion(done)
+        done = promote.promote(ws, server, paths or [], emit=progress, approve=approve)
+    if json:
+        render.as_json(done.as_dict())
+        return
+    render.promotion(done)
+    for f in done.files:
+        size = f"{f.size} bytes, sha256 {f.sha256[:16]}"
+        render.raw(f"wrote promoted/files{printable(f.path)}: mode {f.mode}, {size}\n")
+    render.raw(done.diff)
 
 
 def _changes(ws: Workspace, since: str, fleets: list[str], json: bool) -> None:
@@ -157,7 +178,7 @@ def _replace(ws: Workspace, result: scan.ScanReport, yes: bool, json: bool) -> N
             render.as_json({"scan": result.as_dict(), "replaced": []})
         raise typer.Exit(result.exit_code)
     names = ", ".join(n for servers in chosen.values() for n in servers)
-    confirm(yes, f"Replace {names} with new servers from the current image?")
+    confirm(yes, f"Replace {names} with new servers from the current image?", f"replace {names}")
     with render.Progress() as progress:
         outcomes = ops.replace_drifted(ws, result, chosen, emit=progress)
     if json:

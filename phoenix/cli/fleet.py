@@ -6,12 +6,12 @@ import typer
 
 from phoenix import ops
 from phoenix.cli import render
-from phoenix.cli.common import JSON_OPTION, confirm, workspace
+from phoenix.cli.common import JSON_OPTION, YES_OPTION, confirm, workspace
 from phoenix.errors import ExitCode
 from phoenix.fleet.plan import Options, RolloutStatus
 from phoenix.state import RunKind
 
-YES = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation.")
+YES = YES_OPTION
 DRY = typer.Option(False, "--dry-run", help="Print the plan and change nothing.")
 
 
@@ -51,7 +51,7 @@ def status(ctx: typer.Context, name: str, json: bool = JSON_OPTION) -> None:
 def destroy(ctx: typer.Context, name: str, yes: bool = YES) -> None:
     """Remove every server of fleet NAME and its load balancer."""
     ws = workspace(ctx)
-    confirm(yes, f"Destroy every server of {name}?")
+    confirm(yes, f"Destroy every server of {name}?", f"destroy fleet {name}")
     with render.Progress() as progress:
         result = ops.destroy(ws, name, emit=progress)
     render.line(f"destroyed {name}: removed {len(result.removed)} server(s)")
@@ -86,7 +86,7 @@ def _run(
         return
     if not plan.empty:
         render.plan(plan, console=render.err)
-        confirm(yes, "Go ahead?")
+        confirm(yes, "Go ahead?", f"{kind.value} fleet {name}")
     with render.Progress() as progress:
         result = ops.run(ws, name, kind, opts, emit=progress)
     render.as_json(result.as_dict()) if json else render.result(result)

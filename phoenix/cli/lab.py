@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from phoenix.cli import render
-from phoenix.cli.common import JSON_OPTION, workspace
+from phoenix.cli.common import JSON_OPTION, confirm, workspace
 from phoenix.errors import ExitCode
 from phoenix.events import Outcome
 from phoenix.lab.lab import Lab, StepResult
@@ -41,13 +41,20 @@ def status(ctx: typer.Context, json: bool = JSON_OPTION) -> None:
 @app.command()
 def down(
     ctx: typer.Context,
-    purge: bool = typer.Option(False, help="Also delete servers, images, pool and state."),
+    purge: bool = typer.Option(
+        False, help="Also delete phoenix's servers and images, its pool and bridges, and the state."
+    ),
     yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask before --purge."),
 ) -> None:
     """Stop the lab's servers and the daemon (with --purge, remove everything)."""
     ws = workspace(ctx)
-    if purge and not yes:
-        typer.confirm(f"Delete every server, image and the state in {ws.home}?", abort=True)
+    if purge:
+        confirm(
+            yes,
+            f"Delete phoenix's servers and images, the lab's pool and bridges (if nothing else "
+            f"uses them) and the state in {ws.home}?",
+            "purge the lab",
+        )
     with render.Progress() as progress:
         results = Lab(ws.config.lab, ws.home, emit=progress).down(purge=purge)
     _summary(results, "lab is down")

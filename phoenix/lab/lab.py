@@ -7,8 +7,10 @@ second `up` changes nothing, and an `up` after a killed daemon or a half-finishe
 from __future__ import annotations
 
 import shutil
+import sqlite3
 import time
 from collections.abc import Callable
+from contextlib import closing
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,7 +22,8 @@ from phoenix.host import keys, process, ssh
 from phoenix.host.ssh import Target
 from phoenix.lab import base, project
 from phoenix.lab.base import recipe_hash
-from phoenix.lab.lxd import DEFAULT_PROJECT, LXD, Image, Instance
+from phoenix.lab.lxd import DEFAULT_PROJECT, FLEET_KEY, LXD, Image, Instance
+from phoenix.state import STATE_FILE
 
 BUILD_PROFILE = "phoenix-build"
 # Publishing an image gzips it by default (10.8 s for a minimal Debian); uncompressed took 1.9 s and
@@ -288,7 +291,9 @@ class Lab:
             if not self.lxd.running() and process.has_command("lxd"):
                 self._step("daemon", "LXD daemon", self._ensure_daemon)
             if self.lxd.running():
-                results.append(self._step("purge", "servers, images, networks, pool", self._purge))
+                results.append(
+                    self._step("purge", "phoenix's servers, images, networks, pool", self._purge)
+                )
         results.append(self._step("daemon", "LXD daemon", self._stop_daemon))
         if purge:
             results.append(self._step("state", f"state directory {self.home}", self._remove_home))
@@ -304,27 +309,65 @@ class Lab:
         return Outcome.DONE, f"stopped, with {len(running)} running server(s)"
 
     def _purge(self) -> tuple[Outcome, str]:
-        """Everything the lab holds, every workspace's project included: the pool cannot go
-        while any server or image lives on it."""
-        servers: list[str] = []
-        images = 0
-        for lxd in self._every_project():
-            name = lxd.project
-            for inst in lxd.instances():
-                self.emit(StepOutput("purge", f"deleting {inst.name} ({name})"))
-                lxd.delete(inst.name)
-                servers.append(inst.name)
-            for image in lxd.images():
-                lxd.delete_image(image.fingerprint)
-                images += 1
-            if name != DEFAULT_PROJECT:
-                self.lxd.delete_project(name)
+        """phoenix's objects on the daemon, and nothing else: every workspace's project (its
+        servers and images, then the project), and in the default project only what phoenix
+        made there (see `_ours`). The lab's pool, bridges and profiles go only when nothing is
+        left on the daemon that may use them (another tool's instances or images): else they are
+        kept, and the detail says why."""
+        servers = images = 0
+        for name in project.workspaces(self.lxd):
+            lxd = self.lxd.in_project(name)
+            servers += self._delete(lxd, [i.name for i in lxd.instances()])
+            images += self._delete_images(lxd, lxd.images())
+            self.lxd.delete_project(name)
+        known = _known_to(self.home) if self.project.name == DEFAULT_PROJECT else Known()
+        mine = [i.name for i in self.lxd.instances() if _ours(i, known)]
+        servers += self._delete(self.lxd, mine)
+        images += self._delete_images(
+            self.lxd, [i for i in self.lxd.images() if self._our_image(i, known)]
+        )
+        done = f"removed {servers} server(s), {images} image(s)"
+        others = self._others()
+        if others:
+            shown = ", ".join(others[:5]) + (f" and {len(others) - 5} more" if others[5:] else "")
+            self.emit(StepOutput("purge", f"kept, not phoenix's: {shown}"))
+            kept = f"pool {self.cfg.pool}, networks, profiles"
+            return Outcome.DONE, f"{done}; kept {kept}: still used by {shown} (not phoenix's)"
         self.lxd.set_profile_devices("default", {})
         self.lxd.delete_profile(BUILD_PROFILE)
         for net in (self.cfg.network, self.cfg.build_network):
             self.lxd.delete_network(net)
         self.lxd.delete_pool(self.cfg.pool)
-        return Outcome.DONE, f"removed {len(servers)} server(s), {images} image(s)"
+        return Outcome.DONE, f"{done}, the pool, networks and profiles"
+
+    def _delete(self, lxd: LXD, names: list[str]) -> int:
+        for name in names:
+            self.emit(StepOutput("purge", f"deleting {name} ({lxd.project})"))
+            lxd.delete(name)
+        return len(names)
+
+    def _delete_images(self, lxd: LXD, images: list[Image]) -> int:
+        for image in images:
+            lxd.delete_image(image.fingerprint)
+        return len(images)
+
+    def _our_image(self, image: Image, known: Known) -> bool:
+        """An image of the default project phoenix made: the lab's base image (its alias and
+        phoenix's recipe property), or one this (legacy) workspace's store records by tag."""
+        if self.cfg.base_image in image.aliases and "phoenix.recipe" in image.properties:
+            return True
+        return bool(known.images & set(image.aliases))
+
+    def _others(self) -> list[str]:
+        """What is left on the daemon after the purge (not phoenix's), as `project/name`."""
+        left: list[str] = []
+        for name in self.lxd.projects():
+            if name != DEFAULT_PROJECT and name in project.workspaces(self.lxd):
+                continue  # a workspace's project the purge could not delete: LXD said why
+            lxd = self.lxd.in_project(name)
+            left += [f"{name}/{i.name}" for i in lxd.instances()]
+            left += [f"{name}/image {_image_name(i)}" for i in lxd.images()]
+        return left
 
     def _every_project(self) -> list[LXD]:
         """The daemon seen from each workspace's project, then from the default one."""
@@ -352,3 +395,44 @@ def launch_server(
 
 def _nic(network: str) -> dict[str, str]:
     return {"type": "nic", "network": network, "name": "eth0"}
+
+
+@dataclass(frozen=True)
+class Known:
+    """What a workspace's state store records: its servers' names and its images' tags."""
+
+    servers: frozenset[str] = frozenset()
+    images: frozenset[str] = frozenset()
+
+
+BAKE_PREFIXES = ("phoenix-bake-", "phoenix-smoke-")  # phoenix.image.bake's containers
+
+
+def _ours(instance: Instance, known: Known) -> bool:
+    """An instance of the default project phoenix made: a fleet's server (Terraform labels it
+    user.phoenix.fleet), a bake's builder or smoke server, or a server the (legacy) workspace's
+    store records. Anything else is another tool's: never deleted."""
+    return (
+        FLEET_KEY in instance.config
+        or instance.name.startswith(BAKE_PREFIXES)
+        or instance.name in known.servers
+    )
+
+
+def _known_to(home: Path) -> Known:
+    """The servers and image tags the store in `home` records (read only; none if unreadable).
+    Read without phoenix.state's Store: the lab sits below the layers that own those tables."""
+    db = home / STATE_FILE
+    if not db.exists():
+        return Known()
+    try:
+        with closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as conn:
+            servers = {str(r[0]) for r in conn.execute("SELECT name FROM servers")}
+            images = {str(r[0]) for r in conn.execute("SELECT tag FROM images")}
+    except sqlite3.Error:
+        return Known()
+    return Known(frozenset(servers), frozenset(images))
+
+
+def _image_name(image: Image) -> str:
+    return image.aliases[0] if image.aliases else image.fingerprint[:12]

@@ -15,7 +15,7 @@ from phoenix.image.registry import Registry
 from phoenix.lab import base, project
 from phoenix.lab import lab as labmod
 from phoenix.lab.lab import Lab
-from phoenix.lab.lxd import Image, Instance
+from phoenix.lab.lxd import FLEET_KEY, Image, Instance
 from phoenix.state import Store
 from tests.unit.fakes import FakeLXD
 
@@ -154,13 +154,64 @@ def test_down_purge_removes_everything(tmp_path: Path) -> None:
     fake = FakeLXD(image_list=[base_image()])
     the_lab = make_lab(tmp_path, fake)
     the_lab.up()
-    fake.instance_list = [Instance(name="web-1", status="Running", address="10.213.0.5", image="x")]
+    fake.instance_list = [server("web-1", {FLEET_KEY: "web"}), server("phoenix-bake-web-v001")]
+    ours = fake.in_project(the_lab.project.name)
+    ours.instance_list = [server("web-g1-1", {FLEET_KEY: "web"})]
     the_lab.down(purge=True)
-    assert not fake.instance_list and not fake.image_list
+    assert not fake.instance_list and not fake.image_list and not ours.instance_list
+    assert set(fake.projects()) == {"default"}
     assert not fake.pools and not fake.networks
     assert fake.profiles == {"default": {}}
     assert not fake.is_running
     assert not (tmp_path / "home").exists()
+
+
+def server(name: str, config: dict[str, str] | None = None) -> Instance:
+    return Instance(
+        name=name, status="Running", address="10.213.0.5", image="x", config=config or {}
+    )
+
+
+def test_purge_leaves_what_is_not_phoenixs_and_the_pool_they_use(tmp_path: Path) -> None:
+    fake = FakeLXD(image_list=[base_image()])
+    the_lab = make_lab(tmp_path, fake)
+    the_lab.up()
+    theirs = Image(fingerprint="a" * 64, aliases=["web-v001"], properties={}, size=1, created_at="")
+    fake.instance_list = [server("web-1", {FLEET_KEY: "web"}), server("their-db")]
+    fake.image_list.append(theirs)  # an alias like phoenix's tags, not recorded by this workspace
+    fake.create_project("other-tool", "someone else's", {})
+    other = fake.in_project("other-tool")
+    other.instance_list = [server("web-g1-1", {FLEET_KEY: "web"})]  # looks like ours: not ours
+    other.image_list = [base_image()]
+    events: list[Event] = []
+    the_lab.emit = events.append
+    results = {r.step: r for r in the_lab.down(purge=True)}
+    assert [i.name for i in fake.instance_list] == ["their-db"] and fake.image_list == [theirs]
+    assert [i.name for i in other.instance_list] == ["web-g1-1"] and other.image_list
+    assert set(fake.projects()) == {"default", "other-tool"}
+    assert CFG.pool in fake.pools and CFG.network in fake.networks
+    assert fake.profiles["default"]  # the profile their instances use is kept
+    detail = results["purge"].detail
+    assert "removed 1 server(s), 2 image(s)" in detail  # web-1, the base image and its copy
+    assert (
+        "kept pool" in detail and "default/their-db" in detail and "other-tool/web-g1-1" in detail
+    )
+
+
+def test_a_legacy_workspace_purges_the_servers_and_images_its_store_records(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    with Store.open(home) as store:
+        Registry(store).begin("web", "t", {"template": "t"}, None, "f" * 64, home / "logs")
+    fake = FakeLXD(image_list=[base_image()])
+    the_lab = make_lab(tmp_path, fake)
+    the_lab.up()
+    assert the_lab.project.name == "default"
+    tag = Image(fingerprint="b" * 64, aliases=["web-v001"], properties={}, size=1, created_at="")
+    fake.image_list.append(tag)
+    fake.instance_list = [server("their-db")]
+    the_lab.down(purge=True)
+    assert fake.image_list == [] and [i.name for i in fake.instance_list] == ["their-db"]
+    assert CFG.pool in fake.pools
 
 
 def test_identity_is_stripped(tmp_path: Path) -> None:

@@ -6,6 +6,7 @@ import base64
 import dataclasses
 import hashlib
 import json
+import posixpath
 import shlex
 import shutil
 from collections.abc import Iterator
@@ -206,7 +207,7 @@ def test_fetch_refuses_a_private_key_whatever_its_name() -> None:
     contents, skipped = promote_mod.fetch(
         session, [file_entry("/etc/app/deploy", pem)], live, 1 << 20, 60
     )
-    assert contents == {} and "private key" in skipped[0].reason
+    assert contents == {} and "secret" in skipped[0].reason
 
 
 def test_a_file_that_cannot_be_read_is_skipped_naming_it() -> None:
@@ -426,3 +427,167 @@ def test_cli_rejects_path_without_promote(
     assert "phoenix drift scan" in err and "No such option: --path" in err
     rc = main(["--config", str(config), "drift", "promote", "a", "b"])
     assert rc == ExitCode.REFUSED and "unexpected extra argument" in capsys.readouterr().err
+
+
+# -- hostile paths, manifests and HIGH kinds --------------------------------------------------
+
+
+def everything_under(root: Path) -> set[str]:
+    return {p.relative_to(root).as_posix() for p in root.rglob("*")}
+
+
+def test_a_forged_traversal_path_writes_nothing_and_says_so(tmp_path: Path) -> None:
+    directory = tmp_path / "images" / "web" / "promoted"
+    for forged in ("/etc/../../x", "/etc/./x", "etc/x", "//x", "/"):
+        entry = file_entry(forged, b"pwned")
+        error = r"refused to promote: entry .*(not an absolute|not a file that can be promoted)"
+        with pytest.raises(Refused, match=error):
+            manifest.write(directory, [entry], {forged: b"pwned"})
+    assert everything_under(tmp_path) <= {"images", "images/web", "images/web/promoted"}
+
+
+def test_a_promoted_parent_that_is_a_link_is_refused_not_followed(tmp_path: Path) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    directory = tmp_path / "promoted"
+    (directory / "files").mkdir(parents=True)
+    (directory / "files" / "etc").symlink_to(outside)
+    entry = file_entry("/etc/nginx/x.conf", b"x")
+    with pytest.raises(Refused, match="link"):
+        manifest.write(directory, [entry], {entry.path: b"x"})
+    assert list(outside.iterdir()) == [] and not (directory / "manifest.json").exists()
+    with pytest.raises(Refused, match="not a real directory"):  # a link made after the check
+        promote_mod.tree.write(directory / "files", entry.path, b"x", 0o644)
+    assert list(outside.iterdir()) == []
+
+
+def test_a_destination_or_files_dir_that_is_a_link_is_refused(tmp_path: Path) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "motd").write_text("theirs")
+    directory = tmp_path / "promoted"
+    (directory / "files" / "etc").mkdir(parents=True)
+    (directory / "files" / "etc" / "motd").symlink_to(outside / "motd")
+    entry = file_entry("/etc/motd", b"x")
+    with pytest.raises(Refused, match="link"):
+        manifest.write(directory, [entry], {entry.path: b"x"})
+    shutil.rmtree(directory / "files")
+    (directory / "files").symlink_to(outside)
+    with pytest.raises(Refused, match="promoted/files"):
+        manifest.write(directory, [entry], {entry.path: b"x"})
+    assert (outside / "motd").read_text() == "theirs" and len(list(outside.iterdir())) == 1
+
+
+@pytest.mark.parametrize(
+    ("entry", "error"),
+    [
+        ({"action": "file", "mode": "99", "owner": "root", "group": "root", "sha256": "0" * 64},
+         r"entry '/etc/x': mode '99' is not octal"),
+        ({"action": "meta", "mode": "0644; rm -rf /", "owner": "root", "group": "root"},
+         "mode .* is not octal"),
+        ({"action": "meta", "mode": "0644", "owner": "$(id)x y", "group": "root"},
+         "owner .* is not a valid name"),
+        ({"action": "explode"}, "action 'explode' is not one of dir, file, link"),
+        ({"action": "file", "mode": "0644", "owner": "root", "group": "root"}, "no sha256"),
+        ({"action": "remove", "extra": "x"}, "unknown field"),
+        ({"action": "meta", "mode": 644, "owner": "root", "group": "root"}, "not a string"),
+    ],
+)  # fmt: skip
+def test_a_bad_manifest_entry_is_one_clear_line_naming_it(
+    tmp_path: Path, entry: dict[str, Any], error: str
+) -> None:
+    (tmp_path / "manifest.json").write_text(
+        json.dumps({"version": 1, "entries": {"/etc/x": entry}})
+    )
+    with pytest.raises(Refused, match=error) as caught:
+        manifest.read_manifest(tmp_path)
+    assert "\n" not in caught.value.message and "/etc/x" in caught.value.message
+    bad_path = {"version": 1, "entries": {"/etc/../x": {"action": "remove"}}}
+    (tmp_path / "manifest.json").write_text(json.dumps(bad_path))
+    with pytest.raises(Refused, match="not an absolute, normalised path"):
+        manifest.read_manifest(tmp_path)
+
+
+def test_every_value_of_apply_sh_is_quoted_whatever_a_path_holds() -> None:
+    for path in ("/srv/$(rm -rf /)", "/srv/a b/`id`", "/srv/it's\n; rm -rf /", '/srv/"$HOME"'):
+        meta = Entry(path=path, action=Action.META, mode="0644", owner="root", group="root")
+        link = Entry(path=path, action=Action.LINK, target="$(reboot)")
+        body = manifest.script([meta, link]).removeprefix(manifest.HEADER)
+        assert shlex.split(body) == [
+            "mkdir", "-p", "--", posixpath.dirname(path), "&&",
+            "ln", "-sfn", "--", "$(reboot)", path,
+            "chown", "--", "root:root", path, "&&", "chmod", "--", "0644", path,
+        ]  # fmt: skip
+
+
+SUDO = "/etc/sudoers.d/extra"
+SETUID = "/usr/local/bin/helper"
+HOSTILE = Facts(
+    files={
+        **LIVE.files,
+        SUDO: f(b"ALL ALL=(ALL) NOPASSWD: ALL\n", mode="0440"),
+        "/usr/local/bin": d(),
+        SETUID: f(b"\x7fELF", mode="4755"),
+    },
+    packages={},
+    services={},
+)
+HOSTILE_CONTENT = {**LIVE_CONTENT, SUDO: b"ALL ALL=(ALL) NOPASSWD: ALL\n", SETUID: b"\x7fELF"}
+
+
+def hostile_promote(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Workspace, Any]:
+    ws = fleet_workspace(tmp_path, monkeypatch)
+    monkeypatch.setattr(promote_mod.facts, "gather", lambda session, roots, timeout: HOSTILE)
+
+    @contextmanager
+    def fake_connect(target: ssh.Target, key: Path) -> Iterator[FakeSession]:
+        yield FakeSession(HOSTILE_CONTENT)
+
+    return ws, fake_connect
+
+
+def test_high_kinds_are_skipped_unless_named_and_approved(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ws, connect = hostile_promote(tmp_path, monkeypatch)
+    done = promote(ws, "web-g1-1", connect=connect)
+    reasons = {s.path: s.reason for s in done.skipped}
+    assert reasons[SUDO] == f"HIGH (sudo's rules): to promote it on purpose, --path {SUDO} --yes"
+    assert reasons[SETUID].startswith("HIGH (setuid.added)")
+    assert SUDO not in done.written and not (done.directory / "files" / SUDO[1:]).exists()
+    with pytest.raises(Refused, match="without confirmation"):  # named, not approved
+        promote(ws, "web-g1-1", [SUDO], connect=connect)
+    asked: list[promote_mod.High] = []
+    done = promote(ws, "web-g1-1", [SUDO, SETUID], connect=connect, approve=asked.extend)
+    assert [h.path for h in asked] == [SUDO, SETUID] and done.written == [SUDO, SETUID]
+    assert (done.directory / "files" / SUDO[1:]).stat().st_mode & 0o7777 == 0o640  # 0440 + u+w
+    assert (done.directory / "files" / SETUID[1:]).stat().st_mode & 0o7777 == 0o755  # no setuid
+    assert "install -D -m 4755 -o root -g root" in (done.directory / "apply.sh").read_text()
+
+
+def test_cli_promotes_a_high_path_only_with_path_and_yes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ws, connect = hostile_promote(tmp_path, monkeypatch)
+    real = promote_mod.promote
+    monkeypatch.setattr(
+        "phoenix.cli.drift.promote.promote", lambda *a, **k: real(*a, connect=connect, **k)
+    )
+    monkeypatch.setattr("sys.stdin", type("NoTty", (), {"isatty": lambda self: False})())
+    args = ["--config", str(ws.config_file), "drift", "promote", "web-g1-1", "--path", SUDO]
+    assert main(args) == ExitCode.REFUSED
+    err = capsys.readouterr().err
+    assert f"refused to promote {SUDO} (sudo's rules) (HIGH) without a terminal" in err
+    assert "--yes" in err and not (tmp_path / "images/web/promoted/files/etc/sudoers.d").exists()
+    assert main([*args, "--yes"]) == ExitCode.OK
+    out = capsys.readouterr().out
+    assert f"wrote promoted/files{SUDO}: mode 0440" in out
+    assert f'+install -D -m 0440 -o root -g root -- "$src"{SUDO} {SUDO}' in out
+    assert "+++ b/manifest.json" in out and f'+    "{SUDO}": {{' in out  # the manifest's diff
+
+
+def test_the_diff_of_a_promotion_escapes_what_a_terminal_would_run(tmp_path: Path) -> None:
+    entry = file_entry("/etc/motd", b"\x1b]0;pwned\x07hello\n")
+    written = manifest.write(tmp_path, [entry], {entry.path: b"\x1b]0;pwned\x07hello\n"})
+    assert "\x1b" not in written.diff and "\\x1b]0;pwned\\x07hello" in written.diff
+    assert written.files == [manifest.WrittenFile("/etc/motd", "0644", entry.sha256 or "", 16)]

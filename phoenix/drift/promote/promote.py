@@ -17,15 +17,19 @@ The content of a secret (a private key, a shadow file) is never written into the
 
 from __future__ import annotations
 
+import fnmatch
 import hashlib
+import shlex
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from phoenix import events, facts
-from phoenix.drift.diff import Finding, Rules, diff
-from phoenix.drift.promote.manifest import Action, Entry, write
+from phoenix.config import Severity
+from phoenix.drift.diff import BINARY_DIRS, Finding, Rules, diff
+from phoenix.drift.promote import tree
+from phoenix.drift.promote.manifest import Action, Entry, Written, WrittenFile, write
 from phoenix.drift.promote.provisioners import add_provisioners
 from phoenix.drift.secrets import is_secret, looks_secret
 from phoenix.errors import NotFound, Refused
@@ -45,7 +49,32 @@ FILE_KINDS = ("file.", "binary.", "setuid.")
 CONTENT_KINDS = ("file.added", "file.modified", "binary.modified")
 PROMOTED = "promoted"
 
+# Paths whose change is how a break-in looks (fnmatch, `*` crosses `/`): promoted only when named
+# with --path and confirmed, like every path with a HIGH finding (setuid, a replaced binary).
+SENSITIVE: dict[str, tuple[str, ...]] = {
+    "an SSH key or SSH configuration": ("*/.ssh", "*/.ssh/*", "/etc/ssh", "/etc/ssh/*"),
+    "a PAM file": ("/etc/pam.d", "/etc/pam.d/*", "/etc/security/*"),
+    "sudo's rules": ("/etc/sudoers", "/etc/sudoers.d", "/etc/sudoers.d/*"),
+    "a cron job": ("/etc/cron*", "/var/spool/cron", "/var/spool/cron/*"),
+    "a binary": tuple(f"{d}*" for d in BINARY_DIRS),
+}
+
 Connect = Callable[[ssh.Target, Path], ssh.Session]
+# Called with the HIGH paths the operator named with --path, before anything is fetched or
+# written: returns to go ahead, raises Refused to stop (the CLI asks, or wants --yes).
+Approve = Callable[[Sequence["High"]], None]
+
+
+@dataclass(frozen=True)
+class High:
+    path: str
+    why: str  # "setuid.added", "a PAM file"...
+
+
+def refuse_high(high: Sequence[High]) -> None:
+    """The default: nothing HIGH is promoted without the operator's say-so."""
+    named = ", ".join(h.path for h in high)
+    raise Refused(f"refused to promote {named} (HIGH) without confirmation", hint="pass --yes")
 
 
 @dataclass(frozen=True)
@@ -65,6 +94,8 @@ class Promotion:
     removed: list[str] = field(default_factory=list)  # paths apply.sh now removes
     skipped: list[Skipped] = field(default_factory=list)
     template_changed: bool = False
+    files: list[WrittenFile] = field(default_factory=list)  # written under promoted/files
+    diff: str = ""  # of manifest.json, apply.sh and the files, as written (control chars escaped)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -77,6 +108,8 @@ class Promotion:
             "removed": self.removed,
             "skipped": [asdict(s) for s in self.skipped],
             "template_changed": self.template_changed,
+            "files": [asdict(f) for f in self.files],
+            "diff": self.diff,
         }
 
 
@@ -98,8 +131,10 @@ def promote(
     emit: Emit = discard,
     connect: Connect = ssh.connect,
     max_bytes: int = MAX_BYTES,
+    approve: Approve = refuse_high,
 ) -> Promotion:
-    """Write `server`'s drifted files (under `paths`, or all) into its image's template."""
+    """Write `server`'s drifted files (under `paths`, or all) into its image's template. A HIGH
+    path (see `high`) is skipped unless named exactly in `paths` and then passed by `approve`."""
     wanted = _normalize(paths)
     found = _locate(ws, server)
     rules = Rules.with_extra(ws.config.drift.ignore)
@@ -115,15 +150,18 @@ def promote(
         entries, skipped = plan(
             findings, found.baseline, live, server, now(), ws.config.drift.secrets
         )
+        entries, refused = gate(entries, findings, wanted, approve)
+        skipped += refused
         files = sum(e.action is Action.FILE for e in entries)
         emit(StepOutput("promote", f"fetching {files} files"))
         contents, more = fetch(session, entries, live, max_bytes, ws.config.drift.timeout)
     entries = [e for e in entries if e.action is not Action.FILE or e.path in contents]
     directory = found.template.parent / found.image / PROMOTED
     changed = False
+    written = Written([], "")
     if entries:
         with image_lock(ws.home, found.image, operation="promote"):
-            write(directory, entries, contents)
+            written = write(directory, entries, contents)
             changed = add_provisioners(found.template, directory)
     return Promotion(
         server=server,
@@ -135,6 +173,8 @@ def promote(
         removed=sorted(e.path for e in entries if e.action is Action.REMOVE),
         skipped=skipped + more,
         template_changed=changed,
+        files=written.files,
+        diff=written.diff,
     )
 
 
@@ -202,6 +242,41 @@ def _under(path: str, root: str) -> bool:
     return root == "/" or path == root or path.startswith(root + "/")
 
 
+def high(path: str, findings: Iterable[Finding]) -> str | None:
+    """Why promoting `path` needs the operator's say-so (None: it does not): a HIGH finding
+    about it (setuid.added, binary.modified...), or a path where a break-in hides."""
+    kinds = sorted({f.kind for f in findings if f.subject == path and f.severity is Severity.HIGH})
+    if kinds:
+        return ", ".join(kinds)
+    for why, patterns in SENSITIVE.items():
+        if any(fnmatch.fnmatchcase(path, p) for p in patterns):
+            return why
+    return None
+
+
+def gate(
+    entries: Sequence[Entry], findings: Sequence[Finding], named: Sequence[str], approve: Approve
+) -> tuple[list[Entry], list[Skipped]]:
+    """The entries that may be promoted: a HIGH one only if named exactly with --path and
+    approved (`approve` raises to refuse them all); the others HIGH skipped, saying how."""
+    kept: list[Entry] = []
+    skipped: list[Skipped] = []
+    asked: list[High] = []
+    for entry in entries:
+        why = high(entry.path, findings)
+        if why is None:
+            kept.append(entry)
+        elif entry.path in named:
+            asked.append(High(entry.path, why))
+            kept.append(entry)
+        else:
+            how = f"--path {shlex.quote(entry.path)} --yes"
+            skipped.append(Skipped(entry.path, f"HIGH ({why}): to promote it on purpose, {how}"))
+    if asked:
+        approve(asked)
+    return kept, skipped
+
+
 def plan(
     findings: Sequence[Finding],
     baseline: Facts,
@@ -218,6 +293,11 @@ def plan(
         kinds.setdefault(f.subject, set()).add(f.kind)
     for path, found in sorted(kinds.items()):
         now_ = live.files.get(path)
+        try:
+            tree.parts(path)
+        except ValueError as exc:
+            skipped.append(Skipped(path, f"not a path that can be promoted: {exc}"))
+            continue
         if now_ is None:
             entries.append(Entry(path=path, action=Action.REMOVE, server=server, promoted_at=at))
             continue
@@ -301,7 +381,7 @@ def _refuse(data: bytes, entry: Entry, max_bytes: int) -> str | None:
     if hashlib.sha256(data).hexdigest() != entry.sha256:
         return "changed while it was being promoted: promote it again"
     if looks_secret(data):
-        return "holds a private key: its content is never written to the repo"
+        return "looks like a secret (a key, a token): its content is never written to the repo"
     return None
 
 
