@@ -16,7 +16,7 @@ from phoenix.config import Severity
 from phoenix.drift import evidence, report, scan
 from phoenix.drift.diff import Rules
 from phoenix.drift.promote import promote
-from phoenix.drift.promote.manifest import printable
+from phoenix.text import printable
 from phoenix.workspace import Workspace
 
 
@@ -157,10 +157,6 @@ def promote_(
         render.as_json(done.as_dict())
         return
     render.promotion(done)
-    for f in done.files:
-        size = f"{f.size} bytes, sha256 {f.sha256[:16]}"
-        render.raw(f"wrote promoted/files{printable(f.path)}: mode {f.mode}, {size}\n")
-    render.raw(done.diff)
 
 
 def _changes(ws: Workspace, since: str, fleets: list[str], json: bool) -> None:

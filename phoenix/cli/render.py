@@ -314,6 +314,11 @@ def promotion(p: Promotion) -> None:
     if not p.written and not p.removed:
         line(f"nothing promoted: no drifted file of {p.server} to carry into the image")
         return
+    for f in p.files:
+        raw(
+            f"wrote promoted/files{f.path}: mode {f.mode}, {f.size} bytes, sha256 {f.sha256[:16]}\n"
+        )
+    raw(p.diff)
     edited = "now runs" if p.template_changed else "already ran"
     line(f"{p.template} {edited} promoted/apply.sh")
     line(f"the next `phoenix image bake {p.image}` carries the change; review and commit it first")

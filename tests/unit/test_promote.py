@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from phoenix.cli import render
 from phoenix.cli.app import main
 from phoenix.drift.diff import diff
 from phoenix.drift.promote import manifest, provisioners
@@ -586,8 +587,13 @@ def test_cli_promotes_a_high_path_only_with_path_and_yes(
     assert "+++ b/manifest.json" in out and f'+    "{SUDO}": {{' in out  # the manifest's diff
 
 
-def test_the_diff_of_a_promotion_escapes_what_a_terminal_would_run(tmp_path: Path) -> None:
+def test_the_diff_of_a_promotion_is_escaped_where_it_is_shown(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     entry = file_entry("/etc/motd", b"\x1b]0;pwned\x07hello\n")
     written = manifest.write(tmp_path, [entry], {entry.path: b"\x1b]0;pwned\x07hello\n"})
-    assert "\x1b" not in written.diff and "\\x1b]0;pwned\\x07hello" in written.diff
+    assert "+\x1b]0;pwned\x07hello" in written.diff  # the data, exact
+    render.raw(written.diff)
+    out = capsys.readouterr().out
+    assert "\x1b" not in out and "\\x1b]0;pwned\\x07hello" in out
     assert written.files == [manifest.WrittenFile("/etc/motd", "0644", entry.sha256 or "", 16)]

@@ -8,7 +8,6 @@ import difflib
 import hashlib
 import json
 import os
-import re
 import shlex
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
@@ -25,7 +24,6 @@ from phoenix.facts.fields import shown
 MANIFEST_VERSION = 1
 MANIFEST = "manifest.json"
 SCRIPT = "apply.sh"
-UNPRINTABLE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f-\x9f]")  # a tab stays a tab
 MAX_DIFF = 256 * 1024  # bytes of a promoted file shown as a diff; a bigger one is named only
 
 
@@ -137,11 +135,11 @@ def _diff(name: str, was: bytes | None, now: bytes) -> str:
         return ""
     old, new = _text(was or b""), _text(now)
     if old is None or new is None:
-        return f"binary or large file {printable(name)}: {len(now)} bytes written\n"
+        return f"binary or large file {name}: {len(now)} bytes written\n"
     lines = difflib.unified_diff(
         old.split("\n"), new.split("\n"), f"a/{name}", f"b/{name}", lineterm=""
     )
-    return "".join(printable(line) + "\n" for line in lines)
+    return "".join(line + "\n" for line in lines)  # escaped where it is shown
 
 
 def _text(data: bytes) -> str | None:
@@ -151,11 +149,6 @@ def _text(data: bytes) -> str | None:
         return data.decode()
     except UnicodeDecodeError:
         return None
-
-
-def printable(line: str) -> str:
-    """`line` safe on a terminal: control characters (escape sequences among them) escaped."""
-    return UNPRINTABLE.sub(lambda m: f"\\x{ord(m.group()):02x}", line)
 
 
 def _merge(old: Entry | None, new: Entry) -> Entry:
