@@ -154,7 +154,7 @@ def _purge(
     what = f"of {server}" if server else "of every server"
     what += f" archived over {older_than} ago" if older_than else ""
     if not yes:
-        if not sys.stdin.isatty():
+        if not _terminal():
             raise Refused(
                 f"not deleting the evidence {what} without a terminal to confirm on",
                 hint="add --yes to delete it",
@@ -184,6 +184,10 @@ def promote_(
     with render.Progress() as progress:
         done = promote.promote(ws, server, paths or [], emit=progress)
     render.as_json(done.as_dict()) if json else render.promotion(done)
+
+
+def _terminal() -> bool:
+    return sys.stdin.isatty()
 
 
 def _changes(ws: Workspace, since: str, fleets: list[str], json: bool) -> None:
