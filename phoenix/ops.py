@@ -9,7 +9,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from phoenix.config import Severity
-from phoenix.drift import scan
+from phoenix.drift import evidence, scan
 from phoenix.drift.diff import Finding, Rules, at_least
 from phoenix.drift.scan import ScanReport, ScanStatus
 from phoenix.drift.servers import server_findings
@@ -110,7 +110,7 @@ def archive_drift(ws: Workspace, name: str, servers: Sequence[str], emit: Emit) 
                 " by hand since its last scan is not archived and goes with it"
             )
         elif s.findings:
-            kept = sum(1 for f in s.findings if f.evidence)
+            kept = sum(1 for f in s.findings if evidence.is_archived(f.evidence))
             emit(StepOutput("archive", f"{s.name}: {len(s.findings)} finding(s) recorded,"
                                        f" {kept} changed file(s) archived"))  # fmt: skip
     for warning in warnings:

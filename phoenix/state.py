@@ -1,5 +1,9 @@
 """The state store: one SQLite file, HOME/state.db.
 
+The state directory and its files are its owner's only (0700, 0600): they hold findings, the
+evidence of hand changes and the operator's SSH key. `Store.open` creates them so; a directory
+that already exists keeps its modes (`phoenix doctor` reports one others can read).
+
 It records what phoenix did to the world (images built, servers created, runs and what they found),
 so every write happens in a transaction and a process killed at any moment leaves the store as it
 was at the last commit: SQLite's write-ahead log recovers on the next open.
@@ -167,6 +171,7 @@ class Store:
         path = home / STATE_FILE
         try:
             home.mkdir(mode=0o700, parents=True, exist_ok=True)
+            _create_private(path)
         except OSError as exc:
             raise StateError(f"cannot create the state directory {home}: {exc.strerror}") from None
         try:
@@ -282,6 +287,16 @@ class Store:
         traceback: TracebackType | None,
     ) -> None:
         self.close()
+
+
+def _create_private(path: Path) -> None:
+    """Create `path` empty with mode 0600 unless it exists: SQLite then gives its write-ahead log
+    and shared-memory files the same mode."""
+    try:
+        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+    except FileExistsError:
+        return
+    os.close(fd)
 
 
 def _statements(script: str) -> Iterator[str]:

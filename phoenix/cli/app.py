@@ -60,6 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     exception is a bug: one line, the traceback in a crash log, exit 70.
     """
     args = sys.argv[1:] if argv is None else argv
+    os.umask(0o077)  # what phoenix creates (state, keys, logs) is its owner's only
     options: dict[str, Any] = {}
     try:
         app(args=args, prog_name="phoenix", obj=options)

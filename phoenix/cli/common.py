@@ -21,13 +21,18 @@ JSON_OPTION = typer.Option(False, "--json", help="Print machine-readable JSON on
 YES_OPTION = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation.")
 
 
+def terminal() -> bool:
+    """Whether a person may be there to answer: stdin is a terminal."""
+    return sys.stdin.isatty()
+
+
 def confirm(yes: bool, question: str, what: str) -> None:
     """Go ahead with a destructive command only if the operator said so: `--yes`, or yes to
     `question` on a terminal. Without a terminal (cron, CI) and without --yes, refuse: one line
     naming `what` would have been done and `--yes` (exit REFUSED, nothing done)."""
     if yes:
         return
-    if not sys.stdin.isatty():
+    if not terminal():
         raise Refused(f"refused to {what} without a terminal to confirm on: pass --yes to do it")
     if not typer.confirm(question, default=False):
         raise Refused(f"not confirmed: did not {what}")

@@ -9,9 +9,9 @@ from typing import Any
 import typer
 from typer.core import TyperGroup
 
-from phoenix import ops
+from phoenix import ages, ops
 from phoenix.cli import render
-from phoenix.cli.common import JSON_OPTION, confirm, workspace
+from phoenix.cli.common import JSON_OPTION, YES_OPTION, confirm, workspace
 from phoenix.config import Severity
 from phoenix.drift import evidence, report, scan
 from phoenix.drift.diff import Rules
@@ -110,20 +110,56 @@ def rules(ctx: typer.Context, json: bool = JSON_OPTION) -> None:
 @app.command("evidence")
 def evidence_(
     ctx: typer.Context,
-    server: str = typer.Argument(..., metavar="SERVER", help="A server's name, e.g. web-g1-1."),
+    server: str | None = typer.Argument(
+        None, metavar="SERVER", help="A server's name, e.g. web-g1-1."
+    ),
     path: str | None = typer.Argument(
         None, metavar="PATH", help="Print the archived copy of this file."
     ),
+    purge: str | None = typer.Option(
+        None, "--purge", metavar="SERVER", help="Delete what was archived of SERVER."
+    ),
+    older_than: str | None = typer.Option(
+        None, "--older-than", metavar="AGE", help="Delete what was archived over AGE ago, e.g. 30d."
+    ),
+    yes: bool = YES_OPTION,
     json: bool = JSON_OPTION,
 ) -> None:
-    """What was changed by hand on SERVER, as the scans archived it."""
-    kept = evidence.lookup(workspace(ctx), server, path)
+    """What was changed by hand on SERVER, as the scans archived it; or delete it (--purge,
+    --older-than)."""
+    ws = workspace(ctx)
+    if purge is not None or older_than is not None:
+        if server is not None:
+            raise typer.BadParameter(
+                "give the server to --purge, not as an argument", param_hint="SERVER"
+            )
+        _purge(ws, purge, older_than, yes, json)
+        return
+    if server is None:
+        raise typer.BadParameter("name a server, e.g. web-g1-1", param_hint="SERVER")
+    kept = evidence.lookup(ws, server, path)
     if json:
         render.as_json([k.as_dict() for k in kept])
     elif path is not None:
         render.raw(kept[0].text)
     else:
         render.evidence(server, kept)
+
+
+def _purge(
+    ws: Workspace, server: str | None, older_than: str | None, yes: bool, json: bool
+) -> None:
+    """Delete archived evidence; asks on a terminal, refuses without one unless --yes."""
+    age = ages.parse_age(older_than, "--older-than") if older_than is not None else None
+    what = f"of {server}" if server else "of every server"
+    what += f" archived over {older_than} ago" if older_than else ""
+    confirm(yes, f"Delete the evidence {what}?", f"delete the evidence {what}")
+    done = evidence.purge(ws, server, age)
+    if json:
+        render.as_json(done.as_dict())
+    else:
+        render.line(f"removed {done.contents} archived content(s) {what}"
+                    f" ({done.links} finding(s) unlinked)")  # fmt: skip
 
 
 @app.command("promote")

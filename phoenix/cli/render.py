@@ -16,7 +16,8 @@ from rich.text import Text
 
 from phoenix import ages
 from phoenix.config import Severity
-from phoenix.drift.evidence import Archived
+from phoenix.drift.evidence import Archived, is_archived
+from phoenix.drift.evidence import label as evidence_label
 from phoenix.drift.promote.promote import Promotion
 from phoenix.drift.scan import Change, ScanReport, ScanStatus
 from phoenix.events import Event, Outcome, StepFinished, StepOutput, StepStarted
@@ -266,12 +267,12 @@ def drift(report: ScanReport) -> None:
         out.print(Text.assemble(status, plain(head)), soft_wrap=True)
         rows = [
             (severity(f.severity), f.kind, f.subject, f.before or "", f.after or "",
-             "archived" if f.evidence else "")
+             evidence_label(f.evidence))
             for f in s.findings
         ]  # fmt: skip
         if rows:
             table("", ["severity", "kind", "subject", "before", "after", "evidence"], rows)
-        if any(f.evidence for f in s.findings):
+        if any(is_archived(f.evidence) for f in s.findings):
             line(f"  the changed files are kept: phoenix drift evidence {s.name}")
     for problem in report.problems:
         error(problem)

@@ -146,7 +146,7 @@ def scan_server(
         return result(ScanStatus.UNTRUSTED, [changed], exc.message)
     except (ConnectError, PhoenixError) as exc:
         return result(ScanStatus.UNREACHABLE, error=exc.message)
-    found = [_linked(f, kept.links) for f in found]
+    found = [evidence.linked(f, kept) for f in found]
     scanned = result(ScanStatus.DRIFTED if found else ScanStatus.CLEAN, found)
     hashed = cache.hashed if cache is not None else sum(1 for f in live.files.values() if f.sha256)
     return replace(scanned, files=len(live.files), hashed=hashed, archived=kept.contents)
@@ -180,11 +180,6 @@ def _evidence(
 def _left(deadline: float) -> float:
     """Seconds to `deadline`, at least one: a step started just before it still gets a try."""
     return max(deadline - time.monotonic(), 1.0)
-
-
-def _linked(finding: Finding, links: dict[str, str]) -> Finding:
-    digest = links.get(finding.subject) if finding.kind in evidence.KINDS else None
-    return replace(finding, evidence=f"sha256:{digest}") if digest else finding
 
 
 def scan(

@@ -211,7 +211,7 @@ CRON: Fact[tuple[str, ...]] = Fact(  # crontab path -> entries
     command=cron.SCRIPT,
     parse=cron.parse,
     plain=list,
-    read=strings,
+    read=lambda data: cron.redacted(strings(data)),  # a record stored before redaction too
     drift=Lines(
         "cron",
         added=Kind("cron.added", Severity.MEDIUM),

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import re
+import shlex
+import stat
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 from phoenix.errors import PhoenixError
 from phoenix.host import keys, process
@@ -36,6 +40,7 @@ def diagnose(ws: Workspace, lxd: LXD | None = None) -> list[Check]:
         _provider,
         lambda: _ssh_key(ws),
         lambda: _state(ws),
+        lambda: _private(ws.home),
         _haproxy,
         _cron,
     ]
@@ -135,6 +140,37 @@ def _state(ws: Workspace) -> Check:
             ok=True,
             detail=f"{ws.home / 'state.db'}, schema {store.schema_version}",
         )
+
+
+def _private(home: Path) -> Check:
+    """The state directory and everything in it: its owner's only (no group or other bits)."""
+    name = "state permissions"
+    if not home.exists():
+        return Check(name=name, ok=True, detail=f"{home} not created yet: it will be private")
+    shared = _shared(home)
+    if shared is None:
+        return Check(name=name, ok=True, detail=f"{home} and its files: owner only")
+    path, mode = shared
+    return Check(
+        name=name,
+        ok=False,
+        detail=f"{path} has mode {mode:o}: group or others can read the state (findings,"
+        " evidence, keys)",
+        fix=f"chmod -R go-rwx {shlex.quote(str(home))}",
+    )
+
+
+def _shared(home: Path) -> tuple[Path, int] | None:
+    """The first of `home` and what it holds (links not followed) with group or other bits."""
+    for here, dirs, files in os.walk(home):
+        for entry in (Path(here), *(Path(here) / n for n in (*dirs, *files))):
+            try:
+                info = entry.lstat()
+            except OSError:  # gone meanwhile
+                continue
+            if not stat.S_ISLNK(info.st_mode) and info.st_mode & 0o077:
+                return entry, stat.S_IMODE(info.st_mode)
+    return None
 
 
 def _haproxy() -> Check:

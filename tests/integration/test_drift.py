@@ -231,6 +231,7 @@ def test_evidence_of_text_changes_but_never_of_secrets(
         target,
         "echo 'gzip on; # hotfix' >> /etc/nginx/nginx.conf; echo 'hand made' > /etc/motd.local;"
         " echo 'db_password=hunter2' > /etc/app-secrets.conf; printf 'x\\000y' > /etc/blob;"
+        " printf 'region = eu\\naws_key = AKIAZ3MHALF6E5XGVNPQ\\n' > /etc/app.ini;"
         " echo 'root:$6$h:1:0:99999:7:::' >> /etc/shadow",
     )
     keep = evidence.Policy(limit=256 * 1024)
@@ -241,8 +242,10 @@ def test_evidence_of_text_changes_but_never_of_secrets(
     kept = {a.path: a.content for a in scanned.archived}
     assert set(kept) == {"/etc/nginx/nginx.conf", "/etc/motd.local"}
     assert kept["/etc/nginx/nginx.conf"].endswith(b"gzip on; # hotfix\n")
-    linked = {f.subject for f in scanned.findings if f.evidence}
+    linked = {f.subject for f in scanned.findings if evidence.is_archived(f.evidence)}
     assert linked == set(kept)
+    withheld = {f.subject for f in scanned.findings if f.evidence == evidence.SECRET}
+    assert withheld == {"/etc/app.ini"}  # a secret by its content: its finding says so
 
 
 def test_a_hanging_command_and_a_dropped_connection(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -16,6 +17,7 @@ from phoenix.cli.app import app
 from phoenix.drift import evidence, scan
 from phoenix.drift.promote import promote
 from phoenix.drift.scan import Change, ScanReport
+from phoenix.errors import Refused
 
 CONFIG = '[images.web]\n[fleets.web]\nimage = "web"\nsize = 1\n'
 
@@ -174,3 +176,63 @@ def test_help_lists_the_sub_commands(
     assert rc == 0 and calls.made == []
     for name in ("scan", "changes", "rules", "evidence", "promote"):
         assert f" {name} " in out
+
+
+@pytest.fixture
+def purges(monkeypatch: pytest.MonkeyPatch) -> list[tuple[Any, Any]]:
+    made: list[tuple[Any, Any]] = []
+
+    def purge(_ws: object, server: str | None, older_than: object) -> evidence.Purged:
+        made.append((server, older_than))
+        return evidence.Purged(contents=3, links=4)
+
+    monkeypatch.setattr(evidence, "purge", purge)
+    return made
+
+
+def test_purge_without_a_terminal_needs_yes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, purges: list[tuple[Any, Any]]
+) -> None:
+    monkeypatch.setenv("PHOENIX_HOME", str(tmp_path / "home"))
+    (tmp_path / "phoenix.toml").write_text(CONFIG)
+    args = ["--config", str(tmp_path / "phoenix.toml"), "drift", "evidence", "--purge", "web-g1-1"]
+    result = CliRunner().invoke(app, args)
+    assert isinstance(result.exception, Refused) and "--yes" in str(result.exception)
+    assert purges == []
+    rc, out = phoenix(tmp_path, monkeypatch, "drift", "evidence", "--purge", "web-g1-1", "--yes")
+    assert rc == 0 and "removed 3 archived content(s) of web-g1-1" in out
+    rc, out = phoenix(
+        tmp_path, monkeypatch, "drift", "evidence", "--older-than", "30d", "--yes", "--json"
+    )
+    assert rc == 0 and json.loads(out) == {"removed": 3, "unlinked": 4}
+    assert purges == [("web-g1-1", None), (None, timedelta(days=30))]
+
+
+def test_purge_on_a_terminal_asks(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, purges: list[tuple[Any, Any]]
+) -> None:
+    monkeypatch.setattr("phoenix.cli.common.terminal", lambda: True)
+    monkeypatch.setenv("PHOENIX_HOME", str(tmp_path / "home"))
+    (tmp_path / "phoenix.toml").write_text(CONFIG)
+    args = ["--config", str(tmp_path / "phoenix.toml"), "drift", "evidence", "--purge", "w-1"]
+    assert CliRunner().invoke(app, args, input="n\n").exit_code == 1
+    assert purges == []
+    result = CliRunner().invoke(app, [*args, "--older-than", "2d"], input="y\n")
+    assert result.exit_code == 0 and "Delete the evidence of w-1 archived over 2d ago?" in (
+        result.output
+    )
+    assert purges == [("w-1", timedelta(days=2))]
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--purge", "web-g1-1", "web-g1-1"],  # the server twice
+        ["--older-than", "a while", "--yes"],
+    ],
+)
+def test_purge_usage_errors(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, purges: list[tuple[Any, Any]], args: list[str]
+) -> None:
+    rc, _ = phoenix(tmp_path, monkeypatch, "drift", "evidence", *args)
+    assert rc != 0 and purges == []

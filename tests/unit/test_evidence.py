@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import shlex
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -281,3 +282,120 @@ def test_a_server_whose_image_has_no_baseline_is_scanned_as_such_and_not_archive
     warnings = ops.archive_drift(ws, "web", ["web-g1-1"], lambda event: None)
     assert len(warnings) == 1
     assert warnings[0].startswith("web-g1-1 could not be scanned before its replacement (image")
+
+
+# -- secrets by content, and purges --------------------------------------------------------------
+
+AWS = b"AKIAZ3MHALF6E5XGVNPQ"
+SECRET_CONF = b"[aws]\nregion = eu-west-1\naccess_key_id = " + AWS + b"\n"
+
+
+def everything_under(home: Path) -> bytes:
+    """Every byte of every file under the state directory (the store, its log, keys...)."""
+    return b"".join(p.read_bytes() for p in sorted(home.rglob("*")) if p.is_file())
+
+
+def scanned_with(contents: dict[str, bytes], name: str = "web-g1-1") -> ServerScan:
+    """A scan of `name` that found `contents` added, collected as a scan collects them."""
+    live = {p: fact(c) for p, c in contents.items()}
+    found = [Finding(kind="file.added", subject=p, severity=Severity.LOW) for p in contents]
+    runner = FakeRunner({FETCH: answer(*contents.values())})
+    got = evidence.collect(runner, name, found, live, evidence.Policy(limit=1000))
+    return ServerScan(
+        name=name,
+        address="10.0.0.1",
+        image="web-v001",
+        fleet="web",
+        status=ScanStatus.DRIFTED,
+        findings=[evidence.linked(f, got) for f in found],
+        archived=got.contents,
+    )
+
+
+def record(ws: Workspace, *scans: ServerScan) -> None:
+    with Store.open(ws.home) as store:
+        scan_mod._record(store, ScanReport(scanned_at=now(), servers=list(scans)))
+
+
+def test_content_holding_a_secret_is_never_stored_whatever_the_file_name(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ws = workspace(tmp_path, monkeypatch)
+    assert not is_secret("/etc/app/settings.ini")
+    scanned = scanned_with({"/etc/a.conf": CONF, "/etc/app/settings.ini": SECRET_CONF})
+    assert [a.path for a in scanned.archived] == ["/etc/a.conf"]
+    marks = {f.subject: f.evidence for f in scanned.findings}
+    assert marks["/etc/app/settings.ini"] == evidence.SECRET == "secret: not kept"
+    assert evidence.label(marks["/etc/app/settings.ini"]) == "secret: not kept"
+    assert evidence.label(marks["/etc/a.conf"]) == "archived"
+    record(ws, scanned)
+    assert AWS not in everything_under(ws.home) and CONF in everything_under(ws.home)
+    with Store.open(ws.home) as store:
+        [row] = store.rows("SELECT evidence FROM findings WHERE subject = '/etc/app/settings.ini'")
+    assert row["evidence"] == "secret: not kept"
+    assert [a.path for a in evidence.lookup(ws, "web-g1-1")] == ["/etc/a.conf"]
+    with pytest.raises(Refused, match="holds a secret: it is never kept nor shown"):
+        evidence.lookup(ws, "web-g1-1", "/etc/app/settings.ini")
+
+
+def test_a_secret_archived_before_it_could_be_recognised_is_never_shown(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ws = workspace(tmp_path, monkeypatch)
+    digest = hashlib.sha256(SECRET_CONF).hexdigest()
+    old = evidence.Archived(
+        sha256=digest, path="/etc/x.ini", server="web-g1-1", content=SECRET_CONF
+    )
+    changed = Finding(
+        kind="file.added", subject="/etc/x.ini", severity=Severity.LOW, evidence=f"sha256:{digest}"
+    )
+    scanned = ServerScan(
+        name="web-g1-1", address="a", image="web-v001", fleet="web",
+        status=ScanStatus.DRIFTED, findings=[changed], archived=[old],
+    )  # fmt: skip
+    record(ws, scanned)
+    with pytest.raises(Refused, match="no evidence archived"):
+        evidence.lookup(ws, "web-g1-1", "/etc/x.ini")
+    assert AWS in everything_under(ws.home)
+    assert evidence.purge(ws, "web-g1-1") == evidence.Purged(contents=1, links=1)
+    assert AWS not in everything_under(ws.home)  # overwritten, not only unlinked
+
+
+def add_server(ws: Workspace, name: str) -> None:
+    with Store.open(ws.home) as store, store.transaction() as db:
+        db.execute("INSERT INTO servers (name, fleet, generation, image_tag, status, created_at)"
+                   " VALUES (?, 'web', 1, 'web-v001', 'serving', 'x')", (name,))  # fmt: skip
+
+
+def test_purge_by_server_keeps_what_another_server_also_holds(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ws = workspace(tmp_path, monkeypatch)
+    add_server(ws, "web-g1-2")
+    mine, shared, theirs = b"only on one: purge-me\n", b"on both\n", b"only on two\n"
+    record(
+        ws,
+        scanned_with({"/etc/mine": mine, "/etc/shared": shared}, "web-g1-1"),
+        scanned_with({"/etc/shared": shared, "/etc/theirs": theirs}, "web-g1-2"),
+    )
+    assert b"purge-me" in everything_under(ws.home)
+    assert evidence.purge(ws, "web-g1-1") == evidence.Purged(contents=1, links=2)
+    assert b"purge-me" not in everything_under(ws.home)
+    with pytest.raises(Refused, match="no evidence archived for any file of web-g1-1"):
+        evidence.lookup(ws, "web-g1-1")
+    assert [a.path for a in evidence.lookup(ws, "web-g1-2")] == ["/etc/shared", "/etc/theirs"]
+    assert evidence.purge(ws, "web-g1-1") == evidence.Purged(contents=0, links=0)
+    with pytest.raises(Refused, match="no server nope"):
+        evidence.purge(ws, "nope")
+
+
+def test_purge_by_age(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    ws = workspace(tmp_path, monkeypatch)
+    record(ws, scanned_with({"/etc/old": b"old\n", "/etc/new": b"new\n"}))
+    with Store.open(ws.home) as store, store.transaction() as db:
+        db.execute("UPDATE evidence SET archived_at = '2020-01-01T00:00:00.000+00:00'"
+                   " WHERE path = '/etc/old'")  # fmt: skip
+    assert evidence.purge(ws, older_than=timedelta(days=30)) == evidence.Purged(1, 1)
+    assert [a.path for a in evidence.lookup(ws, "web-g1-1")] == ["/etc/new"]
+    assert evidence.purge(ws, "web-g1-1", timedelta(days=30)) == evidence.Purged(0, 0)
+    assert evidence.purge(ws, older_than=timedelta(0)).as_dict() == {"removed": 1, "unlinked": 1}

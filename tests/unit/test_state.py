@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import sqlite3
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -127,3 +129,22 @@ def test_survives_kill_9_during_writes(tmp_path: Path) -> None:
         assert store.rows("PRAGMA foreign_key_check") == []
         assert count_events(store) >= seen
         assert count_events(store) % 10 == 0  # whole transactions only
+
+
+def test_a_new_state_directory_and_store_are_their_owners_only(tmp_path: Path) -> None:
+    os.umask(0o022)  # as a shell leaves it: the store is private all the same
+    home = tmp_path / "home"
+    with Store.open(home) as store:
+        store.start_run(None, RunKind.DRIFT)  # a write: the write-ahead log exists now
+        modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in home.iterdir()}
+    assert stat.S_IMODE(home.stat().st_mode) == 0o700
+    assert modes[STATE_FILE] == 0o600
+    assert all(mode == 0o600 for mode in modes.values()), modes
+
+
+def test_the_cli_creates_everything_for_its_owner_only(tmp_path: Path) -> None:
+    from phoenix.cli.app import main
+
+    os.umask(0o022)
+    main(["--version"])
+    assert os.umask(0o022) == 0o077  # (the autouse fixture restores the test's umask)
