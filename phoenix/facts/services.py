@@ -92,9 +92,7 @@ def parse_units(lines: list[str]) -> dict[str, tuple[str, str, str]]:
 
 def parse_aliases(lines: list[str]) -> dict[str, str]:
     """Alias -> the unit it stands for (nothing for the alias of a template)."""
-    return {
-        cols[0]: fields.name(cols[1], "unit") for cols in _columns(lines, 1) if len(cols) > 1
-    }
+    return {cols[0]: fields.name(cols[1], "unit") for cols in _columns(lines, 1) if len(cols) > 1}
 
 
 def merge(

@@ -174,7 +174,8 @@ def test_a_reason_is_escaped_and_capped() -> None:
     stdout = script_output(packages=(1, ""), users=(0, "root:x:0:0::/root:/bin/sh\x1b[31m" * 99))
     stderr = script_stderr(packages="\x1b]0;owned\x07" + "x" * 500 + "\n")
     facts = gather(answering(stdout, stderr), ROOTS)
-    assert "\x1b" not in facts.unread["packages"] and "\\x1b]0;owned\\x07" in facts.unread["packages"]
+    reason = facts.unread["packages"]
+    assert "\x1b" not in reason and "\\x1b]0;owned\\x07" in reason
     assert len(facts.unread["packages"]) <= 300 and len(facts.invalid["users"]) <= 300
     assert "\x1b" not in facts.invalid["users"]
 
