@@ -73,8 +73,23 @@ class ConnectError(PhoenixError):
     """A server could not be reached over SSH."""
 
 
+class CommandTimeout(ConnectError):
+    """A command on a server did not finish within its deadline (it hung, or the server stopped
+    answering, or kept it running on purpose)."""
+
+
 class HostKeyError(PhoenixError):
     """A server presented a host key other than the one phoenix pinned."""
+
+
+class UntrustedOutput(PhoenixError):
+    """What a server sent back is not what phoenix's own commands write: forged, cut or garbled.
+
+    The server cannot be read, and may be compromised: its drift scan marks it untrusted."""
+
+
+class OutputTooLarge(UntrustedOutput):
+    """A command on a server wrote more than phoenix reads of any command ([drift] max_output)."""
 
 
 class CommandError(PhoenixError):

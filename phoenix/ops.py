@@ -76,8 +76,9 @@ def run(
 
     A rebuild first archives the drift of the servers it replaces (a drift scan of them, run
     while the first new servers boot, awaited before any old one leaves), except those the
-    caller has just `scanned`; a server that cannot be scanned is replaced all the same, with a
-    warning that its hand changes are lost.
+    caller has just `scanned`; a server that cannot be scanned (unreachable, untrusted, or its
+    scan failed in any way) is replaced all the same, recorded as not scanned, with a warning
+    that its hand changes are lost: a compromised server never blocks its own replacement.
     """
     with open_fleet(ws, name, emit, operation=kind) as fleet:
         plan = fleet.plan(kind, opts)
@@ -99,9 +100,16 @@ def run(
 
 def archive_drift(ws: Workspace, name: str, servers: Sequence[str], emit: Emit) -> list[str]:
     """Scan `servers` of fleet `name`, archiving their drift; a warning for each one that could
-    not be scanned (its hand changes since its last recorded scan are not archived)."""
+    not be scanned (recorded as not scanned, with its reason: its hand changes since its last
+    recorded scan are not archived). Never raises for the scan: a scan that fails as a whole
+    (whatever the exception) is one warning, and the rebuild goes on."""
     emit(StepOutput("archive", f"archiving the drift of {', '.join(servers)}"))
-    report = scan.scan(ws, [name], only=servers, fail_on=Severity.LOW)
+    try:
+        report = scan.scan(ws, [name], only=servers, fail_on=Severity.LOW)
+    except Exception as exc:
+        warning = _not_archived(exc)
+        emit(StepOutput("archive", f"warning: {warning}"))
+        return [warning]
     warnings: list[str] = []
     for s in report.servers:
         if not s.status.scanned:
@@ -121,8 +129,13 @@ def archive_drift(ws: Workspace, name: str, servers: Sequence[str], emit: Emit) 
 def _wait(archiving: Future[list[str]]) -> list[str]:
     try:
         return archiving.result()
-    except PhoenixError as exc:
-        return [f"the drift of the servers to replace could not be archived: {exc.message}"]
+    except Exception as exc:
+        return [_not_archived(exc)]
+
+
+def _not_archived(exc: Exception) -> str:
+    why = exc.message if isinstance(exc, PhoenixError) else f"{type(exc).__name__}: {exc}"
+    return f"the drift of the servers to replace could not be archived: {why[:500]}"
 
 
 def status(ws: Workspace, name: str) -> FleetStatus:
@@ -187,12 +200,13 @@ def history(ws: Workspace, name: str | None = None, limit: int = 20) -> list[Run
 
 def to_replace(report: ScanReport) -> dict[str, list[str]]:
     """Fleet -> the servers to replace: those with findings at or above the report's `fail_on`
-    (a stopped or deleted server has a server.* finding), and the untrusted ones (their host key
-    changed). A server merely unreachable (or whose image has no baseline) is left: that may
-    pass."""
+    (a stopped or deleted server has a server.* finding), and those that could not be scanned,
+    untrusted (host key changed, forged output...) or unreachable: they are the most suspect. A
+    server whose image has no baseline is left: that is not the server's doing."""
+    suspect = (ScanStatus.UNTRUSTED, ScanStatus.UNREACHABLE)
     chosen: dict[str, list[str]] = {}
     for s in report.servers:
-        if s.status is ScanStatus.UNTRUSTED or at_least(s.findings, report.fail_on):
+        if s.status in suspect or at_least(s.findings, report.fail_on):
             chosen.setdefault(s.fleet, []).append(s.name)
     return chosen
 
@@ -214,14 +228,11 @@ def replace_drifted(
 
 
 def replace_exit_code(report: ScanReport, outcomes: Sequence[Result]) -> ExitCode:
-    """0 when every drifted server was replaced; 1 when a replacement rolled back; 2 when some
-    server could not be scanned and was not replaced (it may still hold drift)."""
+    """0 when every drifted or unscanned server was replaced; 1 when a replacement rolled back;
+    2 when some server could not be scanned and was not replaced (one without a baseline, or an
+    unreachable or untrusted one whose replacement did not happen: it may still hold drift)."""
     replaced = {name for o in outcomes for name in o.removed}
-    unscanned = [
-        s
-        for s in report.servers
-        if s.status in (ScanStatus.UNREACHABLE, ScanStatus.NO_BASELINE) and s.name not in replaced
-    ]
+    unscanned = [s for s in report.servers if not s.status.scanned and s.name not in replaced]
     if report.problems or unscanned:
         return ExitCode.REFUSED
     if any(o.status is RolloutStatus.ROLLED_BACK for o in outcomes):

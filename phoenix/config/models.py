@@ -242,6 +242,9 @@ class DriftConfig(_Model):
     secrets: list[str] = Field(default_factory=list)
     # the largest changed file whose content is archived as evidence, in bytes
     evidence_limit: Annotated[int, Field(ge=0, le=16 * 1024 * 1024)] = 256 * 1024
+    # the most a server's command may write (stdout and stderr together), in bytes: past it the
+    # server is flooding its reader, and its scan stops there (untrusted)
+    max_output: Annotated[int, Field(ge=1024 * 1024, le=1024 * 1024 * 1024)] = 64 * 1024 * 1024
 
 
 class ScheduleConfig(_Model):

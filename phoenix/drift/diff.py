@@ -41,6 +41,12 @@ SEVERITY: dict[str, Severity] = {
     "server.missing": Severity.HIGH,
     "server.stopped": Severity.HIGH,
     "server.config": Severity.MEDIUM,
+    # What a server would not let phoenix read: an area whose command failed or printed what it
+    # never prints (facts.*), a scan stopped by forged or endless output, a server not scanned.
+    "facts.unread": Severity.HIGH,
+    "facts.invalid": Severity.HIGH,
+    "scan.untrusted": Severity.HIGH,
+    "scan.failed": Severity.HIGH,
 }
 
 
@@ -123,15 +129,41 @@ def ranked(findings: Iterable[Finding]) -> list[Finding]:
 
 
 def diff(baseline: Facts, live: Facts, rules: Rules = Rules()) -> list[Finding]:
-    """Every way `live` differs from `baseline`, noise left out, sorted by severity then subject."""
+    """Every way `live` differs from `baseline`, noise left out, sorted by severity then subject.
+
+    An area (files, packages, an inventory fact...) unread or invalid on either side is not
+    compared (its values say nothing); one that is so on `live` only is one high finding,
+    `facts.unread` or `facts.invalid`, whose `after` says why.
+    """
+
+    def skip(area: str) -> bool:
+        return baseline.unreadable(area) or live.unreadable(area)
+
     return ranked(
         [
-            *_files(baseline.files, live.files, rules),
-            *_packages(baseline, live, rules),
-            *_services(baseline, live, rules),
+            *_unreadable(baseline, live),
+            *([] if skip("files") else _files(baseline.files, live.files, rules)),
+            *([] if skip("packages") else _packages(baseline, live, rules)),
+            *([] if skip("services") else _services(baseline, live, rules)),
             *_inventory(baseline, live, rules),
         ]
     )
+
+
+def _unreadable(baseline: Facts, live: Facts) -> list[Finding]:
+    """One finding for each area the live server would not let be read, that the baseline
+    could: its section failed (facts.unread) or its output is not what phoenix's command
+    writes (facts.invalid)."""
+    found = [
+        finding("facts.unread", area, None, why)
+        for area, why in live.unread.items()
+        if not baseline.unreadable(area)
+    ]
+    return found + [
+        finding("facts.invalid", area, None, why)
+        for area, why in live.invalid.items()
+        if not baseline.unreadable(area)
+    ]
 
 
 def finding(kind: str, subject: str, before: object = None, after: object = None) -> Finding:
@@ -256,6 +288,8 @@ def _inventory(baseline: Facts, live: Facts, rules: Rules) -> list[Finding]:
     for fact, was in baseline.inventory.items():
         now = live.get(fact)
         if was is None or now is None:
+            continue
+        if baseline.unreadable(fact.name) or live.unreadable(fact.name):
             continue
         if isinstance(fact.drift, Lines):
             found += _lines(fact.drift, was, now, rules)

@@ -1,11 +1,13 @@
 """Scanning live servers for drift: one SSH session each, pinned host keys only, in parallel.
 
-A server that cannot be scanned (unreachable, a changed host key, no baseline, a command that hangs
-past the deadline) is reported as such; the rest of the fleet is still scanned.
+A server that cannot be scanned (unreachable, a changed host key, no baseline, forged or endless
+output, a command that hangs past the deadline, any error at all while scanning it) is reported
+as such, and recorded as such (a `scan.failed` finding); the rest of the fleet is still scanned.
 """
 
 from __future__ import annotations
 
+import re
 import time
 import zlib
 from collections.abc import Callable, Sequence
@@ -22,7 +24,13 @@ from phoenix.ages import parse_age
 from phoenix.config import Severity
 from phoenix.drift import evidence
 from phoenix.drift.diff import Finding, Rules, at_least, diff, finding
-from phoenix.errors import ConnectError, ExitCode, HostKeyError, PhoenixError
+from phoenix.errors import (
+    CommandTimeout,
+    ExitCode,
+    HostKeyError,
+    PhoenixError,
+    UntrustedOutput,
+)
 from phoenix.events import Emit, StepOutput, discard
 from phoenix.fleet.records import Records, ServerRecord, ServerStatus
 from phoenix.host import keys, ssh
@@ -36,8 +44,11 @@ class ScanStatus(StrEnum):
 
     CLEAN = "clean"
     DRIFTED = "drifted"
-    UNREACHABLE = "unreachable"  # no SSH session, or a command failed or outlived the deadline
-    UNTRUSTED = "untrusted"  # its host key is not the pinned one
+    UNREACHABLE = "unreachable"  # no SSH session, the connection dropped, the script failed
+    # untrusted: its host key is not the pinned one, or what it sent back is not what phoenix's
+    # commands write (forged, cut, too much: an area `facts.invalid`), or a command outlived the
+    # deadline, or scanning it failed in any other way: it may be compromised
+    UNTRUSTED = "untrusted"
     NO_BASELINE = "no_baseline"  # its image has no (readable) baseline to compare with
 
     @property
@@ -45,6 +56,9 @@ class ScanStatus(StrEnum):
         """Whether the server was read (clean or drifted), not left unscanned."""
         return self in (ScanStatus.CLEAN, ScanStatus.DRIFTED)
 
+
+MAX_REASON = 500  # characters of why a server could not be scanned, as recorded
+CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 ServerCheck = Callable[[str], list[Finding]]  # fleet -> findings about its servers themselves
 
@@ -110,8 +124,11 @@ def scan_server(
     *,
     cache: facts.ScanCache | None = None,
     keep: evidence.Policy | None = None,
+    max_output: int = ssh.MAX_OUTPUT,
 ) -> ServerScan:
-    """Scan one server against its image's baseline; every failure becomes a status, not a raise.
+    """Scan one server against its image's baseline; every failure becomes a status, never a
+    raise, whatever the exception (see ScanStatus): UNTRUSTED, with a `scan.untrusted` finding,
+    for forged, endless (more than `max_output` bytes) or late output, or an unexpected error.
 
     With a `cache`, files known unchanged are not hashed again (and the cache is updated); with
     `keep`, the content of changed text files is brought back as evidence (see phoenix.evidence).
@@ -133,20 +150,33 @@ def scan_server(
             seconds=took,
         )
 
+    def untrusted(reason: str, found: list[Finding] | None = None) -> ServerScan:
+        why = _capped(reason)
+        flagged = finding("scan.untrusted", target.name, None, why)
+        return result(ScanStatus.UNTRUSTED, [flagged, *(found or [])], why)
+
     if baseline is None:
         return result(ScanStatus.NO_BASELINE, error=_no_baseline(image, fleet))
     deadline = time.monotonic() + timeout
     try:
-        with ssh.connect(target, private_key, timeout=min(timeout, 15)) as session:
+        with ssh.connect(target, private_key, min(timeout, 15), max_output) as session:
             live = facts.gather(session, roots, timeout=_left(deadline), cache=cache)
             found = diff(baseline, live, rules)
             kept = _evidence(session, target.name, found, live.files, keep, deadline)
     except HostKeyError as exc:
         changed = finding("host_key.changed", target.name, "pinned key", "another key")
         return result(ScanStatus.UNTRUSTED, [changed], exc.message)
-    except (ConnectError, PhoenixError) as exc:
+    except (UntrustedOutput, CommandTimeout) as exc:
+        return untrusted(exc.message)
+    except PhoenixError as exc:  # ConnectError, CommandError: no session, or the script failed
         return result(ScanStatus.UNREACHABLE, error=exc.message)
+    except Exception as exc:
+        return untrusted(f"scanning it failed: {type(exc).__name__}: {exc}")
     found = [evidence.linked(f, kept) for f in found]
+    forged = [f for f in found if f.kind == "facts.invalid"]
+    if forged:
+        areas = ", ".join(f"{f.subject} ({f.after})" for f in forged)
+        return untrusted(f"output phoenix's commands never write, in {areas}", found)
     scanned = result(ScanStatus.DRIFTED if found else ScanStatus.CLEAN, found)
     hashed = cache.hashed if cache is not None else sum(1 for f in live.files.values() if f.sha256)
     return replace(scanned, files=len(live.files), hashed=hashed, archived=kept.contents)
@@ -175,6 +205,12 @@ def _evidence(
         return evidence.collect(session, server, found, live, keep, _left(deadline))
     except PhoenixError:
         return evidence.Collected()
+
+
+def _capped(reason: str) -> str:
+    """A reason as shown and stored: control characters escaped, at most MAX_REASON chars."""
+    text = CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", reason)
+    return text if len(text) <= MAX_REASON else text[: MAX_REASON - 3] + "..."
 
 
 def _left(deadline: float) -> float:
@@ -226,7 +262,7 @@ def scan(
             return scan_server(
                 target, baselines[server.image_tag], rules, key.private_path, cfg.roots,
                 cfg.timeout, server.image_tag, server.fleet,
-                cache=caches[server.name], keep=keep,
+                cache=caches[server.name], keep=keep, max_output=cfg.max_output,
             )  # fmt: skip
 
         workers = max(1, min(cfg.parallel, len(servers) or 1))
@@ -294,8 +330,18 @@ def _record(
     caches: dict[str, facts.ScanCache] | None = None,
     deep: bool = False,
 ) -> None:
-    """One transaction: the scan's findings, the evidence they name, the updated hash caches."""
+    """One transaction: the scan's findings, the evidence they name, the updated hash caches.
+
+    A server that could not be scanned (unreachable, untrusted) is recorded as such: one
+    `scan.failed` finding, its reason as `after`, so that `drift changes` and the history see
+    it. One without a baseline is not (that is not the server's doing).
+    """
     run_id = store.start_run(None, RunKind.DRIFT)
+    failed = [
+        (s.name, finding("scan.failed", s.name, None, _capped(s.error or s.status.value)))
+        for s in report.servers
+        if s.status in (ScanStatus.UNREACHABLE, ScanStatus.UNTRUSTED)
+    ]
     with store.transaction() as db:
         evidence.save(store, (a for s in report.servers for a in s.archived))
         db.executemany(
@@ -303,11 +349,10 @@ def _record(
             " evidence, found_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [
                 (
-                    run_id, s.name, f.kind, f.subject, f.severity, f.before, f.after,
+                    run_id, name, f.kind, f.subject, f.severity, f.before, f.after,
                     (f.evidence or "").removeprefix("sha256:") or None, report.scanned_at,
                 )
-                for s in report.servers
-                for f in s.findings
+                for name, f in [*((s.name, f) for s in report.servers for f in s.findings), *failed]
             ],
         )  # fmt: skip
         for server, cache in (caches or {}).items():

@@ -5,12 +5,20 @@ is the difference between a baseline and the facts of a live server. Each area o
 with its shell command and a pure parser of that command's output; `script` joins the commands into
 one script, so that gathering everything is one round trip.
 
-Files, packages and services are required: if their section fails, gather() raises CommandError.
-The inventory (users, groups, ssh_keys, cron, timers, ports, sysctl: the facts of `registry`, each
-declared there once) is optional: a section that fails (its tool is missing, as `ss` without
-iproute2 or `systemctl` without systemd) gives an empty fact, `{}`; one whose output cannot be read
-gives None, "not gathered", as do records written before these facts existed (layout version 1).
-Drift skips a fact that is None on either side.
+Every byte of the output is untrusted: each parser checks every field (see `fields`). One area that
+cannot be read never stops the others. Files, packages and services are required, the inventory
+(users, groups, ssh_keys, cron, timers, ports, sysctl: the facts of `registry`, each declared there
+once) is optional; for all of them alike, gather() records:
+
+- in `Facts.unread` (area -> reason), an area whose section failed (its exit code, the last line
+  it wrote on stderr: a tool missing, as `ss` without iproute2, or one that failed);
+- in `Facts.invalid` (area -> error), an area whose output is not what its command writes: forged
+  by a compromised server, or garbled;
+
+and leaves that area's values empty. Drift compares neither (see `phoenix.drift.diff`), and reports
+an area unread or invalid on the live server only. Only output whose framing as a whole is broken
+(the sections cannot be told apart) raises: UntrustedOutput. An inventory fact is None, "not
+gathered", in records written before it existed (layout version 1), and drift skips it.
 """
 
 from __future__ import annotations
@@ -19,7 +27,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, TypeVar
 
-from phoenix.facts import files, packages, script, services
+from phoenix.errors import UntrustedOutput
+from phoenix.facts import fields, files, packages, script, services
 from phoenix.facts.cache import ScanCache
 from phoenix.facts.files import FileFact, HashCache
 from phoenix.facts.packages import Package
@@ -36,12 +45,11 @@ from phoenix.facts.registry import (
     Fact,
     Registry,
 )
-from phoenix.facts.runner import Runner, command_error, unreadable
+from phoenix.facts.runner import Runner, command_error, last_line, server_name
 from phoenix.facts.script import Section
 from phoenix.facts.services import Service
 from phoenix.facts.sysctl import SYSCTL_KEYS
 from phoenix.facts.users import Group, User
-from phoenix.host.process import CommandResult
 
 __all__ = [
     "REGISTRY",
@@ -61,10 +69,12 @@ __all__ = [
     "gather",
 ]
 
-VERSION = 2  # of the to_dict() layout; from_dict() reads this one and version 1
+VERSION = 3  # of the to_dict() layout; from_dict() reads this one and versions 1 and 2
+REQUIRED = ("files", "packages", "services")
+MAX_REASON = 300  # characters of an area's reason (it quotes what the server wrote)
 SETUID_BITS = 0o6000
 
-K = TypeVar("K")
+T = TypeVar("T")
 V = TypeVar("V")
 
 Inventory = dict[Fact[Any], dict[str, Any] | None]
@@ -77,6 +87,8 @@ class Facts:
     `Facts(files, packages, services, users=..., sysctl=...)`: the optional facts of REGISTRY by
     name, None (not gathered) when left out; or `inventory={fact: ...}` for those of another
     registry. `facts.get(fact)`, or `facts.users`, `facts.sysctl`... for those of REGISTRY.
+    `unread` and `invalid` name the areas (required or optional) that could not be read: their
+    values are empty and say nothing of the server (see the module).
     """
 
     files: dict[str, FileFact]
@@ -85,6 +97,8 @@ class Facts:
     # each fact of a registry -> key -> value; None: not gathered (a version 1 record, or output
     # phoenix could not read)
     inventory: Inventory
+    unread: dict[str, str]  # area -> why its section failed (exit code, last error line)
+    invalid: dict[str, str]  # area -> why its output is not what its command writes
 
     def __init__(
         self,
@@ -92,6 +106,9 @@ class Facts:
         packages: dict[str, Package],
         services: dict[str, Service],
         inventory: Mapping[Fact[Any], dict[str, Any] | None] | None = None,
+        *,
+        unread: Mapping[str, str] | None = None,
+        invalid: Mapping[str, str] | None = None,
         **named: dict[str, Any] | None,
     ) -> None:
         found: Inventory = dict(inventory) if inventory is not None else dict.fromkeys(REGISTRY)
@@ -104,6 +121,12 @@ class Facts:
         object.__setattr__(self, "packages", packages)
         object.__setattr__(self, "services", services)
         object.__setattr__(self, "inventory", found)
+        object.__setattr__(self, "unread", dict(unread or {}))
+        object.__setattr__(self, "invalid", dict(invalid or {}))
+
+    def unreadable(self, area: str) -> bool:
+        """Whether `area` could not be read (unread or invalid): its values say nothing."""
+        return area in self.unread or area in self.invalid
 
     def get(self, fact: Fact[V]) -> dict[str, V] | None:
         """The values of an optional fact; None if not gathered (or not of this registry)."""
@@ -152,19 +175,23 @@ class Facts:
             "files": {path: asdict(f) for path, f in self.files.items()},
             "packages": {key: asdict(p) for key, p in self.packages.items()},
             "services": {name: asdict(s) for name, s in self.services.items()},
+            "unread": dict(self.unread),
+            "invalid": dict(self.invalid),
             **{fact.name: fact.to_plain(found) for fact, found in self.inventory.items()},
         }
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], registry: Registry = REGISTRY) -> Facts:
-        """The inverse of to_dict(), which also reads version 1; raise ValueError on another.
+        """The inverse of to_dict(), which also reads versions 1 and 2; raise ValueError on
+        another.
 
-        A version 2 record must hold every fact of `registry`, None or a mapping; a version 1
-        record holds none of them: they are not gathered.
+        A version 2 or 3 record must hold every fact of `registry`, None or a mapping; a version 1
+        record holds none of them: they are not gathered. Versions 1 and 2 have no unread nor
+        invalid areas.
         """
         version = data.get("version")
-        if version not in (1, VERSION):
-            raise ValueError(f"facts layout version {version!r}, expected 1 or {VERSION}")
+        if version not in (1, 2, VERSION):
+            raise ValueError(f"facts layout version {version!r}, expected 1, 2 or {VERSION}")
         try:
             inventory: Inventory = {
                 fact: None if version == 1 else fact.from_plain(data[fact.name])
@@ -175,12 +202,14 @@ class Facts:
                 packages={key: Package(**p) for key, p in data["packages"].items()},
                 services={name: Service(**s) for name, s in data["services"].items()},
                 inventory=inventory,
+                unread=_reasons(data, "unread") if version == VERSION else None,
+                invalid=_reasons(data, "invalid") if version == VERSION else None,
             )
         except (KeyError, TypeError, AttributeError) as exc:
             raise ValueError(f"not a facts record: {exc}") from exc
 
     def summary(self) -> dict[str, int]:
-        """How many of each fact; the ones not gathered are left out."""
+        """How many of each fact; the optional ones not gathered, or not read, are left out."""
         counts = {
             "files": len(self.files),
             "hashed": sum(1 for f in self.files.values() if f.sha256 is not None),
@@ -189,9 +218,19 @@ class Facts:
             "services": len(self.services),
         }
         for fact, found in self.inventory.items():
-            if found is not None:
+            if found is not None and not self.unreadable(fact.name):
                 counts[fact.name] = len(found)
         return counts
+
+
+def _reasons(data: Mapping[str, Any], key: str) -> dict[str, str]:
+    """The area -> reason mapping of a record; TypeError if it is not one."""
+    found = data[key]
+    if not isinstance(found, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in found.items()
+    ):
+        raise TypeError(f"{key} is not a mapping of areas to reasons")
+    return dict(found)
 
 
 def gather(
@@ -203,11 +242,13 @@ def gather(
 ) -> Facts:
     """Gather the facts of the server behind `session`: one run of one script, `timeout` seconds.
 
-    Roots that do not exist on the server are skipped. If the script, or a section of files,
-    packages or services fails, raise CommandError; see the module for the optional facts, those
-    of `registry`. With a `cache` (see facts.cache), files known unchanged are not hashed again,
-    the unit file states are not asked of systemd again while its unit directories are unchanged,
-    and the cache is brought up to date.
+    Roots that do not exist on the server are skipped. An area whose section fails, or whose
+    output is invalid, is named in the facts' `unread` or `invalid` (see the module), whichever
+    it is. If the script as a whole failed (no sections to read), raise CommandError; if its
+    output cannot be split into its sections though it succeeded, UntrustedOutput. With a
+    `cache` (see facts.cache), files known unchanged are not hashed again, the unit file states
+    are not asked of systemd again while its unit directories are unchanged, and the cache is
+    brought up to date with what could be read.
     """
     run = script.of(registry)
     stdin = cache.files.payload() if cache else b""
@@ -220,15 +261,67 @@ def gather(
         if result.rc != 0:
             stderr = script.without_markers(result.stderr)
             raise command_error(session, script.LABEL, result.rc, stderr) from exc
-        raise unreadable(session, script.LABEL, exc) from exc
+        raise UntrustedOutput(
+            f"{server_name(session)}: the output of `{script.LABEL}` is not laid out as phoenix"
+            f" writes it: {_capped(str(exc))}",
+            hint="the server's shell or tools do not behave as they should: it may be"
+            " compromised; replace it (phoenix rebuild) and keep it for forensics if you can",
+        ) from exc
+    areas = _Areas(sections)
+    hashes = cache.files.entries if cache else None
+    scan = areas.read("files", lambda text: files.parse(text, hashes, roots))
+    if scan is not None and (failed := files.failed_pass(scan)) is not None:
+        areas.unread["files"] = _failure(*failed, sections["files"].stderr)
+        scan = None
     if cache is not None:
-        cache.units = _units(sections)
+        if scan is not None:
+            cache.files.remember(scan)
+        cache.units = _units(sections) if "services" not in areas.invalid else None
     return Facts(
-        files=files.read(session, _result(sections["files"]), cache.files if cache else None).files,
-        packages=packages.read(session, _result(sections["packages"])),
-        services=services.read(session, _result(sections["services"])),
-        inventory={fact: _optional(sections[fact.name], fact.parse) for fact in registry},
+        files=scan.files if scan is not None else {},
+        packages=areas.read("packages", packages.parse) or {},
+        services=areas.read("services", services.parse) or {},
+        inventory={fact: areas.read(fact.name, fact.parse) or {} for fact in registry},
+        unread=areas.unread,
+        invalid=areas.invalid,
     )
+
+
+class _Areas:
+    """Reads each section, noting those that failed (unread) or whose output is invalid."""
+
+    def __init__(self, sections: dict[str, Section]) -> None:
+        self.sections = sections
+        self.unread: dict[str, str] = {}
+        self.invalid: dict[str, str] = {}
+
+    def read(self, area: str, parse: Callable[[str], T]) -> T | None:
+        """`parse` of the section's output; None (and the area noted) if it cannot be read."""
+        section = self.sections[area]
+        if section.rc != 0:
+            self.unread[area] = _failure(area, section.rc, section.stderr)
+            return None
+        try:
+            return parse(section.stdout)
+        except ValueError as exc:
+            self.invalid[area] = _capped(str(exc))
+            return None
+
+
+def _failure(what: str, rc: int, stderr: str) -> str:
+    """Why a section failed, for the operator: its exit code, and the last line of its stderr
+    (written by the server: escaped and capped)."""
+    return _capped(f"{what} failed (exit {rc}): {_escaped(last_line(stderr))}")
+
+
+def _capped(text: str) -> str:
+    """A reason as stored: control characters escaped, at most MAX_REASON characters."""
+    text = _escaped(text)
+    return text if len(text) <= MAX_REASON else text[: MAX_REASON - 3] + "..."
+
+
+def _escaped(text: str) -> str:
+    return fields.CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
 
 
 def _units(sections: dict[str, Section]) -> tuple[str, str] | None:
@@ -238,17 +331,3 @@ def _units(sections: dict[str, Section]) -> tuple[str, str] | None:
     fingerprint, _, text = sections[script.UNITS].stdout.partition("\n")
     usable = sections["services"].rc == 0 and len(fingerprint) == 32 and text.strip()
     return (fingerprint, text) if usable else None
-
-
-def _result(section: Section) -> CommandResult:
-    return CommandResult(section.rc, section.stdout, section.stderr)
-
-
-def _optional(section: Section, parse: Callable[[str], dict[K, V]]) -> dict[K, V] | None:
-    """The fact of an optional section: empty if it failed, None if its output is unreadable."""
-    if section.rc != 0:
-        return {}
-    try:
-        return parse(section.stdout)
-    except ValueError:
-        return None

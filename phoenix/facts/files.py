@@ -32,9 +32,10 @@ from __future__ import annotations
 import itertools
 import shlex
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
+from phoenix.facts import fields
 from phoenix.facts.runner import Runner, checked, command_error
 from phoenix.host.process import CommandResult
 
@@ -155,29 +156,36 @@ class HashCache:
             return cls()
 
 
-def parse(text: str, known: Mapping[str, tuple[str, str]] | None = None) -> Scan:
-    """Parse the command's output; raise ValueError if it is not what the command writes.
+def parse(
+    text: str,
+    known: Mapping[str, tuple[str, str]] | None = None,
+    roots: Sequence[str] = ("/",),
+) -> Scan:
+    """Parse the command's output; raise ValueError (and nothing else) on anything that is not
+    what the command writes: every field is checked (see `fields`), and every path must lie
+    under one of `roots` (the roots the command was given).
 
     A regular file the command did not hash takes its hash from `known` (path -> stamp, hash)
     when its stamp there is the one it has now (see HashCache); otherwise it has none.
     """
-    fields = iter(text.split("\0"))
-    names = _names(fields)
-    records = dict(_records(fields, names))
-    hashes, end = _hashes(fields)
-    find_rc, hash_rc = _end(end, fields)
-    files: dict[str, FileFact] = {}
+    under = tuple(roots)
+    items = iter(text.split("\0"))
+    names = _names(items)
+    records = dict(_records(items, names, under))
+    hashes, end = _hashes(items, under)
+    find_rc, hash_rc = _end(end, items)
+    found: dict[str, FileFact] = {}
     stamps: dict[str, str] = {}
     for path in sorted(records):
-        parts, owner, group, target = records[path]
-        digest = None
-        if parts[0] == "f":
-            stamps[path] = stamp = f"{parts[7]} {parts[4]} {parts[5]} {parts[6]}"
+        fact, stamp = records[path]
+        if fact.type == "f":
+            stamps[path] = stamp
             digest = hashes.get(path)
             if digest is None and known and (was := known.get(path)) and was[0] == stamp:
                 digest = was[1]
-        files[path] = _fact(parts, owner, group, target, digest)
-    return Scan(files, find_rc, hash_rc, stamps, len(hashes))
+            fact = replace(fact, sha256=digest)
+        found[path] = fact
+    return Scan(found, find_rc, hash_rc, stamps, len(hashes))
 
 
 def gather(
@@ -188,22 +196,36 @@ def gather(
     With a `cache`, files it knows unchanged are not hashed again, and it is brought up to date.
     """
     stdin = cache.payload() if cache else b""
-    result = session.run(COMMAND, *normalize(roots), timeout=timeout, stdin=stdin)
-    return read(session, result, cache).files
+    under = normalize(roots)
+    result = session.run(COMMAND, *under, timeout=timeout, stdin=stdin)
+    return read(session, result, cache, under).files
 
 
-def read(session: Runner, result: CommandResult, cache: HashCache | None = None) -> Scan:
-    """The files in what the command printed, completed from `cache` (which is then updated);
-    raise CommandError if the command failed."""
+def read(
+    session: Runner,
+    result: CommandResult,
+    cache: HashCache | None = None,
+    roots: Sequence[str] = ("/",),
+) -> Scan:
+    """The files in what the command printed for `roots`, completed from `cache` (which is then
+    updated); raise CommandError if the command failed or its output is unreadable."""
     known = cache.entries if cache is not None else None
-    scan = checked(session, LABEL, result, lambda text: parse(text, known))
-    if scan.find_rc not in FIND_OK:
-        raise command_error(session, "find ROOTS -xdev -printf ...", scan.find_rc, result.stderr)
-    if scan.hash_rc not in XARGS_OK:
-        raise command_error(session, "xargs -0 sha256sum --zero", scan.hash_rc, result.stderr)
+    scan = checked(session, LABEL, result, lambda text: parse(text, known, roots))
+    failure = failed_pass(scan)
+    if failure is not None:
+        raise command_error(session, *failure, result.stderr)
     if cache is not None:
         cache.remember(scan)
     return scan
+
+
+def failed_pass(scan: Scan) -> tuple[str, int] | None:
+    """The command and exit code of the pass (find, or the hashing) that failed, if one did."""
+    if scan.find_rc not in FIND_OK:
+        return "find ROOTS -xdev -printf ...", scan.find_rc
+    if scan.hash_rc not in XARGS_OK:
+        return "xargs -0 sha256sum --zero", scan.hash_rc
+    return None
 
 
 def normalize(roots: Sequence[str]) -> list[str]:
@@ -214,25 +236,26 @@ def normalize(roots: Sequence[str]) -> list[str]:
     return [r.rstrip("/") or "/" for r in roots]
 
 
-Record = tuple[list[str], str, str, str]  # the head's eight parts, owner, group, link target
+MAX_TARGET = 4096  # PATH_MAX: the longest link target
+TYPES = frozenset("fdlpscbD")  # find's %y: file, dir, link, fifo, socket, char, block, door
 
 
 class _Names:
     """uid and gid -> name, from the names section; None when there was none (names inline)."""
 
     def __init__(self) -> None:
-        self.users: dict[str, str] = {}
-        self.groups: dict[str, str] = {}
+        self.users: dict[int, str] = {}
+        self.groups: dict[int, str] = {}
 
 
-def _names(fields: Iterator[str]) -> tuple[_Names | None, str | None]:
+def _names(items: Iterator[str]) -> tuple[_Names | None, str | None]:
     """The names section, if the output starts with one, and the first field after what was
     read (None when the names section took it)."""
-    first = next(fields, None)
+    first = next(items, None)
     if first != NAMES_MARK:
         return None, first
     names = _Names()
-    for item in fields:
+    for item in items:
         if item == RECORDS_MARK:
             return names, None
         if not item:
@@ -240,76 +263,86 @@ def _names(fields: Iterator[str]) -> tuple[_Names | None, str | None]:
         kind, _, rest = item.partition(" ")
         number, _, name = rest.partition(" ")
         table = {"u": names.users, "g": names.groups}.get(kind)
-        if table is None or not number.isdigit() or not name:
-            raise ValueError(f"not a name entry: {item[:80]!r}")
-        table.setdefault(number, name)  # the first entry of an id is the one getpwuid gives
+        if table is None:
+            raise ValueError(f"not a name entry: {fields.shown(item)}")
+        what = "user" if kind == "u" else "group"
+        key = fields.count(number, f"{what} id")
+        table.setdefault(key, fields.name(name, f"{what} name"))  # the first is getpwuid's
     raise ValueError(f"no {RECORDS_MARK} field: the output ended early")
 
 
 def _records(
-    fields: Iterator[str], names: tuple[_Names | None, str | None]
-) -> Iterator[tuple[str, Record]]:
+    items: Iterator[str], names: tuple[_Names | None, str | None], roots: tuple[str, ...]
+) -> Iterator[tuple[str, tuple[FileFact, str]]]:
+    """Path -> (its fact, without a hash; its STAMP as printed) of each metadata record."""
     table, first = names
-    heads = fields if first is None else itertools.chain([first], fields)
+    heads = items if first is None else itertools.chain([first], items)
     for head in heads:
         if head == HASH_MARK:
             return
         if not head:
             break
-        owner, group, path, target = (_next(fields) for _ in range(FIELDS - 1))
-        parts = head.split(" ")
-        if len(parts) != 8 or len(parts[0]) != 1:
-            raise ValueError(f"not a file record: {head!r}")
-        if table is not None:
-            owner, group = table.users.get(owner, owner), table.groups.get(group, group)
-        yield path, (parts, owner, group, target)
+        owner, group, path, target = (_next(items) for _ in range(FIELDS - 1))
+        fact, stamp = _fact(head, owner, group, target, table)
+        yield fields.path(path, roots, "file path"), (fact, stamp)
     raise ValueError(f"no {HASH_MARK} line: the output ended early")
 
 
-def _fact(parts: list[str], owner: str, group: str, target: str, digest: str | None) -> FileFact:
+def _fact(
+    head: str, owner: str, group: str, target: str, table: _Names | None
+) -> tuple[FileFact, str]:
+    """The fact of one record (no hash yet), and its STAMP as printed."""
+    parts = head.split(" ")
+    if len(parts) != 8 or parts[0] not in TYPES:
+        raise ValueError(f"not a file record: {fields.shown(head)}")
     kind, mode, uid, gid, size, mtime, ctime, inode = parts
-    try:
-        return FileFact(
-            kind, f"{int(mode, 8):04o}", int(uid), int(gid), owner, group, int(size),
-            float(mtime), float(ctime), int(inode), target if kind == "l" else None,
-            digest if kind == "f" else None,
-        )  # fmt: skip
-    except ValueError:
-        raise ValueError(f"not a file record: {' '.join(parts)!r}") from None
+    if table is not None:  # the record holds the ids: name them, or keep the number
+        owner = table.users.get(fields.count(owner, "owner id"), owner)
+        group = table.groups.get(fields.count(group, "group id"), group)
+    if kind == "l":
+        if not target or len(target) > MAX_TARGET:
+            raise ValueError(f"link target {fields.shown(target)} is empty or too long")
+    elif target:
+        raise ValueError(f"a link target {fields.shown(target)} on a file of type {kind!r}")
+    fact = FileFact(
+        kind, fields.mode(mode.zfill(3) if mode else mode), fields.count(uid, "uid"),
+        fields.count(gid, "gid"), fields.name(owner, "owner"), fields.name(group, "group"),
+        fields.count(size, "size"), fields.seconds(mtime, "mtime"),
+        fields.seconds(ctime, "ctime"), fields.count(inode, "inode"),
+        target if kind == "l" else None,
+    )  # fmt: skip
+    return fact, f"{inode} {size} {mtime} {ctime}"
 
 
-def _hashes(fields: Iterator[str]) -> tuple[dict[str, str], str]:
+def _hashes(items: Iterator[str], roots: tuple[str, ...]) -> tuple[dict[str, str], str]:
     """The `HASH  PATH` fields up to the end line, which is returned with them."""
     hashes: dict[str, str] = {}
-    for item in fields:
+    for item in items:
         if item.startswith(END_MARK + " "):
             return hashes, item
         if not item:
             break
         digest, sep, path = item[:64], item[64:66], item[66:]
-        if sep not in ("  ", " *") or len(digest) != 64 or not _is_hex(digest):
-            raise ValueError(f"not a sha256sum line: {item[:120]!r}")
-        hashes[path] = digest
+        if sep not in ("  ", " *"):
+            raise ValueError(f"not a sha256sum line: {fields.shown(item)}")
+        hashes[fields.path(path, roots, "hashed path")] = fields.sha256(digest)
     raise ValueError(f"no {END_MARK} line: the output ended early")
 
 
 def _end(end: str, rest: Iterator[str]) -> tuple[int, int]:
     """The exit codes on the end line; nothing but the final NUL may follow it."""
     codes = end.split(" ")[1:]
-    if len(codes) != 2 or not all(c.isdigit() for c in codes):
-        raise ValueError(f"not an end line: {end!r}")
-    after = list(rest)
+    if len(codes) != 2:
+        raise ValueError(f"not an end line: {fields.shown(end)}")
+    find_rc, hash_rc = (fields.count(code, "exit code") for code in codes)
+    after = list(itertools.islice(rest, 3))
     if after != [""]:
-        raise ValueError(f"unexpected output after the end line: {after[:3]!r}")
-    return int(codes[0]), int(codes[1])
+        raise ValueError(f"unexpected output after the end line: {fields.shown(repr(after))}")
+    return find_rc, hash_rc
 
 
-def _next(fields: Iterator[str]) -> str:
+def _next(items: Iterator[str]) -> str:
     try:
-        return next(fields)
+        return next(items)
     except StopIteration:
         raise ValueError("the output ended in the middle of a record") from None
-
-
-def _is_hex(text: str) -> bool:
-    return all(c in "0123456789abcdef" for c in text)

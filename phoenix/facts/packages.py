@@ -15,15 +15,19 @@ or "name:arch" when the same name is installed for several architectures.
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from dataclasses import dataclass
 
+from phoenix.facts import fields
 from phoenix.facts.runner import Runner, checked
 from phoenix.host.process import CommandResult
 
 FORMAT = r"${Package}\t${Version}\t${Architecture}\t${db:Status-Abbrev}\n"
 COMMAND = f"LC_ALL=C dpkg-query -W -f='{FORMAT}'"
 LABEL = "dpkg-query -W"
+VERSION = re.compile(r"[A-Za-z0-9.+~:-]{1,256}")  # Debian policy: [epoch:]upstream[-revision]
+STATUS = re.compile(r"[uihrp][ncHUFWti][ R]")  # db:Status-Abbrev: wanted, current, error
 
 
 @dataclass(frozen=True)
@@ -34,8 +38,10 @@ class Package:
 
 
 def parse(text: str) -> dict[str, Package]:
-    """Parse the command's output; raise ValueError on a line that is not 4 tab-separated fields."""
-    installed = [pkg for pkg, status in map(_line, text.splitlines()) if _installed(status)]
+    """Parse the command's output; raise ValueError on a line that is not 4 tab-separated fields,
+    each valid (see `fields`)."""
+    lines = map(_line, fields.records(text, "\n"))
+    installed = [pkg for pkg, status in lines if _installed(status)]
     arches = Counter(pkg.name for pkg in installed)
     return {
         (f"{pkg.name}:{pkg.arch}" if arches[pkg.name] > 1 else pkg.name): pkg
@@ -53,11 +59,18 @@ def read(session: Runner, result: CommandResult) -> dict[str, Package]:
 
 
 def _line(line: str) -> tuple[Package, str]:
+    """A package and its status; a package not installed may have no version nor arch."""
     parts = line.split("\t")
     if len(parts) != 4 or not parts[0]:
-        raise ValueError(f"not a package line: {line!r}")
+        raise ValueError(f"not a package line: {fields.shown(line)}")
     name, version, arch, status = parts
-    return Package(name, version, arch), status
+    if not STATUS.fullmatch(status):
+        raise ValueError(f"package status {fields.shown(status)} is not dpkg's")
+    if (version or _installed(status)) and not VERSION.fullmatch(version):
+        raise ValueError(f"package version {fields.shown(version)} is not a Debian version")
+    if arch or _installed(status):
+        fields.name(arch, "package architecture")
+    return Package(fields.name(name, "package name"), version, arch), status
 
 
 def _installed(status: str) -> bool:

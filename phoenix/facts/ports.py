@@ -23,8 +23,13 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from phoenix.facts import fields
+
 COMMAND = "ss -H -tulnp"
-LINE = re.compile(r"(\S+)\s+\S+\s+\S+\s+\S+\s+(\S+)\s+\S+\s*(.*)")
+# columns are separated by spaces only: fields.plain() refuses every other control character
+LINE = re.compile(r"([^ ]+) +[^ ]+ +[^ ]+ +[^ ]+ +([^ ]+) +[^ ]+ *(.*)")
+PROTOCOLS = ("tcp", "udp")
+MAX_PORT = 65535
 PROCESS = re.compile(r'users:\(\("(.*?)",pid=\d')
 
 
@@ -42,15 +47,16 @@ class Listener:
 
 
 def parse(text: str) -> dict[str, Listener]:
-    """Parse `ss -H -tulnp`; raise ValueError on a line that is not a socket line.
+    """Parse `ss -H -tulnp`; raise ValueError on a line that is not a socket line (see `fields`:
+    no control characters, a known protocol, a port number, a process name that is plain text).
 
     Sockets on the same address (SO_REUSEPORT) are one listener: its process is the least name.
     """
     found: dict[str, Listener] = {}
-    for line in text.splitlines():
-        if not line.strip():
+    for line in fields.records(text, "\n"):
+        if not line.strip(" "):
             continue
-        listener = _listener(line)
+        listener = _listener(fields.plain(line, "socket line"))
         seen = found.get(listener.key)
         if seen is None or _order(listener) < _order(seen):
             found[listener.key] = listener
@@ -62,25 +68,30 @@ def normalize(address: str) -> str:
     if address.startswith("["):
         inside, sep, scope = address[1:].partition("]")
         if not sep:
-            raise ValueError(f"unbalanced brackets in {address!r}")
+            raise ValueError(f"unbalanced brackets in {fields.shown(address)}")
         return inside + scope
     return address
 
 
 def _listener(line: str) -> Listener:
-    match = LINE.fullmatch(line.strip())
+    match = LINE.fullmatch(line.strip(" "))
     if match is None:
-        raise ValueError(f"not a socket line: {line!r}")
+        raise ValueError(f"not a socket line: {fields.shown(line)}")
     proto, local, users = match.groups()
+    if proto not in PROTOCOLS:
+        raise ValueError(f"protocol {fields.shown(proto)} is not one of {', '.join(PROTOCOLS)}")
     address, sep, port = local.rpartition(":")
-    if not sep or not address or not (port.isdigit() or port == "*"):
-        raise ValueError(f"not an address and port: {local!r}")
+    if not sep or not address or not (port == "*" or fields.DIGITS.fullmatch(port)):
+        raise ValueError(f"not an address and port: {fields.shown(local)}")
+    number = int(port) if port != "*" else 0
+    if number > MAX_PORT:
+        raise ValueError(f"port {fields.shown(port)} is above {MAX_PORT}")
     process = PROCESS.match(users)
     return Listener(
         proto=proto,
         address=normalize(address),
-        port=int(port) if port != "*" else 0,
-        process=process.group(1) if process else None,
+        port=number,
+        process=fields.plain(process.group(1), "process name", 64) if process else None,
     )
 
 

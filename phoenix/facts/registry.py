@@ -28,7 +28,10 @@ V = TypeVar("V")
 
 # Names a fact may not take: the required facts, the keys of the record and of summary(), the
 # script's last section, and Facts's own keyword.
-RESERVED = ("version", "files", "packages", "services", "hashed", "setuid", "units", "inventory")
+RESERVED = (
+    "version", "files", "packages", "services", "hashed", "setuid", "units", "inventory", "unread",
+    "invalid",
+)  # fmt: skip
 
 
 @dataclass(frozen=True)

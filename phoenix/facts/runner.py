@@ -9,6 +9,7 @@ from collections.abc import Callable, Sequence
 from typing import Protocol, TypeVar
 
 from phoenix.errors import CommandError
+from phoenix.facts import fields
 from phoenix.host.process import CommandResult
 
 
@@ -25,9 +26,17 @@ def server_name(session: Runner) -> str:
     return str(getattr(getattr(session, "target", None), "name", None) or "the server")
 
 
+MAX_LINE = 200  # characters of a server's error line quoted in a message
+
+
 def last_line(text: str) -> str:
-    lines = [line for line in text.strip().splitlines() if line.strip()]
-    return lines[-1].strip() if lines else "no error output"
+    """The last non-blank line of what a server wrote on stderr, for a message: control
+    characters escaped, at most MAX_LINE characters."""
+    lines = [line for line in fields.records(text, "\n") if line.strip()]
+    if not lines:
+        return "no error output"
+    line = fields.CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", lines[-1].strip())
+    return line if len(line) <= MAX_LINE else line[: MAX_LINE - 3] + "..."
 
 
 def command_error(session: Runner, label: str, rc: int, stderr: str) -> CommandError:
@@ -70,7 +79,7 @@ def read_files(session: Runner, paths: Sequence[str], timeout: float = 60) -> di
         return {}
     result = session.run(f"sh -c {shlex.quote(READ_FILES)} phoenix-read", *paths, timeout=timeout)
     found: dict[str, bytes] = {}
-    for path, line in zip(paths, result.stdout.splitlines(), strict=False):
+    for path, line in zip(paths, fields.records(result.stdout, "\n"), strict=False):
         status, _, data = line.partition(" ")
         if status != "ok":
             continue

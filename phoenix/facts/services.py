@@ -27,6 +27,7 @@ from __future__ import annotations
 import shlex
 from dataclasses import dataclass
 
+from phoenix.facts import fields
 from phoenix.facts.runner import Runner, checked
 from phoenix.host.process import CommandResult
 
@@ -69,8 +70,9 @@ class Service:
 
 
 def parse(text: str) -> dict[str, Service]:
-    """Parse the command's output; raise ValueError if a section or a column is missing."""
-    sections = _sections(text.splitlines())
+    """Parse the command's output; raise ValueError if a section or a column is missing, or a
+    unit name or state is not a valid name (see `fields`)."""
+    sections = _sections(fields.records(text, "\n"))
     return merge(
         parse_unit_files(sections[0]), parse_units(sections[1]), parse_aliases(sections[2])
     )
@@ -78,17 +80,19 @@ def parse(text: str) -> dict[str, Service]:
 
 def parse_unit_files(lines: list[str]) -> dict[str, str]:
     """Unit name -> unit file state."""
-    return {cols[0]: cols[1] for cols in _columns(lines, 2)}
+    return {cols[0]: _state(cols[1]) for cols in _columns(lines, 2)}
 
 
 def parse_units(lines: list[str]) -> dict[str, tuple[str, str, str]]:
     """Unit name -> (load, active, sub) state."""
-    return {cols[0]: (cols[1], cols[2], cols[3]) for cols in _columns(lines, 4)}
+    return {
+        cols[0]: (_state(cols[1]), _state(cols[2]), _state(cols[3])) for cols in _columns(lines, 4)
+    }
 
 
 def parse_aliases(lines: list[str]) -> dict[str, str]:
     """Alias -> the unit it stands for (nothing for the alias of a template)."""
-    return {cols[0]: cols[1] for cols in _columns(lines, 1) if len(cols) > 1}
+    return {cols[0]: fields.name(cols[1], "unit") for cols in _columns(lines, 1) if len(cols) > 1}
 
 
 def merge(
@@ -126,14 +130,21 @@ def _sections(lines: list[str]) -> list[list[str]]:
 
 
 def _columns(lines: list[str], least: int) -> list[list[str]]:
+    """The space-separated columns of each line (systemctl pads with spaces; any other
+    whitespace is part of a column, and fails its check), the first one a valid unit name."""
     rows = []
     for line in lines:
-        cols = line.split()
+        cols = [col for col in line.split(" ") if col]
         if cols and cols[0] in BULLETS:
             cols = cols[1:]
         if not cols:
             continue
         if len(cols) < least:
-            raise ValueError(f"not a unit line: {line!r}")
+            raise ValueError(f"not a unit line: {fields.shown(line)}")
+        fields.name(cols[0], "unit")
         rows.append(cols)
     return rows
+
+
+def _state(text: str) -> str:
+    return fields.name(text, "unit state")

@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import shlex
 
+from phoenix.facts import fields
+
 SCRIPT = """\
 getent passwd | while IFS=: read -r user _ _ _ _ home _; do
   if [ -z "$home" ] || [ ! -d "$home" ]; then continue; fi
@@ -30,16 +32,20 @@ getent passwd | while IFS=: read -r user _ _ _ _ home _; do
 done
 """
 COMMAND = f"sh -c {shlex.quote(SCRIPT)}"
+MAX_KEY_LINE = 16384  # a line longer than this holds no key sshd reads
 
 
 def parse(text: str) -> dict[str, tuple[str, ...]]:
-    """User -> key lines; raise ValueError on a line without the user's name."""
+    """User -> key lines; raise ValueError on a line without a valid user name, or a key line
+    that holds control characters (a tab aside: sshd takes it for a space) or is too long."""
     found: dict[str, list[str]] = {}
-    for line in text.splitlines():
+    for line in fields.records(text, "\n"):
         user, sep, key = line.partition(":")
-        if not sep or not user:
-            raise ValueError(f"not a `user:line` line: {line!r}")
-        key = key.strip()
+        if not sep:
+            raise ValueError(f"not a `user:line` line: {fields.shown(line)}")
+        fields.name(user, "user name")
+        key = key.strip(" \t\r")
         if key and not key.startswith("#"):
+            fields.plain(key.replace("\t", " "), "authorized key line", MAX_KEY_LINE)
             found.setdefault(user, []).append(key)
     return {user: tuple(keys) for user, keys in sorted(found.items())}

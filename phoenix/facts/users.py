@@ -19,6 +19,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from phoenix.facts import fields
+
 COMMAND = "getent passwd"
 GROUPS_COMMAND = "getent group"
 
@@ -40,35 +42,48 @@ class Group:
 
 
 def parse(text: str) -> dict[str, User]:
-    """Parse `getent passwd`; raise ValueError on a line that is not 7 fields with numeric ids."""
+    """Parse `getent passwd`; raise ValueError on a line that is not 7 fields, each valid: a name,
+    numeric ids, a home and a shell that are absolute paths (or empty)."""
     found: dict[str, User] = {}
-    for line in text.splitlines():
+    for line in fields.records(text, "\n"):
         if not line:
             continue
-        fields = line.split(":")
-        if len(fields) != 7 or not fields[0]:
-            raise ValueError(f"not a passwd line: {line!r}")
-        name, _, uid, gid, _, home, shell = fields
-        found.setdefault(name, User(name, _number(uid, line), _number(gid, line), home, shell))
+        parts = line.split(":")
+        if len(parts) != 7:
+            raise ValueError(f"not a passwd line: {fields.shown(line)}")
+        name, _, uid, gid, _, home, shell = parts
+        user = User(
+            fields.name(name, "user name"),
+            fields.count(uid, "uid"),
+            fields.count(gid, "gid"),
+            _path(home, "home"),
+            _path(shell, "shell"),
+        )
+        found.setdefault(name, user)
     return dict(sorted(found.items()))
 
 
 def parse_groups(text: str) -> dict[str, Group]:
-    """Parse `getent group`; raise ValueError on a line that is not 4 fields with a numeric gid."""
+    """Parse `getent group`; raise ValueError on a line that is not 4 fields, each valid: a name,
+    a numeric gid, members that are names."""
     found: dict[str, Group] = {}
-    for line in text.splitlines():
+    for line in fields.records(text, "\n"):
         if not line:
             continue
-        fields = line.split(":")
-        if len(fields) != 4 or not fields[0]:
-            raise ValueError(f"not a group line: {line!r}")
-        name, _, gid, members = fields
-        listed = tuple(m for m in members.split(",") if m)
-        found.setdefault(name, Group(name, _number(gid, line), listed))
+        parts = line.split(":")
+        if len(parts) != 4:
+            raise ValueError(f"not a group line: {fields.shown(line)}")
+        name, _, gid, members = parts
+        listed = tuple(fields.name(m, "group member") for m in members.split(",") if m)
+        found.setdefault(
+            name, Group(fields.name(name, "group name"), fields.count(gid, "gid"), listed)
+        )
     return dict(sorted(found.items()))
 
 
-def _number(text: str, line: str) -> int:
-    if not text.isdigit():
-        raise ValueError(f"not a numeric id in {line!r}")
-    return int(text)
+def _path(text: str, what: str) -> str:
+    """A home or a shell: empty (the default) or an absolute, normalised path, kept as written
+    (a trailing `/` is allowed: useradd keeps the one it is given)."""
+    if text:
+        fields.path(text.rstrip("/") or "/", what=what)
+    return text

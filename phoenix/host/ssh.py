@@ -7,17 +7,19 @@ import shlex
 import socket
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
 import paramiko
 
-from phoenix.errors import ConnectError, HostKeyError
+from phoenix.errors import CommandTimeout, ConnectError, HostKeyError, OutputTooLarge
 from phoenix.host.process import CommandResult
 from phoenix.poll import ticks
 
 _CHUNK = 65536
+MAX_OUTPUT = 64 * 1024 * 1024  # bytes of stdout and stderr read of one command, by default
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -30,11 +32,18 @@ class Target:
 
 
 class Session:
-    """One SSH connection: `run` a command, read a file."""
+    """One SSH connection: `run` a command, read a file.
 
-    def __init__(self, target: Target, client: paramiko.SSHClient) -> None:
+    What a command writes is untrusted: at most `max_output` bytes of it are read (stdout and
+    stderr together), and it has a deadline.
+    """
+
+    def __init__(
+        self, target: Target, client: paramiko.SSHClient, max_output: int = MAX_OUTPUT
+    ) -> None:
         self.target = target
         self._client = client
+        self.max_output = max_output
 
     def run(
         self, command: str, *args: str, timeout: float = 60, stdin: bytes = b""
@@ -42,8 +51,10 @@ class Session:
         """Run `command` with `args` shell-quoted once, here; `stdin` is sent, then closed.
 
         `timeout` is a deadline for the whole command, not for each read: a command that hangs,
-        or one that trickles output forever, ends in ConnectError all the same. So does a
-        connection that drops before the command reports its exit code.
+        or one that trickles output forever, ends in CommandTimeout (a ConnectError) all the
+        same. A connection that drops before the command reports its exit code is a
+        ConnectError. A command that writes more than `max_output` bytes (stdout and stderr
+        together) is cut off: its channel is closed and OutputTooLarge raised.
         """
         line = command if not args else f"{command} {' '.join(shlex.quote(a) for a in args)}"
         deadline = time.monotonic() + timeout
@@ -54,10 +65,10 @@ class Session:
             with transport.open_session(timeout=timeout) as channel:
                 channel.exec_command(line)
                 feeder = _feed(channel, stdin)  # beside the reads: neither side waits on the other
-                out, err, rc = _collect(channel, deadline)
+                out, err, rc = _collect(channel, deadline, self._limit(command))
                 feeder.join(timeout=1)
         except TimeoutError as exc:
-            raise ConnectError(
+            raise CommandTimeout(
                 f"{self.target.name}: `{_short(command)}` did not finish within {timeout:.0f} s",
                 hint="the command hung, or the server stopped answering; the deadline is"
                 " the `timeout` of its section in phoenix.toml",
@@ -73,6 +84,20 @@ class Session:
 
     def close(self) -> None:
         self._client.close()
+
+    def _limit(self, command: str) -> Callable[[int], None]:
+        """What `_collect` calls with the bytes read so far: OutputTooLarge past max_output."""
+
+        def check(total: int) -> None:
+            if total > self.max_output:
+                raise OutputTooLarge(
+                    f"{self.target.name}: `{_short(command)}` wrote more than"
+                    f" {self.max_output} bytes: phoenix stopped reading it",
+                    hint="a server does not write that much unless it is meant to flood its"
+                    " reader; if it is genuine, raise [drift] max_output in phoenix.toml",
+                )
+
+        return check
 
     def __enter__(self) -> Session:
         return self
@@ -103,12 +128,30 @@ def _feed(channel: paramiko.Channel, data: bytes) -> threading.Thread:
     return thread
 
 
-def _collect(channel: paramiko.Channel, deadline: float) -> tuple[bytes, bytes, int | None]:
+def _collect(
+    channel: paramiko.Channel, deadline: float, limit: Callable[[int], None]
+) -> tuple[bytes, bytes, int | None]:
     """Read stdout and stderr until the command exits; its exit code, None if none came.
 
-    Raise TimeoutError at `deadline`."""
+    Raise TimeoutError at `deadline`; `limit(total bytes read)` after each read may raise, and
+    then the channel is closed (the command's output is no longer read)."""
     out: list[bytes] = []
     err: list[bytes] = []
+    try:
+        return _read(channel, deadline, limit, out, err)
+    except BaseException:
+        channel.close()
+        raise
+
+
+def _read(
+    channel: paramiko.Channel,
+    deadline: float,
+    limit: Callable[[int], None],
+    out: list[bytes],
+    err: list[bytes],
+) -> tuple[bytes, bytes, int | None]:
+    total = 0
     while True:
         remaining = deadline - time.monotonic()
         if remaining <= 0:
@@ -119,15 +162,21 @@ def _collect(channel: paramiko.Channel, deadline: float) -> tuple[bytes, bytes, 
         except TimeoutError:
             data = None
         while channel.recv_stderr_ready():
-            err.append(channel.recv_stderr(_CHUNK))
+            err.append(chunk := channel.recv_stderr(_CHUNK))
+            total += len(chunk)
+            limit(total)
         if data:
             out.append(data)
+            total += len(data)
+            limit(total)
         elif data == b"":  # stdout is at its end: the exit code comes next, or the close
             break
     if not channel.status_event.wait(max(0.0, deadline - time.monotonic())):
         raise TimeoutError("deadline")
     while channel.recv_stderr_ready():
-        err.append(channel.recv_stderr(_CHUNK))
+        err.append(chunk := channel.recv_stderr(_CHUNK))
+        total += len(chunk)
+        limit(total)
     # paramiko sets the event with -1 as the code when the channel closes without one
     code = channel.exit_status
     return b"".join(out), b"".join(err), None if code == -1 else code
@@ -138,8 +187,11 @@ def _short(command: str) -> str:
     return first if len(first) <= 60 else first[:57] + "..."
 
 
-def connect(target: Target, private_key: Path, timeout: float = 15) -> Session:
-    """Open a session that accepts only the pinned host key of `target`."""
+def connect(
+    target: Target, private_key: Path, timeout: float = 15, max_output: int = MAX_OUTPUT
+) -> Session:
+    """Open a session that accepts only the pinned host key of `target`; it reads at most
+    `max_output` bytes of what each command writes."""
     client = paramiko.SSHClient()
     key_type, key_b64 = target.host_key.split()[:2]
     pinned = paramiko.PKey.from_type_string(key_type, base64.b64decode(key_b64))
@@ -174,7 +226,7 @@ def connect(target: Target, private_key: Path, timeout: float = 15) -> Session:
         raise ConnectError(
             f"cannot reach {target.name} at {target.address}:{target.port}: {exc}"
         ) from exc
-    return Session(target, client)
+    return Session(target, client, max_output)
 
 
 def wait_port(address: str, port: int, timeout: float) -> None:

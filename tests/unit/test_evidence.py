@@ -200,11 +200,11 @@ def test_what_drift_replace_hands_to_the_rollout() -> None:
         server("api-2", ScanStatus.UNREACHABLE, stopped, fleet="api"),
     ]
     assert ops.to_replace(report_of(servers, fail_on=Severity.LOW)) == {
-        "web": ["web-1", "web-2", "web-3"],
+        "web": ["web-1", "web-2", "web-3", "web-4"],  # unreachable: the most suspect
         "api": ["api-2"],
     }
     assert ops.to_replace(report_of(servers, fail_on=Severity.HIGH)) == {
-        "web": ["web-2", "web-3"],
+        "web": ["web-2", "web-3", "web-4"],
         "api": ["api-2"],
     }
     plan = Plan(
@@ -220,7 +220,7 @@ def test_what_drift_replace_hands_to_the_rollout() -> None:
     assert ops.replace_exit_code(report_of([], problems=["x"]), []) is ExitCode.REFUSED
 
 
-def test_drift_replace_leaves_a_server_without_baseline_as_it_leaves_an_unreachable_one() -> None:
+def test_drift_replace_leaves_a_server_without_baseline() -> None:
     high = Finding(kind="ssh_key.added", subject="root", severity=Severity.HIGH)
     servers = [server("web-1", ScanStatus.DRIFTED, high), server("web-2", ScanStatus.NO_BASELINE)]
     scanned = report_of(servers)

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from phoenix.errors import CommandError
+from phoenix.errors import CommandError, UntrustedOutput
 from phoenix.facts import (
     SYSCTL_KEYS,
     Facts,
@@ -28,6 +28,7 @@ from phoenix.facts import (
     sysctl,
     users,
 )
+from phoenix.facts.cache import ScanCache
 from phoenix.host.process import CommandResult
 from tests.unit.facts.fakes import FakeRunner, expected, output, script_output, script_stderr
 
@@ -121,46 +122,78 @@ def test_summary_leaves_out_what_was_not_gathered() -> None:
 
 @pytest.mark.parametrize(
     ("section", "label"),
-    [("files", "find ROOTS"), ("packages", "dpkg-query -W"), ("services", "systemctl")],
+    [("files", "files failed"), ("packages", "packages failed"), ("services", "services failed")],
 )
-def test_a_failing_required_section_stops_gather_with_its_own_error(
+def test_a_failing_required_section_is_unread_and_the_others_are_intact(
     section: str, label: str
 ) -> None:
     stdout = script_output(**{section: (127, "")}, ports=(127, ""))
     stderr = script_stderr(**{section: "sh: 1: tool: not found\n"}, ports="sh: 1: ss: not found\n")
-    with pytest.raises(CommandError) as caught:
-        gather(answering(stdout, stderr), ROOTS)
-    message = caught.value.message
-    assert message.startswith(f"web-1: `{label}") and "(exit 127)" in message
-    assert message.endswith("sh: 1: tool: not found")  # not the ports section's error
+    facts = gather(answering(stdout, stderr), ROOTS)
+    assert facts.unread == {
+        section: f"{label} (exit 127): sh: 1: tool: not found",  # not the ports section's error
+        "ports": "ports failed (exit 127): sh: 1: ss: not found",
+    }
+    assert facts.invalid == {}
+    assert getattr(facts, section) == {} and facts.ports == {}
+    assert facts.unreadable(section) and not facts.unreadable("users")
 
 
-def test_unreadable_output_of_a_required_section_is_a_command_error() -> None:
-    stdout = script_output(packages=(0, "garbage"))
-    with pytest.raises(CommandError, match=r"web-1: `dpkg-query -W` .*cannot read"):
-        gather(answering(stdout), ROOTS)
+def test_invalid_output_of_a_required_section_is_named_and_the_others_are_intact() -> None:
+    whole = gather(recorded(), ROOTS)
+    forged = script.split(output("script/bookworm-minbase.out"))
+    sections = {name: (s.rc, s.stdout) for name, s in forged.items() if name != script.UNITS}
+    files_text = sections["files"][1].replace("\x00f 644 ", "\x00f 9z9 ", 1)
+    assert files_text != sections["files"][1]
+    facts = gather(answering(script_output(**{**sections, "files": (0, files_text)})), ROOTS)
+    assert list(facts.invalid) == ["files"] and "'9z9' is not octal" in facts.invalid["files"]
+    assert facts.files == {} and facts.unread == {}
+    assert (facts.packages, facts.services, facts.users) == (
+        whole.packages,
+        whole.services,
+        whole.users,
+    )
+
+
+def test_unreadable_output_of_a_required_section_is_invalid() -> None:
+    facts = gather(answering(script_output(packages=(0, "garbage"))), ROOTS)
+    assert facts.invalid == {"packages": "not a package line: 'garbage'"}
+    assert facts.packages == {}
 
 
 def test_the_files_section_keeps_its_own_checks() -> None:
     stdout = script_output(files=(0, "#sha256\0#end 2 0\0"))
     stderr = script_stderr(files="find: '/etc/x': Input/output error\n")
-    with pytest.raises(CommandError, match=r"find ROOTS .*exit 2\): find: '/etc/x'"):
-        gather(answering(stdout, stderr), ROOTS)
+    facts = gather(answering(stdout, stderr), ROOTS)
+    assert facts.unread == {
+        "files": "find ROOTS -xdev -printf ... failed (exit 2): find: '/etc/x': Input/output error"
+    }
+
+
+def test_a_reason_is_escaped_and_capped() -> None:
+    stdout = script_output(packages=(1, ""), users=(0, "root:x:0:0::/root:/bin/sh\x1b[31m" * 99))
+    stderr = script_stderr(packages="\x1b]0;owned\x07" + "x" * 500 + "\n")
+    facts = gather(answering(stdout, stderr), ROOTS)
+    reason = facts.unread["packages"]
+    assert "\x1b" not in reason and "\\x1b]0;owned\\x07" in reason
+    assert len(facts.unread["packages"]) <= 300 and len(facts.invalid["users"]) <= 300
+    assert "\x1b" not in facts.invalid["users"]
 
 
 @pytest.mark.parametrize("section", INVENTORY)
-def test_a_failing_optional_section_gives_an_empty_fact(section: str) -> None:
+def test_a_failing_optional_section_gives_an_empty_fact_and_is_unread(section: str) -> None:
     stdout = script_output(**{section: (127, "")})
     facts = gather(answering(stdout, script_stderr(**{section: "not found\n"})), ROOTS)
     assert getattr(facts, section) == {}
     assert all(getattr(facts, other) == {} for other in INVENTORY)
+    assert facts.unread == {section: f"{section} failed (exit 127): not found"}
 
 
 @pytest.mark.parametrize("section", INVENTORY)
-def test_unreadable_output_of_an_optional_section_is_not_gathered(section: str) -> None:
+def test_unreadable_output_of_an_optional_section_is_invalid(section: str) -> None:
     stdout = script_output(**{section: (0, "=what\nis this")})
     facts = gather(answering(stdout), ROOTS)
-    assert getattr(facts, section) is None
+    assert getattr(facts, section) == {} and list(facts.invalid) == [section]
     assert all(getattr(facts, other) == {} for other in INVENTORY if other != section)
 
 
@@ -177,9 +210,19 @@ def test_a_script_killed_midway_names_the_last_error_not_a_marker() -> None:
         gather(answering(stdout, stderr, rc=143), ROOTS)
 
 
-def test_a_script_output_that_cannot_be_split_is_a_command_error() -> None:
-    with pytest.raises(CommandError, match=r"cannot read: .*cut short"):
+def test_a_script_output_that_cannot_be_split_is_untrusted() -> None:
+    with pytest.raises(UntrustedOutput, match=r"web-1: .* not laid out .*cut short") as caught:
         gather(answering("some banner\n"), ROOTS)
+    assert caught.value.hint and "compromised" in caught.value.hint
+
+
+def test_gather_with_a_cache_skips_what_cannot_be_read() -> None:
+    cache = ScanCache()
+    gather(recorded(), ROOTS, cache=cache)
+    known = dict(cache.files.entries)
+    forged = script_output(files=(0, "#sha256\0#end x 0\0"))
+    assert "files" in gather(answering(forged), ROOTS, cache=cache).invalid
+    assert known and cache.files.entries == known  # the hashes of the last good scan are kept
 
 
 # -- setuid --------------------------------------------------------------------------------
@@ -220,7 +263,7 @@ def test_round_trip_through_json_is_exact() -> None:
     for case in ("bookworm-minbase", "bookworm-changed"):
         facts = gather(recorded(case), ROOTS)
         data = json.loads(json.dumps(facts.to_dict()))
-        assert data["version"] == 2
+        assert data["version"] == 3
         assert Facts.from_dict(data) == facts
         assert Facts.from_dict(data).to_dict() == data
 
@@ -273,7 +316,20 @@ def test_a_version_1_baseline_reads_with_the_inventory_not_gathered() -> None:
     )
     assert all(getattr(old, name) is None for name in INVENTORY)
     assert old.setuid() == gathered.setuid()
-    assert old.to_dict()["version"] == 2 and old.to_dict()["users"] is None
+    assert old.to_dict()["version"] == 3 and old.to_dict()["users"] is None
+    assert (old.unread, old.invalid) == ({}, {})
+
+
+def test_a_version_2_record_reads_with_no_area_unread() -> None:
+    data = odd_facts().to_dict()
+    old = {key: value for key, value in data.items() if key not in ("unread", "invalid")}
+    assert Facts.from_dict(old | {"version": 2}) == odd_facts()
+
+
+def test_round_trip_keeps_unread_and_invalid_areas() -> None:
+    facts = replace(odd_facts(), unread={"ports": "ports failed (exit 127): x"})
+    facts = replace(facts, invalid={"files": "mode '9z9' is not octal permission bits"})
+    assert Facts.from_dict(json.loads(json.dumps(facts.to_dict()))) == facts
 
 
 def test_sysctl_keys_are_exported() -> None:
@@ -299,6 +355,9 @@ V2 = odd_facts().to_dict()
         V2 | {"cron": {"/etc/crontab": [1]}},
         V2 | {"sysctl": {"kernel.sysrq": 1}},
         V2 | {"ports": {"tcp/*:1": {"proto": "tcp"}}},
+        {key: value for key, value in V2.items() if key != "unread"},
+        V2 | {"invalid": {"files": 1}},
+        V2 | {"unread": ["files"]},
     ],
 )
 def test_from_dict_refuses_what_to_dict_does_not_write(data: dict[str, Any]) -> None:

@@ -85,17 +85,16 @@ def test_the_script_of_a_registry_runs_its_new_section(tmp_path: Path) -> None:
     assert parse_kernel(sections["kernel"].stdout) == parse_kernel(alone)
 
 
-def test_a_new_fact_that_fails_or_cannot_be_read_is_empty_or_not_gathered() -> None:
+def test_a_new_fact_that_fails_or_cannot_be_read_is_empty_and_named() -> None:
     failed = gather(server((127, "")), ROOTS, registry=WITH_KERNEL)
     unread = gather(server((0, "what is this")), ROOTS, registry=WITH_KERNEL)
-    assert (failed.get(KERNEL), unread.get(KERNEL)) == ({}, None)
+    assert (failed.get(KERNEL), unread.get(KERNEL)) == ({}, {})
+    assert "kernel" in failed.unread and "kernel" in unread.invalid
     assert "kernel" not in unread.summary()
-    assert diff(failed, unread) == []  # skipped: not gathered on one side
+    assert diff(failed, unread) == []  # skipped: not read on the baseline
     later = gather(server((0, "Linux 6.2")), ROOTS, registry=WITH_KERNEL)
-    assert [(f.kind, f.subject, f.after) for f in diff(failed, later)] == [
-        ("kernel.added", "name", "Linux"),
-        ("kernel.added", "release", "6.2"),
-    ]
+    assert diff(failed, later) == []
+    assert [(f.kind, f.subject) for f in diff(later, unread)] == [("facts.invalid", "kernel")]
 
 
 def test_records_of_the_default_registry_know_nothing_of_the_new_fact() -> None:
