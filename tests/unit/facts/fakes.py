@@ -124,7 +124,9 @@ def completed(recording: str) -> str:
     """A recorded output of the script, with each section it predates appended as failed (exit
     127, as on a server without the section's tool): the facts they gather are then empty."""
     return recording + "".join(
-        f"#section {name} 127\0\0" for name in LATER_SECTIONS if f"#section {name} " not in recording
+        f"#section {name} 127\0\0"
+        for name in LATER_SECTIONS
+        if f"#section {name} " not in recording
     )
 
 
