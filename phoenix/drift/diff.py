@@ -309,11 +309,12 @@ def _keyed(
             continue
         before, after = was.get(key), now.get(key)
         if before is None and after is not None and spec.added:
-            found.append(_of(spec.added, key, None, spec.show(after)))
+            found.append(_of(spec.kind_of(spec.added, None, after), key, None, spec.show(after)))
         elif after is None and before is not None and spec.removed:
             found.append(_of(spec.removed, key, spec.show(before), None))
         elif before is not None and after is not None and before != after and spec.changed:
-            found.append(_of(spec.changed, key, spec.show(before), spec.show(after)))
+            kind = spec.kind_of(spec.changed, before, after)
+            found.append(_of(kind, key, spec.show(before), spec.show(after)))
     return found
 
 

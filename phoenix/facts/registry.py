@@ -20,7 +20,8 @@ from dataclasses import asdict, dataclass
 from typing import Any, Generic, TypeVar
 
 from phoenix.config import Severity
-from phoenix.facts import cron, ports, ssh_keys, sysctl, users
+from phoenix.facts import capabilities, cron, executables, ports, ssh_keys, sysctl, users
+from phoenix.facts.executables import Executable
 from phoenix.facts.ports import Listener
 from phoenix.facts.users import Group, User
 
@@ -62,6 +63,10 @@ def show(value: Any) -> str:
     return str(value)
 
 
+def never(before: Any, after: Any) -> bool:
+    return False
+
+
 @dataclass(frozen=True)
 class Keyed:
     """Drift of a fact keyed by name: a finding when a key appears, goes, or its value changes.
@@ -75,6 +80,16 @@ class Keyed:
     changed: Kind | None = None
     subject: Callable[[str, Any], str] = by_key
     show: Callable[[Any], str] = show
+    # a key added or changed for which escalates(before, after) holds (before None when added)
+    # is a finding of kind `escalated` instead: a new or changed setuid executable, say
+    escalated: Kind | None = None
+    escalates: Callable[[Any, Any], bool] = never
+
+    def kind_of(self, kind: Kind, before: Any, after: Any) -> Kind:
+        """The kind of a key added or changed (`kind`), or `escalated` if the change escalates."""
+        if self.escalated is not None and self.escalates(before, after):
+            return self.escalated
+        return kind
 
 
 @dataclass(frozen=True)
@@ -117,7 +132,9 @@ class Fact(Generic[V]):
     def kinds(self) -> tuple[Kind, ...]:
         drift = self.drift
         changed = drift.changed if isinstance(drift, Keyed) else None
-        return tuple(kind for kind in (drift.added, drift.removed, changed) if kind is not None)
+        escalated = drift.escalated if isinstance(drift, Keyed) else None
+        kinds = (drift.added, drift.removed, changed, escalated)
+        return tuple(kind for kind in kinds if kind is not None)
 
 
 @dataclass(frozen=True, eq=False)
@@ -255,4 +272,66 @@ SYSCTL: Fact[str] = Fact(  # key of SYSCTL_KEYS -> value
     drift=Keyed("sysctl", changed=Kind("sysctl.changed", Severity.MEDIUM)),
 )
 
-REGISTRY = Registry((USERS, GROUPS, SSH_KEYS, CRON, TIMERS, PORTS, SYSCTL))
+
+# -- what a compromised server hides from a file checker: executables and capabilities anywhere --
+
+EXECUTABLES: Fact[Executable] = Fact(  # path -> mode, owner, size, SHA-256
+    name="executables",
+    command=executables.COMMAND,
+    parse=executables.parse,
+    plain=asdict,
+    read=lambda data: Executable(**data),
+    drift=Keyed(
+        "executable",
+        added=Kind(
+            "executable.added",
+            Severity.HIGH,
+            meaning="a new executable file the image did not have: a dropped tool or backdoor",
+        ),
+        removed=Kind(
+            "executable.removed", Severity.LOW, meaning="an executable file of the image is gone"
+        ),
+        changed=Kind(
+            "executable.changed",
+            Severity.HIGH,
+            meaning="an executable's content, mode or owner changed: a replaced or trojaned binary",
+        ),
+        escalated=Kind(
+            "executable.setuid",
+            Severity.HIGH,
+            meaning="a new or changed executable with the setuid or setgid bit: a way to root",
+        ),
+        escalates=executables.setuid_after,
+        show=executables.show,
+    ),
+)
+CAPABILITIES: Fact[str] = Fact(  # path -> its file capabilities and other security.* attributes
+    name="capabilities",
+    command=capabilities.COMMAND,
+    parse=capabilities.parse,
+    plain=str,
+    read=string,
+    drift=Keyed(
+        "capability",
+        added=Kind(
+            "capability.added",
+            Severity.HIGH,
+            meaning="a file now grants privileges without setuid (cap_setuid+ep on a copy of "
+            "python...) or carries a new security attribute",
+        ),
+        removed=Kind(
+            "capability.removed",
+            Severity.LOW,
+            meaning="a file of the image lost its capabilities or security attributes",
+        ),
+        changed=Kind(
+            "capability.changed",
+            Severity.HIGH,
+            meaning="a file's capabilities or security attributes changed: more privileges?",
+        ),
+    ),
+)
+
+REGISTRY = Registry(
+    (USERS, GROUPS, SSH_KEYS, CRON, TIMERS, PORTS, SYSCTL, EXECUTABLES, CAPABILITIES)
+)

@@ -5,10 +5,12 @@ from __future__ import annotations
 import json
 import shlex
 import subprocess
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from phoenix.facts import capabilities, executables
+from phoenix.facts.registry import CAPABILITIES, EXECUTABLES, REGISTRY, Registry
 from phoenix.host.process import CommandResult
 from phoenix.host.ssh import Target
 
@@ -97,7 +99,11 @@ EMPTY_SECTIONS: dict[str, tuple[int, str]] = {
     "timers": (0, ""),
     "ports": (0, ""),
     "sysctl": (0, ""),
+    "executables": (0, "#sha256\n#end 0 0\n"),
+    "capabilities": (0, "#getfattr missing\n#end\n"),
 }
+# Sections the recorded script outputs predate (they end with sysctl's): see completed().
+LATER_SECTIONS = ("executables", "capabilities")
 
 
 def script_output(**sections: tuple[int, str]) -> str:
@@ -112,3 +118,32 @@ def script_output(**sections: tuple[int, str]) -> str:
 def script_stderr(**sections: str) -> str:
     """The script's stderr: each section's marker, then what it wrote."""
     return "".join(f"\0#section {name}\0{sections.get(name, '')}" for name in EMPTY_SECTIONS)
+
+
+def completed(recording: str) -> str:
+    """A recorded output of the script, with each section it predates appended as failed (exit
+    127, as on a server without the section's tool): the facts they gather are then empty."""
+    return recording + "".join(
+        f"#section {name} 127\0\0"
+        for name in LATER_SECTIONS
+        if f"#section {name} " not in recording
+    )
+
+
+def recorded_script(case: str) -> str:
+    """The recorded output of the script for `case`, completed()."""
+    return completed(output(f"script/{case}.out"))
+
+
+def scanning(root: Path, registry: Registry = REGISTRY) -> Registry:
+    """`registry`, its facts that scan the whole file system scanning `root` instead (and no
+    other mount): a test that runs the script on this machine must never scan its /."""
+    local = {
+        EXECUTABLES.name: replace(EXECUTABLES, command=_sh(executables.script(str(root), ()))),
+        CAPABILITIES.name: replace(CAPABILITIES, command=_sh(capabilities.script(str(root), ()))),
+    }
+    return Registry(tuple(local.get(fact.name, fact) for fact in registry))
+
+
+def _sh(code: str) -> str:
+    return f"sh -c {shlex.quote(code)} phoenix-test"

@@ -30,7 +30,14 @@ from phoenix.facts import (
 )
 from phoenix.facts.cache import ScanCache
 from phoenix.host.process import CommandResult
-from tests.unit.facts.fakes import FakeRunner, expected, output, script_output, script_stderr
+from tests.unit.facts.fakes import (
+    FakeRunner,
+    expected,
+    output,
+    recorded_script,
+    script_output,
+    script_stderr,
+)
 
 ROOTS = ["/etc", "/usr/lib/openssh", "/usr/local", "/root", "/var/spool/cron", "/srv/missing"]
 INVENTORY = ("users", "groups", "ssh_keys", "cron", "timers", "ports", "sysctl")
@@ -39,7 +46,7 @@ INVENTORY = ("users", "groups", "ssh_keys", "cron", "timers", "ports", "sysctl")
 def recorded(case: str = "bookworm-minbase") -> FakeRunner:
     """What the real container answered to the script."""
     stderr = expected(f"script/{case}.json")["stderr"]
-    return FakeRunner({script.COMMAND: CommandResult(0, output(f"script/{case}.out"), stderr)})
+    return FakeRunner({script.COMMAND: CommandResult(0, recorded_script(case), stderr)})
 
 
 def answering(stdout: str, stderr: str = "", rc: int = 0) -> FakeRunner:
@@ -104,6 +111,8 @@ def test_summary_counts_every_fact() -> None:
         "timers": expected("timers/bookworm-minbase.json")["count"],
         "ports": len(expected("ports/bookworm-minbase.json")["ports"]),
         "sysctl": len(expected("sysctl/bookworm-minbase.json")["sysctl"]),
+        "executables": 0,  # the recording predates them: failed, empty
+        "capabilities": 0,
     }
 
 

@@ -15,7 +15,7 @@ from phoenix.drift.diff import SEVERITY, Finding, Rules, diff
 from phoenix.facts import REGISTRY, Facts, gather, script
 from phoenix.facts.registry import USERS, Fact, Keyed, Kind, Lines, Registry, string
 from phoenix.host.process import CommandResult
-from tests.unit.facts.fakes import FakeRunner, LocalRunner, script_output
+from tests.unit.facts.fakes import FakeRunner, LocalRunner, scanning, script_output
 
 ROOTS = ["/etc"]
 
@@ -57,7 +57,7 @@ def test_a_fact_declared_once_is_gathered_stored_read_back_and_diffed() -> None:
 
     data = json.loads(json.dumps(baseline.to_dict()))
     assert data["kernel"] == {"name": "Linux", "release": "6.1.0-28-amd64"}
-    assert list(data)[-2:] == ["sysctl", "kernel"]  # after the facts of REGISTRY
+    assert list(data)[-2:] == ["capabilities", "kernel"]  # after the facts of REGISTRY
     assert Facts.from_dict(data, WITH_KERNEL) == baseline
 
     live = gather(server((0, "Linux 6.1.0-31-amd64")), ROOTS, registry=WITH_KERNEL)
@@ -75,7 +75,7 @@ def test_a_fact_declared_once_is_gathered_stored_read_back_and_diffed() -> None:
 
 def test_the_script_of_a_registry_runs_its_new_section(tmp_path: Path) -> None:
     """On this machine (dash, GNU tools): the new section is split out and parsed like the rest."""
-    run = script.of(WITH_KERNEL)
+    run = script.of(scanning(tmp_path, WITH_KERNEL))  # no scan of this machine's /
     assert list(run.sections)[-1] == "kernel" and "phoenix_kernel() {\nuname -sr\n}" in run.text
     result = LocalRunner().run(run.command, "", "", str(tmp_path))
     assert result.rc == 0, result.stderr
@@ -112,7 +112,8 @@ def test_records_of_the_default_registry_know_nothing_of_the_new_fact() -> None:
 
 def test_the_default_facts_and_their_severities_come_from_the_registry() -> None:
     assert REGISTRY.names() == (
-        "users", "groups", "ssh_keys", "cron", "timers", "ports", "sysctl"
+        "users", "groups", "ssh_keys", "cron", "timers", "ports", "sysctl", "executables",
+        "capabilities",
     )  # fmt: skip
     assert list(script.SECTIONS)[3:] == list(REGISTRY.names())
     assert all(SEVERITY[kind] == severity for kind, severity in REGISTRY.severity().items())

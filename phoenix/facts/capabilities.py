@@ -1,0 +1,158 @@
+r"""File capabilities, and other `security.*` extended attributes, of every file on the server.
+
+A copy of python with `cap_setuid+ep` is a way to root without any setuid bit: neither the mode
+of a file nor its hash shows it. This fact records, for every regular file on the root file system
+and on the writable mounts the executables fact scans (`executables.roots`), the capabilities
+`getcap` prints (it prints only files that have some), and, when `getfattr` (package attr) is
+there, the file's other `security.*` attributes (security.capability is getcap's already). Without
+getfattr the fact holds the capabilities only, and the output says so (`#getfattr missing`, and a
+line on stderr); without getcap (package libcap2-bin) the section fails: the fact is empty.
+
+getcap writes `PATH CAPS` lines, unescaped: the files whose path holds a newline are asked one at a
+time (there are none on a sane server), the others in batches. getfattr escapes newlines and
+backslashes in the names itself (`\012`, `\134`) and writes the values in base64 (`-e base64`).
+As in the executables fact, each record is then escaped (`\` -> `\\`, newline -> `\n`) and ended
+by a newline. Sample output:
+
+    /usr/bin/ping cap_net_raw=ep
+    /usr/local/bin/py cap_setuid=ep
+    #getfattr
+    # file: /usr/bin/ping
+    security.capability=0sAQAAAgAgAAAAAAAAAAAAAAAAAAA=
+
+    # file: /srv/x
+    security.ima=0sBAT/EO0=
+
+    #end
+
+gives `{"/srv/x": "security.ima=0sBAT/EO0=", "/usr/bin/ping": "cap_net_raw=ep",
+"/usr/local/bin/py": "cap_setuid=ep"}`. A path that ends in what looks like capabilities
+(`/x cap_chown=ep`) cannot be told apart in getcap's line: its capabilities are then those of a
+shorter path; two lines for one path are both kept (`A | B`): neither can hide the other.
+
+Cost: two more walks of the root file system and one getxattr per file (getcap, getfattr): well
+under a second on a container of ~20,000 files. Nothing here changes on a lived-in server: only
+package installs set capabilities (and getfattr's presence changes only with the attr package).
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+from collections.abc import Iterator
+
+from phoenix.facts import fields
+from phoenix.facts.executables import ESCAPE, roots, unescape
+
+GETFATTR_MARK = "#getfattr"
+GETFATTR_MISSING = "#getfattr missing"
+END_MARK = "#end"
+FILE_HEAD = "# file: "
+CAPABILITY = "security.capability"
+# one clause of cap_to_text: capability names (or none), then operators and flags: "cap_x,cap_y=ep"
+CLAUSE = re.compile(r"[a-z0-9_,]*(?:[=+-][eip]*)+")
+ATTRIBUTE = re.compile(r"security\.[!-<>-~]{1,250}")  # printable, no `=` nor space
+VALUE = re.compile(r"(?:0s[A-Za-z0-9+/]*={0,2}|0x[0-9a-f]*|\"[ -~]*\")?")  # -e base64: 0s...
+OCTAL = re.compile(r"\\([0-7]{3})")
+MAX_TEXT = 4096
+
+BODY = r"""nl='
+'
+{
+  find "$@" -xdev -type f ! -path "*$nl*" -print0 | xargs -0 -r getcap | tr '\n' '\0'
+  find "$@" -xdev -type f -path "*$nl*" -exec sh -c '
+    for f; do c=$(getcap "$f") && [ -n "$c" ] && printf "%s\0" "$c"; done; :' phoenix-getcap {} +
+  if command -v getfattr >/dev/null 2>&1; then
+    printf '#getfattr\0'
+    find "$@" -xdev -type f -print0 |
+      xargs -0 -r getfattr --absolute-names -e base64 -m '^security\.' -d | tr '\n' '\0'
+  else
+    printf '#getfattr missing\0'
+    echo "getfattr not found (package attr): only file capabilities read, no other security.*" >&2
+  fi
+  printf '#end\0'
+} | @ESCAPE@
+"""
+NEEDS_GETCAP = r"""command -v getcap >/dev/null 2>&1 || {
+  echo "getcap not found (package libcap2-bin): file capabilities cannot be read" >&2; exit 127; }
+"""
+
+
+def script(root: str = "/", extra: tuple[str, ...] | None = None) -> str:
+    """The command's shell code; a test scans a directory tree of its own instead of /."""
+    where = roots(root) if extra is None else roots(root, extra)
+    return "export LC_ALL=C\n" + NEEDS_GETCAP + where + BODY.replace("@ESCAPE@", ESCAPE)
+
+
+SCRIPT = script()
+COMMAND = f"sh -c {shlex.quote(SCRIPT)} phoenix-capabilities"
+
+
+def parse(text: str) -> dict[str, str]:
+    """Path -> its capabilities and other security attributes, as text; ValueError if unreadable."""
+    lines = iter(fields.records(text, "\n"))
+    found: dict[str, list[str]] = {}
+    for path, caps in _getcap(lines):
+        found.setdefault(path, []).append(caps)
+    for path, attributes in _getfattr(lines):
+        if attributes:
+            found.setdefault(path, []).append(" ".join(attributes))
+    extra = next(lines, None)
+    if extra is not None:
+        raise ValueError(f"output after the end record: {fields.shown(extra)}")
+    return {path: " | ".join(texts) for path, texts in sorted(found.items())}
+
+
+def split_getcap(line: str) -> tuple[str, str]:
+    """`PATH CAPS` -> (PATH, CAPS): CAPS is the longest run of clauses that ends the line."""
+    words = line.split(" ")
+    first = len(words)
+    while first > 1 and CLAUSE.fullmatch(words[first - 1]):
+        first -= 1
+    if first == len(words):
+        raise ValueError(f"not `PATH CAPABILITIES`: {fields.shown(line)}")
+    caps = fields.plain(" ".join(words[first:]), "capabilities", MAX_TEXT)
+    return fields.path(unescape(" ".join(words[:first]))), caps
+
+
+def _getcap(lines: Iterator[str]) -> Iterator[tuple[str, str]]:
+    for line in lines:
+        if line in (GETFATTR_MARK, GETFATTR_MISSING):
+            return
+        yield split_getcap(line)
+    raise ValueError(f"no {GETFATTR_MARK} record: the output ended early")
+
+
+def _getfattr(lines: Iterator[str]) -> Iterator[tuple[str, list[str]]]:
+    """Each `# file: PATH` with its `security.*` attributes but security.capability."""
+    path: str | None = None
+    attributes: list[str] = []
+    for line in lines:
+        if line == END_MARK or line.startswith(FILE_HEAD):
+            if path is not None:
+                yield path, attributes
+            if line == END_MARK:
+                return
+            path, attributes = _getfattr_path(line[len(FILE_HEAD) :]), []
+        elif line:
+            if path is None:
+                raise ValueError(f"an attribute before any `# file:` record: {fields.shown(line)}")
+            name, _, value = line.partition("=")
+            if not ATTRIBUTE.fullmatch(name) or not VALUE.fullmatch(value):
+                raise ValueError(f"not a `security.NAME=VALUE` attribute: {fields.shown(line)}")
+            if name != CAPABILITY:
+                attributes.append(fields.plain(line, "attribute", MAX_TEXT))
+    raise ValueError(f"no {END_MARK} record: the output ended early")
+
+
+def _getfattr_path(text: str) -> str:
+    r"""A path as getfattr wrote it (`\ooo` for a newline or a backslash), back."""
+    raw = unescape(text)
+    if "\\" in OCTAL.sub("", raw):
+        raise ValueError(f"path {fields.shown(raw)} holds a stray backslash")
+    parts = OCTAL.split(raw)  # text, octal, text, octal, ..., text
+    data = b"".join(
+        bytes([int(part, 8) & 0xFF]) if odd else part.encode("utf-8", "surrogatepass")
+        for odd, part in ((i % 2 == 1, p) for i, p in enumerate(parts))
+    )
+    return fields.path(data.decode("utf-8", "replace"))
