@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from phoenix.facts import script
+from phoenix.facts.registry import REGISTRY, Registry
 from phoenix.host.process import CommandResult
 from phoenix.host.ssh import Target
 
@@ -97,6 +99,11 @@ EMPTY_SECTIONS: dict[str, tuple[int, str]] = {
     "timers": (0, ""),
     "ports": (0, ""),
     "sysctl": (0, ""),
+    "manager_env": (0, ""),
+    "transient": (0, ""),
+    "mounts": (0, "#host web-1"),
+    "processes_deleted": (0, ""),
+    "processes_outside": (0, ""),
 }
 
 
@@ -112,3 +119,19 @@ def script_output(**sections: tuple[int, str]) -> str:
 def script_stderr(**sections: str) -> str:
     """The script's stderr: each section's marker, then what it wrote."""
     return "".join(f"\0#section {name}\0{sections.get(name, '')}" for name in EMPTY_SECTIONS)
+
+
+# The facts the recorded script outputs (tests/data/facts/script) hold: those recorded before the
+# facts of the running system (manager_env, transient, mounts, processes...) were added.
+RECORDED_FACTS = ("users", "groups", "ssh_keys", "cron", "timers", "ports", "sysctl")
+RECORDED_REGISTRY = Registry(tuple(fact for fact in REGISTRY if fact.name in RECORDED_FACTS))
+RECORDED_SCRIPT = script.of(RECORDED_REGISTRY)
+
+
+def recorded_output(case: str) -> str:
+    """The recorded output of the script for `case`, as today's script would write it: the
+    sections recorded since, each as EMPTY_SECTIONS has it, in the script's order."""
+    sections = RECORDED_SCRIPT.split(output(f"script/{case}.out"))
+    units = sections.pop(script.UNITS, None)
+    text = script_output(**{name: (s.rc, s.stdout) for name, s in sections.items()})
+    return text + (f"#section {units.name} {units.rc}\0{units.stdout}\0" if units else "")

@@ -29,7 +29,14 @@ from phoenix.facts import (
     users,
 )
 from phoenix.host.process import CommandResult
-from tests.unit.facts.fakes import FakeRunner, expected, output, script_output, script_stderr
+from tests.unit.facts.fakes import (
+    FakeRunner,
+    expected,
+    output,
+    recorded_output,
+    script_output,
+    script_stderr,
+)
 
 ROOTS = ["/etc", "/usr/lib/openssh", "/usr/local", "/root", "/var/spool/cron", "/srv/missing"]
 INVENTORY = ("users", "groups", "ssh_keys", "cron", "timers", "ports", "sysctl")
@@ -38,7 +45,7 @@ INVENTORY = ("users", "groups", "ssh_keys", "cron", "timers", "ports", "sysctl")
 def recorded(case: str = "bookworm-minbase") -> FakeRunner:
     """What the real container answered to the script."""
     stderr = expected(f"script/{case}.json")["stderr"]
-    return FakeRunner({script.COMMAND: CommandResult(0, output(f"script/{case}.out"), stderr)})
+    return FakeRunner({script.COMMAND: CommandResult(0, recorded_output(case), stderr)})
 
 
 def answering(stdout: str, stderr: str = "", rc: int = 0) -> FakeRunner:
@@ -103,6 +110,11 @@ def test_summary_counts_every_fact() -> None:
         "timers": expected("timers/bookworm-minbase.json")["count"],
         "ports": len(expected("ports/bookworm-minbase.json")["ports"]),
         "sysctl": len(expected("sysctl/bookworm-minbase.json")["sysctl"]),
+        "manager_env": 0,  # not recorded: empty
+        "transient": 0,
+        "mounts": 0,
+        "processes_deleted": 0,
+        "processes_outside": 0,
     }
 
 

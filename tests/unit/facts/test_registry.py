@@ -57,7 +57,7 @@ def test_a_fact_declared_once_is_gathered_stored_read_back_and_diffed() -> None:
 
     data = json.loads(json.dumps(baseline.to_dict()))
     assert data["kernel"] == {"name": "Linux", "release": "6.1.0-28-amd64"}
-    assert list(data)[-2:] == ["sysctl", "kernel"]  # after the facts of REGISTRY
+    assert list(data)[-2:] == ["processes_outside", "kernel"]  # after the facts of REGISTRY
     assert Facts.from_dict(data, WITH_KERNEL) == baseline
 
     live = gather(server((0, "Linux 6.1.0-31-amd64")), ROOTS, registry=WITH_KERNEL)
@@ -113,7 +113,8 @@ def test_records_of_the_default_registry_know_nothing_of_the_new_fact() -> None:
 
 def test_the_default_facts_and_their_severities_come_from_the_registry() -> None:
     assert REGISTRY.names() == (
-        "users", "groups", "ssh_keys", "cron", "timers", "ports", "sysctl"
+        "users", "groups", "ssh_keys", "cron", "timers", "ports", "sysctl",
+        "manager_env", "transient", "mounts", "processes_deleted", "processes_outside",
     )  # fmt: skip
     assert list(script.SECTIONS)[3:] == list(REGISTRY.names())
     assert all(SEVERITY[kind] == severity for kind, severity in REGISTRY.severity().items())
