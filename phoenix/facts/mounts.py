@@ -9,13 +9,13 @@ writes it (it escapes a space, tab, newline or backslash in a path as `\040`, `\
     #host web-1
     1170 1169 0:72 /containers/phoenix_web-1/rootfs / rw,relatime shared:620 - btrfs /dev/loop0 rw
     1173 1170 0:77 / /dev rw,nosuid,nodev,noexec,relatime - tmpfs none rw,size=492k,mode=755
-    1190 1176 0:59 /proc/cpuinfo /proc/cpuinfo rw,nosuid,nodev,relatime - fuse.lxcfs lxcfd rw
+    1190 1176 0:59 /proc/cpuinfo /proc/cpuinfo rw,nosuid,nodev,relatime - fuse.lxcfs lxcfs rw
 
 The fact is mount point (decoded) -> "fstype source root" (those two as printed, escaped), the
 last mount of a mount point winning (the one on top, that processes see). A path component of
-the source or root that names the server (`web-1`, or `phoenix_web-1` as LXD names volumes) reads
-`{host}`: the baseline server has another name. Mount ids and device numbers (which change at
-boot) are not kept.
+the source or root that names the server (`web-1`, or `phoenix_web-1` as LXD names the volume of
+an instance of a project) reads `{host}`: the baseline server has another name (and project).
+Mount ids and device numbers (which change at boot) are not kept.
 
 Left out (EXCLUDED), as a healthy server mounts them on its own: /run/user/* (logind, at each
 login), /run/credentials/* (systemd, for each start of a service with credentials), and
@@ -90,5 +90,6 @@ def _mount(line: str) -> tuple[str, str]:
 
 
 def _named(value: str, host: str) -> str:
-    """`value` with each path component naming the server (`host`, `PROJECT_host`) generalised."""
-    return re.sub(rf"(?<=[/_]){re.escape(host)}(?=/|$| )", HOST, value)
+    """`value` with each path component naming the server (`host`, or `PROJECT_host` as LXD
+    names an instance's volume in a project) read `{host}`."""
+    return re.sub(rf"(?<=/)([^/ ]*_)?{re.escape(host)}(?=/| |$)", HOST, value)

@@ -190,7 +190,7 @@ MOUNTINFO = (
 
 def test_mounts_sample() -> None:
     assert mounts.parse(MOUNTINFO) == {
-        "/": "btrfs /dev/loop0 /containers/phoenix_{host}/rootfs",
+        "/": "btrfs /dev/loop0 /containers/{host}/rootfs",
         "/dev": "tmpfs none /",
         "/mnt/a b\\c": "ext4 /dev/sdb1 /",  # the mount on top
         "/proc/cpuinfo": "fuse.lxcfs lxcfs /proc/cpuinfo",
@@ -198,8 +198,12 @@ def test_mounts_sample() -> None:
 
 
 def test_mounts_of_two_servers_named_apart_are_the_same() -> None:
-    other = MOUNTINFO.replace("web-1", "phoenix-baseline-7")
+    other = MOUNTINFO.replace("web-1", "phoenix-baseline-7").replace("phoenix_", "bake_")
     assert mounts.parse(other) == mounts.parse(MOUNTINFO)
+    zfs = "#host web-1\n1 2 0:3 / / rw - zfs default/containers/web-1 rw\n"
+    assert mounts.parse(zfs) == {"/": "zfs default/containers/{host} /"}
+    elsewhere = "#host web-1\n1 2 0:3 /srv/web-12 /x rw - ext4 /dev/x_web-1a rw\n"
+    assert mounts.parse(elsewhere) == {"/x": "ext4 /dev/x_web-1a /srv/web-12"}
     unnamed = MOUNTINFO.replace("#host web-1", "#host ")
     assert mounts.parse(unnamed)["/"] == "btrfs /dev/loop0 /containers/phoenix_web-1/rootfs"
 
