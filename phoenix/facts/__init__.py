@@ -185,16 +185,16 @@ class Facts:
         """The inverse of to_dict(), which also reads versions 1 and 2; raise ValueError on
         another.
 
-        A version 2 or 3 record must hold every fact of `registry`, None or a mapping; a version 1
-        record holds none of them: they are not gathered. Versions 1 and 2 have no unread nor
-        invalid areas.
+        A fact of `registry` a record does not hold (a version 1 record, or one written before the
+        fact was declared: a baseline baked earlier) is not gathered, None, and drift skips it.
+        Versions 1 and 2 have no unread nor invalid areas.
         """
         version = data.get("version")
         if version not in (1, 2, VERSION):
             raise ValueError(f"facts layout version {version!r}, expected 1, 2 or {VERSION}")
         try:
             inventory: Inventory = {
-                fact: None if version == 1 else fact.from_plain(data[fact.name])
+                fact: None if version == 1 else fact.from_plain(data.get(fact.name))
                 for fact in registry
             }
             return cls(

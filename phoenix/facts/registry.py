@@ -20,7 +20,19 @@ from dataclasses import asdict, dataclass
 from typing import Any, Generic, TypeVar
 
 from phoenix.config import Severity
-from phoenix.facts import capabilities, cron, executables, ports, ssh_keys, sysctl, users
+from phoenix.facts import (
+    capabilities,
+    cron,
+    executables,
+    manager_env,
+    mounts,
+    ports,
+    processes,
+    ssh_keys,
+    sysctl,
+    transient,
+    users,
+)
 from phoenix.facts.executables import Executable
 from phoenix.facts.ports import Listener
 from phoenix.facts.users import Group, User
@@ -263,14 +275,132 @@ PORTS: Fact[Listener] = Fact(  # "tcp/0.0.0.0:22" -> listener
         subject=_with_process,
     ),
 )
-SYSCTL: Fact[str] = Fact(  # key of SYSCTL_KEYS -> value
+# -- the running system: what a compromised server hides from a file checker ----------------
+
+SYSCTL: Fact[str] = Fact(  # every namespaced sysctl key, and those of SYSCTL_KEYS -> value
     name="sysctl",
     command=sysctl.SCRIPT,
     parse=sysctl.parse,
     plain=str,
     read=string,
-    drift=Keyed("sysctl", changed=Kind("sysctl.changed", Severity.MEDIUM)),
+    drift=Keyed(  # a key on one side only (a kernel module, an older baseline) is no finding
+        "sysctl",
+        changed=Kind(
+            "sysctl.changed",
+            Severity.MEDIUM,
+            meaning="a kernel setting differs from the image's: set by hand (sysctl -w) on the "
+            "running server, e.g. forwarding, redirects or a namespace limit",
+        ),
+    ),
 )
+MANAGER_ENV: Fact[str] = Fact(  # variable -> value, of systemd's manager environment
+    name="manager_env",
+    command=manager_env.COMMAND,
+    parse=manager_env.parse,
+    plain=str,
+    read=string,
+    drift=Keyed(
+        "manager_env",
+        added=Kind(
+            "manager_env.added",
+            Severity.HIGH,
+            meaning="a variable set in systemd's environment (systemctl set-environment): every "
+            "service started from now on inherits it, LD_PRELOAD for one",
+        ),
+        removed=Kind(
+            "manager_env.removed",
+            Severity.LOW,
+            meaning="a variable of the image's systemd environment was unset on the server",
+        ),
+        changed=Kind(
+            "manager_env.changed",
+            Severity.HIGH,
+            meaning="a variable of systemd's environment changed (a PATH with another directory "
+            "first): every service started from now on inherits it",
+        ),
+    ),
+)
+TRANSIENT: Fact[str] = Fact(  # transient unit -> what it runs
+    name="transient",
+    command=transient.SCRIPT,
+    parse=transient.parse,
+    plain=str,
+    read=string,
+    drift=Keyed(
+        "transient",
+        added=Kind(
+            "transient.added",
+            Severity.HIGH,
+            meaning="a unit started by hand (systemd-run), outside the image: a service, scope "
+            "or timer with no unit file on disk, as persistence hides",
+        ),
+        changed=Kind(
+            "transient.changed",
+            Severity.MEDIUM,
+            meaning="a transient unit the image starts runs something else",
+        ),
+    ),
+)
+MOUNTS: Fact[str] = Fact(  # mount point -> "fstype source root"
+    name="mounts",
+    command=mounts.SCRIPT,
+    parse=mounts.parse,
+    plain=str,
+    read=string,
+    drift=Keyed(
+        "mount",
+        added=Kind(
+            "mount.added",
+            Severity.HIGH,
+            meaning="a mount the image does not have: a bind mount or tmpfs over a directory "
+            "hides its files from every tool on the server, phoenix's file checks among them",
+        ),
+        removed=Kind(
+            "mount.removed",
+            Severity.MEDIUM,
+            meaning="a mount of the image is gone from the server",
+        ),
+        changed=Kind(
+            "mount.changed",
+            Severity.MEDIUM,
+            meaning="a mount point shows another filesystem, source or root than in the image: "
+            "something was mounted over it",
+        ),
+    ),
+)
+PROCESSES_DELETED: Fact[str] = Fact(  # executable gone from disk -> command names
+    name="processes_deleted",
+    command=processes.SCRIPT,
+    parse=processes.parse_deleted,
+    plain=str,
+    read=string,
+    drift=Keyed(
+        "process",
+        added=Kind(
+            "process.deleted",
+            Severity.HIGH,
+            meaning="a process runs a binary that is gone from disk (deleted once started, or a "
+            "memfd): classic for malware, which no file check can then find",
+        ),
+    ),
+)
+PROCESSES_OUTSIDE: Fact[str] = Fact(  # executable outside the system directories -> names
+    name="processes_outside",
+    command=processes.SCRIPT,
+    parse=processes.parse_outside,
+    plain=str,
+    read=string,
+    drift=Keyed(
+        "process",
+        added=Kind(
+            "process.outside",
+            Severity.HIGH,
+            meaning="a process runs a binary from outside the image's system directories "
+            "(/tmp, /dev/shm, /root...): software the image did not install",
+        ),
+    ),
+)
+RUNNING = (SYSCTL, MANAGER_ENV, TRANSIENT, MOUNTS, PROCESSES_DELETED, PROCESSES_OUTSIDE)
 
 
 # -- what a compromised server hides from a file checker: executables and capabilities anywhere --
@@ -333,5 +463,5 @@ CAPABILITIES: Fact[str] = Fact(  # path -> its file capabilities and other secur
 )
 
 REGISTRY = Registry(
-    (USERS, GROUPS, SSH_KEYS, CRON, TIMERS, PORTS, SYSCTL, EXECUTABLES, CAPABILITIES)
+    (USERS, GROUPS, SSH_KEYS, CRON, TIMERS, PORTS, *RUNNING, EXECUTABLES, CAPABILITIES)
 )

@@ -5,6 +5,13 @@ from __future__ import annotations
 import pytest
 
 from phoenix.facts import Facts, Listener, User, gather
+from phoenix.facts.registry import (
+    MANAGER_ENV,
+    MOUNTS,
+    PROCESSES_DELETED,
+    PROCESSES_OUTSIDE,
+    TRANSIENT,
+)
 from phoenix.host import ssh
 from phoenix.host.process import CommandResult
 from phoenix.host.ssh import Session, Target
@@ -80,6 +87,20 @@ def check_server_facts(session: Session, facts: Facts, operator_key: str) -> Non
     )
     assert facts.timers is not None and facts.timers["apt-daily.timer"] == "enabled"
     assert facts.cron is not None
+    check_running_system(facts)
+
+
+def check_running_system(facts: Facts) -> None:
+    """A pristine server: no process outside the image, no transient unit (the SSH session's
+    scope and slice are left out), its root mounted, systemd's PATH."""
+    assert facts.get(PROCESSES_DELETED) == {} and facts.get(PROCESSES_OUTSIDE) == {}
+    assert facts.get(TRANSIENT) == {}
+    mounted = facts.get(MOUNTS)
+    assert mounted is not None and "/" in mounted and "{host}" in mounted["/"]
+    assert not any(point.startswith("/run/user/") for point in mounted)
+    environment = facts.get(MANAGER_ENV)
+    assert environment is not None and "PATH" in environment
+    assert facts.sysctl is not None and "net.ipv4.conf.eth0.rp_filter" in facts.sysctl
 
 
 def wait_listening(session: Session, port: int) -> None:
@@ -105,6 +126,8 @@ def test_gather_from_a_server_and_see_what_changed(lab: Lab, server_names: list[
         run_ok(session, "useradd", "-m", "-s", "/bin/sh", "snow")
         run_ok(session, "sh", "-c", f"printf '# test\\n*/5 * * * * root /bin/true\\n' >{CRON_FILE}")
         run_ok(session, "/usr/sbin/sshd", "-p", "2222")  # forks into the background
+        run_ok(session, "systemctl", "set-environment", "PHOENIX_TEST=1")
+        run_ok(session, "systemd-run", "--unit=phoenix-test", "sleep", "600")
         wait_listening(session, 2222)
         after = gather_once(session)
         assert after.files["/etc/motd"].sha256 == sha256(session, "/etc/motd")
@@ -125,4 +148,11 @@ def test_gather_from_a_server_and_see_what_changed(lab: Lab, server_names: list[
     assert after.ports["tcp/0.0.0.0:2222"] == Listener("tcp", "0.0.0.0", 2222, "sshd")
     assert after.ports["tcp/[::]:2222"].process == "sshd"
     assert after.sysctl == before.sysctl and after.timers == before.timers
+    assert after.get(MANAGER_ENV) == {**(before.get(MANAGER_ENV) or {}), "PHOENIX_TEST": "1"}
+    transient = after.get(TRANSIENT)
+    assert transient is not None and list(transient) == ["phoenix-test.service"]
+    assert (
+        "ExecStart=" in transient["phoenix-test.service"]
+        and "sleep" in transient["phoenix-test.service"]
+    )
     assert Facts.from_dict(after.to_dict()) == after
