@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+import functools
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
 from phoenix.config import Severity
@@ -105,7 +107,7 @@ def archive_drift(ws: Workspace, name: str, servers: Sequence[str], emit: Emit) 
     (whatever the exception) is one warning, and the rebuild goes on."""
     emit(StepOutput("archive", f"archiving the drift of {', '.join(servers)}"))
     try:
-        report = scan.scan(ws, [name], only=servers, fail_on=Severity.LOW)
+        report = scan.scan(ws, [name], only=servers, fail_on=Severity.LOW, disks=disks(ws))
     except Exception as exc:
         warning = _not_archived(exc)
         emit(StepOutput("archive", f"warning: {warning}"))
@@ -167,8 +169,32 @@ def drift(
     """`phoenix drift`: every serving server scanned over SSH, and each fleet's servers checked
     through Terraform (deleted, stopped or reconfigured outside phoenix)."""
     return scan.scan(
-        ws, fleets, emit, fail_on, deep=deep, servers_of=lambda n: server_drift(ws, n, emit)
+        ws,
+        fleets,
+        emit,
+        fail_on,
+        deep=deep,
+        servers_of=lambda n: server_drift(ws, n, emit),
+        disks=disks(ws),
     )
+
+
+def disks(ws: Workspace) -> Callable[[str], Path | None]:
+    """Where the host sees each server's root file system, for the drift scan's second witness:
+    the lab's containers on their storage pool. None for a server it cannot see (not an LXD
+    container of this host, or the daemon unreachable): that server is scanned over SSH only."""
+
+    @functools.cache
+    def lxd() -> LXD:
+        return project.of(ws.home).lxd()
+
+    def disk(server: str) -> Path | None:
+        try:
+            return lxd().rootfs(server)
+        except PhoenixError:
+            return None
+
+    return disk
 
 
 def server_drift(ws: Workspace, name: str, emit: Emit = discard) -> list[Finding]:

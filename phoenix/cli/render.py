@@ -262,7 +262,8 @@ def severity(level: Severity) -> Text:
 
 def drift(report: ScanReport) -> None:
     for s in report.servers:
-        head = f" {s.name} ({s.address}, {s.image})" + (f": {s.error}" if s.error else "")
+        seen = ", disk cross-checked" if s.witnessed else ""
+        head = f" {s.name} ({s.address}, {s.image}{seen})" + (f": {s.error}" if s.error else "")
         status = (s.status.value, SCAN_STYLE.get(s.status, "red"))
         out.print(Text.assemble(status, plain(head)), soft_wrap=True)
         rows = [

@@ -22,7 +22,7 @@ from typing import Any
 from phoenix import facts
 from phoenix.ages import parse_age
 from phoenix.config import Severity
-from phoenix.drift import evidence
+from phoenix.drift import evidence, witness
 from phoenix.drift.diff import Finding, Rules, at_least, diff, finding
 from phoenix.errors import (
     CommandTimeout,
@@ -75,6 +75,7 @@ class ServerScan:
     seconds: float = 0.0
     files: int = 0
     hashed: int = 0  # files hashed by this scan (the rest were known unchanged)
+    witnessed: bool = False  # its files were cross-checked on its disk, read from the host
     archived: list[evidence.Archived] = field(default_factory=list)  # new evidence to store
 
     def as_dict(self) -> dict[str, Any]:
@@ -85,6 +86,7 @@ class ServerScan:
             "fleet": self.fleet,
             "status": self.status,
             "error": self.error,
+            "witnessed": self.witnessed,
             "findings": [f.as_dict() for f in self.findings],
         }
 
@@ -125,10 +127,14 @@ def scan_server(
     cache: facts.ScanCache | None = None,
     keep: evidence.Policy | None = None,
     max_output: int = ssh.MAX_OUTPUT,
+    disk: Path | None = None,
 ) -> ServerScan:
     """Scan one server against its image's baseline; every failure becomes a status, never a
     raise, whatever the exception (see ScanStatus): UNTRUSTED, with a `scan.untrusted` finding,
     for forged, endless (more than `max_output` bytes) or late output, or an unexpected error.
+
+    With a `disk` (where the host sees the server's root file system), the files the server
+    showed are checked against it (see phoenix.drift.witness): any disagreement is UNTRUSTED.
 
     With a `cache`, files known unchanged are not hashed again (and the cache is updated); with
     `keep`, the content of changed text files is brought back as evidence (see phoenix.evidence).
@@ -158,6 +164,7 @@ def scan_server(
     if baseline is None:
         return result(ScanStatus.NO_BASELINE, error=_no_baseline(image, fleet))
     deadline = time.monotonic() + timeout
+    began = time.time()  # the disk's clock, for the witness: what changed since is not compared
     try:
         with ssh.connect(target, private_key, min(timeout, 15), max_output) as session:
             live = facts.gather(session, roots, timeout=_left(deadline), cache=cache)
@@ -177,9 +184,20 @@ def scan_server(
     if forged:
         areas = ", ".join(f"{f.subject} ({f.after})" for f in forged)
         return untrusted(f"output phoenix's commands never write, in {areas}", found)
+    if disk is not None and not live.unreadable("files"):
+        try:
+            disagree = witness.check(disk, roots, live.files, began, deadline)
+        except witness.WitnessError as exc:
+            return untrusted(f"its disk could not be read whole from the host: {exc}", found)
+        if disagree:
+            why = f"its disk disagrees with what it showed ({len(disagree)} file(s))"
+            return replace(untrusted(why, disagree + found), witnessed=True)
     scanned = result(ScanStatus.DRIFTED if found else ScanStatus.CLEAN, found)
     hashed = cache.hashed if cache is not None else sum(1 for f in live.files.values() if f.sha256)
-    return replace(scanned, files=len(live.files), hashed=hashed, archived=kept.contents)
+    return replace(
+        scanned, files=len(live.files), hashed=hashed, archived=kept.contents,
+        witnessed=disk is not None,
+    )  # fmt: skip
 
 
 def _no_baseline(image: str, fleet: str) -> str:
@@ -227,6 +245,7 @@ def scan(
     deep: bool = False,
     only: Sequence[str] = (),
     servers_of: ServerCheck | None = None,
+    disks: Callable[[str], Path | None] | None = None,
 ) -> ScanReport:
     """Scan every serving server of `fleets` (all fleets when empty; only the servers named in
     `only` when given) and record the findings and their evidence.
@@ -234,7 +253,8 @@ def scan(
     Files whose inode, size, mtime and ctime are those of their last hash are not hashed again,
     unless `deep`: then every file is, as on a first scan. `servers_of(fleet)`, when given, finds
     the drift of the servers themselves (deleted, stopped, reconfigured: server.* findings); it
-    runs beside the scans and its findings join those of their server.
+    runs beside the scans and its findings join those of their server. `disks(server)`, when
+    given, is where the host sees a server's root file system: the second witness (None: none).
     """
     names = list(fleets) or sorted(ws.config.fleets)
     for name in names:
@@ -263,6 +283,7 @@ def scan(
                 target, baselines[server.image_tag], rules, key.private_path, cfg.roots,
                 cfg.timeout, server.image_tag, server.fleet,
                 cache=caches[server.name], keep=keep, max_output=cfg.max_output,
+                disk=disks(server.name) if disks else None,
             )  # fmt: skip
 
         workers = max(1, min(cfg.parallel, len(servers) or 1))

@@ -56,6 +56,18 @@ class DiskFile:
     sha256: str | None = None
 
 
+def check(
+    disk: Path, roots: Sequence[str], shown: dict[str, FileFact], began: float, deadline: float
+) -> list[Finding]:
+    """What the server `shown` of `roots` and its `disk` disagree on (changes since `began`, on
+    the disk's clock, left out); WitnessError if the disk cannot be read whole by `deadline`."""
+    try:
+        found = read_disk(disk, [r.rstrip("/") or "/" for r in roots], deadline)
+    except OSError as exc:
+        raise WitnessError(f"{disk}: {exc.strerror or exc}") from exc
+    return compare(shown, found, began)
+
+
 def read_disk(
     rootfs: Path, roots: Sequence[str], deadline: float, hash_files: bool = True
 ) -> dict[str, DiskFile]:
@@ -91,14 +103,16 @@ def _walk(
             here = root if dirpath == "." else f"{root.rstrip('/')}/{dirpath[2:]}"
             keep = []
             for name in dirnames:
-                child = os.stat(name, dir_fd=dirfd, follow_symlinks=False)
-                if child.st_dev != base.st_dev:
+                child = _stat(dirfd, name)
+                if child is None or child.st_dev != base.st_dev:
                     continue  # another file system mounted here (find -xdev skips it too)
                 keep.append(name)
                 yield _join(here, name), _entry(child, base)
             dirnames[:] = keep
             for name in filenames:
-                yield _join(here, name), _file(dirfd, name, base, hash_files)
+                entry = _file(dirfd, name, base, hash_files)
+                if entry is not None:  # None: gone since it was listed
+                    yield _join(here, name), entry
     finally:
         os.close(fd)
 
@@ -134,10 +148,22 @@ def _entry(st: os.stat_result, base: os.stat_result, target: str | None = None) 
     )
 
 
-def _file(dirfd: int, name: str, base: os.stat_result, hash_files: bool) -> DiskFile:
-    st = os.stat(name, dir_fd=dirfd, follow_symlinks=False)
+def _stat(dirfd: int, name: str) -> os.stat_result | None:
+    try:
+        return os.stat(name, dir_fd=dirfd, follow_symlinks=False)
+    except FileNotFoundError:
+        return None
+
+
+def _file(dirfd: int, name: str, base: os.stat_result, hash_files: bool) -> DiskFile | None:
+    st = _stat(dirfd, name)
+    if st is None:
+        return None
     if stat.S_ISLNK(st.st_mode):
-        return _entry(st, base, os.readlink(name, dir_fd=dirfd))
+        try:
+            return _entry(st, base, os.readlink(name, dir_fd=dirfd))
+        except FileNotFoundError:
+            return None
     entry = _entry(st, base)
     if not stat.S_ISREG(st.st_mode) or not hash_files:
         return entry

@@ -292,7 +292,7 @@ def test_json_holds_the_plain_values_of_the_enums() -> None:
     ]  # fmt: skip
     assert data["servers"][1]["findings"][0]["severity"] == "medium"
     assert list(data["servers"][1]) == ["name", "address", "image", "fleet", "status", "error",
-                                        "findings"]  # fmt: skip
+                                        "witnessed", "findings"]  # fmt: skip
 
 
 def test_changes_between_scans(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
