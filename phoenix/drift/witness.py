@@ -102,10 +102,15 @@ def _walk(
                 raise WitnessError("reading the disk outlived the scan's deadline")
             here = root if dirpath == "." else f"{root.rstrip('/')}/{dirpath[2:]}"
             keep = []
-            for name in dirnames:
+            for name in dirnames:  # links to directories among them: entries, never descended
                 child = _stat(dirfd, name)
                 if child is None or child.st_dev != base.st_dev:
-                    continue  # another file system mounted here (find -xdev skips it too)
+                    continue  # gone, or another file system mounted here (find -xdev skips it)
+                if stat.S_ISLNK(child.st_mode):
+                    entry = _file(dirfd, name, base, hash_files)
+                    if entry is not None:
+                        yield _join(here, name), entry
+                    continue
                 keep.append(name)
                 yield _join(here, name), _entry(child, base)
             dirnames[:] = keep

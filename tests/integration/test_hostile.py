@@ -4,6 +4,7 @@ to break reports, holding secrets, each beside a clean server that must stay cle
 from __future__ import annotations
 
 import json
+import posixpath
 import random
 import shlex
 import shutil
@@ -136,9 +137,9 @@ def test_what_a_file_checker_misses_is_found(image: Image, servers: list[ssh.Tar
         "cp /bin/sleep /usr/local/bin/gone && (nohup /usr/local/bin/gone 600 >/dev/null 2>&1 &)"
         " && until pgrep -f /usr/local/bin/gone >/dev/null; do :; done"
         " && rm /usr/local/bin/gone": ("process.deleted", "/usr/local/bin/gone"),
-        "sysctl -w net.ipv4.conf.eth0.forwarding=1": (
+        "sysctl -w net.ipv4.conf.eth0.log_martians=1": (
             "sysctl.changed",
-            "net.ipv4.conf.eth0.forwarding",
+            "net.ipv4.conf.eth0.log_martians",
         ),
         "systemctl set-environment LD_PRELOAD=/usr/lib/evil.so": (
             "manager_env.added",
@@ -248,8 +249,12 @@ def test_a_hostile_fleet_is_reported_safely_and_replaced(lab: Lab, tmp_path: Pat
     assert deployed.rc == 0, deployed.stderr
     try:
         odd, forged, clean = sorted(serving(fleet, name).values(), key=lambda t: t.name)
-        make_names = " && ".join(
-            f"su eve -s /bin/sh -c {shlex_quote('touch /home/eve/' + shlex_quote(n))}"
+        make_names = " && ".join(  # `[/]` is a file `]` in a directory `[`
+            "su eve -s /bin/sh -c "
+            + shlex_quote(
+                f"mkdir -p {shlex_quote(posixpath.dirname(f'/home/eve/{n}'))}"
+                f" && touch {shlex_quote(f'/home/eve/{n}')}"
+            )
             for n in ODD_NAMES
         )
         with ssh.connect(odd, lab.key.private_path) as session:

@@ -97,3 +97,11 @@ def test_many_disagreements_are_capped(tmp_path: Path) -> None:
     found = witness.compare(shown, disk, time.time() + 5)
     assert len(found) == witness.MAX_FINDINGS + 1
     assert found[-1].after == "5 more disagreement(s) not listed"
+
+
+def test_a_link_to_a_directory_is_a_link_with_its_target(tmp_path: Path) -> None:
+    root = _disk(tmp_path)
+    os.symlink("cron.d", root / "etc" / "cron.link")
+    disk = _read(root)
+    assert disk["/etc/cron.link"].type == "l" and disk["/etc/cron.link"].target == "cron.d"
+    assert "/etc/cron.link/job" not in disk
