@@ -59,12 +59,12 @@ MAX_TEXT = 4096
 BODY = r"""nl='
 '
 {
-  find "$@" -xdev -type f ! -path "*$nl*" -print0 | xargs -0 -r getcap | tr '\n' '\0'
-  find "$@" -xdev -type f -path "*$nl*" -exec sh -c '
+  find $starts -xdev -type f ! -path "*$nl*" -print0 | xargs -0 -r getcap | tr '\n' '\0'
+  find $starts -xdev -type f -path "*$nl*" -exec sh -c '
     for f; do c=$(getcap "$f") && [ -n "$c" ] && printf "%s\0" "$c"; done; :' phoenix-getcap {} +
   if command -v getfattr >/dev/null 2>&1; then
     printf '#getfattr\0'
-    find "$@" -xdev -type f -print0 |
+    find $starts -xdev -type f -print0 |
       xargs -0 -r getfattr --absolute-names -e base64 -m '^security\.' -d | tr '\n' '\0'
   else
     printf '#getfattr missing\0'

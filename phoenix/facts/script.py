@@ -11,9 +11,9 @@ The files section comes first and is streamed as it is written (it frames itself
 `files`). It runs in a subshell, so that its `exit` ends only itself, and its marker, NUL-framed,
 follows it: `\0#section files RC\0`. Every other section runs meanwhile, in the background, into a
 temporary directory (their stdout and stderr then follow the files section's, so that nothing
-interleaves); each is captured first (its output then holds no NUL: the shell drops them, and with
-them any a crontab or a key file might hold), so its marker comes first, with its exit code, then
-its output, then a NUL:
+interleaves); each gets the roots as its arguments too, and is captured first (its output then
+holds no NUL: the shell drops them, and with them any a crontab or a key file might hold), so
+its marker comes first, with its exit code, then its output, then a NUL:
 
     f 644 0 0 1523 1795868875.75 1795868875.75 2244916\0root\0root\0/etc/passwd\0\0#sha256\0
     2d711642b726b04401627ca9fbac32f5c8530fb1903cc4db02258717921a4881  /etc/passwd\0#end 0 0\0
@@ -71,7 +71,7 @@ phoenix_rest() {{
   fi
   for s in {captured}; do
     printf '\\0{MARK} %s\\0' "$s" >&2
-    out=$(phoenix_$s); rc=$?
+    out=$(phoenix_$s "$@"); rc=$?
     printf '{MARK} %s %s\\0%s\\0' "$s" "$rc" "$out"
   done
   printf '{MARK} {UNITS} 0\\0%s\\n%s\\0' "$phoenix_units_fp" "${{phoenix_units-}}"
@@ -82,13 +82,13 @@ phoenix_first() {{
   printf '\\0{MARK} %s %s\\0' {FIRST} "$rc"
 }}
 if work=$(mktemp -d 2>/dev/null); then
-  phoenix_rest >"$work/out" 2>"$work/err" </dev/null &
+  phoenix_rest "$@" >"$work/out" 2>"$work/err" </dev/null &
   phoenix_first "$@"
   wait
   cat "$work/out"; cat "$work/err" >&2; rm -rf "$work"
 else
   phoenix_first "$@"
-  phoenix_rest
+  phoenix_rest "$@"
 fi
 """
     )

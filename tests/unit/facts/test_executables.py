@@ -229,8 +229,9 @@ def test_records_round_trip() -> None:
 # -- the commands, on this machine: a temporary tree, never / ------------------------------
 
 
-def run(code: str) -> str:
-    result = LocalRunner().run(f"sh -c {shlex.quote(code)} phoenix-test")
+def run(code: str, *roots: str) -> str:
+    args = " ".join(shlex.quote(r) for r in roots)
+    result = LocalRunner().run(f"sh -c {shlex.quote(code)} phoenix-test {args}")
     assert result.rc == 0, result.stderr
     return result.stdout
 
@@ -251,6 +252,20 @@ def test_the_executables_command_on_a_tree(tmp_path: Path) -> None:
     assert sorted(found) == sorted(str(p) for p in (root / "bin/tool", odd, root / "bin/su"))
     assert found[str(root / "bin/su")].mode == "4750"
     assert found[str(odd)].sha256 == hashlib.sha256(odd.read_bytes()).hexdigest()
+
+
+def test_executables_under_the_drift_roots_are_not_hashed_again(tmp_path: Path) -> None:
+    """The files fact hashes what is under the roots (given as the section's arguments)."""
+    root = tmp_path / "root"
+    (root / "usr").mkdir(parents=True)
+    (root / "usr/tool").write_text("tool")
+    (root / "dropped").write_text("dropped")
+    for path in (root / "usr/tool", root / "dropped"):
+        path.chmod(0o755)
+    found = executables.parse(run(executables.script(str(root), ()), str(root / "usr")))
+    assert sorted(found) == [str(root / "dropped"), str(root / "usr/tool")]
+    assert found[str(root / "usr/tool")].sha256 is None  # in the files fact
+    assert found[str(root / "dropped")].sha256 == hashlib.sha256(b"dropped").hexdigest()
 
 
 def test_the_executables_command_scans_another_file_system_given(tmp_path: Path) -> None:
@@ -308,4 +323,4 @@ def test_the_commands_scan_the_root_file_system() -> None:
         executables.SCRIPT
     )
     assert "for r in /dev/shm /run /tmp /var/tmp; do" in executables.SCRIPT
-    assert "getcap" in capabilities.SCRIPT and "set -- /\n" in capabilities.SCRIPT
+    assert "getcap" in capabilities.SCRIPT and "starts=/\n" in capabilities.SCRIPT
