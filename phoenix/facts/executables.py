@@ -97,7 +97,7 @@ def script(root: str = "/", extra: Sequence[str] = EXTRA_ROOTS) -> str:
 
 
 SCRIPT = script()
-COMMAND = f"sh -c {shlex.quote(SCRIPT)} phoenix-executables"
+COMMAND = f'sh -c {shlex.quote(SCRIPT)} phoenix-executables "$@"'  # the roots, passed on
 
 
 @dataclass(frozen=True)

@@ -324,3 +324,7 @@ def test_the_commands_scan_the_root_file_system() -> None:
     )
     assert "for r in /dev/shm /run /tmp /var/tmp; do" in executables.SCRIPT
     assert "getcap" in capabilities.SCRIPT and "starts=/\n" in capabilities.SCRIPT
+
+
+def test_the_section_passes_the_drift_roots_on_to_its_shell() -> None:
+    assert executables.COMMAND.endswith(' phoenix-executables "$@"')
