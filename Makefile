@@ -5,8 +5,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # Host packages: the lab (lxd, iptables, btrfs-progs, debootstrap), bakes (packer), traffic (haproxy),
-# schedules (cron), the drift benchmark's reference (aide), and venv for Debian's Python.
-DEBS := lxd iptables btrfs-progs debootstrap packer haproxy cron aide python3-venv
+# schedules (cron), the drift benchmark's reference (aide), venv for Debian's Python, and a real
+# headless browser (chromium, chromium-driver) that checks the HTML report.
+DEBS := lxd iptables btrfs-progs debootstrap packer haproxy cron aide python3-venv chromium chromium-driver
 
 .PHONY: setup debs services venv demo check fmt test lint unit integration bench clean
 
