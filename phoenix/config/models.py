@@ -24,6 +24,7 @@ from pydantic import (
     ValidationError,
     model_validator,
 )
+from croniter import CroniterError, croniter
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 DEFAULT_DRIFT_ROOTS = (
@@ -85,8 +86,14 @@ def _absolute(value: str) -> str:
 
 
 def _cron(value: str) -> str:
-    if len(value.split()) != 5:
-        raise ValueError("must have 5 fields (minute hour day month weekday), like '0 3 * * *'")
+    """A cron expression as croniter reads it (its reason when it cannot), in cron's own five
+    fields or one of its @ names: croniter would also take a sixth field (seconds) cron has not."""
+    try:
+        croniter(value)
+    except CroniterError as exc:
+        raise ValueError(f"not a cron expression: {exc} (like '0 3 * * *')") from None
+    if not value.startswith("@") and len(value.split()) != 5:
+        raise ValueError("cron reads 5 fields (minute hour day month weekday), like '0 3 * * *'")
     return value
 
 

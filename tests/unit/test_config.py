@@ -118,9 +118,21 @@ def test_invalid_toml_names_line_and_column(tmp_path: Path) -> None:
             id="undefined-fleet",
         ),
         pytest.param(
-            VALID + '[schedules.nightly]\nfleet = "web"\naction = "rebuild"\ncron = "0 3 * *"\n',
-            "schedules.nightly.cron: bad value '0 3 * *': must have 5 fields",
-            id="cron-4-fields",
+            VALID + '[schedules.nightly]\nfleet = "web"\naction = "rebuild"\ncron = "* * *"\n',
+            "schedules.nightly.cron: bad value '* * *': not a cron expression: Exactly 5, 6 or 7"
+            " columns has to be specified",
+            id="cron-3-fields",
+        ),
+        pytest.param(
+            VALID + '[schedules.nightly]\nfleet = "web"\naction = "rebuild"\ncron = "61 * * * *"\n',
+            "schedules.nightly.cron: bad value '61 * * * *': not a cron expression:"
+            " [61 * * * *] is not acceptable, out of range",
+            id="cron-minute-61",
+        ),
+        pytest.param(
+            VALID + '[schedules.nightly]\nfleet = "web"\naction = "drift"\ncron = "0 0 3 * * *"\n',
+            "schedules.nightly.cron: bad value '0 0 3 * * *': cron reads 5 fields",
+            id="cron-seconds-field",
         ),
         pytest.param(
             VALID + "[images.Web_1]\n",
