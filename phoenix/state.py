@@ -150,6 +150,11 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX findings_by_server ON findings (server, subject);
     """,
+    # 4: the schedule whose `phoenix schedule run` started a run (NULL: an operator's run).
+    """
+    ALTER TABLE runs ADD COLUMN schedule TEXT;
+    CREATE INDEX runs_by_schedule ON runs (schedule, id);
+    """,
 ]
 
 

@@ -24,6 +24,9 @@ from phoenix.events import Event, Outcome, StepFinished, StepOutput, StepStarted
 from phoenix.fleet.plan import FleetStatus, Plan, Result, RolloutStatus
 from phoenix.image.registry import ImageView
 from phoenix.ops import RunHistory
+from phoenix.schedule.history import LastRun
+from phoenix.schedule.install import ApplyReport
+from phoenix.schedule.listing import CronState, ScheduleView
 from phoenix.state import RunStatus
 from phoenix.text import printable
 
@@ -324,3 +327,38 @@ def promotion(p: Promotion) -> None:
     edited = "now runs" if p.template_changed else "already ran"
     line(f"{p.template} {edited} promoted/apply.sh")
     line(f"the next `phoenix image bake {p.image}` carries the change; review and commit it first")
+
+
+APPLIED_STYLE = {"added": "green", "changed": "yellow", "removed": "red", "unchanged": "dim"}
+
+
+def schedules_applied(report: ApplyReport) -> None:
+    rows = [
+        (a.name, styled(a.action.value, APPLIED_STYLE[a.action.value]), a.cron, a.command)
+        for a in report.schedules
+    ]
+    table(f"schedules in {report.target}", ["schedule", "cron entry", "when", "command"], rows)
+    line(f"{report.target}: " + ("updated" if report.changed else "nothing to change"))
+
+
+CRON_STYLE = {CronState.INSTALLED: "green", CronState.MISSING: "red", CronState.DIFFERENT: "yellow"}
+
+
+def schedules(views: Sequence[ScheduleView]) -> None:
+    rows = [
+        (v.name, f"{v.action} {v.fleet}", v.cron, styled(v.state.value, CRON_STYLE[v.state]),
+         ", ".join(t[:16].replace("T", " ") for t in v.next_runs), _last_run(v.last))
+        for v in views
+    ]  # fmt: skip
+    table("schedules", ["schedule", "action", "when", "cron", "next runs", "last run"], rows)
+    if any(v.state is not CronState.INSTALLED for v in views):
+        line("cron does not hold every schedule as declared: run phoenix schedule apply")
+
+
+def _last_run(last: LastRun | None) -> Cell:
+    if last is None:
+        return styled("never", "dim")
+    took = f" in {last.seconds:.0f} s" if last.seconds is not None else ""
+    mark, colour = RUN_MARKS.get(RunStatus(last.status), ("!", "yellow"))
+    shown = f" #{last.id} {last.status}{took}, {ages.ago(last.started_at)}"
+    return Text.assemble((mark, colour), plain(shown))

@@ -15,6 +15,7 @@ from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 from pathlib import Path
 from typing import Annotated, Literal, Self, TypeVar
 
+from croniter import CroniterError, croniter
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -24,7 +25,6 @@ from pydantic import (
     ValidationError,
     model_validator,
 )
-from croniter import CroniterError, croniter
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 DEFAULT_DRIFT_ROOTS = (

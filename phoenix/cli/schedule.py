@@ -1,0 +1,36 @@
+"""`phoenix schedule apply | list | run`: the recurring work phoenix.toml declares, held by cron."""
+
+from __future__ import annotations
+
+import typer
+
+from phoenix.cli import render
+from phoenix.cli.common import JSON_OPTION, workspace
+from phoenix.schedule import install, listing
+from phoenix.schedule import run as scheduled
+
+app = typer.Typer(help="Schedules: [schedules] of phoenix.toml, held by cron.")
+
+
+@app.command()
+def apply(ctx: typer.Context, json: bool = JSON_OPTION) -> None:
+    """Make cron hold exactly the declared schedules (removes this checkout's others)."""
+    report = install.apply(workspace(ctx))
+    render.as_json(report.as_dict()) if json else render.schedules_applied(report)
+
+
+@app.command("list")
+def list_(ctx: typer.Context, json: bool = JSON_OPTION) -> None:
+    """Each schedule: its next runs, its last run, whether cron holds it as declared."""
+    views = listing.schedules(workspace(ctx))
+    render.as_json([v.as_dict() for v in views]) if json else render.schedules(views)
+
+
+@app.command()
+def run(ctx: typer.Context, name: str, json: bool = JSON_OPTION) -> None:
+    """Take schedule NAME's action now, as cron does: no question asked, one summary line."""
+    ws = workspace(ctx)
+    with render.Progress() as progress:
+        outcome = scheduled.run(ws, name, emit=progress)
+    render.as_json(outcome.as_dict()) if json else render.line(outcome.summary)
+    raise typer.Exit(outcome.exit_code)
