@@ -225,3 +225,16 @@ def test_schedule_run_of_a_failed_rebuild_still_ends_with_its_line(
         "schedule nightly-web: rebuild web failed in 0 s: fleet web is locked by another run"
         " (exit 2)"
     )
+
+
+def test_apply_and_list_render_as_text(
+    tmp_path: Path, tab: Target, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from phoenix.cli import render
+
+    ws = workspace(tmp_path)
+    render.schedules_applied(install.apply(ws, tab))
+    render.schedules(listing.schedules(ws, tab))
+    out = capsys.readouterr().out
+    assert "nightly-web" in out and "added" in out and f"{tab.path}: updated" in out
+    assert "installed" in out and "never" in out and "rebuild web" in out
