@@ -16,7 +16,8 @@ DRY = typer.Option(False, "--dry-run", help="Print the plan and change nothing."
 
 
 def deploy(ctx: typer.Context, name: str, dry_run: bool = DRY, json: bool = JSON_OPTION) -> None:
-    """Create fleet NAME (or top it up to its size) from its newest ready image."""
+    """Create fleet NAME, or bring it back to its size: top it up from its newest ready image, or
+    drain and remove the servers beyond it (those on an older image, then the oldest, first)."""
     _run(ctx, name, RunKind.DEPLOY, Options(), dry_run, yes=True, json=json)
 
 
@@ -28,19 +29,30 @@ def rebuild(
     only: list[str] | None = typer.Option(None, help="Only these servers (repeatable)."),
     strategy: str | None = typer.Option(None, help="rolling or blue-green (default: config)."),
     batch: int | None = typer.Option(None, help="Servers replaced at once (default: config)."),
+    due: bool = typer.Option(
+        False,
+        "--due",
+        help="Only the servers due: older than max_age, from a revoked or older image, or"
+        " drifted at or above replace_on (the nightly policy). None due: nothing done.",
+    ),
     dry_run: bool = DRY,
     yes: bool = YES,
     json: bool = JSON_OPTION,
 ) -> None:
     """Replace servers of fleet NAME with fresh ones: health-gated, no request dropped."""
     opts = Options(
-        image=image, older_than=older_than, only=tuple(only or ()), strategy=strategy, batch=batch
+        image=image,
+        older_than=older_than,
+        only=tuple(only or ()),
+        strategy=strategy,
+        batch=batch,
+        due=due,
     )
     _run(ctx, name, RunKind.REBUILD, opts, dry_run, yes, json)
 
 
 def status(ctx: typer.Context, name: str, json: bool = JSON_OPTION) -> None:
-    """Servers of fleet NAME: address, image, generation, age, health."""
+    """Servers of fleet NAME: address, image, generation, age, health; whether it is at its size."""
     report = ops.status(workspace(ctx), name)
     if json:
         render.as_json(report.as_dict())

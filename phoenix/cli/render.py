@@ -207,6 +207,9 @@ def plan(p: Plan, console: Console = out) -> None:
         console.print(
             plain(f"  batch {number}: {batch.add} new server(s) in; out: {going}"), soft_wrap=True
         )
+        for name in batch.remove:
+            for reason in p.reasons.get(name, []):
+                console.print(plain(f"    {name}: {reason}"), soft_wrap=True)
 
 
 def result(r: Result) -> None:
@@ -235,6 +238,13 @@ def fleet_status(s: FleetStatus) -> None:
     ]  # fmt: skip
     table(f"{s.fleet} on {s.endpoint}", ["server", "address", "image", "gen", "age", "healthy",
                                          "state"], rows)  # fmt: skip
+    if not s.at_size:
+        shown = (
+            f"{s.serving} of size {s.size} serving"
+            if s.serving < s.size
+            else f"{s.serving} serving, size {s.size}"
+        )
+        line(plain(f"{s.fleet}: {shown}: run phoenix deploy {s.fleet} to converge", "yellow"))
     for run in s.interrupted:
         error(
             f"run #{run.id} ({run.kind}, started {run.started_at}) was interrupted",

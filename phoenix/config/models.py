@@ -225,6 +225,9 @@ class FleetConfig(_Model):
     batch: Annotated[int, Field(ge=1)] = 1
     strategy: Choice[Strategy] = Strategy.ROLLING
     max_age: Duration | None = None
+    # drift that makes a server due for replacement (`phoenix rebuild --due`): its last recorded
+    # scan found something at or above this severity; None: drift never makes a server due
+    replace_on: Choice[Severity] | None = None
     module: Text = "infra/lxd"
 
     @model_validator(mode="after")

@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass
 from enum import StrEnum
 from typing import Any
 
+from phoenix.config import Severity
 from phoenix.state import RunKind, RunStatus, Store, now
 
 
@@ -40,6 +41,17 @@ class ServerRecord:
     status: ServerStatus
     created_at: str
     removed_at: str | None
+
+
+@dataclass(frozen=True, kw_only=True)
+class LastScan:
+    """What the latest recorded drift scan of one server found (nothing: it was clean)."""
+
+    at: str
+    findings: list[tuple[str, str, Severity]]  # (kind, subject, severity)
+
+    def at_least(self, severity: Severity) -> list[tuple[str, str, Severity]]:
+        return [f for f in self.findings if f[2].rank >= severity.rank]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -116,6 +128,35 @@ class Records:
                 "UPDATE servers SET address = ?, host_key = ? WHERE name = ?",
                 (address, host_key, name),
             )
+
+    def last_scans(self, names: list[str]) -> dict[str, LastScan]:
+        """The latest recorded drift scan of each of `names` that was ever scanned.
+
+        A scan stamps its findings (`found_at`) and the hash cache of every server it read
+        (`updated_at`) with the same time: a cache newer than a server's newest findings is a
+        later scan that found nothing. A server that could not be scanned has a `scan.failed`
+        finding (high) from that scan.
+        """
+        scans: dict[str, LastScan] = {}
+        for name in names:
+            found = self.store.rows(
+                "SELECT MAX(found_at) AS at FROM findings WHERE server = ?", (name,)
+            )[0]["at"]
+            cached = self.store.rows(
+                "SELECT updated_at AS at FROM hash_caches WHERE server = ?", (name,)
+            )
+            clean = cached[0]["at"] if cached else None
+            if clean is not None and (found is None or clean > found):
+                scans[name] = LastScan(at=clean, findings=[])
+            elif found is not None:
+                rows = self.store.rows(
+                    "SELECT kind, subject, severity FROM findings WHERE server = ? AND found_at = ?"
+                    " ORDER BY id",
+                    (name, found),
+                )
+                findings = [(r["kind"], r["subject"], Severity(r["severity"])) for r in rows]
+                scans[name] = LastScan(at=found, findings=findings)
+        return scans
 
     # -- runs ---------------------------------------------------------------------------------
 

@@ -11,11 +11,13 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
 from typing import Any
 
 from phoenix.config import HealthCheck
 from phoenix.errors import PhoenixError, Refused
 from phoenix.events import Emit, StepOutput, discard, step
+from phoenix.fleet.due import Due, due_servers
 from phoenix.fleet.plan import (
     FleetStatus,
     Options,
@@ -26,7 +28,7 @@ from phoenix.fleet.plan import (
     make_plan,
 )
 from phoenix.fleet.ports import Infra, Provider, Traffic
-from phoenix.fleet.records import Records, ServerStatus
+from phoenix.fleet.records import Records, ServerRecord, ServerStatus
 from phoenix.fleet.terraform.inputs import ServerSpec, ServerState
 from phoenix.host import health, keys, ssh
 from phoenix.image.registry import ImageRecord, Registry, Status
@@ -64,7 +66,15 @@ class Fleet:
         image = self._image(opts.image)
         serving = [s for s in self.records.servers(self.name) if s.status is ServerStatus.SERVING]
         last = next(iter(self.records.runs(self.name, limit=1)), None)
-        return make_plan(self.name, self.cfg, kind, opts, image.tag, serving, last)
+        found = self.due(serving) if opts.due and kind is RunKind.REBUILD else []
+        return make_plan(self.name, self.cfg, kind, opts, image.tag, serving, last, found)
+
+    def due(self, serving: Sequence[ServerRecord]) -> list[Due]:
+        """The servers of `serving` due for replacement, with their reasons (phoenix.fleet.due)."""
+        images = {tag: self.registry.get(tag) for tag in {s.image_tag for s in serving}}
+        newest = self.registry.latest(self.cfg.image)
+        scans = self.records.last_scans([s.name for s in serving])
+        return due_servers(self.cfg, serving, images, newest, scans, datetime.now(UTC))
 
     def _image(self, tag: str | None) -> ImageRecord:
         if tag is None:
@@ -90,7 +100,8 @@ class Fleet:
         run_id = self.store.start_run(self.name, plan.kind)
         self.records.set_run_detail(run_id, plan.as_dict())
         self._ensure_traffic()
-        generation = self.records.new_generation(self.name, plan.image)
+        adding = any(batch.add for batch in plan.batches)
+        generation = self.records.new_generation(self.name, plan.image) if adding else 0
         added: list[str] = []
         removed: list[str] = []
         leaving: list[str] = []
@@ -99,9 +110,11 @@ class Fleet:
             for number, batch in enumerate(plan.batches, 1):
                 names = [f"{self.name}-g{generation}-{index + i + 1}" for i in range(batch.add)]
                 index += batch.add
-                self._event(run_id, f"batch {number}", f"create {', '.join(names)}")
+                doing = f"create {', '.join(names)}" if names else "no new server"
+                self._event(run_id, f"batch {number}", doing)
                 self.records.add_servers(self.name, generation, plan.image, names)
-                self._apply(run_id, exclude=leaving)
+                if names or leaving:
+                    self._apply(run_id, exclude=leaving)
                 self.records.set_status(leaving, ServerStatus.REMOVED)
                 removed += leaving
                 self._gate(run_id, names)
@@ -138,6 +151,8 @@ class Fleet:
 
     def _gate(self, run_id: int, names: list[str]) -> None:
         """The new servers exist: pin their host keys, pass their health checks, enter the pool."""
+        if not names:
+            return
         addresses: dict[str, str] = {}
         for name in names:
             known = self.infra_states[name].address
@@ -275,6 +290,7 @@ class Fleet:
             endpoint=self.traffic.endpoint,
             servers=views,
             interrupted=self.records.unfinished(self.name),
+            size=self.cfg.size,
         )
 
     def destroy(self) -> Result:

@@ -87,6 +87,7 @@ def assert_converged(fleet: Fleet) -> None:
     names = sorted(s["name"] for s in servers)
     assert sorted(fleet.lxd.fleet_instances("web")) == names  # in the workspace's project
     assert status["interrupted_runs"] == []
+    assert (status["size"], status["serving"], status["at_size"]) == (3, 3, True)
 
 
 def test_status_json_shape(fleet: Fleet) -> None:

@@ -155,6 +155,11 @@ def test_invalid_toml_names_line_and_column(tmp_path: Path) -> None:
             id="bad-duration",
         ),
         pytest.param(
+            VALID + 'replace_on = "severe"\n',
+            "fleets.web.replace_on: bad value 'severe'",
+            id="bad-replace-on",
+        ),
+        pytest.param(
             VALID.replace("[fleets.web]", '[images.web.health]\ntype = "command"\n[fleets.web]'),
             'images.web.health.command: required when type = "command"',
             id="command-check-without-command",

@@ -5,20 +5,25 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
+from phoenix import ops
+from phoenix.cli import render
+from phoenix.cli.app import app
 from phoenix.config import HealthCheck, load
 from phoenix.errors import ExitCode, HealthError, NotFound, Refused
 from phoenix.fleet import rollout
 from phoenix.fleet.haproxy.runtime import Backend
-from phoenix.fleet.plan import Options, RolloutStatus
+from phoenix.fleet.plan import Options, Plan, RolloutStatus
 from phoenix.fleet.records import Records, ServerStatus
 from phoenix.fleet.rollout import Fleet
 from phoenix.fleet.terraform.inputs import ServerSpec, ServerState
 from phoenix.image.registry import Registry
-from phoenix.state import RunKind, RunStatus, Store
+from phoenix.state import RunKind, RunStatus, Store, now
 from phoenix.workspace import Workspace
 
 CONFIG = """
@@ -340,3 +345,179 @@ def test_ctrl_c_mid_rebuild_leaves_nothing_half_done(world: World) -> None:
     live = Records(world.store).servers("web")
     assert {s.status for s in live} == {ServerStatus.SERVING}
     assert set(world.infra.servers) == {s.name for s in live} == set(world.traffic.up)
+
+
+# -- the nightly policy: servers due, and a fleet that converges to its size --------------------
+
+
+def configure(world: World, size: int = 3, **settings: str) -> None:
+    """The fleet `web` with `size` and other settings, as if phoenix.toml were edited."""
+    extra = "".join(f'{key} = "{value}"\n' for key, value in settings.items())
+    path = world.ws.config_file
+    path.write_text(f'[images.web]\n[fleets.web]\nimage = "web"\nsize = {size}\n{extra}')
+    world.ws = Workspace(path, load(path), world.ws.home)
+
+
+def age(world: World, name: str, days: float) -> None:
+    created = (datetime.now(UTC) - timedelta(days=days)).isoformat(timespec="milliseconds")
+    with world.store.transaction() as db:
+        db.execute("UPDATE servers SET created_at = ? WHERE name = ?", (created, name))
+
+
+def scanned(world: World, server: str, *severities: str) -> None:
+    """A recorded drift scan of `server` finding `severities` (none: a clean scan)."""
+    run_id = world.store.start_run(None, RunKind.DRIFT)
+    at = now()
+    with world.store.transaction() as db:
+        for n, severity in enumerate(severities):
+            db.execute(
+                "INSERT INTO findings (run_id, server, kind, subject, severity, found_at)"
+                " VALUES (?, ?, 'file.modified', ?, ?, ?)",
+                (run_id, server, f"/etc/f{n}", severity, at),
+            )
+        db.execute(
+            "INSERT INTO hash_caches (server, updated_at, entries) VALUES (?, ?, x'')"
+            " ON CONFLICT (server) DO UPDATE SET updated_at = excluded.updated_at",
+            (server, at),
+        )
+    world.store.finish_run(run_id, RunStatus.SUCCEEDED)
+
+
+def removals(plan: Plan) -> list[list[str]]:
+    return [b.remove for b in plan.batches]
+
+
+def test_due_replaces_old_and_drifted_servers_only(world: World) -> None:
+    configure(world, max_age="7d", replace_on="medium")
+    deploy(world, "web-v002")
+    age(world, "web-g1-1", 8)
+    scanned(world, "web-g1-2", "medium")
+    scanned(world, "web-g1-3", "low")
+    plan = world.fleet().plan(RunKind.REBUILD, Options(due=True))
+    assert removals(plan) == [["web-g1-1"], ["web-g1-2"]] and plan.note == "2 due"
+    assert plan.reasons["web-g1-1"] == ["older than max_age 7d (created 8d ago)"]
+    assert plan.reasons["web-g1-2"][0].startswith("drifted: 1 finding(s) at or above medium")
+    scanned(world, "web-g1-2")  # a later clean scan: its drift is gone
+    assert removals(world.fleet().plan(RunKind.REBUILD, Options(due=True))) == [["web-g1-1"]]
+
+
+def test_due_replaces_servers_of_an_older_or_revoked_image(world: World) -> None:
+    deploy(world, "web-v001")
+    plan = world.fleet().plan(RunKind.REBUILD, Options(due=True))
+    assert len(plan.batches) == 3
+    assert plan.reasons["web-g1-3"] == ["built from web-v001, older than the newest ready web-v002"]
+    Registry(world.store).revoke("web-v002")
+    fresh = world.fleet().plan(RunKind.REBUILD, Options(due=True))
+    assert fresh.empty and fresh.note == "nothing due"  # web-v001 is the newest ready now
+
+
+def test_a_fleet_rebuilt_this_afternoon_is_not_replaced_tonight(world: World) -> None:
+    configure(world, max_age="1d", replace_on="high")
+    deploy(world)
+    scanned(world, "web-g1-1", "high")
+    fleet = world.fleet()
+    assert fleet.execute(fleet.plan(RunKind.REBUILD)).status is RolloutStatus.SUCCEEDED
+    scanned(world, "web-g2-1", "medium")
+    plan = world.fleet().plan(RunKind.REBUILD, Options(due=True))
+    assert plan.empty and plan.note == "nothing due"
+    result = world.fleet().execute(plan)
+    assert result.status is RolloutStatus.NOTHING and result.run_id is None
+
+
+def test_due_cannot_be_combined_with_a_choice_of_servers(world: World) -> None:
+    deploy(world)
+    with pytest.raises(Refused, match="--due"):
+        world.fleet().plan(RunKind.REBUILD, Options(due=True, only=("web-g1-1",)))
+
+
+def five_for_three(world: World) -> None:
+    """Three servers on web-v001, two more on web-v002, then the size lowered back to 3."""
+    deploy(world)
+    configure(world, size=5)
+    deploy(world, "web-v002")
+    configure(world, size=3)
+    world.traffic.log.clear()
+    world.traffic.size, world.traffic.lowest = 0, 99  # count from the first move on
+
+
+def test_deploy_trims_to_the_size_never_serving_fewer(world: World) -> None:
+    five_for_three(world)
+    applies = world.infra.applies
+    fleet = world.fleet()
+    plan = fleet.plan(RunKind.DEPLOY)
+    assert removals(plan) == [["web-g1-1", "web-g1-2"]] and plan.batches[0].add == 0
+    assert plan.reasons["web-g1-1"] == ["beyond the fleet's size 3"]
+    assert "5 serving, size 3" in plan.note
+    result = fleet.execute(plan)
+    assert result.status is RolloutStatus.SUCCEEDED and result.removed == ["web-g1-1", "web-g1-2"]
+    assert world.serving() == ["web-g1-3", "web-g2-1", "web-g2-2"]
+    assert world.traffic.log == [
+        "drain web-g1-1", "drain web-g1-2", "remove web-g1-1", "remove web-g1-2",
+    ]  # fmt: skip
+    assert world.traffic.lowest == 3  # never fewer: both drained while five were in
+    assert world.infra.applies == applies + 1 and set(world.infra.servers) == set(world.serving())
+    assert world.fleet().plan(RunKind.DEPLOY).empty
+
+
+def test_rebuild_ends_at_the_size(world: World) -> None:
+    five_for_three(world)
+    fleet = world.fleet()
+    plan = fleet.plan(RunKind.REBUILD)
+    assert removals(plan) == [["web-g1-1", "web-g1-2"], ["web-g1-3"], ["web-g2-1"], ["web-g2-2"]]
+    assert [b.add for b in plan.batches] == [0, 1, 1, 1]
+    assert fleet.execute(plan).status is RolloutStatus.SUCCEEDED
+    assert world.serving() == ["web-g3-1", "web-g3-2", "web-g3-3"]
+    assert world.traffic.lowest == 3
+    assert set(world.infra.servers) == set(world.serving())
+
+
+def test_rebuild_tops_up_a_fleet_below_its_size(world: World) -> None:
+    deploy(world)
+    configure(world, size=5)
+    plan = world.fleet().plan(RunKind.REBUILD, Options(only=("web-g1-1",)))
+    assert [(b.remove, b.add) for b in plan.batches] == [(["web-g1-1"], 3)]
+
+
+def test_status_says_when_a_fleet_is_not_at_its_size(
+    world: World, capsys: pytest.CaptureFixture[str]
+) -> None:
+    five_for_three(world)
+    status = world.fleet().status()
+    data = json.loads(json.dumps(status.as_dict()))
+    assert (data["size"], data["serving"], data["at_size"]) == (3, 5, False)
+    render.fleet_status(status)
+    assert "web: 5 serving, size 3: run phoenix deploy web to converge" in capsys.readouterr().out
+    configure(world, size=6)
+    render.fleet_status(world.fleet().status())
+    assert "web: 5 of size 6 serving" in capsys.readouterr().out
+    configure(world, size=5)
+    assert world.fleet().status().at_size
+    render.fleet_status(world.fleet().status())
+    assert "size" not in capsys.readouterr().out
+
+
+def cli(world: World, monkeypatch: pytest.MonkeyPatch, *args: str) -> tuple[int, str]:
+    """`phoenix ARGS` on the world's workspace, its adapters the world's fakes."""
+    monkeypatch.setenv("PHOENIX_HOME", str(world.ws.home))
+    adapters = (world.infra, world.traffic, world.provider)
+    monkeypatch.setattr(ops, "_adapters", lambda *_: adapters)
+    result = CliRunner().invoke(app, ["--config", str(world.ws.config_file), *args])
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+    return result.exit_code, result.stdout
+
+
+def test_rebuild_due_through_the_cli(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    configure(world, max_age="7d")
+    deploy(world, "web-v002")
+    age(world, "web-g1-2", 10)
+    code, out = cli(world, monkeypatch, "rebuild", "web", "--due", "--dry-run")
+    assert code == 0
+    assert "rebuild web with web-v002 (rolling) — 1 due" in out
+    assert "  batch 1: 1 new server(s) in; out: web-g1-2" in out
+    assert "    web-g1-2: older than max_age 7d (created 10d ago)" in out
+    code, out = cli(world, monkeypatch, "rebuild", "web", "--due", "--dry-run", "--json")
+    assert json.loads(out)["reasons"] == {"web-g1-2": ["older than max_age 7d (created 10d ago)"]}
+    age(world, "web-g1-2", 1)
+    code, out = cli(world, monkeypatch, "rebuild", "web", "--due")
+    assert (code, out.strip()) == (0, "web: nothing to do: nothing due")
+    assert [r.kind for r in Records(world.store).runs("web")] == [RunKind.DEPLOY]
