@@ -66,6 +66,7 @@ def recorded(tmp_path: Path, config: str = CONFIG) -> Workspace:
     db's N hours; db's servers 9 and 10 are still starting. web has 12 runs, the newest of them
     still running; api one rolled back. Two drift scans: the older found things on web-g1-1 and
     web-g1-2, the newer found 2 high and 1 low on web-g1-2 and web-g1-1 clean."""
+    tmp_path.mkdir(parents=True, exist_ok=True)
     (tmp_path / "phoenix.toml").write_text(config)
     ws = Workspace(tmp_path / "phoenix.toml", load(tmp_path / "phoenix.toml"), tmp_path / "home")
     with Store.open(ws.home) as store, store.transaction() as db:

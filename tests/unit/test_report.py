@@ -12,7 +12,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from phoenix.cli.app import main
 from phoenix.errors import ExitCode, NotFound
-from phoenix.report import Report, build, span, to_html, write_metrics
+from phoenix.report import FleetReport, Report, build, span, to_html, write_metrics
 from phoenix.report.build import schedule
 from phoenix.workspace import Workspace
 from tests.unit.reports import EVIL, FLEETS, NOW, recorded
@@ -28,7 +28,7 @@ def web_due(fleet: str) -> dict[str, list[str]]:
     return {"web-g1-4": ["older than max_age 3d"], "web-g1-5": []} if fleet == "web" else {}
 
 
-def fleet_of(report: Report, name: str):  # type: ignore[no-untyped-def]
+def fleet_of(report: Report, name: str) -> FleetReport:
     return next(f for f in report.fleets if f.name == name)
 
 
