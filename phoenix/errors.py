@@ -116,3 +116,7 @@ class TerraformError(PhoenixError):
 
 class TrafficError(PhoenixError):
     """The load balancer refused or failed a change."""
+
+
+class ReportError(PhoenixError):
+    """A report or metrics file could not be written."""

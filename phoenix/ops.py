@@ -140,6 +140,13 @@ def _not_archived(exc: Exception) -> str:
     return f"the drift of the servers to replace could not be archived: {why[:500]}"
 
 
+def due(ws: Workspace, name: str) -> dict[str, list[str]]:
+    """Server -> why it is due for replacement (`rebuild --due`'s policy); not due: left out."""
+    with open_fleet(ws, name) as fleet:
+        serving = [s for s in fleet.records.servers(name) if s.status is ServerStatus.SERVING]
+        return {d.server: list(d.reasons) for d in fleet.due(serving) if d.reasons}
+
+
 def status(ws: Workspace, name: str) -> FleetStatus:
     with open_fleet(ws, name) as fleet:
         return fleet.status()

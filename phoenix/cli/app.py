@@ -10,7 +10,7 @@ from typing import Any
 import typer
 
 from phoenix import __version__
-from phoenix.cli import crash, doctor, drift, fleet, image, lab, render, schedule
+from phoenix.cli import crash, doctor, drift, fleet, image, lab, render, report, schedule
 from phoenix.errors import ExitCode, PhoenixError
 
 app = typer.Typer(
@@ -24,6 +24,7 @@ app.add_typer(image.app, name="image")
 app.add_typer(drift.app, name="drift")
 app.add_typer(schedule.app, name="schedule")
 app.command("doctor")(doctor.command)
+app.command("report")(report.command)
 for command in (fleet.deploy, fleet.rebuild, fleet.status, fleet.destroy, fleet.history):
     app.command()(command)
 

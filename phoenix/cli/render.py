@@ -24,6 +24,7 @@ from phoenix.events import Event, Outcome, StepFinished, StepOutput, StepStarted
 from phoenix.fleet.plan import FleetStatus, Plan, Result, RolloutStatus
 from phoenix.image.registry import ImageView
 from phoenix.ops import RunHistory
+from phoenix.report import Report, ServerRow, span
 from phoenix.schedule.history import LastRun
 from phoenix.schedule.install import ApplyReport
 from phoenix.schedule.listing import CronState, ScheduleView
@@ -372,3 +373,55 @@ def _last_run(last: LastRun | None) -> Cell:
     mark, colour = RUN_MARKS.get(RunStatus(last.status), ("!", "yellow"))
     shown = f" #{last.id} {last.status}{took}, {ages.ago(last.started_at)}"
     return Text.assemble((mark, colour), plain(shown))
+
+
+def note(text: str) -> None:
+    """A line about what was done, on stderr: stdout stays the report (or its JSON)."""
+    err.print(plain(text), soft_wrap=True)
+
+
+def report(r: Report) -> None:
+    """Each fleet: its servers, its next scheduled runs, its last runs; nothing cut."""
+    for f in r.fleets:
+        due = "unknown" if f.due is None else str(f.due)
+        head = (
+            f"{f.name} ({f.image}): {f.serving} serving of {f.size}, {len(f.servers)} live,"
+            f" max_age {f.max_age or 'none'}, due {due}"
+        )
+        rows = [
+            (s.name, s.address or "-", s.status, span(s.age_seconds), s.image,
+             span(s.image_age_seconds), _scan(s), _due(s))
+            for s in f.servers
+        ]  # fmt: skip
+        columns = ["server", "address", "state", "age", "image", "image age", "last scan", "due"]
+        table(head, columns, rows)
+        for s in f.schedules:
+            shown = f"error: {s.error}" if s.error else ", ".join(s.next_runs)
+            line(f"  {s.name} ({s.action}, {s.cron}) next: {shown}")
+        runs = [
+            (f"#{x.id}", x.action, styled(x.outcome, OUTCOME_STYLE.get(x.outcome, "")),
+             x.started_at, span(x.duration_seconds))
+            for x in f.runs
+        ]  # fmt: skip
+        if runs:
+            table(f"last runs of {f.name}", ["run", "action", "outcome", "started", "took"], runs)
+        else:
+            line(f"  no run of {f.name} yet")
+    if not r.fleets:
+        line("no fleet defined")
+
+
+OUTCOME_STYLE = {"succeeded": "green", "rolled_back": "red", "interrupted": "red"}
+
+
+def _scan(s: ServerRow) -> Cell:
+    if s.last_scan is None:
+        return styled("never", "dim")
+    found = ", ".join(f"{n} {sev}" for sev, n in s.findings.items() if n) or "clean"
+    return plain(f"{ages.ago(s.last_scan)}: {found}")
+
+
+def _due(s: ServerRow) -> Cell:
+    if s.due is None:
+        return styled("unknown", "dim")
+    return styled(s.due_text, "yellow") if s.due else "no"

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from phoenix import ops
@@ -20,6 +21,7 @@ from phoenix.drift.scan import ScanReport
 from phoenix.errors import ExitCode, NotFound, PhoenixError
 from phoenix.events import Emit, discard
 from phoenix.fleet.plan import Options, Result, RolloutStatus
+from phoenix.report.metrics import write_metrics
 from phoenix.schedule import history
 from phoenix.state import RunKind, Store
 from phoenix.workspace import Workspace
@@ -41,8 +43,9 @@ class ScheduleRun:
 
 def rebuild_options(schedule: ScheduleConfig) -> Options:
     """THE place a scheduled rebuild's options are built (what a rebuild by hand takes as
-    flags). A scheduled rebuild replaces what `phoenix rebuild FLEET` would."""
-    return Options()
+    flags). A scheduled rebuild follows the policy: `phoenix rebuild FLEET --due` (servers past
+    max_age, on a revoked or older image, or drifted at the fleet's replace_on)."""
+    return Options(due=True)
 
 
 @dataclass(frozen=True)
@@ -67,6 +70,7 @@ def run(ws: Workspace, name: str, emit: Emit = discard) -> ScheduleRun:
         ended = _Ended("failed", f": {' '.join(exc.message.split())}", exc.exit_code)
     with Store.open(ws.home) as store:
         history.mark(store, name, RunKind(schedule.action), before)
+    ended = _metrics_refreshed(ws, ended)
     seconds = time.monotonic() - clock
     at = started.strftime("%Y-%m-%dT%H:%M:%SZ")
     summary = (
@@ -77,6 +81,23 @@ def run(ws: Workspace, name: str, emit: Emit = discard) -> ScheduleRun:
         schedule=name, action=schedule.action, fleet=schedule.fleet, started_at=at,
         seconds=round(seconds, 1), exit_code=ended.code, summary=summary,
     )  # fmt: skip
+
+
+METRICS = "metrics.prom"  # in the state directory; point node_exporter's textfile collector at it
+
+
+def metrics_file(ws: Workspace) -> Path:
+    return ws.home / METRICS
+
+
+def _metrics_refreshed(ws: Workspace, ended: _Ended) -> _Ended:
+    """The metrics file written again after the run; a failure to write it is said in the
+    summary (the run's own outcome stands)."""
+    try:
+        write_metrics(ws, metrics_file(ws), due_of=lambda fleet: ops.due(ws, fleet))
+    except PhoenixError as exc:
+        return replace(ended, detail=f"{ended.detail}; metrics not written: {exc.message}")
+    return ended
 
 
 def _declared(ws: Workspace, name: str) -> ScheduleConfig:
