@@ -123,7 +123,7 @@ class Child:
         if self.expired:
             where = f" ([timeouts] {self.setting} in phoenix.toml)" if self.setting else ""
             raise DeadlineExceeded(
-                f"`{self.what}` did not finish within its deadline of {self.deadline:.0f} s"
+                f"`{self.what}` did not finish within its deadline of {self.deadline:g} s"
                 f"{where}; phoenix stopped it",
                 hint="see why it hung (its log, or the lab: phoenix doctor)"
                 + (f", or raise [timeouts] {self.setting} if it needs longer" if where else ""),
