@@ -16,7 +16,8 @@ class ExitCode(IntEnum):
     FAILED = 1  # the work ran and did not succeed (rolled back, drift found, doctor found gaps)
     REFUSED = 2  # nothing was done: bad input, bad config, a lock held by another run
     INTERNAL = 70  # a bug in phoenix (EX_SOFTWARE): the traceback is in a crash log
-    INTERRUPTED = 130  # Ctrl-C
+    INTERRUPTED = 130  # Ctrl-C (128 + SIGINT)
+    TERMINATED = 143  # SIGTERM (128 + SIGTERM): stopped from outside, cleaned up like Ctrl-C
 
 
 class PhoenixError(Exception):
@@ -96,6 +97,11 @@ class CommandError(PhoenixError):
     """A command on the host or on a server failed."""
 
 
+class DeadlineExceeded(CommandError):
+    """An external call (Terraform, Packer, LXD, a host command) outlived its deadline: phoenix
+    stopped it, and its process group, and gave up on the work it was doing."""
+
+
 class BakeError(PhoenixError):
     """An image could not be baked, or failed its smoke boot."""
 
@@ -120,3 +126,9 @@ class TrafficError(PhoenixError):
 
 class ReportError(PhoenixError):
     """A report or metrics file could not be written."""
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where Ctrl-C would raise KeyboardInterrupt, so that it unwinds the same way
+    (the rollout settles and records the run as interrupted, children stop, locks are released).
+    Not a PhoenixError: like Ctrl-C, it is no error of the work."""

@@ -5,6 +5,10 @@ named `image-web` and the image `web`) never share a lock. The kernel drops an f
 holder dies, so a crashed or killed phoenix never leaves anything locked. The file's content only
 tells a refused process who holds the lock; it is not the lock.
 The file is never deleted: removing it would let two processes lock two different files.
+
+When an interrupt (Ctrl-C, SIGTERM) unwinds through a lock, the hooks registered with
+`before_release` run first: the host layer stops the children phoenix started, so that no
+Terraform or Packer still works on a fleet or image whose lock another run could now take.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import fcntl
 import json
 import os
 import socket
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -32,6 +37,17 @@ class Holder:
     operation: str
     started_at: str
     host: str
+
+
+# What runs before a lock is released on an interrupt (the kernel cannot import the layers that
+# start processes: they register here).
+_before_release: list[Callable[[], None]] = []
+
+
+def before_release(hook: Callable[[], None]) -> None:
+    """Run `hook` before any lock is released by an interrupt (KeyboardInterrupt, SIGTERM)."""
+    if hook not in _before_release:
+        _before_release.append(hook)
 
 
 class Kind(StrEnum):
@@ -96,7 +112,12 @@ class Lock:
         exc: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
-        self.release()
+        try:
+            if isinstance(exc, KeyboardInterrupt):  # Ctrl-C, or SIGTERM (errors.Terminated)
+                for hook in _before_release:
+                    hook()
+        finally:
+            self.release()
 
 
 def lock(home: Path, kind: Kind, name: str, *, operation: str) -> Lock:

@@ -48,7 +48,8 @@ def _adapters(ws: Workspace, name: str, emit: Emit) -> tuple[Terraform, HAProxy,
     health = ws.image(cfg.image).health
     traffic = HAProxy(name, ws.home, str(cfg.listen), cfg.listen_port, cfg.port, health)
     workspace = project.of(ws.home)
-    return _terraform(ws, name, emit, workspace), traffic, workspace.lxd()
+    lxd = workspace.lxd(ws.config.timeouts.lxd)
+    return _terraform(ws, name, emit, workspace), traffic, lxd
 
 
 def _terraform(
@@ -58,7 +59,14 @@ def _terraform(
     module = ws.config_file.parent / ws.fleet(name).module
     client_dir = (workspace or project.of(ws.home)).client_dir
     say = lambda line: emit(StepOutput("terraform", line))  # noqa: E731
-    return Terraform(name, ws.home, module, say, settings={"lxd_config_dir": str(client_dir)})
+    return Terraform(
+        name,
+        ws.home,
+        module,
+        say,
+        settings={"lxd_config_dir": str(client_dir)},
+        timeout=ws.config.timeouts.terraform,
+    )
 
 
 def plan(ws: Workspace, name: str, kind: RunKind, opts: Options) -> Plan:

@@ -12,6 +12,7 @@ from phoenix.config.models import (
     ScheduleConfig,
     Severity,
     Strategy,
+    TimeoutsConfig,
 )
 
 __all__ = [
@@ -28,6 +29,7 @@ __all__ = [
     "ScheduleConfig",
     "Severity",
     "Strategy",
+    "TimeoutsConfig",
     "config_path",
     "load",
     "state_home",

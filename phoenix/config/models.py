@@ -257,6 +257,19 @@ class DriftConfig(_Model):
     max_output: Annotated[int, Field(ge=1024 * 1024, le=1024 * 1024 * 1024)] = 64 * 1024 * 1024
 
 
+class TimeoutsConfig(_Model):
+    """[timeouts]: the deadline of each external call, in seconds. Past it phoenix stops the call
+    (and what it started) and fails the run. Health checks keep their own per image, SSH
+    commands the [drift] timeout."""
+
+    # one Terraform call: an apply, a refresh-only plan, an init
+    terraform: Annotated[float, Field(ge=60, le=6 * 3600)] = 900.0
+    # one `packer build`
+    packer: Annotated[float, Field(ge=60, le=12 * 3600)] = 1800.0
+    # one LXD API request or operation (create, start, stop, delete...) or `lxc` command
+    lxd: Annotated[float, Field(ge=10, le=3600)] = 300.0
+
+
 class ScheduleConfig(_Model):
     """[schedules.NAME]: recurring work on a fleet."""
 
@@ -273,6 +286,7 @@ class Config(_Model):
     fleets: dict[Name, FleetConfig] = Field(default_factory=dict)
     drift: DriftConfig = Field(default_factory=DriftConfig)
     schedules: dict[Name, ScheduleConfig] = Field(default_factory=dict)
+    timeouts: TimeoutsConfig = Field(default_factory=TimeoutsConfig)
 
     @model_validator(mode="after")
     def _references(self) -> Self:

@@ -47,7 +47,7 @@ class Baker:
         self.registry = Registry(store)
         self.emit = emit
         self.project = project.of(ws.home)
-        self.lxd = lxd or self.project.lxd()
+        self.lxd = lxd or self.project.lxd(ws.config.timeouts.lxd)
 
     def bake(self, name: str, force: bool = False) -> BakeResult:
         cfg = self.ws.image(name)
@@ -103,6 +103,7 @@ class Baker:
                     log,
                     lambda ln: self.emit(StepOutput("packer", ln)),
                     env=self.project.env,
+                    timeout=self.ws.config.timeouts.packer,
                 )
             with events.step(self.emit, "smoke", f"smoke boot of {tag}", seconds):
                 baseline = self._smoke(smoke, tag, cfg)

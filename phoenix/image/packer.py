@@ -1,7 +1,9 @@
-"""The Packer adapter: one `build` through packer-py, its output followed live.
+"""The Packer adapter: one `packer build`, its output followed live, within its deadline.
 
-packer-py buffers output until the build ends, so phoenix hands it the build log as stdout and
-follows that file while the build runs: every line reaches the caller as it is written.
+Packer writes its machine-readable output into the build log, and phoenix follows that file while
+the build runs: every line reaches the caller as it is written. Packer runs as a child of
+phoenix.host.process (its own process group, its deadline, stopped with phoenix); packer-py, which
+runs it with no process group, deadline nor environment of its own, is no longer used here.
 """
 
 from __future__ import annotations
@@ -12,21 +14,20 @@ import re
 import shutil
 import signal
 import subprocess
-import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from packerpy import PackerExecutable
-
+from phoenix.config import TimeoutsConfig
 from phoenix.errors import BakeError, MissingPackages
 from phoenix.host import process
 
 TAIL = 15
+TIMEOUT = TimeoutsConfig().packer  # seconds, when the caller gives none
+INTERRUPT_GRACE = 120.0  # seconds Packer gets to delete its build container when interrupted
 
 
 @dataclass
@@ -48,6 +49,7 @@ def executable() -> str:
 
 
 def version() -> str:
+    os.environ.setdefault("CHECKPOINT_DISABLE", "1")  # never call home
     out = process.run([executable(), "version"], check=False).stdout
     match = re.search(r"Packer v(\S+)", out)
     return match.group(1) if match else "unknown"
@@ -59,88 +61,57 @@ def build(
     log: Path,
     on_line: Callable[[str], None],
     env: Mapping[str, str] | None = None,
+    timeout: float = TIMEOUT,
 ) -> BuildOutput:
     """Run `packer build` on a JSON template (given on stdin); return the artifact id. `env`:
     variables Packer runs with (`LXD_CONF`: the lxc client configuration its builder's `lxc`
-    calls follow).
+    calls follow). `timeout`: the build's deadline in seconds ([timeouts] packer).
 
-    Raises BakeError with the last lines of the log when the build fails or is interrupted.
+    Raises BakeError with the last lines of the log when the build fails or is interrupted, and
+    DeadlineExceeded when it outlived its deadline (Packer is interrupted first: it deletes its
+    build container).
     """
-    os.environ.setdefault("CHECKPOINT_DISABLE", "1")  # never call home
-    with _environment(env or {}):
-        return _build(template, variables, log, on_line)
-
-
-@contextmanager
-def _environment(env: Mapping[str, str]) -> Iterator[None]:
-    """`env` in os.environ while Packer starts (packer-py takes no environment of its own)."""
-    saved = {key: os.environ.get(key) for key in env}
-    os.environ.update(env)
-    try:
-        yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-
-
-def _build(
-    template: dict[str, Any],
-    variables: dict[str, str],
-    log: Path,
-    on_line: Callable[[str], None],
-) -> BuildOutput:
+    os.environ.setdefault("CHECKPOINT_DISABLE", "1")  # never call home (nor does `version`)
     log.parent.mkdir(parents=True, exist_ok=True)
     output = BuildOutput()
-    result: dict[str, Any] = {}
-    with log.open("wb") as sink:
-        packer = PackerExecutable(
-            executable_path=executable(),
-            config={"stdout": sink, "stderr": subprocess.STDOUT},
-        )
-        worker = threading.Thread(
-            target=_run,
-            args=(packer, json.dumps(template), variables, result),
-            name="packer-build",
-            daemon=True,
-        )
-        worker.start()
-        try:
-            _follow(log, worker, output, on_line)
-        except BaseException:
-            _interrupt_children()
-            worker.join(timeout=120)  # Packer deletes its build container on SIGINT
-            raise
-    if "error" in result:
-        raise BakeError(f"Packer could not run: {result['error']}")
-    if result.get("rc") != 0 or not output.artifact_id:
+    argv = [executable(), "build", "-machine-readable"]
+    argv += [arg for name, value in variables.items() for arg in ("-var", f"{name}={value}")]
+    argv += ["-color=false", "-"]
+    with (
+        log.open("wb") as sink,
+        process.Child(
+            argv,
+            what="packer build",
+            deadline=timeout,
+            setting="packer",
+            interrupt=signal.SIGINT,  # Packer deletes its build container on SIGINT
+            grace=INTERRUPT_GRACE,
+            stdin=subprocess.PIPE,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, **(env or {})},
+        ) as child,
+    ):
+        assert child.proc.stdin is not None
+        child.proc.stdin.write(json.dumps(template).encode())
+        child.proc.stdin.close()
+        _follow(log, child.proc, output, on_line)
+        child.check()
+    rc = child.proc.returncode
+    if rc != 0 or not output.artifact_id:
         lines = "\n  ".join(output.tail)
-        raise BakeError(
-            f"packer build failed (exit {result.get('rc')}); log: {log}. Last lines:\n  {lines}"
-        )
+        raise BakeError(f"packer build failed (exit {rc}); log: {log}. Last lines:\n  {lines}")
     return output
 
 
-def _run(
-    packer: PackerExecutable, template: str, variables: dict[str, str], result: dict[str, Any]
-) -> None:
-    try:
-        rc, _, _ = packer.build(template, var=variables, color="false")
-        result["rc"] = rc
-    except OSError as exc:
-        result["error"] = str(exc)
-
-
 def _follow(
-    log: Path, worker: threading.Thread, output: BuildOutput, on_line: Callable[[str], None]
+    log: Path, proc: subprocess.Popen[bytes], output: BuildOutput, on_line: Callable[[str], None]
 ) -> None:
-    """Read the log as it grows until the build thread ends, handing each line over."""
+    """Read the log as it grows until Packer ends, handing each line over."""
     with log.open("r", encoding="utf-8", errors="replace") as source:
         pending = ""
         while True:
-            alive = worker.is_alive()
+            alive = proc.poll() is None
             chunk = source.read()
             if chunk:
                 pending += chunk
@@ -149,7 +120,7 @@ def _follow(
                     _take(raw, output, on_line)
             elif not alive:
                 break
-            else:  # no deadline, so not phoenix.poll: it follows the log as long as the build runs
+            else:  # not phoenix.poll: the child's deadline bounds this loop (it ends the build)
                 time.sleep(0.05)
         if pending:
             _take(pending, output, on_line)
@@ -174,16 +145,3 @@ def _take(raw: str, output: BuildOutput, on_line: Callable[[str], None]) -> None
 
 def _unescape(field: str) -> str:
     return field.replace("%!(PACKER_COMMA)", ",").replace("\\n", "\n").replace("\\r", "")
-
-
-def _interrupt_children() -> None:
-    """Pass Ctrl-C on to the packer process, so that it cleans up its build container."""
-    me = str(os.getpid())
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-            comm = stat.read_text().split("(", 1)[1].rsplit(")", 1)[0]
-        except (OSError, IndexError):
-            continue
-        if fields[1] == me and comm == "packer":
-            os.kill(int(stat.parent.name), signal.SIGINT)

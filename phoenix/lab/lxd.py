@@ -10,15 +10,17 @@ import os
 import subprocess
 import tempfile
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
+from contextlib import AbstractContextManager, contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
 import pylxd
+import requests
 from pylxd import exceptions as lxd_exc
 
-from phoenix.errors import LXDError
+from phoenix.config import TimeoutsConfig
+from phoenix.errors import DeadlineExceeded, LXDError
 from phoenix.host import process
 from phoenix.poll import poll
 
@@ -28,7 +30,8 @@ T = TypeVar("T")
 HOST_KEY_FILE = "/etc/ssh/ssh_host_ed25519_key.pub"
 FLEET_KEY = "user.phoenix.fleet"
 DEFAULT_PROJECT = "default"
-LXC_TIMEOUT = 600.0  # an image import or copy: seconds
+TIMEOUT = TimeoutsConfig().lxd  # seconds: an API request or operation, when none is given
+LXC_TIMEOUT = 600.0  # an image import or export (`lxc`): seconds, at least the API's deadline
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -50,10 +53,18 @@ class Instance:
 
 
 @contextmanager
-def _api(action: str) -> Iterator[None]:
-    """Turn pylxd's exceptions into one LXDError that says what phoenix was doing."""
+def _api(action: str, timeout: float = TIMEOUT) -> Iterator[None]:
+    """Turn pylxd's exceptions into one LXDError that says what phoenix was doing, and a request
+    that outlived the client's deadline into DeadlineExceeded."""
     try:
         yield
+    except requests.Timeout as exc:
+        raise DeadlineExceeded(
+            f"LXD did not answer within {timeout:.0f} s while phoenix tried to {action}"
+            " ([timeouts] lxd in phoenix.toml); the operation may still finish in LXD",
+            hint="check the daemon (phoenix doctor, `lxc operation list`), or raise"
+            " [timeouts] lxd if it needs longer",
+        ) from exc
     except lxd_exc.ClientConnectionFailed as exc:
         raise LXDError(
             f"cannot reach the LXD daemon while trying to {action}", hint="run: phoenix lab up"
@@ -69,9 +80,15 @@ class LXD:
     pools and networks are the whole lab's, whatever the project.
     """
 
-    def __init__(self, project: str = DEFAULT_PROJECT) -> None:
+    def __init__(self, project: str = DEFAULT_PROJECT, timeout: float = TIMEOUT) -> None:
+        """`timeout`: the deadline of each API request, in seconds; an operation waited for
+        (`wait=True`) is one request (LXD's `/operations/ID/wait`), so it has that deadline too."""
         self.project = project
+        self.timeout = timeout
         self._client: pylxd.Client | None = None
+
+    def _api(self, action: str) -> AbstractContextManager[None]:
+        return _api(action, self.timeout)
 
     # -- the daemon ---------------------------------------------------------------------------
 
@@ -80,7 +97,7 @@ class LXD:
         if not SOCKET.exists():
             return False
         try:
-            pylxd.Client().host_info  # noqa: B018 - a request that proves the API answers
+            pylxd.Client(timeout=self.timeout).host_info  # noqa: B018 - a request that proves the API answers
         except (lxd_exc.ClientConnectionFailed, lxd_exc.LXDAPIException, OSError):
             return False
         return True
@@ -96,7 +113,9 @@ class LXD:
                 stderr=log,
                 start_new_session=True,  # outlives phoenix, and never holds phoenix's output
             )
-        ready = process.run(["lxd", "waitready", f"--timeout={int(timeout)}"], check=False)
+        ready = process.run(
+            ["lxd", "waitready", f"--timeout={int(timeout)}"], timeout=timeout + 30, check=False
+        )
         if not ready.ok or proc.poll() is not None:
             raise LXDError(
                 f"the LXD daemon did not become ready within {timeout:.0f} s",
@@ -112,70 +131,70 @@ class LXD:
     @property
     def client(self) -> pylxd.Client:
         if self._client is None:
-            with _api("connect"):
-                self._client = pylxd.Client(project=self.project)
+            with self._api("connect"):
+                self._client = pylxd.Client(project=self.project, timeout=self.timeout)
         return self._client
 
     def server_version(self) -> str:
-        with _api("read the server info"):
+        with self._api("read the server info"):
             return str(self.client.host_info["environment"]["server_version"])
 
     def server_config(self) -> dict[str, str]:
-        with _api("read the server config"):
+        with self._api("read the server config"):
             return {k: str(v) for k, v in self.client.host_info["config"].items()}
 
     def set_server_config(self, settings: dict[str, str]) -> None:
-        with _api("change the server config"):
+        with self._api("change the server config"):
             self.client.api.patch(json={"config": settings})
             self._client = None  # host_info is cached by the client
 
     # -- storage, networks, profiles --------------------------------------------------------
 
     def pool(self, name: str) -> dict[str, Any] | None:
-        with _api(f"read storage pool {name}"):
+        with self._api(f"read storage pool {name}"):
             if not self.client.storage_pools.exists(name):
                 return None
             pool = self.client.storage_pools.get(name)
             return {"driver": pool.driver, "config": dict(pool.config)}
 
     def create_pool(self, name: str, driver: str, config: dict[str, str]) -> None:
-        with _api(f"create storage pool {name}"):
+        with self._api(f"create storage pool {name}"):
             self.client.storage_pools.create({"name": name, "driver": driver, "config": config})
 
     def delete_pool(self, name: str) -> None:
-        with _api(f"delete storage pool {name}"):
+        with self._api(f"delete storage pool {name}"):
             if self.client.storage_pools.exists(name):
                 self.client.storage_pools.get(name).delete()
 
     def network(self, name: str) -> dict[str, str] | None:
-        with _api(f"read network {name}"):
+        with self._api(f"read network {name}"):
             if not self.client.networks.exists(name):
                 return None
             return dict(self.client.networks.get(name).config)
 
     def create_network(self, name: str, config: dict[str, str]) -> None:
-        with _api(f"create network {name}"):
+        with self._api(f"create network {name}"):
             self.client.networks.create(name, type="bridge", config=config)
 
     def update_network(self, name: str, settings: dict[str, str]) -> None:
-        with _api(f"change network {name}"):
+        with self._api(f"change network {name}"):
             network = self.client.networks.get(name)
             network.config = {**network.config, **settings}
             network.save(wait=True)
 
     def delete_network(self, name: str) -> None:
-        with _api(f"delete network {name}"):
+        with self._api(f"delete network {name}"):
             if self.client.networks.exists(name):
                 self.client.networks.get(name).delete()
 
     def profile_devices(self, name: str) -> dict[str, dict[str, str]] | None:
-        with _api(f"read profile {name}"):
+        with self._api(f"read profile {name}"):
             if not self.client.profiles.exists(name):
                 return None
             return dict(self.client.profiles.get(name).devices)
 
     def set_profile_devices(self, name: str, devices: dict[str, dict[str, str]]) -> None:
-        with _api(f"write profile {name}"):
+        with self._api(f"write profile {name}"):
             if not self.client.profiles.exists(name):
                 self.client.profiles.create(name, devices=devices)
                 return
@@ -184,7 +203,7 @@ class LXD:
             profile.save()
 
     def delete_profile(self, name: str) -> None:
-        with _api(f"delete profile {name}"):
+        with self._api(f"delete profile {name}"):
             if self.client.profiles.exists(name):
                 self.client.profiles.get(name).delete()
 
@@ -192,30 +211,30 @@ class LXD:
 
     def projects(self) -> dict[str, str]:
         """Every project of the daemon: name -> description."""
-        with _api("list projects"):
+        with self._api("list projects"):
             return {p.name: str(p.description or "") for p in self.client.projects.all()}
 
     def create_project(self, name: str, description: str, config: dict[str, str]) -> None:
-        with _api(f"create project {name}"):
+        with self._api(f"create project {name}"):
             self.client.projects.create(name, config=config, description=description)
 
     def in_project(self, name: str) -> LXD:
         """The same daemon, seen from project `name`."""
-        return LXD(name)
+        return LXD(name, self.timeout)
 
     def delete_project(self, name: str) -> None:
-        with _api(f"delete project {name}"):
+        with self._api(f"delete project {name}"):
             if self.client.projects.exists(name):
                 self.client.projects.get(name).delete()
 
     # -- images -------------------------------------------------------------------------------
 
     def images(self) -> list[Image]:
-        with _api("list images"):
+        with self._api("list images"):
             return [_image(i) for i in self.client.images.all()]
 
     def image(self, alias: str) -> Image | None:
-        with _api(f"read image {alias}"):
+        with self._api(f"read image {alias}"):
             try:
                 return _image(self.client.images.get_by_alias(alias))
             except lxd_exc.NotFound:
@@ -233,7 +252,7 @@ class LXD:
             self.delete_image(old.fingerprint)
         process.run(
             ["lxc", "image", "import", *files, f"--alias={alias}", *self._in()],
-            timeout=LXC_TIMEOUT,
+            timeout=max(LXC_TIMEOUT, self.timeout),
         )
         image = self.image(alias)
         if image is None:
@@ -249,23 +268,23 @@ class LXD:
             exported = Path(tmp) / "image"
             process.run(
                 ["lxc", "image", "export", alias, str(exported), *self._in()],
-                timeout=LXC_TIMEOUT,
+                timeout=max(LXC_TIMEOUT, self.timeout),
             )
             parts = sorted(str(p) for p in Path(tmp).iterdir())  # metadata, then root fs
-            return LXD(project).import_files(parts, alias)
+            return LXD(project, self.timeout).import_files(parts, alias)
 
     def _in(self) -> list[str]:
         """The `lxc` flag that makes a command act in this project."""
         return [f"--project={self.project}"]
 
     def delete_image(self, fingerprint: str) -> None:
-        with _api(f"delete image {fingerprint[:12]}"), suppress(lxd_exc.NotFound):
+        with self._api(f"delete image {fingerprint[:12]}"), suppress(lxd_exc.NotFound):
             self.client.images.get(fingerprint).delete(wait=True)
 
     # -- instances ----------------------------------------------------------------------------
 
     def instances(self) -> list[Instance]:
-        with _api("list instances"):
+        with self._api("list instances"):
             return [_instance(i) for i in self.client.instances.all()]
 
     def fleet_instances(self, fleet: str) -> list[str]:
@@ -273,7 +292,7 @@ class LXD:
         return [i.name for i in self.instances() if i.config.get(FLEET_KEY) == fleet]
 
     def instance(self, name: str) -> Instance | None:
-        with _api(f"read instance {name}"):
+        with self._api(f"read instance {name}"):
             if not self.client.instances.exists(name):
                 return None
             return _instance(self.client.instances.get(name))
@@ -282,7 +301,7 @@ class LXD:
         """Where the host sees the root file system of container `name` (on its storage pool):
         `LXD_DIR/storage-pools/POOL/containers/[PROJECT_]NAME/rootfs`; None when the instance,
         its root disk or that directory is missing (another driver, another host)."""
-        with _api(f"read instance {name}"):
+        with self._api(f"read instance {name}"):
             if not self.client.instances.exists(name):
                 return None
             devices = self.client.instances.get(name).expanded_devices
@@ -316,7 +335,7 @@ class LXD:
             "profiles": profiles or ["default"],
             "config": config or {},
         }
-        with _api(f"create instance {name}"):
+        with self._api(f"create instance {name}"):
             inst = self.client.instances.create(definition, wait=True)
             for path, (data, mode) in (files or {}).items():
                 _mkdirs(inst, str(Path(path).parent))
@@ -324,13 +343,13 @@ class LXD:
             inst.start(wait=True)
 
     def stop(self, name: str, force: bool = False, timeout: int = 30) -> None:
-        with _api(f"stop instance {name}"):
+        with self._api(f"stop instance {name}"):
             inst = self.client.instances.get(name)
             if inst.status != "Stopped":
                 inst.stop(force=force, timeout=timeout, wait=True)
 
     def delete(self, name: str) -> None:
-        with _api(f"delete instance {name}"):
+        with self._api(f"delete instance {name}"):
             if not self.client.instances.exists(name):
                 return
             inst = self.client.instances.get(name)
@@ -340,7 +359,7 @@ class LXD:
 
     def read_file(self, name: str, path: str) -> bytes | None:
         """A file's content read through the LXD API (no SSH), or None if it does not exist."""
-        with _api(f"read {path} in {name}"):
+        with self._api(f"read {path} in {name}"):
             try:
                 data = self.client.instances.get(name).files.get(path)
             except lxd_exc.NotFound:

@@ -28,6 +28,7 @@ from pathlib import Path
 from phoenix.atomic import temp_path, write_atomic
 from phoenix.errors import LabError
 from phoenix.lab.lxd import DEFAULT_PROJECT, LXD
+from phoenix.lab.lxd import TIMEOUT as LXD_TIMEOUT
 
 NAME_FILE = "lxd-project"
 CLIENT_DIR = "lxc"
@@ -51,8 +52,9 @@ class Project:
         """What a tool that reads the lxc client configuration needs to act in this project."""
         return {"LXD_CONF": str(self.client_dir)}
 
-    def lxd(self) -> LXD:
-        return LXD(self.name)
+    def lxd(self, timeout: float = LXD_TIMEOUT) -> LXD:
+        """The daemon seen from this project; `timeout`: each call's deadline ([timeouts] lxd)."""
+        return LXD(self.name, timeout)
 
 
 def of(home: Path) -> Project:

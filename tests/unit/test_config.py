@@ -82,7 +82,7 @@ def test_invalid_toml_names_line_and_column(tmp_path: Path) -> None:
         ),
         pytest.param(
             "colour = 1\n" + VALID,
-            "colour: unknown key (allowed: lab, images, fleets, drift, schedules)",
+            "colour: unknown key (allowed: lab, images, fleets, drift, schedules, timeouts)",
             id="unknown-top-level-key",
         ),
         pytest.param(

