@@ -227,3 +227,66 @@ def _second_batch(fleet: Fleet) -> bool:
     if not runs or runs[0]["status"] != "running":
         return False
     return sum(1 for e in runs[0]["events"] if e["step"].startswith("batch")) >= 2
+
+
+def test_sigterm_mid_rebuild_settles_exits_143_and_the_next_run_converges(fleet: Fleet) -> None:
+    with fleet.load() as load:
+        proc = subprocess.Popen(
+            [*PHOENIX, "rebuild", "web", "--yes"],
+            env=fleet.env, cwd=REPO, stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        try:
+            wait_until("the second batch to start", lambda: _second_batch(fleet), timeout=240)
+            proc.send_signal(signal.SIGTERM)  # as cron or systemd stops a job: phoenix alone
+            _, err = proc.communicate(timeout=300)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+        assert proc.returncode == 143, err
+        assert "Traceback" not in err
+        run = fleet.phoenix("rebuild", "web", "--yes")  # the lock is free: no child holds it
+        assert run.rc == 0, run.stderr
+    assert load.failed == 0, load.errors
+    assert_converged(fleet)
+
+
+def test_a_fleet_above_its_size_converges_without_dropping_a_request(
+    fleet: Fleet, tmp_path: Path
+) -> None:
+    smaller = tmp_path / "phoenix.toml"
+    config = Path(fleet.env["PHOENIX_CONFIG"])
+    shutil.copytree(config.parent / "images", tmp_path / "images")
+    shutil.copytree(config.parent / "infra", tmp_path / "infra")
+    smaller.write_text(config.read_text().replace("size = 3", "size = 2"))
+    shrunk = Fleet(fleet.home, {**fleet.env, "PHOENIX_CONFIG": str(smaller)}, fleet.lxd)
+    with fleet.load() as load:
+        said = shrunk.status()
+        assert (said["size"], said["serving"], said["at_size"]) == (2, 3, False)
+        run = shrunk.phoenix("deploy", "web")
+        assert run.rc == 0, run.stderr
+        said = shrunk.status()
+        assert (said["size"], said["serving"], said["at_size"]) == (2, 2, True)
+        assert fleet.phoenix("deploy", "web").rc == 0  # and back to 3
+    assert load.failed == 0, load.errors
+    assert_converged(fleet)
+
+
+def test_servers_on_an_older_or_revoked_image_are_due(fleet: Fleet) -> None:
+    old = {str(s["image"]) for s in fleet.status()["servers"]}  # type: ignore[attr-defined]
+    newest = fleet.bake("web", "--force")
+    dry = fleet.phoenix("rebuild", "web", "--due", "--dry-run", "--json")
+    assert dry.rc == 0, dry.stderr
+    reasons = dry.json()["reasons"]  # type: ignore[index]
+    assert sorted(reasons) == fleet.serving(), reasons
+    assert all(any("older" in r or newest in r for r in why) for why in reasons.values()), reasons
+    for tag in old:
+        assert fleet.phoenix("image", "revoke", tag).rc == 0
+    revoked = fleet.phoenix("rebuild", "web", "--due", "--dry-run", "--json").json()
+    assert all(any("revoked" in r for r in why) for why in revoked["reasons"].values())  # type: ignore[index]
+    run = fleet.phoenix("rebuild", "web", "--due", "--yes")
+    assert run.rc == 0, run.stderr
+    assert {str(s["image"]) for s in fleet.status()["servers"]} == {newest}  # type: ignore[attr-defined]
+    again = fleet.phoenix("rebuild", "web", "--due", "--dry-run", "--json").json()
+    assert again["reasons"] == {}, again  # type: ignore[index]
+    assert_converged(fleet)
