@@ -75,6 +75,9 @@ class Lab:
 
 @pytest.fixture(scope="session")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
+    # What the tests make in-process in the state directory is the owner's alone, as phoenix's
+    # own commands make it (they run with umask 077): doctor checks it.
+    os.umask(0o077)
     home = tmp_path_factory.mktemp("phoenix-home")
     env = {**os.environ, "PHOENIX_HOME": str(home), "PHOENIX_CONFIG": str(REPO / "phoenix.toml")}
     first = Lab(home, env, LXD()).phoenix("lab", "up")
