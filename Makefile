@@ -83,6 +83,7 @@ bench: setup
 	$(BIN)/python bench/bake.py
 	$(BIN)/python bench/rollout.py
 	$(BIN)/python bench/drift.py
+	$(BIN)/python bench/report.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
