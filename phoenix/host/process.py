@@ -70,12 +70,16 @@ class Child:
         setting: str = "",
         interrupt: signal.Signals = signal.SIGTERM,
         grace: float = GRACE,
+        daemon: bool = False,
         **popen: Any,
     ) -> None:
         """`what`: the call, for the operator (`terraform apply`); `setting`: where its deadline
         comes from (`[timeouts] terraform`); `interrupt`: the signal that asks it to stop
-        cleanly. Raises CommandError when the program cannot be started."""
+        cleanly; `daemon`: it starts a daemon (`haproxy -D`) that must outlive it, so what is
+        left of its group after a normal exit stays. Raises CommandError when the program cannot
+        be started."""
         self.what = what
+        self.daemon = daemon
         self.deadline = deadline
         self.setting = setting
         self.interrupt = interrupt
@@ -148,7 +152,7 @@ class Child:
         try:
             if exc_type is not None:
                 self.stop()
-            else:
+            elif not self.daemon:
                 self.signal(signal.SIGKILL)  # the child is done: nothing of its group stays
         finally:
             _live.pop(id(self), None)
@@ -192,15 +196,17 @@ def run(
     timeout: float = RUN_TIMEOUT,
     check: bool = True,
     setting: str = "",
+    daemon: bool = False,
 ) -> CommandResult:
     """Run a command to completion; with `check`, a non-zero exit raises CommandError. Past
     `timeout` seconds it is stopped and DeadlineExceeded is raised (`setting`: the config key of
-    that deadline, if any)."""
+    that deadline, if any). `daemon`: the command starts a daemon that outlives it (see Child)."""
     with Child(
         args,
         what=" ".join(args),
         deadline=timeout,
         setting=setting,
+        daemon=daemon,
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

@@ -6,7 +6,7 @@ import os
 import re
 import shlex
 import stat
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -160,17 +160,33 @@ def _private(home: Path) -> Check:
     )
 
 
+# What holds the state's secrets and records, each checked on its own besides the directory: the
+# directory at 0700 already keeps others out of everything under it (a provider binary Terraform
+# installs 0755 in a fleet's working directory is no leak), these must stay private even if it
+# is opened up.
+PRIVATE = ("state.db", "state.db-wal", "state.db-shm", "ssh", "logs", "lxc")
+
+
 def _shared(home: Path) -> tuple[Path, int] | None:
-    """The first of `home` and what it holds (links not followed) with group or other bits."""
-    for here, dirs, files in os.walk(home):
-        for entry in (Path(here), *(Path(here) / n for n in (*dirs, *files))):
+    """The first of `home` and its PRIVATE entries (and what those hold; links not followed)
+    with group or other bits."""
+    for entry in (home, *(home / name for name in PRIVATE)):
+        for path in _tree(entry):
             try:
-                info = entry.lstat()
+                info = path.lstat()
             except OSError:  # gone meanwhile
                 continue
             if not stat.S_ISLNK(info.st_mode) and info.st_mode & 0o077:
-                return entry, stat.S_IMODE(info.st_mode)
+                return path, stat.S_IMODE(info.st_mode)
     return None
+
+
+def _tree(entry: Path) -> Iterator[Path]:
+    """`entry`, then, if it is a directory (not the state directory itself), all it holds."""
+    yield entry
+    if entry.name in PRIVATE and entry.is_dir() and not entry.is_symlink():
+        for here, dirs, files in os.walk(entry):
+            yield from (Path(here) / n for n in (*dirs, *files))
 
 
 def _haproxy() -> Check:

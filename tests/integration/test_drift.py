@@ -106,7 +106,8 @@ def servers(lab: Lab) -> Iterator[list[ssh.Target]]:
 
 def snowpkg(tmp: Path) -> bytes:
     root = tmp / "snowpkg"
-    (root / "DEBIAN").mkdir(parents=True)
+    (root / "DEBIAN").mkdir(parents=True, mode=0o755)
+    (root / "DEBIAN").chmod(0o755)  # dpkg-deb wants 0755 whatever the umask (077 in these tests)
     (root / "DEBIAN" / "control").write_text(
         "Package: snowpkg\nVersion: 1.0\nArchitecture: all\nMaintainer: ops <ops@example.org>\n"
         "Description: installed by hand\n"

@@ -34,3 +34,15 @@ def test_a_state_directory_others_can_read_fails_with_its_fix(tmp_path: Path) ->
     (home / "logs" / "crash.log").write_text("x")
     (home / "logs" / "crash.log").chmod(0o640)
     assert not doctor._private(home).ok
+
+
+def test_a_provider_binary_terraform_installs_0755_in_a_private_directory_passes(
+    tmp_path: Path,
+) -> None:
+    home = tmp_path / "home"
+    Store.open(home).close()
+    plugins = home / "terraform" / "web" / ".terraform" / "providers"
+    plugins.mkdir(parents=True)
+    (plugins / "terraform-provider-lxd").write_text("binary")
+    (plugins / "terraform-provider-lxd").chmod(0o755)
+    assert doctor._private(home).ok  # others cannot enter the state directory at all

@@ -353,8 +353,8 @@ class HAProxy:
         )
 
     def _haproxy(self, *args: str) -> process.CommandResult:
-        try:
-            return process.run(["haproxy", *args], timeout=30, check=False)
+        try:  # `-D` forks the daemon in the command's process group: it must outlive it
+            return process.run(["haproxy", *args], timeout=30, check=False, daemon="-D" in args)
         except CommandError as exc:
             raise TrafficError(exc.message, hint="`make setup` installs Debian's haproxy") from exc
 
