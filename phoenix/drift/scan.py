@@ -7,7 +7,6 @@ as such, and recorded as such (a `scan.failed` finding); the rest of the fleet i
 
 from __future__ import annotations
 
-import re
 import time
 import zlib
 from collections.abc import Callable, Sequence
@@ -36,6 +35,7 @@ from phoenix.fleet.records import Records, ServerRecord, ServerStatus
 from phoenix.host import keys, ssh
 from phoenix.image.registry import Registry, name_of
 from phoenix.state import RunKind, RunStatus, Store, now
+from phoenix.text import printable
 from phoenix.workspace import Workspace
 
 
@@ -58,7 +58,6 @@ class ScanStatus(StrEnum):
 
 
 MAX_REASON = 500  # characters of why a server could not be scanned, as recorded
-CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 ServerCheck = Callable[[str], list[Finding]]  # fleet -> findings about its servers themselves
 
@@ -227,7 +226,7 @@ def _evidence(
 
 def _capped(reason: str) -> str:
     """A reason as shown and stored: control characters escaped, at most MAX_REASON chars."""
-    text = CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", reason)
+    text = printable(reason)
     return text if len(text) <= MAX_REASON else text[: MAX_REASON - 3] + "..."
 
 

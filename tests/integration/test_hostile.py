@@ -10,7 +10,6 @@ import shlex
 import shutil
 import subprocess
 import xml.etree.ElementTree as ET
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from html.parser import HTMLParser
 from pathlib import Path
@@ -18,14 +17,16 @@ from pathlib import Path
 import pytest
 
 from phoenix.drift.scan import ServerScan, scan_server
-from phoenix.facts import Facts
 from phoenix.host import ssh
-from phoenix.image.registry import Registry
-from phoenix.state import Store
+from tests.integration import test_drift
 from tests.integration.conftest import REPO, Lab, unique
 from tests.integration.test_drift import Image
 
 pytestmark = pytest.mark.integration
+
+# The baked image and the servers to delete afterwards, as test_drift makes them.
+image = test_drift.image
+servers = test_drift.servers
 
 SECRET = "AKIAZ7Q2HOSTILE4TEST"  # an AWS access key id: found by its content, whatever the file
 SECRET_LINE = (
@@ -39,31 +40,9 @@ def wrapper(tool: str, body: str) -> str:
     """Shell that puts a forged `tool` first in root's PATH (/usr/local/bin), as an intruder."""
     script = f"#!/bin/sh\n{body}\n"
     return (
-        f"printf '%s' {shlex_quote(script)} > /usr/local/bin/{tool}"
+        f"printf '%s' {shlex.quote(script)} > /usr/local/bin/{tool}"
         f" && chmod 755 /usr/local/bin/{tool}"
     )
-
-
-def shlex_quote(text: str) -> str:
-    return shlex.quote(text)
-
-
-@pytest.fixture(scope="module")
-def image(lab: Lab) -> Image:
-    run = lab.phoenix("image", "bake", "web", "--json")
-    assert run.rc == 0, run.stderr
-    tag = str(run.json()["tag"])  # type: ignore[index]
-    record = Registry(Store.open(lab.home)).get(tag)
-    assert record.baseline
-    return Image(lab, tag, Facts.from_dict(record.baseline))
-
-
-@pytest.fixture
-def servers(lab: Lab) -> Iterator[list[ssh.Target]]:
-    made: list[ssh.Target] = []
-    yield made
-    for target in made:
-        lab.lxd.delete(target.name)
 
 
 def scan(image: Image, target: ssh.Target, timeout: float = 60, **kw: object) -> ServerScan:
@@ -251,15 +230,15 @@ def test_a_hostile_fleet_is_reported_safely_and_replaced(lab: Lab, tmp_path: Pat
         odd, forged, clean = sorted(serving(fleet, name).values(), key=lambda t: t.name)
         make_names = " && ".join(  # `[/]` is a file `]` in a directory `[`
             "su eve -s /bin/sh -c "
-            + shlex_quote(
-                f"mkdir -p {shlex_quote(posixpath.dirname(f'/home/eve/{n}'))}"
-                f" && touch {shlex_quote(f'/home/eve/{n}')}"
+            + shlex.quote(
+                f"mkdir -p {shlex.quote(posixpath.dirname(f'/home/eve/{n}'))}"
+                f" && touch {shlex.quote(f'/home/eve/{n}')}"
             )
             for n in ODD_NAMES
         )
         with ssh.connect(odd, lab.key.private_path) as session:
             assert session.run("useradd -m eve && " + make_names).rc == 0
-            assert session.run(f"printf '%s' {shlex_quote(SECRET_LINE)} > /etc/app.ini").rc == 0
+            assert session.run(f"printf '%s' {shlex.quote(SECRET_LINE)} > /etc/app.ini").rc == 0
         with ssh.connect(forged, lab.key.private_path) as session:
             assert session.run(FORGERIES["bad-mode"]).rc == 0
 
