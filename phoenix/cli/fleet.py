@@ -15,10 +15,17 @@ YES = YES_OPTION
 DRY = typer.Option(False, "--dry-run", help="Print the plan and change nothing.")
 
 
-def deploy(ctx: typer.Context, name: str, dry_run: bool = DRY, json: bool = JSON_OPTION) -> None:
+def deploy(
+    ctx: typer.Context,
+    name: str,
+    dry_run: bool = DRY,
+    yes: bool = YES,
+    json: bool = JSON_OPTION,
+) -> None:
     """Create fleet NAME, or bring it back to its size: top it up from its newest ready image, or
-    drain and remove the servers beyond it (those on an older image, then the oldest, first)."""
-    _run(ctx, name, RunKind.DEPLOY, Options(), dry_run, yes=True, json=json)
+    drain and remove the servers beyond it (those on an older image, then the oldest, first).
+    Removing servers is asked first, as a rebuild is (--yes without a terminal)."""
+    _run(ctx, name, RunKind.DEPLOY, Options(), dry_run, yes, json)
 
 
 def rebuild(
@@ -96,7 +103,8 @@ def _run(
     if dry_run:
         render.as_json(plan.as_dict()) if json else render.plan(plan)
         return
-    if not plan.empty:
+    removes = any(batch.remove for batch in plan.batches)
+    if not plan.empty and (kind is not RunKind.DEPLOY or removes):
         render.plan(plan, console=render.err)
         confirm(yes, "Go ahead?", f"{kind.value} fleet {name}")
     with render.Progress() as progress:

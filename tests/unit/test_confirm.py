@@ -61,3 +61,39 @@ def test_destructive_commands_refuse_in_cron_without_yes(
     assert main(["--config", str(config), *args]) == ExitCode.REFUSED
     err = capsys.readouterr().err
     assert f"refused to {what} without a terminal" in err and "--yes" in err
+
+
+@pytest.mark.parametrize(("remove", "asked"), [([], False), (["web-g1-3"], True)])
+def test_deploy_asks_only_when_it_removes_servers(
+    remove: list[str],
+    asked: bool,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Topping a fleet up is what deploy is for; taking servers away (a fleet above its size)
+    is asked first, as a rebuild is: a `size` mistyped in the config is not obeyed blindly."""
+    from phoenix import ops
+    from phoenix.fleet.plan import Batch, Plan, Result, RolloutStatus, Strategy
+    from phoenix.state import RunKind
+
+    plan = Plan(
+        fleet="web", kind=RunKind.DEPLOY, image="web-1", strategy=Strategy.ROLLING,
+        batches=[Batch(remove=remove, add=0 if remove else 1)],
+    )  # fmt: skip
+    ran: list[str] = []
+    done = Result(plan=plan, run_id=1, status=RolloutStatus.SUCCEEDED)
+    monkeypatch.setattr(ops, "plan", lambda *a, **k: plan)
+    monkeypatch.setattr(ops, "run", lambda *a, **k: ran.append("run") or done)
+    monkeypatch.setattr(sys, "stdin", Stdin(False))
+    monkeypatch.setenv("PHOENIX_HOME", str(tmp_path / "home"))
+    config = tmp_path / "phoenix.toml"
+    config.write_text('[images.web]\n[fleets.web]\nimage = "web"\nsize = 1\n')
+    code = main(["--config", str(config), "deploy", "web"])
+    if asked:
+        assert code == ExitCode.REFUSED and not ran
+        assert "refused to deploy fleet web without a terminal" in capsys.readouterr().err
+        assert main(["--config", str(config), "deploy", "web", "--yes"]) == ExitCode.OK
+    else:
+        assert code == ExitCode.OK
+    assert ran == ["run"]
