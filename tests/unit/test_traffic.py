@@ -197,7 +197,9 @@ def test_http_config() -> None:
     ):
         assert line in defaults
     (retry_on,) = [line for line in defaults if line.startswith("retry-on ")]
-    assert set(retry_on.split()[1:]) == {"conn-failure", "empty-response", "response-timeout"}
+    assert set(retry_on.split()[1:]) == {
+        "conn-failure", "empty-response", "response-timeout", "500", "502", "503", "504"
+    }  # fmt: skip
     assert cfg["frontend web-in"] == ["bind 127.0.0.1:8080", "default_backend web"]
     backend = cfg["backend web"]
     assert "balance roundrobin" in backend

@@ -68,8 +68,11 @@ def config_text(
         # processed the request, so they are only safe for requests that can be replayed: the
         # backend turns them off for every method but GET, HEAD and OPTIONS
         # (`disable-l7-retry`), which then get conn-failure retries only. Requests larger than
-        # one buffer (tune.bufsize, 16 kB) are never replayed.
-        "    retry-on conn-failure empty-response response-timeout",
+        # one buffer (tune.bufsize, 16 kB) are never replayed. 500, 502, 503 and 504 answers to
+        # those are replayed too, on another server: a bad server's errors (a canary's) reach no
+        # client that another server can answer. HAProxy then counts them as the server's
+        # retries (`wretr`), not as its 5xx responses: phoenix.fleet.canary counts both.
+        "    retry-on conn-failure empty-response response-timeout 500 502 503 504",
         "",
         f"frontend {fleet}-in",
         f"    bind {listen}:{listen_port}",
