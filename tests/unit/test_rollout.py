@@ -202,6 +202,15 @@ def deploy(world: World, image: str = "web-v001") -> None:
     assert result.status is RolloutStatus.SUCCEEDED
 
 
+def test_fake_traffic_reports_the_counters_it_is_given() -> None:
+    traffic = FakeTraffic(up={"web-g1-1": "up"})
+    assert traffic.counters() == {"web-g1-1": Counters()}
+    first = {"web-g1-1": Counters(responses={"2xx": 10})}
+    second = {"web-g1-1": Counters(responses={"2xx": 30, "5xx": 1})}
+    traffic.counts = [first, second]
+    assert [traffic.counters() for _ in range(3)] == [first, second, second]
+
+
 def test_deploy_creates_the_fleet_and_a_second_deploy_does_nothing(world: World) -> None:
     deploy(world)
     assert world.serving() == ["web-g1-1", "web-g1-2", "web-g1-3"]
