@@ -179,7 +179,8 @@ class Verdict:
         return [j.name for j in self.judgements if j.insufficient]
 
     def summary(self) -> str:
-        """One line for the operator, like "failed: web-g2-1: 5xx 31.0% vs 0.2% ..."."""
+        """One line for the operator, like "failed against the old servers (1000 requests):
+        web-g2-1: 5xx 31.0% vs 0.2% on the old servers (margin 2.0%)"."""
         failures = [f"{j.name}: {', '.join(j.reasons)}" for j in self.judgements if j.failed]
         judged = [j.name for j in self.judgements if not j.insufficient]
         against = (

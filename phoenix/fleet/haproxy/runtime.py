@@ -216,10 +216,11 @@ class Counters:
     """One server's cumulative traffic counters from `show stat` (HAProxy 2.6 management.txt,
     "9.1. CSV format"), counted since the server was added or HAProxy started.
 
-    `responses` maps every class of RESPONSE_CLASSES to hrsp_<class> (a class not given is 0). `conn_errors` is
-    econ (failed attempts to connect to the server), `resp_errors` eresp (responses that failed,
-    among them srv_abrt), `retries` wretr, `redispatches` wredis. `rtime_ms` is rtime, not a
-    counter: HAProxy's average response time in ms over the server's last 1024 requests.
+    `responses` maps every class of RESPONSE_CLASSES to hrsp_<class> (a class not given is 0).
+    `conn_errors` is econ (failed attempts to connect to the server), `resp_errors` eresp
+    (responses that failed, among them srv_abrt), `retries` wretr, `redispatches` wredis.
+    `rtime_ms` is rtime, not a counter: HAProxy's average response time in ms over the server's
+    last 1024 requests.
     """
 
     responses: Mapping[str, int] = field(default_factory=dict)
