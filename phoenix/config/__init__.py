@@ -3,6 +3,7 @@
 from phoenix.config.load import CONFIG_ENV, CONFIG_NAME, HOME_ENV, config_path, load, state_home
 from phoenix.config.models import (
     DEFAULT_DRIFT_ROOTS,
+    CanaryConfig,
     Config,
     DriftConfig,
     FleetConfig,
@@ -20,6 +21,7 @@ __all__ = [
     "CONFIG_NAME",
     "DEFAULT_DRIFT_ROOTS",
     "HOME_ENV",
+    "CanaryConfig",
     "Config",
     "DriftConfig",
     "FleetConfig",

@@ -97,6 +97,25 @@ def _cron(value: str) -> str:
     return value
 
 
+_SECONDS = {"s": 1, "m": 60, "h": 3600}
+OBSERVE_MIN = 5  # seconds
+OBSERVE_MAX = 3600
+
+
+def duration_seconds(text: str) -> int:
+    """A duration in seconds, minutes or hours ("30s", "2m", "1h") as seconds; ValueError else."""
+    match = re.fullmatch(r"(\d+)([smh])", text)
+    if not match:
+        raise ValueError("must be a duration like 30s, 2m or 1h")
+    return int(match.group(1)) * _SECONDS[match.group(2)]
+
+
+def _observe(value: str) -> str:
+    if not OBSERVE_MIN <= duration_seconds(value) <= OBSERVE_MAX:
+        raise ValueError(f"must be from {OBSERVE_MIN}s to {OBSERVE_MAX // 3600}h, like 30s or 2m")
+    return value
+
+
 def _subnet(value: IPv4Interface) -> IPv4Interface:
     if not any(value.network.subnet_of(private) for private in _PRIVATE):
         raise ValueError("must be inside 10.0.0.0/8, 172.16.0.0/12 or 192.168.0.0/16 (RFC 1918)")
@@ -125,6 +144,9 @@ BridgeName = Annotated[
 ]
 Size = Annotated[str, _matching(r"\d+(GiB|MiB)", "must be a size like 30GiB or 512MiB")]
 Duration = Annotated[str, _matching(r"\d+[mhd]", "must be a duration like 90m, 24h or 7d")]
+# how long a rollout batch takes traffic before it is judged: 5s to 1h
+ObserveDuration = Annotated[str, AfterValidator(_observe)]
+Rate = Annotated[float, Field(ge=0, le=1)]  # a fraction of requests: 0.02 is 2%
 Subnet = Annotated[IPv4Interface, Strict(False), AfterValidator(_subnet)]
 Loopback = Annotated[IPv4Address, Strict(False), AfterValidator(_loopback)]
 AbsolutePath = Annotated[str, AfterValidator(_absolute)]
@@ -214,6 +236,26 @@ class ImageConfig(_Model):
         return config_dir / (self.template or f"images/{name}.pkr.json")
 
 
+class CanaryConfig(_Model):
+    """[fleets.NAME.canary]: how a new batch's traffic is judged against the old servers'.
+
+    A new server fails when its 5xx rate or connection-error rate is above the old servers'
+    (pooled) by more than the margin, or its response time is more than `latency_factor` times
+    theirs and above `latency_floor_ms`. When the old servers together took fewer than
+    `min_requests` in the window, there is nothing to compare with and the absolute limits
+    apply. A new server with fewer than `min_requests` is not judged (insufficient traffic).
+    """
+
+    min_requests: Annotated[int, Field(ge=1, le=1_000_000)] = 20
+    error_margin: Rate = 0.02
+    conn_error_margin: Rate = 0.02
+    latency_factor: Annotated[float, Field(ge=1, le=1000)] = 3.0
+    latency_floor_ms: Annotated[float, Field(ge=0, le=600_000)] = 50.0
+    max_error_rate: Rate = 0.05
+    max_conn_error_rate: Rate = 0.05
+    max_response_ms: Annotated[float, Field(gt=0, le=600_000)] = 1000.0
+
+
 class FleetConfig(_Model):
     """[fleets.NAME]: identical servers behind a local load balancer."""
 
@@ -229,6 +271,14 @@ class FleetConfig(_Model):
     # scan found something at or above this severity; None: drift never makes a server due
     replace_on: Choice[Severity] | None = None
     module: Text = "infra/lxd"
+    # how long each rollout batch takes real traffic before it is judged; None: not observed
+    observe: ObserveDuration | None = None
+    canary: CanaryConfig = Field(default_factory=CanaryConfig)
+
+    @property
+    def observe_seconds(self) -> int | None:
+        """`observe` in seconds, or None when batches are not observed."""
+        return None if self.observe is None else duration_seconds(self.observe)
 
     @model_validator(mode="after")
     def _batch_fits(self) -> Self:

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Protocol
 
-from phoenix.fleet.haproxy.runtime import Backend
+from phoenix.fleet.haproxy.runtime import Backend, Counters
 from phoenix.fleet.terraform.inputs import ServerSpec, ServerState
 
 
@@ -30,6 +30,8 @@ class Traffic(Protocol):
     def stop(self) -> None: ...
 
     def servers(self) -> list[Backend]: ...
+
+    def counters(self) -> dict[str, Counters]: ...
 
     def add(self, name: str, address: str) -> None: ...
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from phoenix.config import Config, Severity, Strategy, config_path, load, state_home
+from phoenix.config import CanaryConfig, Config, Severity, Strategy, config_path, load, state_home
 from phoenix.errors import ConfigError
 
 SHIPPED = Path(__file__).resolve().parents[2] / "phoenix.toml"
@@ -58,6 +58,34 @@ def test_defaults(tmp_path: Path) -> None:
     assert chosen.drift.fail_on is Severity.HIGH
     assert chosen.fleets["web"].model_dump(mode="json")["strategy"] == "blue-green"
     assert str(config.lab.subnet) == "10.213.0.1/24"
+
+
+def test_canary_defaults_and_settings(tmp_path: Path) -> None:
+    fleet = load(write(tmp_path, VALID)).fleets["web"]
+    assert fleet.observe is None and fleet.observe_seconds is None
+    assert fleet.canary == CanaryConfig(
+        min_requests=20,
+        error_margin=0.02,
+        conn_error_margin=0.02,
+        latency_factor=3.0,
+        latency_floor_ms=50,
+        max_error_rate=0.05,
+        max_conn_error_rate=0.05,
+        max_response_ms=1000,
+    )
+    text = VALID + 'observe = "2m"\n[fleets.web.canary]\nmin_requests = 100\nlatency_factor = 2\n'
+    chosen = load(write(tmp_path, text)).fleets["web"]
+    assert (chosen.observe, chosen.observe_seconds) == ("2m", 120)
+    assert (chosen.canary.min_requests, chosen.canary.latency_factor) == (100, 2.0)
+    assert chosen.canary.error_margin == 0.02
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"), [("5s", 5), ("30s", 30), ("2m", 120), ("60m", 3600), ("1h", 3600)]
+)
+def test_observe_durations(tmp_path: Path, text: str, seconds: int) -> None:
+    fleet = load(write(tmp_path, VALID + f'observe = "{text}"\n')).fleets["web"]
+    assert fleet.observe_seconds == seconds
 
 
 def test_missing_file(tmp_path: Path) -> None:
@@ -178,6 +206,61 @@ def test_invalid_toml_names_line_and_column(tmp_path: Path) -> None:
             VALID + "strategy = 1\n",
             "fleets.web.strategy: bad value 1: must be one of 'rolling' or 'blue-green'",
             id="strategy-not-a-string",
+        ),
+        pytest.param(
+            VALID + 'observe = "30"\n',
+            "fleets.web.observe: bad value '30': must be a duration like 30s, 2m or 1h",
+            id="observe-without-unit",
+        ),
+        pytest.param(
+            VALID + 'observe = "1d"\n',
+            "fleets.web.observe: bad value '1d': must be a duration like 30s, 2m or 1h",
+            id="observe-in-days",
+        ),
+        pytest.param(
+            VALID + 'observe = "2s"\n',
+            "fleets.web.observe: bad value '2s': must be from 5s to 1h, like 30s or 2m",
+            id="observe-too-short",
+        ),
+        pytest.param(
+            VALID + 'observe = "61m"\n',
+            "fleets.web.observe: bad value '61m': must be from 5s to 1h",
+            id="observe-too-long",
+        ),
+        pytest.param(
+            VALID + "observe = 30\n",
+            "fleets.web.observe: bad value 30: must be a valid string",
+            id="observe-not-a-string",
+        ),
+        pytest.param(
+            VALID + "[fleets.web.canary]\nerror_margin = 2\n",
+            "fleets.web.canary.error_margin: bad value 2: must be at most 1",
+            id="rate-above-1",
+        ),
+        pytest.param(
+            VALID + "[fleets.web.canary]\nmax_conn_error_rate = -0.1\n",
+            "fleets.web.canary.max_conn_error_rate: bad value -0.1: must be at least 0",
+            id="negative-rate",
+        ),
+        pytest.param(
+            VALID + "[fleets.web.canary]\nlatency_factor = 0.5\n",
+            "fleets.web.canary.latency_factor: bad value 0.5: must be at least 1",
+            id="latency-factor-below-1",
+        ),
+        pytest.param(
+            VALID + "[fleets.web.canary]\nmin_requests = 0\n",
+            "fleets.web.canary.min_requests: bad value 0: must be at least 1",
+            id="min-requests-zero",
+        ),
+        pytest.param(
+            VALID + "[fleets.web.canary]\nmax_response_ms = 0\n",
+            "fleets.web.canary.max_response_ms: bad value 0: must be",
+            id="max-response-zero",
+        ),
+        pytest.param(
+            VALID + "[fleets.web.canary]\nmargin = 0.1\n",
+            "fleets.web.canary.margin: unknown key (allowed: min_requests, error_margin,",
+            id="canary-unknown-key",
         ),
         pytest.param(
             VALID + '[drift]\nfail_on = "severe"\n',

@@ -17,7 +17,7 @@ from phoenix.cli.app import app
 from phoenix.config import HealthCheck, load
 from phoenix.errors import ExitCode, HealthError, NotFound, Refused
 from phoenix.fleet import rollout
-from phoenix.fleet.haproxy.runtime import Backend
+from phoenix.fleet.haproxy.runtime import Backend, Counters
 from phoenix.fleet.plan import Options, Plan, RolloutStatus
 from phoenix.fleet.records import Records, ServerStatus
 from phoenix.fleet.rollout import Fleet
@@ -63,6 +63,8 @@ class FakeTraffic:
     log: list[str] = field(default_factory=list)
     crash_on: str | None = None
     is_running: bool = False
+    # what `counters` reports, set by a test: one snapshot per call, the last one repeated
+    counts: list[dict[str, Counters]] = field(default_factory=list)
 
     @property
     def endpoint(self) -> str:
@@ -93,6 +95,11 @@ class FakeTraffic:
             )
             for n, s in self.up.items()
         ]
+
+    def counters(self) -> dict[str, Counters]:
+        if not self.counts:
+            return {name: Counters() for name in self.up}
+        return self.counts.pop(0) if len(self.counts) > 1 else self.counts[0]
 
     def add(self, name: str, address: str) -> None:
         self.up[name] = "up"
@@ -193,6 +200,15 @@ def deploy(world: World, image: str = "web-v001") -> None:
     fleet = world.fleet()
     result = fleet.execute(fleet.plan(RunKind.DEPLOY, Options(image=image)))
     assert result.status is RolloutStatus.SUCCEEDED
+
+
+def test_fake_traffic_reports_the_counters_it_is_given() -> None:
+    traffic = FakeTraffic(up={"web-g1-1": "up"})
+    assert traffic.counters() == {"web-g1-1": Counters()}
+    first = {"web-g1-1": Counters(responses={"2xx": 10})}
+    second = {"web-g1-1": Counters(responses={"2xx": 30, "5xx": 1})}
+    traffic.counts = [first, second]
+    assert [traffic.counters() for _ in range(3)] == [first, second, second]
 
 
 def test_deploy_creates_the_fleet_and_a_second_deploy_does_nothing(world: World) -> None:

@@ -645,3 +645,89 @@ def test_no_haproxy_is_not_running_and_commands_fail(tmp_path: Path) -> None:
     assert not lb.running()
     with pytest.raises(TrafficError, match="did not answer `show servers state web`"):
         lb.servers()
+
+
+# --- traffic counters ----------------------------------------------------------------------
+
+
+def stat_line(pxname: str, svname: str, **fields: str) -> str:
+    """A `show stat` CSV line under STAT_HEADER: the named columns set, every other one empty."""
+    columns = STAT_HEADER.removeprefix("# ").rstrip("\n").split(",")
+    values = {"pxname": pxname, "svname": svname, **fields}
+    assert set(values) <= set(columns)
+    return ",".join(values.get(column, "") for column in columns) + "\n"
+
+
+# The frontend, backend and two servers after some traffic: web-g2-1 answers 500 to a third.
+STAT_TRAFFIC = STAT_HEADER + (
+    stat_line("web-in", "FRONTEND", hrsp_2xx="140", hrsp_5xx="10", status="OPEN")
+    + stat_line("web", "web-g1-1", hrsp_2xx="100", hrsp_4xx="2", econ="0", eresp="0", wretr="0")
+    + stat_line(
+        "web",
+        "web-g2-1",
+        hrsp_1xx="0",
+        hrsp_2xx="20",
+        hrsp_3xx="1",
+        hrsp_5xx="10",
+        hrsp_other="0",
+        econ="3",
+        eresp="1",
+        wretr="2",
+        wredis="1",
+        rtime="250",
+        status="UP",
+    )
+    + stat_line("web", "BACKEND", hrsp_2xx="120", hrsp_5xx="10", econ="3", status="UP")
+    + "\n"
+)
+
+
+def test_counters_of_the_servers_only() -> None:
+    found = runtime.counters(runtime.parse_stat(STAT_TRAFFIC))
+    assert set(found) == {"web-g1-1", "web-g2-1"}
+    assert found["web-g1-1"] == runtime.Counters(responses={"2xx": 100, "4xx": 2})
+    assert found["web-g1-1"].responses == {
+        "1xx": 0,
+        "2xx": 100,
+        "3xx": 0,
+        "4xx": 2,
+        "5xx": 0,
+        "other": 0,
+    }
+    assert found["web-g1-1"].total == 102
+    fresh = found["web-g2-1"]
+    assert (fresh.total, fresh.responded("5xx"), fresh.responded("3xx")) == (31, 10, 1)
+    assert (fresh.conn_errors, fresh.resp_errors, fresh.retries, fresh.redispatches) == (3, 1, 2, 1)
+    assert fresh.rtime_ms == 250
+
+
+def test_counters_of_recorded_output() -> None:
+    """HAProxy 2.6.12's own dump: a server without traffic has zeros and empty fields."""
+    found = runtime.counters(runtime.parse_stat(STAT_LATER))
+    assert set(found) == {"web-g1-1", "web-g2-1", "web-g2-2"}
+    assert all(counts == runtime.Counters() and counts.total == 0 for counts in found.values())
+    assert runtime.counters(runtime.parse_stat(STAT_EMPTY)) == {}
+
+
+def test_a_counter_that_is_not_a_number() -> None:
+    text = STAT_HEADER + stat_line("web", "web-g1-1", hrsp_5xx="lots")
+    with pytest.raises(TrafficError) as caught:
+        runtime.counters(runtime.parse_stat(text))
+    assert caught.value.message == (
+        "HAProxy's `show stat` gave hrsp_5xx = 'lots' for server web-g1-1, not a count"
+    )
+    with pytest.raises(TrafficError, match="econ = '-1'"):
+        runtime.counters(runtime.parse_stat(STAT_HEADER + stat_line("web", "a", econ="-1")))
+
+
+def test_counters_reject_an_unknown_response_class() -> None:
+    with pytest.raises(ValueError, match="not response classes"):
+        runtime.Counters(responses={"6xx": 1})
+
+
+def test_balancer_counters(start: Start) -> None:
+    lb, admin = start(shows(STATE_LATER, STAT_TRAFFIC))
+    found = lb.counters()
+    assert sorted(found) == ["web-g1-1", "web-g2-1"]
+    assert found["web-g2-1"].responded("5xx") == 10
+    assert admin.commands == ["show stat web 4 -1"]

@@ -43,7 +43,9 @@ from phoenix.fleet.haproxy.runtime import (
     SERVING_WEIGHT,
     STILL_CONNECTED,
     Backend,
+    Counters,
     backends,
+    counters,
     parse_servers_state,
     parse_stat,
     reply_error,
@@ -192,6 +194,11 @@ class HAProxy:
         state = parse_servers_state(self._command(f"show servers state {self.backend}"))
         stat = parse_stat(self._command(f"show stat {self.backend} 4 -1"))
         return backends(state, [row for row in stat if row.get("pxname") == self.backend])
+
+    def counters(self) -> dict[str, Counters]:
+        """The cumulative traffic counters of every server of the fleet's backend, by name."""
+        stat = parse_stat(self._command(f"show stat {self.backend} 4 -1"))
+        return counters([row for row in stat if row.get("pxname") == self.backend])
 
     def server(self, name: str) -> Backend | None:
         return next((backend for backend in self.servers() if backend.name == name), None)

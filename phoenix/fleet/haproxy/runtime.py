@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from phoenix.errors import TrafficError
 
@@ -205,3 +205,82 @@ def backends(
 
 def _int(value: str | None) -> int:
     return int(value) if value else 0
+
+
+# The classes of HTTP responses `show stat` counts per server (hrsp_1xx ... hrsp_5xx, hrsp_other).
+RESPONSE_CLASSES = ("1xx", "2xx", "3xx", "4xx", "5xx", "other")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Counters:
+    """One server's cumulative traffic counters from `show stat` (HAProxy 2.6 management.txt,
+    "9.1. CSV format"), counted since the server was added or HAProxy started.
+
+    `responses` maps every class of RESPONSE_CLASSES to hrsp_<class> (a class not given is 0).
+    `conn_errors` is econ (failed attempts to connect to the server), `resp_errors` eresp
+    (responses that failed, among them srv_abrt), `retries` wretr, `redispatches` wredis.
+    `rtime_ms` is rtime, not a counter: HAProxy's average response time in ms over the server's
+    last 1024 requests.
+    """
+
+    responses: Mapping[str, int] = field(default_factory=dict)
+    conn_errors: int = 0
+    resp_errors: int = 0
+    retries: int = 0
+    redispatches: int = 0
+    rtime_ms: int = 0
+
+    def __post_init__(self) -> None:
+        unknown = set(self.responses) - set(RESPONSE_CLASSES)
+        if unknown:
+            raise ValueError(f"not response classes: {sorted(unknown)} (use {RESPONSE_CLASSES})")
+        every = {cls: self.responses.get(cls, 0) for cls in RESPONSE_CLASSES}
+        object.__setattr__(self, "responses", every)  # so that equal counts compare equal
+
+    def responded(self, status_class: str) -> int:
+        """The responses of one class, like "5xx"."""
+        return self.responses[status_class]
+
+    @property
+    def total(self) -> int:
+        """Every response the server gave, whatever its status."""
+        return sum(self.responses.values())
+
+
+# `show stat` column of each Counters field other than `responses`.
+_COUNTER_COLUMNS = {
+    "conn_errors": "econ",
+    "resp_errors": "eresp",
+    "retries": "wretr",
+    "redispatches": "wredis",
+    "rtime_ms": "rtime",
+}
+
+
+def counters(stat_rows: Sequence[Mapping[str, str]]) -> dict[str, Counters]:
+    """The Counters of every server in `show stat` rows (from `parse_stat`) by server name.
+
+    The FRONTEND and BACKEND rows are skipped; an empty field is 0. A field that is not a whole
+    number means the dump is not what this module reads: TrafficError.
+    """
+    found = {}
+    for row in stat_rows:
+        name = row.get("svname", "")
+        if name in ("FRONTEND", "BACKEND"):
+            continue
+        responses = {cls: _counter(row, name, f"hrsp_{cls}") for cls in RESPONSE_CLASSES}
+        numbers = {key: _counter(row, name, column) for key, column in _COUNTER_COLUMNS.items()}
+        found[name] = Counters(responses=responses, **numbers)
+    return found
+
+
+def _counter(row: Mapping[str, str], server: str, column: str) -> int:
+    value = row.get(column, "").strip()
+    if not value:
+        return 0
+    if not value.isdecimal():
+        raise TrafficError(
+            f"HAProxy's `show stat` gave {column} = {value!r} for server {server}, not a count",
+            hint="is this HAProxy 2.6 or later? phoenix reads its CSV columns by name",
+        )
+    return int(value)
