@@ -102,6 +102,16 @@ class DeadlineExceeded(CommandError):
     stopped it, and its process group, and gave up on the work it was doing."""
 
 
+class CanaryFailed(PhoenixError):
+    """New servers did worse on live traffic than the old ones (or than the absolute limits)
+    in their observation window: they leave the traffic at once and the rollout is rolled back.
+    `verdict` holds the numbers that failed them (phoenix.fleet.canary.Verdict.as_dict())."""
+
+    def __init__(self, message: str, verdict: dict[str, object], hint: str | None = None) -> None:
+        super().__init__(message, hint)
+        self.verdict = verdict
+
+
 class BakeError(PhoenixError):
     """An image could not be baked, or failed its smoke boot."""
 

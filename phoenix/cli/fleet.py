@@ -13,19 +13,26 @@ from phoenix.state import RunKind
 
 YES = YES_OPTION
 DRY = typer.Option(False, "--dry-run", help="Print the plan and change nothing.")
+NO_OBSERVE = typer.Option(
+    False,
+    "--no-observe",
+    help="Emergencies: skip the fleet's observation window (batches are not judged on live"
+    " traffic); the run's history says so.",
+)
 
 
 def deploy(
     ctx: typer.Context,
     name: str,
     dry_run: bool = DRY,
+    no_observe: bool = NO_OBSERVE,
     yes: bool = YES,
     json: bool = JSON_OPTION,
 ) -> None:
     """Create fleet NAME, or bring it back to its size: top it up from its newest ready image, or
     drain and remove the servers beyond it (those on an older image, then the oldest, first).
     Removing servers is asked first, as a rebuild is (--yes without a terminal)."""
-    _run(ctx, name, RunKind.DEPLOY, Options(), dry_run, yes, json)
+    _run(ctx, name, RunKind.DEPLOY, Options(observe=not no_observe), dry_run, yes, json)
 
 
 def rebuild(
@@ -43,6 +50,7 @@ def rebuild(
         " drifted at or above replace_on (the nightly policy). None due: nothing done.",
     ),
     dry_run: bool = DRY,
+    no_observe: bool = NO_OBSERVE,
     yes: bool = YES,
     json: bool = JSON_OPTION,
 ) -> None:
@@ -54,6 +62,7 @@ def rebuild(
         strategy=strategy,
         batch=batch,
         due=due,
+        observe=not no_observe,
     )
     _run(ctx, name, RunKind.REBUILD, opts, dry_run, yes, json)
 

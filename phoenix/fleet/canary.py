@@ -8,12 +8,17 @@ deploy, a fleet of one), new servers are held to absolute limits instead.
 
 Definitions, per server and window:
 - requests: HTTP responses the server gave (hrsp_1xx ... hrsp_other), whatever their status.
-- attempts: requests + connection errors (econ): a connection that failed gave no response.
-  A server (or the pooled old servers) with fewer attempts than `min_requests` is not judged.
-- rate_5xx: 5xx responses / requests.
+- attempts: the requests sent to the server (stot), answered or not; at least requests +
+  connection errors (econ). A server (or the pooled old servers) with fewer attempts than
+  `min_requests` is not judged.
+- error_rate: the attempts that got no good answer (a 5xx, no answer, or an answer HAProxy
+  replayed on another server: `retry-on 500 502 503 504` sends a bad answer to a GET elsewhere
+  and counts it in the server's wretr, not its hrsp_5xx) / attempts.
 - conn_error_rate: (econ + eresp) / attempts: failed connections and failed responses (which
   include aborts by the server), capped at 1.
-- rtime_ms: HAProxy's `rtime` at the end of the window, its average response time over the
+- rtime_ms: the larger of HAProxy's `rtime` (time to the answer's headers) and `ttime` (the
+  whole request, body included: a server that sends its page slowly) at the end of the window,
+  averages over the
   server's last 1024 requests: not limited to the window, but a new server has no older ones.
 """
 
@@ -41,15 +46,22 @@ class Window:
     retries: int = 0
     redispatches: int = 0
     rtime_ms: float = 0.0
+    sessions: int = 0
 
     @property
     def attempts(self) -> int:
-        """Requests answered plus connections that failed."""
-        return self.requests + self.conn_errors
+        """Requests sent to the server: at least those answered plus connections that failed."""
+        return max(self.sessions, self.requests + self.conn_errors)
 
     @property
-    def rate_5xx(self) -> float:
-        return self.errors_5xx / self.requests if self.requests else 0.0
+    def error_rate(self) -> float:
+        """The attempts answered badly: 5xx, or replayed elsewhere. Connections that failed and
+        answers cut short are the connection-error rate's, not counted twice."""
+        if not self.attempts:
+            return 0.0
+        unanswered = self.attempts - self.requests - self.conn_errors  # replayed, or cut short
+        bad = self.errors_5xx + max(0, unanswered - self.resp_errors)
+        return min(1.0, bad / self.attempts)
 
     @property
     def conn_error_rate(self) -> float:
@@ -73,7 +85,8 @@ def window(before: Counters | None, after: Counters) -> Window:
         resp_errors=after.resp_errors - start.resp_errors,
         retries=after.retries - start.retries,
         redispatches=after.redispatches - start.redispatches,
-        rtime_ms=float(after.rtime_ms),
+        rtime_ms=float(max(after.rtime_ms, after.ttime_ms)),
+        sessions=after.sessions - start.sessions,
     )
 
 
@@ -88,6 +101,7 @@ def _went_down(before: Counters, after: Counters) -> bool:
         (before.resp_errors, after.resp_errors),
         (before.retries, after.retries),
         (before.redispatches, after.redispatches),
+        (before.sessions, after.sessions),
     ]
     return any(new < old for old, new in pairs)
 
@@ -105,6 +119,7 @@ def pool(servers: Iterable[Window]) -> Window:
         retries=sum(w.retries for w in listed),
         redispatches=sum(w.redispatches for w in listed),
         rtime_ms=weighted / requests if requests else 0.0,
+        sessions=sum(w.sessions for w in listed),
     )
 
 
@@ -133,7 +148,7 @@ class Judgement:
     name: str
     requests: int
     attempts: int
-    rate_5xx: float
+    error_rate: float
     conn_error_rate: float
     rtime_ms: float
     reasons: tuple[str, ...] = ()
@@ -148,7 +163,7 @@ class Judgement:
             "name": self.name,
             "requests": self.requests,
             "attempts": self.attempts,
-            "rate_5xx": round(self.rate_5xx, 4),
+            "error_rate": round(self.error_rate, 4),
             "conn_error_rate": round(self.conn_error_rate, 4),
             "rtime_ms": round(self.rtime_ms, 1),
             "failed": self.failed,
@@ -180,7 +195,7 @@ class Verdict:
 
     def summary(self) -> str:
         """One line for the operator, like "failed against the old servers (1000 requests):
-        web-g2-1: 5xx 31.0% vs 0.2% on the old servers (margin 2.0%)"."""
+        web-g2-1: errors 31.0% vs 0.2% on the old servers (margin 2.0%)"."""
         failures = [f"{j.name}: {', '.join(j.reasons)}" for j in self.judgements if j.failed]
         judged = [j.name for j in self.judgements if not j.insufficient]
         against = (
@@ -210,7 +225,7 @@ class Verdict:
             "old": {
                 "requests": self.old.requests,
                 "attempts": self.old.attempts,
-                "rate_5xx": round(self.old.rate_5xx, 4),
+                "error_rate": round(self.old.error_rate, 4),
                 "conn_error_rate": round(self.old.conn_error_rate, 4),
                 "rtime_ms": round(self.old.rtime_ms, 1),
             },
@@ -242,7 +257,7 @@ def _judge(name: str, server: Window, old: Window | None, limits: Limits) -> Jud
         name=name,
         requests=server.requests,
         attempts=server.attempts,
-        rate_5xx=server.rate_5xx,
+        error_rate=server.error_rate,
         conn_error_rate=server.conn_error_rate,
         rtime_ms=server.rtime_ms,
         reasons=reasons,
@@ -254,9 +269,9 @@ def _reasons(server: Window, old: Window | None, limits: Limits) -> list[str]:
     if old is None:
         return _absolute_reasons(server, limits)
     reasons = []
-    if server.rate_5xx > old.rate_5xx + limits.error_margin:
+    if server.error_rate > old.error_rate + limits.error_margin:
         reasons.append(
-            f"5xx {server.rate_5xx:.1%} vs {old.rate_5xx:.1%} on the old servers"
+            f"errors {server.error_rate:.1%} vs {old.error_rate:.1%} on the old servers"
             f" (margin {limits.error_margin:.1%})"
         )
     if server.conn_error_rate > old.conn_error_rate + limits.conn_error_margin:
@@ -279,8 +294,10 @@ def _reasons(server: Window, old: Window | None, limits: Limits) -> list[str]:
 
 def _absolute_reasons(server: Window, limits: Limits) -> list[str]:
     reasons = []
-    if server.rate_5xx > limits.max_error_rate:
-        reasons.append(f"5xx {server.rate_5xx:.1%} above the limit {limits.max_error_rate:.1%}")
+    if server.error_rate > limits.max_error_rate:
+        reasons.append(
+            f"errors {server.error_rate:.1%} above the limit {limits.max_error_rate:.1%}"
+        )
     if server.conn_error_rate > limits.max_conn_error_rate:
         reasons.append(
             f"connection errors {server.conn_error_rate:.1%} above the limit"

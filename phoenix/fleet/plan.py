@@ -24,6 +24,7 @@ class Options:
     strategy: str | None = None  # as the operator gave it: checked by make_plan
     batch: int | None = None
     due: bool = False  # only the servers due for replacement (phoenix.fleet.due)
+    observe: bool = True  # False: --no-observe, batches are not judged on live traffic
 
 
 class RolloutStatus(StrEnum):
@@ -50,6 +51,7 @@ class Plan:
     resume_of: int | None = None
     note: str = ""
     reasons: dict[str, list[str]] = field(default_factory=dict)  # server -> why it goes
+    observe: float | None = None  # seconds each batch takes live traffic before it is judged
 
     @property
     def empty(self) -> bool:
@@ -68,6 +70,8 @@ class Result:
     added: list[str] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    canary: list[dict[str, Any]] = field(default_factory=list)  # each window's verdict
+    restored: int | None = None  # the run that put the old image back, after a rollback
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -9,15 +9,19 @@ that never served are removed, servers already serving stay, and a rebuild finis
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
 from phoenix.config import HealthCheck
-from phoenix.errors import PhoenixError, Refused
+from phoenix.errors import CanaryFailed, PhoenixError, Refused
 from phoenix.events import Emit, StepOutput, discard, step
+from phoenix.fleet.canary import Limits, Window, judge, window
 from phoenix.fleet.due import Due, due_servers
+from phoenix.fleet.haproxy.runtime import Counters
 from phoenix.fleet.plan import (
     FleetStatus,
     Options,
@@ -32,10 +36,12 @@ from phoenix.fleet.records import Records, ServerRecord, ServerStatus
 from phoenix.fleet.terraform.inputs import ServerSpec, ServerState
 from phoenix.host import health, keys, ssh
 from phoenix.image.registry import ImageRecord, Registry, Status
+from phoenix.poll import ticks
 from phoenix.state import RunKind, RunStatus, Store
 from phoenix.workspace import Workspace
 
 DRAIN_TIMEOUT = 30.0
+OBSERVE_INTERVAL = 1.0  # seconds between two reads of HAProxy's counters in a window
 
 
 class Fleet:
@@ -67,7 +73,13 @@ class Fleet:
         serving = [s for s in self.records.servers(self.name) if s.status is ServerStatus.SERVING]
         last = next(iter(self.records.runs(self.name, limit=1)), None)
         found = self.due(serving) if opts.due and kind is RunKind.REBUILD else []
-        return make_plan(self.name, self.cfg, kind, opts, image.tag, serving, last, found)
+        plan = make_plan(self.name, self.cfg, kind, opts, image.tag, serving, last, found)
+        window = self.cfg.observe_seconds
+        if window is None or plan.empty:
+            return plan
+        if not opts.observe:
+            return replace(plan, note=_join(plan.note, "observation skipped (--no-observe)"))
+        return replace(plan, observe=float(window))
 
     def due(self, serving: Sequence[ServerRecord]) -> list[Due]:
         """The servers of `serving` due for replacement, with their reasons (phoenix.fleet.due)."""
@@ -99,7 +111,12 @@ class Fleet:
         self.records.ensure_fleet(self.name, self.cfg.model_dump(mode="json"))
         run_id = self.store.start_run(self.name, plan.kind)
         self.records.set_run_detail(run_id, plan.as_dict())
+        if plan.note:
+            self._event(run_id, "plan", plan.note)
         self._ensure_traffic()
+        serving = [s for s in self.records.servers(self.name) if s.status is ServerStatus.SERVING]
+        previous = _most_common([s.image_tag for s in serving])
+        verdicts: list[dict[str, Any]] = []
         adding = any(batch.add for batch in plan.batches)
         generation = self.records.new_generation(self.name, plan.image) if adding else 0
         added: list[str] = []
@@ -119,6 +136,8 @@ class Fleet:
                 removed += leaving
                 self._gate(run_id, names)
                 added += names
+                if plan.observe:
+                    verdicts.append(self._observe(run_id, plan.observe, added, number))
                 if number == 1:
                     before_removing()
                 leaving = self._drain(run_id, batch.remove)
@@ -126,6 +145,23 @@ class Fleet:
                 self._apply(run_id, exclude=leaving)
                 self.records.set_status(leaving, ServerStatus.REMOVED)
                 removed += leaving
+        except CanaryFailed as exc:
+            self.records.set_run_detail(
+                run_id, {**plan.as_dict(), "canary": [*verdicts, exc.verdict]}
+            )
+            self._event(run_id, "rollback", exc.message)
+            self._withdraw(added)
+            self._settle(run_id, RunStatus.ROLLED_BACK)
+            restored = self._restore(previous)
+            return Result(
+                plan=plan,
+                run_id=run_id,
+                status=RolloutStatus.ROLLED_BACK,
+                reason=exc.message,
+                removed=removed + added,
+                canary=[*verdicts, exc.verdict],
+                restored=restored,
+            )
         except PhoenixError as exc:
             self._event(run_id, "rollback", exc.message)
             self._settle(run_id, RunStatus.ROLLED_BACK)
@@ -136,10 +172,13 @@ class Fleet:
                 reason=exc.message,
                 added=added,
                 removed=removed,
+                canary=verdicts,
             )
         except BaseException:
             self._settle(run_id, RunStatus.INTERRUPTED)
             raise
+        if verdicts:
+            self.records.set_run_detail(run_id, {**plan.as_dict(), "canary": verdicts})
         self.store.finish_run(run_id, RunStatus.SUCCEEDED)
         return Result(
             plan=plan,
@@ -147,7 +186,59 @@ class Fleet:
             status=RolloutStatus.SUCCEEDED,
             added=added,
             removed=removed,
+            canary=verdicts,
         )
+
+    # -- judged on live traffic ---------------------------------------------------------------
+
+    def _observe(self, run_id: int, seconds: float, new: list[str], batch: int) -> dict[str, Any]:
+        """Every server this run added takes live traffic beside the old servers for `seconds`;
+        then HAProxy's counters of the window judge them (phoenix.fleet.canary). A new server
+        already failing with enough requests ends the window early. Raises CanaryFailed."""
+        old = [
+            s.name
+            for s in self.records.servers(self.name)
+            if s.status is ServerStatus.SERVING and s.name not in new
+        ]
+        limits = Limits.from_config(self.cfg.canary)
+        self._event(
+            run_id, "canary", f"batch {batch}: observing {', '.join(new)} for {seconds:g} s"
+        )
+        before = self.traffic.counters()
+        verdict = None
+        for _ in ticks(seconds, OBSERVE_INTERVAL):
+            now = self.traffic.counters()
+            verdict = judge(_windows(before, now, new), _windows(before, now, old), limits)
+            if not verdict.passed:
+                break
+        assert verdict is not None  # ticks yields at least once
+        self._event(run_id, "canary", verdict.summary())
+        if not verdict.passed:
+            raise CanaryFailed(
+                f"batch {batch} failed on live traffic: {verdict.summary()}",
+                verdict.as_dict(),
+                hint="the old image serves again; see: phoenix history " + self.name,
+            )
+        return verdict.as_dict()
+
+    def _withdraw(self, names: Sequence[str]) -> None:
+        """Take `names` out of traffic at once (no new request; those in flight end), to be
+        removed by the settling that follows."""
+        if self.traffic.running():
+            for name in names:
+                self.traffic.drain(name)
+        self.records.set_status(list(names), ServerStatus.DRAINING)
+
+    def _restore(self, previous: str | None) -> int | None:
+        """After a rollback, bring the fleet back to its size on the image it served before
+        (`previous`); the run that did it, or None when nothing was missing."""
+        if previous is None:
+            return None
+        plan = self.plan(RunKind.DEPLOY, Options(image=previous, observe=False))
+        if plan.empty:
+            return None
+        self.emit(StepOutput("rollback", f"restoring {self.name} to its size on {previous}"))
+        return self.execute(plan).run_id
 
     def _gate(self, run_id: int, names: list[str]) -> None:
         """The new servers exist: pin their host keys, pass their health checks, enter the pool."""
@@ -312,3 +403,17 @@ class Fleet:
     def _event(self, run_id: int, step: str, detail: str) -> None:
         self.store.record_event(run_id, step, "info", detail)
         self.emit(StepOutput(step, f"{step}: {detail}"))
+
+
+def _windows(
+    before: Mapping[str, Counters], after: Mapping[str, Counters], names: Sequence[str]
+) -> dict[str, Window]:
+    return {n: window(before.get(n), after[n]) for n in names if n in after}
+
+
+def _most_common(tags: Sequence[str]) -> str | None:
+    return Counter(tags).most_common(1)[0][0] if tags else None
+
+
+def _join(note: str, more: str) -> str:
+    return f"{note}; {more}" if note else more

@@ -65,6 +65,24 @@ class FakeTraffic:
     is_running: bool = False
     # what `counters` reports, set by a test: one snapshot per call, the last one repeated
     counts: list[dict[str, Counters]] = field(default_factory=list)
+    # or live traffic: each read, every server taking traffic answered 50 more requests; those
+    # whose name starts with one of `failing` had 15 of them replayed elsewhere (answered 500)
+    live: bool = False
+    failing: set[str] = field(default_factory=set)
+    totals: dict[str, Counters] = field(default_factory=dict)
+
+    def _live(self) -> dict[str, Counters]:
+        for name, state in self.up.items():
+            was = self.totals.get(name, Counters())
+            bad = 15 if state == "up" and name.startswith(tuple(self.failing)) else 0
+            more = 50 if state == "up" else 0
+            self.totals[name] = Counters(
+                responses={"2xx": was.responded("2xx") + more - bad},
+                retries=was.retries + bad,
+                sessions=was.sessions + more,
+                rtime_ms=2,
+            )
+        return {name: self.totals[name] for name in self.up}
 
     @property
     def endpoint(self) -> str:
@@ -97,6 +115,8 @@ class FakeTraffic:
         ]
 
     def counters(self) -> dict[str, Counters]:
+        if self.live:
+            return self._live()
         if not self.counts:
             return {name: Counters() for name in self.up}
         return self.counts.pop(0) if len(self.counts) > 1 else self.counts[0]
@@ -239,7 +259,9 @@ def test_json_and_the_store_hold_plain_strings_read_back_as_enums(world: World) 
     data = json.loads(json.dumps(result.as_dict()))
     assert data["status"] == "rolled_back"
     assert (data["plan"]["kind"], data["plan"]["strategy"]) == ("rebuild", "blue-green")
-    assert list(data) == ["plan", "run_id", "status", "reason", "added", "removed", "warnings"]
+    assert list(data) == [
+        "plan", "run_id", "status", "reason", "added", "removed", "warnings", "canary", "restored"
+    ]  # fmt: skip
     rows = world.store.rows("SELECT kind, status, detail_json FROM runs ORDER BY id")
     assert [(r["kind"], r["status"]) for r in rows] == [
         ("deploy", "succeeded"), ("rebuild", "rolled_back"),

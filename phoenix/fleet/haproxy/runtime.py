@@ -229,6 +229,8 @@ class Counters:
     retries: int = 0
     redispatches: int = 0
     rtime_ms: int = 0
+    sessions: int = 0  # stot: every attempt to use the server, answered or not
+    ttime_ms: int = 0  # ttime: like rtime, the whole request (body included), not a counter
 
     def __post_init__(self) -> None:
         unknown = set(self.responses) - set(RESPONSE_CLASSES)
@@ -254,6 +256,8 @@ _COUNTER_COLUMNS = {
     "retries": "wretr",
     "redispatches": "wredis",
     "rtime_ms": "rtime",
+    "sessions": "stot",
+    "ttime_ms": "ttime",
 }
 
 
