@@ -13,7 +13,7 @@ from phoenix.fleet.terraform.inputs import ServerSpec, ServerState
 
 class Infra(Protocol):
     def apply(
-        self, servers: Mapping[str, ServerSpec], authorized_key: str
+        self, servers: Mapping[str, ServerSpec], authorized_key: str, refresh: bool = True
     ) -> dict[str, ServerState]: ...
 
     def state_names(self) -> set[str]: ...

@@ -62,6 +62,7 @@ class Fleet:
         self.store = store
         self.infra, self.traffic, self.provider, self.emit = infra, traffic, provider, emit
         self.infra_states: dict[str, ServerState] = {}
+        self.refreshed = False  # the first apply of this process reads every server; then not
         self.health: HealthCheck = ws.image(self.cfg.image).health.model_copy(
             update={"port": self.cfg.port}
         )
@@ -294,7 +295,10 @@ class Fleet:
         key, _ = keys.ensure(self.ws.home)
         started = time.monotonic()
         with step(self.emit, "terraform", f"terraform apply ({len(wanted)} servers)"):
-            self.infra_states = self.infra.apply(wanted, key.public_line)
+            self.infra_states = self.infra.apply(
+                wanted, key.public_line, refresh=not self.refreshed
+            )
+        self.refreshed = True
         took = time.monotonic() - started
         self._event(run_id, "terraform", f"{len(wanted)} servers applied in {took:.1f} s")
 
@@ -345,6 +349,7 @@ class Fleet:
                 run_id, "orphan", f"deleting {orphan}: created but never recorded by Terraform"
             )
             self.provider.delete(orphan)
+        self.refreshed = False  # after a failure, read what is really there
         self._apply(run_id, exclude=never + leaving)
         self.records.set_status(never, ServerStatus.FAILED)
         self.records.set_status(leaving, ServerStatus.REMOVED)

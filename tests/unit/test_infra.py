@@ -303,9 +303,11 @@ class FakeEngine:
         return engine.EngineRun(0, "", "")
 
     def apply(
-        self, variables: Mapping[str, str], on_line: Callable[[str], None]
+        self, variables: Mapping[str, str], on_line: Callable[[str], None], refresh: bool = True
     ) -> engine.EngineRun:
-        self.calls.append(("apply", dict(variables)))
+        self.calls.append(
+            ("apply", dict(variables)) if refresh else ("apply -refresh=false", dict(variables))
+        )
         recorded, rc = self.applies.pop(0)
         for line in lines(recorded):
             on_line(line)
@@ -399,6 +401,13 @@ def test_a_failed_apply_is_run_once_more_and_may_converge(tmp_path: Path, module
     assert list(result) == ["tft-s1"]
     assert [c[0] for c in engine.calls] == ["init", "apply", "apply"]
     assert any("running it once more" in line for line in shown)
+
+
+def test_an_apply_without_refresh_is_retried_with_one(tmp_path: Path, module: Path) -> None:
+    """A rollout's later applies trust the state; if one fails, its retry reads the servers."""
+    tf, engine, _ = make(tmp_path, module, [(APPLY_NO_IMAGE, 1), (APPLY_CREATE, 0)])
+    tf.apply({"tft-s1": ServerSpec("phoenix-base", 1)}, "k", refresh=False)
+    assert [c[0] for c in engine.calls] == ["init", "apply -refresh=false", "apply"]
 
 
 def test_an_apply_failing_twice_raises_with_the_first_error(tmp_path: Path, module: Path) -> None:

@@ -38,11 +38,13 @@ size = 3
 class FakeInfra:
     servers: dict[str, ServerSpec] = field(default_factory=dict)
     applies: int = 0
+    refreshed: list[bool] = field(default_factory=list)  # each apply's refresh
 
     def apply(
-        self, servers: Mapping[str, ServerSpec], authorized_key: str
+        self, servers: Mapping[str, ServerSpec], authorized_key: str, refresh: bool = True
     ) -> dict[str, ServerState]:
         self.applies += 1
+        self.refreshed.append(refresh)
         self.servers = dict(servers)
         return {
             n: ServerState(
@@ -249,6 +251,8 @@ def test_rolling_rebuild_never_has_fewer_than_size_serving(world: World) -> None
     assert world.traffic.lowest >= 3
     assert all(s.image == "fp-web-v002" for s in world.infra.servers.values())  # by fingerprint
     assert world.infra.applies == 1 + 4  # deploy, then one apply per batch plus the last removal
+    # the rebuild's first apply reads every server; the next ones trust the state it made
+    assert world.infra.refreshed == [True, True, False, False, False]
 
 
 def test_json_and_the_store_hold_plain_strings_read_back_as_enums(world: World) -> None:

@@ -118,13 +118,16 @@ class Terraform:
     # -- the public calls ---------------------------------------------------------------------
 
     def apply(
-        self, servers: Mapping[str, ServerSpec], authorized_key: str
+        self, servers: Mapping[str, ServerSpec], authorized_key: str, refresh: bool = True
     ) -> dict[str, ServerState]:
-        """Make the fleet's servers exactly `servers`; return them as Terraform reports them."""
+        """Make the fleet's servers exactly `servers`; return them as Terraform reports them.
+        `refresh=False` trusts the state instead of reading every server from the provider
+        first: for the applies of a rollout after its first, when phoenix made every change
+        since; an apply that fails is tried again with a refresh."""
         self._prepare()
         variables = encode_vars(self.fleet, servers, authorized_key)
         self._save_vars(variables)
-        log, run = self._apply_once(variables)
+        log, run = self._apply_once(variables, refresh)
         if run.rc != 0:
             first = terraform_error(self.fleet, "apply", log, run.rc, run.stderr)
             self.on_line(f"{first.message}; running it once more")
@@ -199,7 +202,9 @@ class Terraform:
 
     # -- the working directory ----------------------------------------------------------------
 
-    def _apply_once(self, variables: Mapping[str, str]) -> tuple[ApplyLog, EngineRun]:
+    def _apply_once(
+        self, variables: Mapping[str, str], refresh: bool = True
+    ) -> tuple[ApplyLog, EngineRun]:
         log = ApplyLog()
 
         def show(line: str) -> None:
@@ -207,7 +212,7 @@ class Terraform:
             if message:
                 self.on_line(message)
 
-        run = self._engine.apply(variables, show)
+        run = self._engine.apply(variables, show, refresh)
         return log, run
 
     def _save_vars(self, variables: Mapping[str, str]) -> None:

