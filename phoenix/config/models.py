@@ -239,10 +239,11 @@ class ImageConfig(_Model):
 class CanaryConfig(_Model):
     """[fleets.NAME.canary]: how a new batch's traffic is judged against the old servers'.
 
-    A new server fails when its 5xx rate or connection-error rate is above the old servers'
-    (pooled) by more than the margin, or its response time is more than `latency_factor` times
-    theirs and above `latency_floor_ms`. When the old servers together took fewer than
-    `min_requests` in the window, there is nothing to compare with and the absolute limits
+    A new server fails when its error rate (5xx answers, and those HAProxy replayed elsewhere)
+    or connection-error rate is above the old servers' (pooled) by more than the margin, or its
+    response time is more than `latency_factor` times theirs and above `latency_floor_ms`. When
+    the old servers together took fewer than `min_requests` in the window, there is nothing to
+    compare with and the absolute limits
     apply. A new server with fewer than `min_requests` is not judged (insufficient traffic).
     """
 
