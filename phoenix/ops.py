@@ -8,13 +8,9 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from phoenix.config import Severity
-from phoenix.drift import evidence, scan
-from phoenix.drift.diff import Finding, Rules, at_least
-from phoenix.drift.scan import ScanReport, ScanStatus
-from phoenix.drift.servers import server_findings
 from phoenix.errors import ExitCode, PhoenixError
 from phoenix.events import Emit, StepOutput, discard, step
 from phoenix.fleet.haproxy.balancer import HAProxy
@@ -27,6 +23,12 @@ from phoenix.lab.lxd import LXD
 from phoenix.lock import fleet_lock
 from phoenix.state import RunKind, Store
 from phoenix.workspace import Workspace
+
+# The drift machinery (the scan, the facts, the diff) is imported by the functions that scan:
+# `phoenix status`, `history` and `report` call this module and have no use for it.
+if TYPE_CHECKING:
+    from phoenix.drift.diff import Finding
+    from phoenix.drift.scan import ScanReport
 
 
 @contextmanager
@@ -113,6 +115,8 @@ def archive_drift(ws: Workspace, name: str, servers: Sequence[str], emit: Emit) 
     not be scanned (recorded as not scanned, with its reason: its hand changes since its last
     recorded scan are not archived). Never raises for the scan: a scan that fails as a whole
     (whatever the exception) is one warning, and the rebuild goes on."""
+    from phoenix.drift import evidence, scan
+
     emit(StepOutput("archive", f"archiving the drift of {', '.join(servers)}"))
     try:
         report = scan.scan(ws, [name], only=servers, fail_on=Severity.LOW, disks=disks(ws))
@@ -180,9 +184,11 @@ def drift(
     emit: Emit = discard,
     fail_on: Severity | None = None,
     deep: bool = False,
-) -> scan.ScanReport:
+) -> ScanReport:
     """`phoenix drift`: every serving server scanned over SSH, and each fleet's servers checked
     through Terraform (deleted, stopped or reconfigured outside phoenix)."""
+    from phoenix.drift import scan
+
     return scan.scan(
         ws,
         fleets,
@@ -216,6 +222,9 @@ def server_drift(ws: Workspace, name: str, emit: Emit = discard) -> list[Finding
     """The fleet's servers deleted, stopped or reconfigured outside phoenix, as Terraform's
     refresh-only plan finds them. Takes no lock: the plan neither waits for nor blocks a rollout.
     A server a rollout is retiring (stopped on purpose before Terraform removes it) is left out."""
+    from phoenix.drift.diff import Rules
+    from phoenix.drift.servers import server_findings
+
     terraform = _terraform(ws, name, emit)
     with step(emit, "terraform", f"{name}: terraform plan -refresh-only"):
         drifts = terraform.drift()
@@ -244,6 +253,9 @@ def to_replace(report: ScanReport) -> dict[str, list[str]]:
     (a stopped or deleted server has a server.* finding), and those that could not be scanned,
     untrusted (host key changed, forged output...) or unreachable: they are the most suspect. A
     server whose image has no baseline is left: that is not the server's doing."""
+    from phoenix.drift.diff import at_least
+    from phoenix.drift.scan import ScanStatus
+
     suspect = (ScanStatus.UNTRUSTED, ScanStatus.UNREACHABLE)
     chosen: dict[str, list[str]] = {}
     for s in report.servers:

@@ -21,15 +21,11 @@ import re
 import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from detect_secrets.core.scan import get_filters_with_parameter
-from detect_secrets.plugins.base import BasePlugin
-from detect_secrets.plugins.high_entropy_strings import HighEntropyStringsPlugin
-from detect_secrets.plugins.keyword import KeywordDetector
-from detect_secrets.settings import default_settings, get_plugins, get_settings
-from detect_secrets.util.code_snippet import get_code_snippet
-from detect_secrets.util.inject import call_function_with_arguments
+if TYPE_CHECKING:  # detect-secrets is imported by the first scan: it is slow to import
+    from detect_secrets.plugins.base import BasePlugin
+    from detect_secrets.plugins.high_entropy_strings import HighEntropyStringsPlugin
 
 FILENAME = "server-file.conf"  # the name detect-secrets is shown: a config file
 MIN_TOKEN = 20  # characters of an unquoted high-entropy string
@@ -106,6 +102,8 @@ MIN_PASSWORD = 4  # a keyword's value shorter than this is taken for a setting, 
 
 
 def _scan(lines: Sequence[str]) -> list[Secret]:
+    from detect_secrets.settings import default_settings, get_plugins, get_settings
+
     found: dict[tuple[int, str], Secret] = {}
     listed = list(lines)
     with _LOCK, default_settings():
@@ -122,6 +120,10 @@ def _scan(lines: Sequence[str]) -> list[Secret]:
 def _in_line(
     plugins: list[BasePlugin], lines: list[str], number: int, line: str
 ) -> Iterator[Secret]:
+    from detect_secrets.plugins.high_entropy_strings import HighEntropyStringsPlugin
+    from detect_secrets.plugins.keyword import KeywordDetector
+    from detect_secrets.util.code_snippet import get_code_snippet
+
     context = get_code_snippet(lines=lines, line_number=number)
     for plugin in plugins:
         values = {str(s.secret_value) for s in plugin.analyze_line(
@@ -165,6 +167,9 @@ def _worded(value: str) -> bool:
 def _filtered(**kwargs: Any) -> bool:
     """Whether one of detect-secrets' filters (sequential strings, UUIDs, templates, `$VAR`...)
     says this is no secret."""
+    from detect_secrets.core.scan import get_filters_with_parameter
+    from detect_secrets.util.inject import call_function_with_arguments
+
     for check in get_filters_with_parameter("secret"):
         try:
             if call_function_with_arguments(check, filename=FILENAME, **kwargs):

@@ -5,14 +5,19 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
 from phoenix.errors import Refused
-from phoenix.workspace import Workspace
+
+if TYPE_CHECKING:
+    from phoenix.workspace import Workspace
 
 
 def workspace(ctx: typer.Context) -> Workspace:
+    from phoenix.workspace import Workspace  # here: it loads the config's models (pydantic)
+
     explicit: Path | None = (ctx.obj or {}).get("config")
     return Workspace.open(explicit)
 

@@ -13,7 +13,7 @@ import traceback
 from datetime import UTC, datetime
 from pathlib import Path
 
-from phoenix import __version__, config
+from phoenix import __version__
 from phoenix.atomic import write_atomic
 from phoenix.cli import render
 from phoenix.text import printable
@@ -41,6 +41,8 @@ def report(
 
 def state_home(explicit_config: Path | None) -> Path | None:
     """The state directory of the config in use, if it can be found and exists."""
+    from phoenix import config  # here: every command imports this module, few crash
+
     try:
         home = config.state_home(config.config_path(explicit_config))
         return home if home.is_dir() else None

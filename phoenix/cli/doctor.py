@@ -9,11 +9,15 @@ import typer
 from phoenix.cli import render
 from phoenix.cli.common import JSON_OPTION, workspace
 from phoenix.errors import ExitCode
-from phoenix.lab import doctor
+
+# The core is imported inside each command, not here: `phoenix --help` and every other command
+# would pay for importing it (see tests/unit/test_startup.py).
 
 
 def command(ctx: typer.Context, json: bool = JSON_OPTION) -> None:
     """Check every prerequisite; exit 1 if anything required is missing."""
+    from phoenix.lab import doctor
+
     checks = doctor.diagnose(workspace(ctx))
     if json:
         render.as_json([dataclasses.asdict(c) for c in checks])

@@ -4,20 +4,20 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 from typer.core import TyperGroup
 
-from phoenix import ages, ops
+from phoenix import ages
 from phoenix.cli import render
 from phoenix.cli.common import JSON_OPTION, YES_OPTION, confirm, workspace
-from phoenix.config import Severity
-from phoenix.drift import evidence, report, scan
-from phoenix.drift.diff import Rules
-from phoenix.drift.promote import promote
 from phoenix.text import printable
-from phoenix.workspace import Workspace
+
+# The core is imported inside each command (see phoenix/cli/doctor.py).
+if TYPE_CHECKING:
+    from phoenix.drift.scan import ScanReport
+    from phoenix.workspace import Workspace
 
 
 class ScanByDefault(TyperGroup):
@@ -64,6 +64,10 @@ def scan_(
 
     Exit 0 clean, 1 drift, 2 unscanned.
     """
+    from phoenix import ops
+    from phoenix.config import Severity
+    from phoenix.drift import report
+
     ws = workspace(ctx)
     if since:  # the old spelling of `phoenix drift changes --since`
         _changes(ws, since, fleets or [], json)
@@ -100,6 +104,8 @@ def changes(
 @app.command("rules")
 def rules(ctx: typer.Context, json: bool = JSON_OPTION) -> None:
     """The noise rules: paths and findings a scan ignores."""
+    from phoenix.drift.diff import Rules
+
     patterns = Rules.with_extra(workspace(ctx).config.drift.ignore).patterns
     if json:
         render.as_json(list(patterns))
@@ -127,6 +133,8 @@ def evidence_(
 ) -> None:
     """What was changed by hand on SERVER, as the scans archived it; or delete it (--purge,
     --older-than)."""
+    from phoenix.drift import evidence
+
     ws = workspace(ctx)
     if purge is not None or older_than is not None:
         if server is not None:
@@ -150,6 +158,8 @@ def _purge(
     ws: Workspace, server: str | None, older_than: str | None, yes: bool, json: bool
 ) -> None:
     """Delete archived evidence; asks on a terminal, refuses without one unless --yes."""
+    from phoenix.drift import evidence
+
     age = ages.parse_age(older_than, "--older-than") if older_than is not None else None
     what = f"of {server}" if server else "of every server"
     what += f" archived over {older_than} ago" if older_than else ""
@@ -180,6 +190,8 @@ def promote_(
     json: bool = JSON_OPTION,
 ) -> None:
     """Write SERVER's drifted files into its image's template; print what changed."""
+    from phoenix.drift.promote import promote
+
     ws = workspace(ctx)
 
     def approve(high: Sequence[promote.High]) -> None:
@@ -196,12 +208,16 @@ def promote_(
 
 
 def _changes(ws: Workspace, since: str, fleets: list[str], json: bool) -> None:
+    from phoenix.drift import scan
+
     found = scan.changes_since(ws, since, fleets)
     render.as_json([c.as_dict() for c in found]) if json else render.drift_changes(found)
 
 
-def _replace(ws: Workspace, result: scan.ScanReport, yes: bool, json: bool) -> None:
+def _replace(ws: Workspace, result: ScanReport, yes: bool, json: bool) -> None:
     """Rebuild what drifted; exit with the rollout's outcome (0 when every one was replaced)."""
+    from phoenix import ops
+
     chosen = ops.to_replace(result)
     if not json:
         render.drift(result)

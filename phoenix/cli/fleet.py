@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import typer
 
-from phoenix import ops
 from phoenix.cli import render
 from phoenix.cli.common import JSON_OPTION, YES_OPTION, confirm, workspace
 from phoenix.errors import ExitCode
-from phoenix.fleet.plan import Options, RolloutStatus
 from phoenix.state import RunKind
+
+# The core is imported inside each command (see phoenix/cli/doctor.py).
+if TYPE_CHECKING:
+    from phoenix.fleet.plan import Options
 
 YES = YES_OPTION
 DRY = typer.Option(False, "--dry-run", help="Print the plan and change nothing.")
@@ -32,6 +36,8 @@ def deploy(
     """Create fleet NAME, or bring it back to its size: top it up from its newest ready image, or
     drain and remove the servers beyond it (those on an older image, then the oldest, first).
     Removing servers is asked first, as a rebuild is (--yes without a terminal)."""
+    from phoenix.fleet.plan import Options
+
     _run(ctx, name, RunKind.DEPLOY, Options(observe=not no_observe), dry_run, yes, json)
 
 
@@ -55,6 +61,8 @@ def rebuild(
     json: bool = JSON_OPTION,
 ) -> None:
     """Replace servers of fleet NAME with fresh ones: health-gated, no request dropped."""
+    from phoenix.fleet.plan import Options
+
     opts = Options(
         image=image,
         older_than=older_than,
@@ -69,6 +77,8 @@ def rebuild(
 
 def status(ctx: typer.Context, name: str, json: bool = JSON_OPTION) -> None:
     """Servers of fleet NAME: address, image, generation, age, health; whether it is at its size."""
+    from phoenix import ops
+
     report = ops.status(workspace(ctx), name)
     if json:
         render.as_json(report.as_dict())
@@ -78,6 +88,8 @@ def status(ctx: typer.Context, name: str, json: bool = JSON_OPTION) -> None:
 
 def destroy(ctx: typer.Context, name: str, yes: bool = YES) -> None:
     """Remove every server of fleet NAME and its load balancer."""
+    from phoenix import ops
+
     ws = workspace(ctx)
     confirm(yes, f"Destroy every server of {name}?", f"destroy fleet {name}")
     with render.Progress() as progress:
@@ -91,6 +103,8 @@ def history(
     json: bool = JSON_OPTION,
 ) -> None:
     """Every run: its steps and outcome."""
+    from phoenix import ops
+
     runs = ops.history(workspace(ctx), name)
     if json:
         render.as_json([r.as_dict() for r in runs])
@@ -107,6 +121,9 @@ def _run(
     yes: bool,
     json: bool,
 ) -> None:
+    from phoenix import ops
+    from phoenix.fleet.plan import RolloutStatus
+
     ws = workspace(ctx)
     plan = ops.plan(ws, name, kind, opts)
     if dry_run:

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import typer
 
 from phoenix.cli import render
 from phoenix.cli.common import JSON_OPTION, workspace
-from phoenix.image import bake, registry
-from phoenix.workspace import Workspace
+
+# The core is imported inside each command (see phoenix/cli/doctor.py).
+if TYPE_CHECKING:
+    from phoenix.workspace import Workspace
 
 app = typer.Typer(help="Images baked from Packer templates: versions, baselines, status.")
 
@@ -20,6 +24,8 @@ def bake_(
     json: bool = JSON_OPTION,
 ) -> None:
     """Bake NAME from its template, smoke-boot it and record its baseline."""
+    from phoenix.image import bake
+
     ws = workspace(ctx)
     with render.Progress() as progress:
         result = bake.bake_image(ws, name, force=force, emit=progress)
@@ -38,6 +44,8 @@ def list_(
     json: bool = JSON_OPTION,
 ) -> None:
     """Every version of every image, with its status and use."""
+    from phoenix.image import registry
+
     with registry.catalog(workspace(ctx)) as cat:
         views = cat.views(name)
     if json:
@@ -59,6 +67,8 @@ def show(ctx: typer.Context, tag: str, json: bool = JSON_OPTION) -> None:
 @app.command()
 def revoke(ctx: typer.Context, tag: str) -> None:
     """Forbid future deploys of TAG (servers running it become due for replacement)."""
+    from phoenix.image import registry
+
     with registry.catalog(workspace(ctx)) as cat:
         view = cat.revoke(tag)
     render.line(f"revoked {tag}: {view.in_use} running server(s) are due for replacement")
@@ -71,11 +81,15 @@ def prune(
     keep: int = typer.Option(..., "--keep", help="Ready versions to keep of each image."),
 ) -> None:
     """Delete old versions beyond the newest KEEP, never one in use."""
+    from phoenix.image import registry
+
     with registry.catalog(workspace(ctx)) as cat:
         removed = cat.prune(keep, name)
     render.line(f"pruned {len(removed)}: {', '.join(removed)}" if removed else "nothing to prune")
 
 
 def _view(ws: Workspace, tag: str) -> dict[str, object]:
+    from phoenix.image import registry
+
     with registry.catalog(ws) as cat:
         return cat.view(tag).as_dict()

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import typer
 
 from phoenix.cli import render
 from phoenix.cli.common import JSON_OPTION, confirm, workspace
 from phoenix.errors import ExitCode
 from phoenix.events import Outcome
-from phoenix.lab.lab import Lab, StepResult
+
+# The core is imported inside each command (see phoenix/cli/doctor.py).
+if TYPE_CHECKING:
+    from phoenix.lab.lab import StepResult
 
 app = typer.Typer(help="The local LXD lab: daemon, storage pool, bridges, base image.")
 
@@ -16,6 +21,8 @@ app = typer.Typer(help="The local LXD lab: daemon, storage pool, bridges, base i
 @app.command()
 def up(ctx: typer.Context) -> None:
     """Bring the lab up, repairing whatever is missing. Safe to run again."""
+    from phoenix.lab.lab import Lab
+
     ws = workspace(ctx)
     with render.Progress() as progress:
         results = Lab(ws.config.lab, ws.home, emit=progress).up()
@@ -25,6 +32,8 @@ def up(ctx: typer.Context) -> None:
 @app.command()
 def status(ctx: typer.Context, json: bool = JSON_OPTION) -> None:
     """Show the daemon, pool, network, base image and servers."""
+    from phoenix.lab.lab import Lab
+
     ws = workspace(ctx)
     report = Lab(ws.config.lab, ws.home).status()
     if json:
@@ -47,6 +56,8 @@ def down(
     yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask before --purge."),
 ) -> None:
     """Stop the lab's servers and the daemon (with --purge, remove everything)."""
+    from phoenix.lab.lab import Lab
+
     ws = workspace(ctx)
     if purge:
         confirm(

@@ -7,29 +7,34 @@ import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console, ConsoleDimensions
-from rich.status import Status
 from rich.table import Table
 from rich.text import Text
 
 from phoenix import ages
-from phoenix.config import Severity
-from phoenix.drift.evidence import Archived, is_archived
-from phoenix.drift.evidence import label as evidence_label
-from phoenix.drift.promote.promote import Promotion
-from phoenix.drift.scan import Change, ScanReport, ScanStatus
 from phoenix.events import Event, Outcome, StepFinished, StepOutput, StepStarted
-from phoenix.fleet.plan import FleetStatus, Plan, Result, RolloutStatus
-from phoenix.image.registry import ImageView
-from phoenix.ops import RunHistory
-from phoenix.report import Report, ServerRow, span
-from phoenix.schedule.history import LastRun
-from phoenix.schedule.install import ApplyReport
-from phoenix.schedule.listing import CronState, ScheduleView
 from phoenix.state import RunStatus
 from phoenix.text import printable
+
+# What is rendered is imported for its types only, and the few values needed where they are used:
+# every command imports this module, and importing the core (pydantic models, the drift and fleet
+# machinery) would be most of its start-up. Styles are keyed by an enum's value for the same reason.
+if TYPE_CHECKING:
+    from rich.status import Status
+
+    from phoenix.config import Severity
+    from phoenix.drift.evidence import Archived
+    from phoenix.drift.promote.promote import Promotion
+    from phoenix.drift.scan import Change, ScanReport
+    from phoenix.fleet.plan import FleetStatus, Plan, Result
+    from phoenix.image.registry import ImageView
+    from phoenix.ops import RunHistory
+    from phoenix.report import Report, ServerRow
+    from phoenix.schedule.history import LastRun
+    from phoenix.schedule.install import ApplyReport
+    from phoenix.schedule.listing import ScheduleView
 
 UNCUT = 1_000_000  # the width without a terminal: a pipe or a file gets every line whole
 
@@ -214,6 +219,8 @@ def plan(p: Plan, console: Console = out) -> None:
 
 
 def result(r: Result) -> None:
+    from phoenix.fleet.plan import RolloutStatus
+
     if r.status is RolloutStatus.NOTHING:
         line(f"{r.plan.fleet}: nothing to do{': ' + r.reason if r.reason else ''}")
     elif r.status is RolloutStatus.ROLLED_BACK:
@@ -266,19 +273,23 @@ def history(runs: Sequence[RunHistory]) -> None:
             line(f"    {event['at'][11:19]} {event['step']}: {event['detail']}")
 
 
-SEVERITY_STYLE = {Severity.HIGH: "red", Severity.MEDIUM: "yellow", Severity.LOW: "dim"}
-SCAN_STYLE = {ScanStatus.CLEAN: "green", ScanStatus.DRIFTED: "yellow"}  # the rest: red
+SEVERITY_STYLE = {"high": "red", "medium": "yellow", "low": "dim"}  # by Severity's value
+SCAN_STYLE = {"clean": "green", "drifted": "yellow"}  # by ScanStatus's value; the rest: red
 
 
 def severity(level: Severity) -> Text:
-    return styled(level.value, SEVERITY_STYLE[level])
+    return styled(level.value, SEVERITY_STYLE[level.value])
 
 
 def drift(report: ScanReport) -> None:
+    from phoenix.drift.evidence import is_archived
+    from phoenix.drift.evidence import label as evidence_label
+    from phoenix.drift.scan import ScanStatus
+
     for s in report.servers:
         seen = ", disk cross-checked" if s.witnessed else ""
         head = f" {s.name} ({s.address}, {s.image}{seen})" + (f": {s.error}" if s.error else "")
-        status = (s.status.value, SCAN_STYLE.get(s.status, "red"))
+        status = (s.status.value, SCAN_STYLE.get(s.status.value, "red"))
         out.print(Text.assemble(status, plain(head)), soft_wrap=True)
         rows = [
             (severity(f.severity), f.kind, f.subject, f.before or "", f.after or "",
@@ -352,12 +363,14 @@ def schedules_applied(report: ApplyReport) -> None:
     line(f"{report.target}: " + ("updated" if report.changed else "nothing to change"))
 
 
-CRON_STYLE = {CronState.INSTALLED: "green", CronState.MISSING: "red", CronState.DIFFERENT: "yellow"}
+CRON_STYLE = {"installed": "green", "missing": "red", "different": "yellow"}  # by CronState's value
 
 
 def schedules(views: Sequence[ScheduleView]) -> None:
+    from phoenix.schedule.listing import CronState
+
     rows = [
-        (v.name, f"{v.action} {v.fleet}", v.cron, styled(v.state.value, CRON_STYLE[v.state]),
+        (v.name, f"{v.action} {v.fleet}", v.cron, styled(v.state.value, CRON_STYLE[v.state.value]),
          ", ".join(t[:16].replace("T", " ") for t in v.next_runs), _last_run(v.last))
         for v in views
     ]  # fmt: skip
@@ -382,6 +395,8 @@ def note(text: str) -> None:
 
 def report(r: Report) -> None:
     """Each fleet: its servers, its next scheduled runs, its last runs; nothing cut."""
+    from phoenix.report import span
+
     for f in r.fleets:
         due = "unknown" if f.due is None else str(f.due)
         head = (

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import typer
 
-from phoenix import ops
 from phoenix.cli import render
 from phoenix.cli.common import JSON_OPTION, workspace
-from phoenix.report import build, metrics, write_html
+
+# The core is imported inside the command (see phoenix/cli/doctor.py).
 
 
 def command(
@@ -22,6 +22,9 @@ def command(
     json: bool = JSON_OPTION,
 ) -> None:
     """Report on fleets: servers and their ages, drift findings, next and last runs."""
+    from phoenix import ops
+    from phoenix.report import build, metrics, write_html
+
     ws = workspace(ctx)
     report = build(ws, tuple(fleets or ()), due_of=lambda name: ops.due(ws, name))
     if html:

@@ -15,7 +15,6 @@ from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 from pathlib import Path
 from typing import Annotated, Literal, Self, TypeVar
 
-from croniter import CroniterError, croniter
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -88,6 +87,8 @@ def _absolute(value: str) -> str:
 def _cron(value: str) -> str:
     """A cron expression as croniter reads it (its reason when it cannot), in cron's own five
     fields or one of its @ names: croniter would also take a sixth field (seconds) cron has not."""
+    from croniter import CroniterError, croniter  # here: only a config with schedules needs it
+
     try:
         croniter(value)
     except CroniterError as exc:

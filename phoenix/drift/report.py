@@ -12,8 +12,6 @@ from collections import Counter
 from importlib import resources
 from pathlib import Path
 
-import jinja2
-
 from phoenix.atomic import write_atomic
 from phoenix.drift.scan import ScanReport, ScanStatus
 from phoenix.text import printable
@@ -54,6 +52,8 @@ def to_junit(report: ScanReport) -> str:
 
 
 def to_html(report: ScanReport) -> str:
+    import jinja2  # here: it is slow to import, and only the HTML report needs it
+
     counts = Counter(s.status for s in report.servers)
     env = jinja2.Environment(autoescape=True, finalize=_shown)
     template = env.from_string(TEMPLATE.read_text(encoding="utf-8"))

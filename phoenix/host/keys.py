@@ -7,9 +7,6 @@ import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-
 from phoenix.atomic import write_atomic
 
 
@@ -44,6 +41,9 @@ def ensure(home: Path) -> tuple[OperatorKey, bool]:
         return existing, False
     path = key_path(home)
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    from cryptography.hazmat.primitives import serialization  # here: slow to import
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
     key = Ed25519PrivateKey.generate()
     private = key.private_bytes(
         serialization.Encoding.PEM,

@@ -11,12 +11,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-
-import paramiko
+from typing import TYPE_CHECKING
 
 from phoenix.errors import CommandTimeout, ConnectError, HostKeyError, OutputTooLarge
 from phoenix.host.process import CommandResult
 from phoenix.poll import ticks
+
+if TYPE_CHECKING:  # paramiko is imported where a connection is made: it is slow to import
+    import paramiko
 
 _CHUNK = 65536
 MAX_OUTPUT = 64 * 1024 * 1024  # bytes of stdout and stderr read of one command, by default
@@ -56,6 +58,8 @@ class Session:
         ConnectError. A command that writes more than `max_output` bytes (stdout and stderr
         together) is cut off: its channel is closed and OutputTooLarge raised.
         """
+        import paramiko
+
         line = command if not args else f"{command} {' '.join(shlex.quote(a) for a in args)}"
         deadline = time.monotonic() + timeout
         try:
@@ -114,6 +118,8 @@ class Session:
 def _feed(channel: paramiko.Channel, data: bytes) -> threading.Thread:
     """Send `data` then end the command's stdin, in a thread: a command that writes much before
     it reads would otherwise wait for us to read while we wait for it to read."""
+
+    import paramiko
 
     def send() -> None:
         try:
@@ -192,6 +198,8 @@ def connect(
 ) -> Session:
     """Open a session that accepts only the pinned host key of `target`; it reads at most
     `max_output` bytes of what each command writes."""
+    import paramiko
+
     client = paramiko.SSHClient()
     key_type, key_b64 = target.host_key.split()[:2]
     pinned = paramiko.PKey.from_type_string(key_type, base64.b64decode(key_b64))

@@ -13,16 +13,15 @@ from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
-
-import pylxd
-import requests
-from pylxd import exceptions as lxd_exc
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from phoenix.config import TimeoutsConfig
 from phoenix.errors import DeadlineExceeded, LXDError
 from phoenix.host import process
 from phoenix.poll import poll
+
+if TYPE_CHECKING:  # pylxd (and requests) are imported where the API is called: slow to import
+    import pylxd
 
 LXD_DIR = Path(os.environ.get("LXD_DIR", "/var/lib/lxd"))
 SOCKET = LXD_DIR / "unix.socket"
@@ -56,6 +55,9 @@ class Instance:
 def _api(action: str, timeout: float = TIMEOUT) -> Iterator[None]:
     """Turn pylxd's exceptions into one LXDError that says what phoenix was doing, and a request
     that outlived the client's deadline into DeadlineExceeded."""
+    import requests
+    from pylxd import exceptions as lxd_exc
+
     try:
         yield
     except requests.Timeout as exc:
@@ -96,6 +98,9 @@ class LXD:
         """True when the daemon answers on its socket."""
         if not SOCKET.exists():
             return False
+        import pylxd
+        from pylxd import exceptions as lxd_exc
+
         try:
             pylxd.Client(timeout=self.timeout).host_info  # noqa: B018 - a request that proves the API answers
         except (lxd_exc.ClientConnectionFailed, lxd_exc.LXDAPIException, OSError):
@@ -131,6 +136,8 @@ class LXD:
     @property
     def client(self) -> pylxd.Client:
         if self._client is None:
+            import pylxd
+
             with self._api("connect"):
                 self._client = pylxd.Client(project=self.project, timeout=self.timeout)
         return self._client
@@ -234,6 +241,8 @@ class LXD:
             return [_image(i) for i in self.client.images.all()]
 
     def image(self, alias: str) -> Image | None:
+        from pylxd import exceptions as lxd_exc
+
         with self._api(f"read image {alias}"):
             try:
                 return _image(self.client.images.get_by_alias(alias))
@@ -278,6 +287,8 @@ class LXD:
         return [f"--project={self.project}"]
 
     def delete_image(self, fingerprint: str) -> None:
+        from pylxd import exceptions as lxd_exc
+
         with self._api(f"delete image {fingerprint[:12]}"), suppress(lxd_exc.NotFound):
             self.client.images.get(fingerprint).delete(wait=True)
 
@@ -359,6 +370,8 @@ class LXD:
 
     def read_file(self, name: str, path: str) -> bytes | None:
         """A file's content read through the LXD API (no SSH), or None if it does not exist."""
+        from pylxd import exceptions as lxd_exc
+
         with self._api(f"read {path} in {name}"):
             try:
                 data = self.client.instances.get(name).files.get(path)
@@ -397,6 +410,8 @@ class LXD:
 
 def _mkdirs(inst: Any, path: str) -> None:
     """Create `path` and its parents inside a (stopped) instance, mode 0700, owned by root."""
+    from pylxd import exceptions as lxd_exc
+
     parts = [p for p in path.split("/") if p]
     for i in range(1, len(parts) + 1):
         sub = "/" + "/".join(parts[:i])

@@ -12,8 +12,6 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from croniter import CroniterError, croniter
-
 from phoenix.ages import parse_age, seconds_since
 from phoenix.config import FleetConfig, Severity
 from phoenix.fleet.records import Records, RunRecord, ServerRecord, ServerStatus
@@ -216,6 +214,8 @@ def _counts(pairs: Iterable[tuple[str, int]]) -> dict[str, int]:
 
 def schedule(name: str, action: str, cron: str, at: datetime) -> ScheduleRow:
     """The next runs of a cron expression after `at`, in the host's time zone as cron reads it."""
+    from croniter import CroniterError, croniter  # here: only a fleet with schedules needs it
+
     try:
         it = croniter(cron, at.astimezone())
         upcoming = [it.get_next(datetime).isoformat() for _ in range(NEXT_RUNS)]

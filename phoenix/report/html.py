@@ -12,8 +12,6 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-import jinja2
-
 from phoenix.atomic import write_atomic
 from phoenix.config import Severity
 from phoenix.errors import ReportError
@@ -109,6 +107,8 @@ def chart(fleet: FleetReport) -> Chart:
 
 
 def to_html(report: Report) -> str:
+    import jinja2  # here: it is slow to import, and only the HTML report needs it
+
     env = jinja2.Environment(autoescape=True, finalize=_shown, undefined=jinja2.StrictUndefined)
     env.filters["span"] = span
     template = env.from_string(TEMPLATE.read_text(encoding="utf-8"))

@@ -10,8 +10,7 @@ import os
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
-
-from prometheus_client import CollectorRegistry, Gauge, write_to_textfile
+from typing import TYPE_CHECKING
 
 from phoenix.config import Severity
 from phoenix.errors import ReportError
@@ -19,12 +18,17 @@ from phoenix.report.build import DueOf, Report, build
 from phoenix.state import Store
 from phoenix.workspace import Workspace
 
+if TYPE_CHECKING:  # prometheus_client is imported when metrics are written: it is slow to import
+    from prometheus_client import CollectorRegistry
+
 
 def registry_of(report: Report, last_runs: Sequence[dict[str, str]] = ()) -> CollectorRegistry:
     """The report's gauges in a registry of their own (never the process-wide default one).
 
     `last_runs`: rows of fleet, action, outcome and at (ISO-8601), the latest run of each.
     """
+    from prometheus_client import CollectorRegistry, Gauge
+
     registry = CollectorRegistry(auto_describe=True)
     age = Gauge(
         "phoenix_server_age_seconds",
@@ -94,6 +98,8 @@ def latest_runs(ws: Workspace, fleets: Sequence[str]) -> list[dict[str, str]]:
 def write(path: Path, report: Report, last_runs: Sequence[dict[str, str]] = ()) -> None:
     """Replace `path` with the report's metrics; readable by all (node_exporter runs as another
     user), as the metrics name no secret."""
+    from prometheus_client import write_to_textfile
+
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         write_to_textfile(str(path), registry_of(report, last_runs))

@@ -15,8 +15,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from crontab import CronSlices, CronTab
-
 from phoenix.atomic import write_atomic
 from phoenix.errors import CommandError, Refused
 from phoenix.schedule.entry import Entry, workspace_id
@@ -58,6 +56,8 @@ class Held:
 
 def as_declared(held: list[Held], want: Entry) -> bool:
     """Whether `held` is `want` once, as python-crontab writes it."""
+    from crontab import CronSlices  # here, as CronTab in _read: python-crontab is slow to import
+
     return held == [Held(str(CronSlices(want.cron).render()), want.command)]
 
 
@@ -110,6 +110,8 @@ class Table:
 
 
 def _read(target: Target) -> Any:
+    from crontab import CronTab
+
     try:
         if target.path is None:
             return CronTab(user=True)

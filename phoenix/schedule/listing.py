@@ -8,8 +8,6 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from croniter import croniter
-
 from phoenix.schedule import entry, history
 from phoenix.schedule.cron import Held, Table, Target, as_declared, default_target
 from phoenix.schedule.history import LastRun
@@ -62,6 +60,8 @@ def schedules(
 
 
 def next_runs(cron: str, start: datetime, count: int = NEXT_RUNS) -> list[str]:
+    from croniter import croniter  # here: it is slow to import
+
     times = croniter(cron, start)
     return [times.get_next(datetime).isoformat() for _ in range(count)]
 

@@ -571,9 +571,7 @@ def test_cli_promotes_a_high_path_only_with_path_and_yes(
 ) -> None:
     ws, connect = hostile_promote(tmp_path, monkeypatch)
     real = promote_mod.promote
-    monkeypatch.setattr(
-        "phoenix.cli.drift.promote.promote", lambda *a, **k: real(*a, connect=connect, **k)
-    )
+    monkeypatch.setattr(promote_mod, "promote", lambda *a, **k: real(*a, connect=connect, **k))
     monkeypatch.setattr("sys.stdin", type("NoTty", (), {"isatty": lambda self: False})())
     args = ["--config", str(ws.config_file), "drift", "promote", "web-g1-1", "--path", SUDO]
     assert main(args) == ExitCode.REFUSED
