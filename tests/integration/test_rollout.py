@@ -386,3 +386,29 @@ def test_only_servers_past_the_maximum_age_are_due(fleet: Fleet, tmp_path: Path)
     assert sorted(run.json()["removed"]) == old  # type: ignore[index]
     assert set(young) <= set(fleet.serving())
     assert_converged(fleet)
+
+
+def test_a_server_drifted_at_replace_on_is_due_and_only_it(fleet: Fleet, tmp_path: Path) -> None:
+    """`replace_on = "high"`: a server whose last scan found a high finding (a setuid binary
+    added by hand) is due, the others are not; `rebuild --due` replaces exactly that one."""
+    config = Path(fleet.env["PHOENIX_CONFIG"]).read_text()
+    strict = _variant(
+        fleet, tmp_path, config.replace("batch = 1", 'batch = 1\nreplace_on = "high"')
+    )
+    names = fleet.serving()
+    made = fleet.lxc(
+        "exec", names[1], "--", "install", "-m", "4755", "/bin/true", "/usr/local/bin/x"
+    )
+    assert made.returncode == 0, made.stderr
+    scan = strict.phoenix("drift", "web")
+    assert scan.rc == 1, scan.stdout + scan.stderr
+    dry = strict.phoenix("rebuild", "web", "--due", "--dry-run", "--json")
+    assert dry.rc == 0, dry.stderr
+    reasons = dry.json()["reasons"]  # type: ignore[index]
+    assert list(reasons) == [names[1]], reasons
+    assert any("high" in r for r in reasons[names[1]]), reasons
+    run = strict.phoenix("rebuild", "web", "--due", "--yes", "--json")
+    assert run.rc == 0, run.stderr
+    assert run.json()["removed"] == [names[1]]  # type: ignore[index]
+    assert set(names) - {names[1]} <= set(fleet.serving())
+    assert_converged(fleet)
