@@ -36,7 +36,7 @@ listen = "127.0.0.1"
 listen_port = 18181
 batch = {batch}
 module = "{repo}/infra/lxd"
-"""
+{observe}"""
 
 
 def phoenix(env: dict[str, str], *args: str, ok: tuple[int, ...] = (0,)) -> float:
@@ -92,6 +92,13 @@ def main() -> None:
         help="run `phoenix drift` on the fleet before the timed rebuild (untimed), as a nightly"
         " scan would: the rebuild's own scan of the servers it replaces is then a repeat scan",
     )
+    parser.add_argument(
+        "--observe",
+        type=int,
+        default=0,
+        help="seconds each batch is observed on live traffic (none by default); the windows are"
+        " subtracted from phoenix's time and reported apart",
+    )
     args = parser.parse_args()
     home = os.environ.get("PHOENIX_HOME") or tempfile.mkdtemp(prefix="phoenix-bench-")
     print(f"state in {home}")
@@ -99,11 +106,13 @@ def main() -> None:
     for size in args.sizes:
         batch = max(1, size // args.batch_fraction)
         ours, raw = [], []
+        windows = -(-size // batch) * args.observe  # one window per batch
         for _ in range(args.rounds):
-            ours.append(rebuild_time(home, size, batch, args.scanned))
+            ours.append(rebuild_time(home, size, batch, args.scanned, args.observe) - windows)
             raw.append(raw_rebuild(lxd, _latest_tag(home), size, batch))
+        observed = f" (+ {windows} s observing, apart)" if windows else ""
         print(
-            f"size {size:2d} batch {batch}: phoenix rebuild {min(ours):6.1f} s   "
+            f"size {size:2d} batch {batch}: phoenix rebuild {min(ours):6.1f} s{observed}   "
             f"raw lxc {min(raw):6.1f} s   ratio {min(ours) / min(raw):.2f}   "
             f"(all: phoenix {', '.join(f'{t:.1f}' for t in ours)}; "
             f"raw {', '.join(f'{t:.1f}' for t in raw)})",
@@ -111,14 +120,17 @@ def main() -> None:
         )
 
 
-def rebuild_time(home: str, size: int, batch: int, scanned: bool = False) -> float:
+def rebuild_time(
+    home: str, size: int, batch: int, scanned: bool = False, observe: int = 0
+) -> float:
     """Deploy a fleet of `size` (and scan it, if `scanned`), time its rebuild, destroy it.
 
     The rebuild includes its scan of the servers it replaces (their drift is archived before
     they go): a full scan of servers never scanned, a repeat scan after `phoenix drift`."""
     with tempfile.TemporaryDirectory() as tmp:
         config = Path(tmp) / "phoenix.toml"
-        config.write_text(CONFIG.format(repo=REPO, size=size, batch=batch))
+        watch = f'observe = "{observe}s"\n' if observe else ""
+        config.write_text(CONFIG.format(repo=REPO, size=size, batch=batch, observe=watch))
         env = {**os.environ, "PHOENIX_CONFIG": str(config), "PHOENIX_HOME": home}
         phoenix(env, "image", "bake", "web")
         phoenix(env, "deploy", "bench")
