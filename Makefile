@@ -72,7 +72,7 @@ unit: $(VENV)/.installed
 
 # The lab lane: the real LXD daemon, Packer, Terraform, sshd, HAProxy.
 integration: setup
-	$(BIN)/pytest -q tests/integration
+	$(BIN)/pytest -q --durations=15 tests/integration
 
 # The whole suite: the fast lane first, then the lab.
 test: check integration
