@@ -25,7 +25,7 @@ Definitions, per server and window:
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 from phoenix.config import CanaryConfig
@@ -123,22 +123,8 @@ def pool(servers: Iterable[Window]) -> Window:
     )
 
 
-@dataclass(frozen=True, kw_only=True)
-class Limits:
-    """The thresholds of the judgement (see CanaryConfig for their meaning)."""
-
-    min_requests: int = 20
-    error_margin: float = 0.02
-    conn_error_margin: float = 0.02
-    latency_factor: float = 3.0
-    latency_floor_ms: float = 50.0
-    max_error_rate: float = 0.05
-    max_conn_error_rate: float = 0.05
-    max_response_ms: float = 1000.0
-
-    @classmethod
-    def from_config(cls, config: CanaryConfig) -> Limits:
-        return cls(**config.model_dump())
+# The thresholds of the judgement: the fleet's [fleets.NAME.canary] (see CanaryConfig).
+Limits = CanaryConfig
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -230,7 +216,7 @@ class Verdict:
                 "rtime_ms": round(self.old.rtime_ms, 1),
             },
             "servers": [j.as_dict() for j in self.judgements],
-            "limits": asdict(self.limits),
+            "limits": self.limits.model_dump(),
             "summary": self.summary(),
         }
 

@@ -19,7 +19,7 @@ from typing import Any
 from phoenix.config import HealthCheck
 from phoenix.errors import CanaryFailed, PhoenixError, Refused
 from phoenix.events import Emit, StepOutput, discard, step
-from phoenix.fleet.canary import Limits, Window, judge, window
+from phoenix.fleet.canary import Window, judge, window
 from phoenix.fleet.due import Due, due_servers
 from phoenix.fleet.haproxy.runtime import Counters
 from phoenix.fleet.plan import (
@@ -201,7 +201,7 @@ class Fleet:
             for s in self.records.servers(self.name)
             if s.status is ServerStatus.SERVING and s.name not in new
         ]
-        limits = Limits.from_config(self.cfg.canary)
+        limits = self.cfg.canary
         self._event(
             run_id, "canary", f"batch {batch}: observing {', '.join(new)} for {seconds:g} s"
         )

@@ -237,12 +237,9 @@ def test_a_failure_and_too_little_traffic_together() -> None:
 # --- limits and records --------------------------------------------------------------------
 
 
-def test_limits_from_config() -> None:
-    assert Limits.from_config(CanaryConfig()) == Limits()
-    chosen = CanaryConfig(min_requests=5, latency_factor=2, max_response_ms=300)
-    assert Limits.from_config(chosen) == Limits(
-        min_requests=5, latency_factor=2.0, max_response_ms=300.0
-    )
+def test_the_limits_are_the_fleets_canary_config() -> None:
+    """One place for the thresholds and their defaults: the config model itself."""
+    assert Limits is CanaryConfig and Limits().min_requests == 20
 
 
 def test_as_dict_is_plain_json() -> None:
