@@ -153,7 +153,7 @@ class Fleet:
             self._event(run_id, "rollback", exc.message)
             self._withdraw(added)
             self._settle(run_id, RunStatus.ROLLED_BACK)
-            restored = self._restore(previous)
+            restored = self._restore(run_id, previous)
             return Result(
                 plan=plan,
                 run_id=run_id,
@@ -230,12 +230,17 @@ class Fleet:
                 self.traffic.drain(name)
         self.records.set_status(list(names), ServerStatus.DRAINING)
 
-    def _restore(self, previous: str | None) -> int | None:
+    def _restore(self, run_id: int, previous: str | None) -> int | None:
         """After a rollback, bring the fleet back to its size on the image it served before
-        (`previous`); the run that did it, or None when nothing was missing."""
+        (`previous`); the run that did it, or None when nothing was missing or it could not
+        be done (revoked since, say: the rolled-back run's history says why)."""
         if previous is None:
             return None
-        plan = self.plan(RunKind.DEPLOY, Options(image=previous, observe=False))
+        try:
+            plan = self.plan(RunKind.DEPLOY, Options(image=previous, observe=False))
+        except PhoenixError as exc:
+            self._event(run_id, "rollback", f"not restored to its size: {exc.message}")
+            return None
         if plan.empty:
             return None
         self.emit(StepOutput("rollback", f"restoring {self.name} to its size on {previous}"))

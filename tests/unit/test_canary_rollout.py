@@ -11,6 +11,7 @@ from phoenix.config import load
 from phoenix.fleet import rollout
 from phoenix.fleet.plan import Options, RolloutStatus
 from phoenix.fleet.records import Records
+from phoenix.image.registry import Registry
 from phoenix.state import RunKind, RunStatus
 from phoenix.workspace import Workspace
 from tests.unit.test_rollout import CONFIG, World, deploy, world  # noqa: F401 (a fixture)
@@ -116,3 +117,28 @@ def test_too_little_traffic_is_not_a_failure(observed: World) -> None:
     result = fleet.execute(fleet.plan(RunKind.REBUILD))
     assert result.status is RolloutStatus.SUCCEEDED
     assert all("too little traffic" in v["summary"] for v in result.canary)
+
+
+def test_a_rollback_that_cannot_restore_says_why(observed: World) -> None:
+    """The image the fleet served was revoked meanwhile: the failed rollout still rolls back,
+    and its history says the fleet was not brought back to its size, and why."""
+    deploy(observed)
+    fleet = observed.fleet()
+    calls = {"n": 0}
+    window = rollout.Fleet._observe
+
+    def observe(self: rollout.Fleet, run_id: int, secs: float, new: list[str], n: int) -> object:
+        calls["n"] += 1
+        if n == 2:
+            observed.traffic.failing.add("web-g2-1")
+            Registry(observed.store).revoke("web-v001")
+        return window(self, run_id, secs, new, n)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(rollout.Fleet, "_observe", observe)
+        result = fleet.execute(fleet.plan(RunKind.REBUILD, Options(image="web-v002")))
+    assert result.status is RolloutStatus.ROLLED_BACK and result.restored is None
+    assert any(
+        "not restored to its size" in d and "revoked" in d for d in _events(observed, "rollback")
+    )
+    assert len(observed.serving()) == 2  # what is left serves; status says it is not at size
