@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 
 from phoenix.config import load
 from phoenix.fleet import rollout
-from phoenix.fleet.plan import Options, RolloutStatus
+from phoenix.fleet.plan import Options, Result, RolloutStatus
 from phoenix.fleet.records import Records
 from phoenix.image.registry import Registry
 from phoenix.state import RunKind, RunStatus
@@ -71,24 +71,34 @@ def test_a_failing_first_batch_leaves_at_once_and_the_old_servers_stay(observed:
     assert any("errors 30.0%" in d for d in _events(observed, "canary"))
 
 
+def _degrading_in_batch_2(
+    observed: World, meanwhile: Callable[[], object] = lambda: None
+) -> tuple[Result, int]:
+    """Rebuild onto web-v002; batch 1's server passes its window, then fails in batch 2's
+    (`meanwhile` runs then too). The result, and how many windows were observed."""
+    fleet = observed.fleet()
+    windows = []
+    observe = rollout.Fleet._observe
+
+    def degrading(self: rollout.Fleet, run_id: int, secs: float, new: list[str], n: int) -> object:
+        windows.append(n)
+        if n == 2:
+            observed.traffic.failing.add("web-g2-1")
+            meanwhile()
+        return observe(self, run_id, secs, new, n)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(rollout.Fleet, "_observe", degrading)
+        result = fleet.execute(fleet.plan(RunKind.REBUILD, Options(image="web-v002")))
+    return result, len(windows)
+
+
 def test_servers_degrading_in_a_later_batch_roll_the_whole_rollout_back(observed: World) -> None:
     """The circuit is on the rollout: batch 1 passed, then its server fails in batch 2's window;
     both new servers go and the fleet is brought back to its size on the old image."""
     deploy(observed)
-    fleet = observed.fleet()
-    calls = {"n": 0}
-    window = rollout.Fleet._observe
-
-    def observe(self: rollout.Fleet, run_id: int, secs: float, new: list[str], n: int) -> object:
-        calls["n"] += 1
-        if n == 2:
-            observed.traffic.failing.add("web-g2-1")
-        return window(self, run_id, secs, new, n)
-
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(rollout.Fleet, "_observe", observe)
-        result = fleet.execute(fleet.plan(RunKind.REBUILD, Options(image="web-v002")))
-    assert result.status is RolloutStatus.ROLLED_BACK and calls["n"] == 2
+    result, windows = _degrading_in_batch_2(observed)
+    assert result.status is RolloutStatus.ROLLED_BACK and windows == 2
     assert "web-g2-1" in result.reason and "batch 2" in result.reason
     assert {"web-g1-1", "web-g2-1", "web-g2-2"} == set(result.removed)
     serving = Records(observed.store).servers("web")
@@ -123,20 +133,7 @@ def test_a_rollback_that_cannot_restore_says_why(observed: World) -> None:
     """The image the fleet served was revoked meanwhile: the failed rollout still rolls back,
     and its history says the fleet was not brought back to its size, and why."""
     deploy(observed)
-    fleet = observed.fleet()
-    calls = {"n": 0}
-    window = rollout.Fleet._observe
-
-    def observe(self: rollout.Fleet, run_id: int, secs: float, new: list[str], n: int) -> object:
-        calls["n"] += 1
-        if n == 2:
-            observed.traffic.failing.add("web-g2-1")
-            Registry(observed.store).revoke("web-v001")
-        return window(self, run_id, secs, new, n)
-
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(rollout.Fleet, "_observe", observe)
-        result = fleet.execute(fleet.plan(RunKind.REBUILD, Options(image="web-v002")))
+    result, _ = _degrading_in_batch_2(observed, lambda: Registry(observed.store).revoke("web-v001"))
     assert result.status is RolloutStatus.ROLLED_BACK and result.restored is None
     assert any(
         "not restored to its size" in d and "revoked" in d for d in _events(observed, "rollback")
