@@ -90,9 +90,14 @@ def window(before: Counters | None, after: Counters) -> Window:
     )
 
 
-def windows(before: Mapping[str, Counters], after: Mapping[str, Counters]) -> dict[str, Window]:
-    """The window of every server in the `after` snapshot."""
-    return {name: window(before.get(name), counts) for name, counts in after.items()}
+def windows(
+    before: Mapping[str, Counters],
+    after: Mapping[str, Counters],
+    names: Iterable[str] | None = None,
+) -> dict[str, Window]:
+    """The window of every server in the `after` snapshot, or of those of `names` in it."""
+    chosen = after if names is None else [n for n in names if n in after]
+    return {name: window(before.get(name), after[name]) for name in chosen}
 
 
 def _went_down(before: Counters, after: Counters) -> bool:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -19,9 +19,8 @@ from typing import Any
 from phoenix.config import HealthCheck
 from phoenix.errors import CanaryFailed, PhoenixError, Refused
 from phoenix.events import Emit, StepOutput, discard, step
-from phoenix.fleet.canary import Window, judge, window
+from phoenix.fleet.canary import judge, windows
 from phoenix.fleet.due import Due, due_servers
-from phoenix.fleet.haproxy.runtime import Counters
 from phoenix.fleet.plan import (
     FleetStatus,
     Options,
@@ -75,12 +74,12 @@ class Fleet:
         last = next(iter(self.records.runs(self.name, limit=1)), None)
         found = self.due(serving) if opts.due and kind is RunKind.REBUILD else []
         plan = make_plan(self.name, self.cfg, kind, opts, image.tag, serving, last, found)
-        window = self.cfg.observe_seconds
-        if window is None or plan.empty:
+        seconds = self.cfg.observe_seconds
+        if seconds is None or plan.empty:
             return plan
         if not opts.observe:
             return replace(plan, note=_join(plan.note, "observation skipped (--no-observe)"))
-        return replace(plan, observe=float(window))
+        return replace(plan, observe=float(seconds))
 
     def due(self, serving: Sequence[ServerRecord]) -> list[Due]:
         """The servers of `serving` due for replacement, with their reasons (phoenix.fleet.due)."""
@@ -209,7 +208,7 @@ class Fleet:
         verdict = None
         for _ in ticks(seconds, OBSERVE_INTERVAL):
             now = self.traffic.counters()
-            verdict = judge(_windows(before, now, new), _windows(before, now, old), limits)
+            verdict = judge(windows(before, now, new), windows(before, now, old), limits)
             if not verdict.passed:
                 break
         assert verdict is not None  # ticks yields at least once
@@ -413,12 +412,6 @@ class Fleet:
     def _event(self, run_id: int, step: str, detail: str) -> None:
         self.store.record_event(run_id, step, "info", detail)
         self.emit(StepOutput(step, f"{step}: {detail}"))
-
-
-def _windows(
-    before: Mapping[str, Counters], after: Mapping[str, Counters], names: Sequence[str]
-) -> dict[str, Window]:
-    return {n: window(before.get(n), after[n]) for n in names if n in after}
 
 
 def _most_common(tags: Sequence[str]) -> str | None:
