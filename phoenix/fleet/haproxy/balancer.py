@@ -192,13 +192,16 @@ class HAProxy:
     def servers(self) -> list[Backend]:
         """Every server of the fleet's backend, in HAProxy's order."""
         state = parse_servers_state(self._command(f"show servers state {self.backend}"))
-        stat = parse_stat(self._command(f"show stat {self.backend} 4 -1"))
-        return backends(state, [row for row in stat if row.get("pxname") == self.backend])
+        return backends(state, self._stat())
 
     def counters(self) -> dict[str, Counters]:
         """The cumulative traffic counters of every server of the fleet's backend, by name."""
+        return counters(self._stat())
+
+    def _stat(self) -> list[dict[str, str]]:
+        """`show stat` of the servers of the fleet's backend (its rows only)."""
         stat = parse_stat(self._command(f"show stat {self.backend} 4 -1"))
-        return counters([row for row in stat if row.get("pxname") == self.backend])
+        return [row for row in stat if row.get("pxname") == self.backend]
 
     def server(self, name: str) -> Backend | None:
         return next((backend for backend in self.servers() if backend.name == name), None)
