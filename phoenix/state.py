@@ -155,6 +155,11 @@ MIGRATIONS: list[str] = [
     ALTER TABLE runs ADD COLUMN schedule TEXT;
     CREATE INDEX runs_by_schedule ON runs (schedule, id);
     """,
+    # 5: when the host saw each server first start (seconds since the epoch, as text; NULL:
+    # unknown): a first scan need not hash the files the server has not written since.
+    """
+    ALTER TABLE servers ADD COLUMN settled TEXT;
+    """,
 ]
 
 

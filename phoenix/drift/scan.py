@@ -31,6 +31,7 @@ from phoenix.errors import (
     UntrustedOutput,
 )
 from phoenix.events import Emit, StepOutput, discard
+from phoenix.facts.files import SETTLED_TIME
 from phoenix.fleet.records import Records, ServerRecord, ServerStatus
 from phoenix.host import keys, ssh
 from phoenix.image.registry import Registry, name_of
@@ -270,7 +271,7 @@ def scan(
             if s.status is ServerStatus.SERVING and (not only or s.name in only)
         ]
         baselines = {s.image_tag: _baseline(registry, s.image_tag) for s in servers}
-        caches = {s.name: _cache(store, s.name, deep) for s in servers}
+        caches = {s.name: _cache(store, s, deep, baselines[s.image_tag]) for s in servers}
         keep = evidence.Policy(cfg.evidence_limit, tuple(cfg.secrets), evidence.known(store))
 
         def one(server: ServerRecord) -> ServerScan:
@@ -321,17 +322,28 @@ def _joined(
     return joined
 
 
-def _cache(store: Store, server: str, deep: bool) -> facts.ScanCache:
-    """The server's hash cache; an empty one for a deep scan (every file is hashed)."""
-    if deep:
-        return facts.ScanCache()
-    rows = store.rows("SELECT entries FROM hash_caches WHERE server = ?", (server,))
+def _cache(
+    store: Store, server: ServerRecord, deep: bool, baseline: facts.Facts | None
+) -> facts.ScanCache:
+    """The server's hash cache; an empty one for a deep scan (every file is hashed). A server
+    never scanned whose first start is known starts from its image's baseline: what it has not
+    written since it started is not hashed (facts.files, SETTLED stamps)."""
+    settled = server.settled if server.settled and SETTLED_TIME.fullmatch(server.settled) else None
+    rows = (
+        ()
+        if deep
+        else store.rows("SELECT entries FROM hash_caches WHERE server = ?", (server.name,))
+    )
     if not rows:
-        return facts.ScanCache()
+        if settled and baseline and not deep:
+            return facts.ScanCache(facts.HashCache.seeded(baseline.files, settled))
+        return facts.ScanCache(facts.HashCache(settled=settled))
     try:
-        return facts.ScanCache.from_json(zlib.decompress(rows[0]["entries"]).decode())
+        cache = facts.ScanCache.from_json(zlib.decompress(rows[0]["entries"]).decode())
     except (zlib.error, UnicodeDecodeError):
-        return facts.ScanCache()
+        cache = facts.ScanCache()
+    cache.files.settled = settled
+    return cache
 
 
 def _baseline(registry: Registry, tag: str) -> facts.Facts | None:

@@ -254,7 +254,8 @@ def gather(
     stdin = cache.files.payload() if cache else b""
     known = (cache.units if cache else None) or ("", "")
     roots = files.normalize(roots)
-    result = session.run(run.command, *known, *roots, timeout=timeout, stdin=stdin)
+    settled = (cache.files.settled if cache else None) or ""
+    result = session.run(run.command, *known, settled, *roots, timeout=timeout, stdin=stdin)
     try:
         sections = run.split(result.stdout, result.stderr)
     except ValueError as exc:
@@ -269,7 +270,8 @@ def gather(
         ) from exc
     areas = _Areas(sections)
     hashes = cache.files.entries if cache else None
-    scan = areas.read("files", lambda text: files.parse(text, hashes, roots))
+    settled_at = cache.files.settled if cache else None
+    scan = areas.read("files", lambda text: files.parse(text, hashes, roots, settled_at))
     if scan is not None and (failed := files.failed_pass(scan)) is not None:
         areas.unread["files"] = _failure(*failed, sections["files"].stderr)
         scan = None

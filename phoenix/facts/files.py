@@ -25,14 +25,24 @@ and make those codes 1 (find) and 123 (xargs): such files are kept, without a ha
 The same find pass writes each regular file's STAMP (inode, size, mtime, ctime) to a temporary
 file; the files whose stamp the command reads on its stdin (see HashCache) are not hashed again
 (`sort` both, `comm`: the new stamps). Without a temporary directory every file is hashed.
+
+When the shell variable `phoenix_settled` holds a time T (the server's first start, as its host
+saw it), a file whose ctime is not after T has a SETTLED stamp instead: inode, size, whole seconds
+of mtime and the word `settled`. Nothing written on the server since it started can have one (any
+write, chmod, chown, link or rename sets ctime to the present, and the server cannot set the host's
+clock back), so such a file is exactly as the server's image had it: a new server's first scan
+takes these hashes from its image's baseline (HashCache.seeded) instead of hashing every file.
 """
 
 from __future__ import annotations
 
 import itertools
+import math
+import re
 import shlex
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from decimal import Decimal
 from typing import Any
 
 from phoenix.facts import fields
@@ -47,6 +57,9 @@ FIND_OK = frozenset({0, 1})  # 1: an entry vanished or could not be read during 
 XARGS_OK = frozenset({0, 123})  # 123: sha256sum could not read some file (it hashed the rest)
 FIELDS = 5
 STAMP = "%i %s %T@ %C@"  # inode, size, mtime, ctime: a file with the same stamp was not written
+SETTLED = "settled"
+SETTLED_TIME = re.compile(r"[0-9]{1,12}(\.[0-9]{1,9})?")
+SETTLED_STAMP = f"%i %s %Ts {SETTLED}"  # ctime not after the server's first start (see above)
 
 SCRIPT = f"""\
 export LC_ALL=C
@@ -71,14 +84,18 @@ fi
 work=$(mktemp -d 2>/dev/null) || work=
 if [ -n "$work" ]; then sort -z >"$work/known"; else cat >/dev/null; fi  # stdin first, whole
 meta="%y %m %U %G %s %T@ %C@ %i\\0$owner\\0$group\\0%p\\0%l\\0"
-if [ "$#" -gt 0 ] && [ -n "$work" ]; then
+if [ "$#" -gt 0 ] && [ -n "$work" ] && [ -n "${{phoenix_settled-}}" ]; then
+  find "$@" -xdev -printf "$meta" \\( -type f \\( -newerct "@$phoenix_settled" \\
+    -fprintf "$work/now" "{STAMP} %p\\0" -o -fprintf "$work/old" "{SETTLED_STAMP} %p\\0" \\) \\)
+  frc=$?
+elif [ "$#" -gt 0 ] && [ -n "$work" ]; then
   find "$@" -xdev -printf "$meta" \\( -type f -fprintf "$work/now" "{STAMP} %p\\0" \\); frc=$?
 elif [ "$#" -gt 0 ]; then
   find "$@" -xdev -printf "$meta"; frc=$?
 fi
 printf "%s\\0" "{HASH_MARK}"
 if [ "$#" -gt 0 ] && [ -n "$work" ]; then  # hash the files whose stamp is not on stdin
-  sort -z -o "$work/now" "$work/now" &&
+  touch "$work/old" && sort -z -o "$work/now" "$work/now" "$work/old" &&
     comm -z -23 "$work/now" "$work/known" | sed -z 's/^[^ ]* [^ ]* [^ ]* [^ ]* //' |
     xargs -0 -r sha256sum --zero
   hrc=$?
@@ -89,6 +106,9 @@ fi
 printf "{END_MARK} %s %s\\0" "$frc" "$hrc"
 """
 COMMAND = f"sh -c {shlex.quote(SCRIPT)} phoenix-files"
+# the same, its first argument the server's first start (phoenix_settled), then the roots
+SETTLED_SCRIPT = "phoenix_settled=$1; shift\n" + SCRIPT
+SETTLED_COMMAND = f"sh -c {shlex.quote(SETTLED_SCRIPT)} phoenix-files"
 LABEL = "find ROOTS -xdev -printf ... ; find ROOTS -xdev -type f ... | xargs -0 sha256sum"
 
 
@@ -131,6 +151,25 @@ class HashCache:
 
     entries: dict[str, tuple[str, str]] = field(default_factory=dict)  # path -> (stamp, sha256)
     hashed: int = 0  # how many files the last scan completed by it had to hash
+    # the server's first start (seconds since the epoch, as text); None: no SETTLED stamps
+    settled: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.settled is not None and not SETTLED_TIME.fullmatch(self.settled):
+            raise ValueError(f"not a time in seconds: {self.settled!r}")
+
+    @classmethod
+    def seeded(cls, baseline: Mapping[str, FileFact], settled: str) -> HashCache:
+        """The cache of a server never scanned, first started at `settled`, built from its
+        image's `baseline`: every regular file of it under its SETTLED stamp. A file of the
+        server with that stamp was not written since the server started, and its inode, size
+        and mtime are the image's: its hash is the baseline's."""
+        entries = {
+            path: (f"{f.inode} {f.size} {math.floor(f.mtime)} {SETTLED}", f.sha256)
+            for path, f in baseline.items()
+            if f.type == "f" and f.sha256 is not None and f.mtime >= 0
+        }
+        return cls(entries, settled=settled)
 
     def payload(self) -> bytes:
         """What the files command reads on stdin: `STAMP PATH` of every known file, NUL-ended."""
@@ -160,14 +199,18 @@ def parse(
     text: str,
     known: Mapping[str, tuple[str, str]] | None = None,
     roots: Sequence[str] = ("/",),
+    settled: str | None = None,
 ) -> Scan:
     """Parse the command's output; raise ValueError (and nothing else) on anything that is not
     what the command writes: every field is checked (see `fields`), and every path must lie
     under one of `roots` (the roots the command was given).
 
     A regular file the command did not hash takes its hash from `known` (path -> stamp, hash)
-    when its stamp there is the one it has now (see HashCache); otherwise it has none.
+    when its stamp there is the one it has now (see HashCache); otherwise it has none. With
+    `settled` (the time the command was given), a file whose ctime is not after it has its
+    SETTLED stamp, as the command decided.
     """
+    cutoff = Decimal(settled) if settled is not None else None
     under = tuple(roots)
     items = iter(text.split("\0"))
     names = _names(items)
@@ -179,6 +222,8 @@ def parse(
     for path in sorted(records):
         fact, stamp = records[path]
         if fact.type == "f":
+            if cutoff is not None:
+                stamp = _settled(stamp, cutoff)
             stamps[path] = stamp
             digest = hashes.get(path)
             if digest is None and known and (was := known.get(path)) and was[0] == stamp:
@@ -197,7 +242,10 @@ def gather(
     """
     stdin = cache.payload() if cache else b""
     under = normalize(roots)
-    result = session.run(COMMAND, *under, timeout=timeout, stdin=stdin)
+    if cache is not None and cache.settled is not None:
+        result = session.run(SETTLED_COMMAND, cache.settled, *under, timeout=timeout, stdin=stdin)
+    else:
+        result = session.run(COMMAND, *under, timeout=timeout, stdin=stdin)
     return read(session, result, cache, under).files
 
 
@@ -210,7 +258,8 @@ def read(
     """The files in what the command printed for `roots`, completed from `cache` (which is then
     updated); raise CommandError if the command failed or its output is unreadable."""
     known = cache.entries if cache is not None else None
-    scan = checked(session, LABEL, result, lambda text: parse(text, known, roots))
+    settled = cache.settled if cache is not None else None
+    scan = checked(session, LABEL, result, lambda text: parse(text, known, roots, settled))
     failure = failed_pass(scan)
     if failure is not None:
         raise command_error(session, *failure, result.stderr)
@@ -312,6 +361,14 @@ def _fact(
         target if kind == "l" else None,
     )  # fmt: skip
     return fact, f"{inode} {size} {mtime} {ctime}"
+
+
+def _settled(stamp: str, cutoff: Decimal) -> str:
+    """`stamp` (inode size mtime ctime) as SETTLED when its ctime is not after `cutoff`."""
+    inode, size, mtime, ctime = stamp.split(" ")
+    if mtime.startswith("-") or Decimal(ctime) > cutoff:
+        return stamp
+    return f"{inode} {size} {mtime.partition('.')[0]} {SETTLED}"
 
 
 def _hashes(items: Iterator[str], roots: tuple[str, ...]) -> tuple[dict[str, str], str]:

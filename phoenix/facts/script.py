@@ -60,8 +60,8 @@ def _text(sections: dict[str, str]) -> str:
         "export LC_ALL=C\n"
         + "".join(_function(name, code) for name, code in sections.items())
         + f"""\
-known_fp=$1 known_units=$2
-shift 2
+known_fp=$1 known_units=$2 phoenix_settled=$3
+shift 3
 phoenix_rest() {{
   phoenix_units_fp=$({cache.FINGERPRINT}); phoenix_units_fp=${{phoenix_units_fp%% *}}
   if [ -n "$known_fp" ] && [ "$phoenix_units_fp" = "$known_fp" ]; then

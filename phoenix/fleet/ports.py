@@ -45,9 +45,12 @@ class Traffic(Protocol):
 
 
 class Provider(Protocol):
-    """The provider's own channel: host keys learned out of band, and instances by fleet label."""
+    """The provider's own channel: host keys learned out of band, when a server first started
+    (None where the provider cannot see it), and instances by fleet label."""
 
     def host_key(self, name: str, timeout: float = 60) -> str: ...
+
+    def started(self, name: str) -> str | None: ...
 
     def fleet_instances(self, fleet: str) -> list[str]: ...
 

@@ -41,6 +41,7 @@ class ServerRecord:
     status: ServerStatus
     created_at: str
     removed_at: str | None
+    settled: str | None = None  # its first start, as its host saw it (see facts.files)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -122,11 +123,13 @@ class Records:
                 [(status, removed_at, n) for n in names],
             )
 
-    def set_identity(self, name: str, address: str | None, host_key: str | None) -> None:
+    def set_identity(
+        self, name: str, address: str | None, host_key: str | None, settled: str | None = None
+    ) -> None:
         with self.store.transaction() as db:
             db.execute(
-                "UPDATE servers SET address = ?, host_key = ? WHERE name = ?",
-                (address, host_key, name),
+                "UPDATE servers SET address = ?, host_key = ?, settled = ? WHERE name = ?",
+                (address, host_key, settled, name),
             )
 
     def last_scans(self, names: list[str]) -> dict[str, LastScan]:
@@ -191,6 +194,7 @@ def _server(row: dict[str, Any]) -> ServerRecord:
         status=ServerStatus(row["status"]),
         created_at=row["created_at"],
         removed_at=row["removed_at"],
+        settled=row["settled"],
     )
 
 

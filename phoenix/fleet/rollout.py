@@ -254,7 +254,8 @@ class Fleet:
             known = self.infra_states[name].address
             addresses[name] = known or self.provider.wait_address(name, self.health.timeout)
             host_key = self.provider.host_key(name, self.health.timeout)
-            self.records.set_identity(name, addresses[name], host_key)
+            started = self.provider.started(name)
+            self.records.set_identity(name, addresses[name], host_key, started)
         self.records.set_status(names, ServerStatus.STARTING)
         for name in names:
             address = addresses[name]

@@ -6,9 +6,11 @@ logic above it does not know it talks to LXD.
 
 from __future__ import annotations
 
+import math
 import os
 import subprocess
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, suppress
 from dataclasses import dataclass, field
@@ -400,12 +402,37 @@ class LXD:
 
         return self.wait_for(f"{name} to make its SSH host key", probe, timeout)
 
+    def started(self, name: str) -> str | None:
+        """When container `name` started, as this host saw it (see `start_time`); None when the
+        host cannot tell (not running, or no /proc of its init here)."""
+        with self._api(f"read the state of instance {name}"):
+            pid = self.client.instances.get(name).state().pid
+        return start_time(pid) if isinstance(pid, int) and pid > 0 else None
+
     def wait_address(self, name: str, timeout: float = 60) -> str:
         def probe() -> str | None:
             inst = self.instance(name)
             return inst.address if inst else None
 
         return self.wait_for(f"{name} to get an IPv4 address", probe, timeout)
+
+
+START_MARGIN = 0.05  # seconds: the clocks compared tick every 10 ms
+
+
+def start_time(pid: int, proc: Path = Path("/proc")) -> str | None:
+    """When process `pid` of this host started, in seconds since the epoch with two decimals,
+    rounded down and less START_MARGIN: no file the process (or a child) wrote can have an
+    earlier ctime. None if /proc does not have it. Both /proc/PID/stat's start time (in clock
+    ticks) and /proc/uptime count from boot; /proc/stat's btime is whole seconds, too coarse."""
+    try:
+        stat = (proc / str(pid) / "stat").read_text()
+        uptime = float((proc / "uptime").read_text().split()[0])
+        ticks = int(stat.rsplit(")", 1)[1].split()[19])
+    except (OSError, ValueError, IndexError):
+        return None
+    started = time.time() - uptime + ticks / os.sysconf("SC_CLK_TCK") - START_MARGIN
+    return f"{math.floor(started * 100) / 100:.2f}"
 
 
 def _mkdirs(inst: Any, path: str) -> None:

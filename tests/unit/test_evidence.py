@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import shlex
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -19,9 +20,10 @@ from phoenix.drift.diff import Finding, Rules, finding
 from phoenix.drift.scan import ScanReport, ScanStatus, ServerScan
 from phoenix.drift.secrets import is_secret, looks_secret
 from phoenix.errors import ExitCode, Refused
-from phoenix.facts import FileFact, HashCache, ScanCache
+from phoenix.facts import Facts, FileFact, HashCache, ScanCache
 from phoenix.facts.runner import READ_FILES
 from phoenix.fleet.plan import Plan, Result, RolloutStatus
+from phoenix.fleet.records import ServerRecord, ServerStatus
 from phoenix.host import ssh
 from phoenix.host.process import CommandResult
 from phoenix.state import RunKind, Store, now
@@ -168,11 +170,38 @@ def test_hash_caches_are_kept_per_server_and_dropped_by_a_deep_scan(
         scan_mod._record(
             store, ScanReport(scanned_at=now(), servers=[scanned]), {"web-g1-1": cache}, deep=True
         )
-        assert scan_mod._cache(store, "web-g1-1", deep=False) == cache
-        assert scan_mod._cache(store, "web-g1-1", deep=True) == ScanCache()
-        assert scan_mod._cache(store, "web-g1-2", deep=False) == ScanCache()
+        assert scan_mod._cache(store, server_record("web-g1-1"), False, None) == cache
+        assert scan_mod._cache(store, server_record("web-g1-1"), True, None) == ScanCache()
+        assert scan_mod._cache(store, server_record("web-g1-2"), False, None) == ScanCache()
         [row] = store.rows("SELECT deep_at, updated_at FROM hash_caches")
         assert row["deep_at"] == row["updated_at"]
+
+
+def server_record(name: str, settled: str | None = None) -> ServerRecord:
+    return ServerRecord(
+        name=name, fleet="web", generation=1, address="10.0.0.1", image_tag="web-v001",
+        host_key="ssh-ed25519 K", status=ServerStatus.SERVING, created_at=now(), removed_at=None,
+        settled=settled,
+    )  # fmt: skip
+
+
+def test_a_server_never_scanned_starts_from_its_images_baseline_when_its_start_is_known(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ws = workspace(tmp_path, monkeypatch)
+    ls = FileFact("f", "0755", 0, 0, "root", "root", 151344, 1663687647.0, 1796315931.3, 8066)
+    baseline = Facts({"/usr/bin/ls": replace(ls, sha256="b" * 64), "/usr": ls}, {}, {})
+    started = "1796315932.11"
+    with Store.open(ws.home) as store:
+        seeded = scan_mod._cache(store, server_record("web-g1-1", started), False, baseline)
+        assert seeded.files.settled == started
+        assert seeded.files.entries == {"/usr/bin/ls": ("8066 151344 1663687647 settled", "b" * 64)}
+        deep = scan_mod._cache(store, server_record("web-g1-1", started), True, baseline)
+        assert deep.files.entries == {} and deep.files.settled == started
+        unknown = scan_mod._cache(store, server_record("web-g1-1", None), False, baseline)
+        assert unknown == ScanCache()
+        forged = scan_mod._cache(store, server_record("web-g1-1", "1; reboot"), False, baseline)
+        assert forged == ScanCache()
 
 
 def server(name: str, status: ScanStatus, *found: Finding, fleet: str = "web") -> ServerScan:

@@ -26,6 +26,7 @@ from phoenix.image.registry import Registry
 from phoenix.state import RunKind, RunStatus, Store, now
 from phoenix.workspace import Workspace
 
+STARTED = "1796315932.11"  # what FakeProvider says of every server's first start
 CONFIG = """
 [images.web]
 [fleets.web]
@@ -160,6 +161,9 @@ class FakeProvider:
     def host_key(self, name: str, timeout: float = 60) -> str:
         return f"ssh-ed25519 KEY-{name}"
 
+    def started(self, name: str) -> str | None:
+        return STARTED
+
     def fleet_instances(self, fleet: str) -> list[str]:
         known = list(self.infra.servers) if self.infra else []
         return known + self.extra
@@ -239,6 +243,8 @@ def test_deploy_creates_the_fleet_and_a_second_deploy_does_nothing(world: World)
     assert set(world.traffic.up) == set(world.serving())
     again = world.fleet().plan(RunKind.DEPLOY)
     assert again.empty and "already has 3" in again.note
+    # each server's first start, as the provider saw it: its first scan starts from the image
+    assert {s.settled for s in world.fleet().records.servers("web")} == {STARTED}
 
 
 def test_rolling_rebuild_never_has_fewer_than_size_serving(world: World) -> None:

@@ -7,6 +7,7 @@ import hashlib
 import os
 import pwd
 import stat
+import time
 from dataclasses import asdict
 from pathlib import Path
 
@@ -373,3 +374,64 @@ def test_owner_and_group_numbers_are_named_from_the_names_section() -> None:
         files.parse("#names\0x 1 y\0#records\0" + END_OK)
     with pytest.raises(ValueError, match="#records"):
         files.parse("#names\0u 0 root\0")
+
+
+# -- settled files: a server never scanned takes its image's hashes for what it never wrote ------
+
+
+def settled_after(paths: list[Path]) -> str:
+    """A first-start time after every write to `paths`, once the clock has moved past it (file
+    times come from a coarse clock: the next write must not share a tick with the last)."""
+    last = max(p.lstat().st_ctime_ns for p in paths)
+    deadline = time.monotonic() + 5
+    while time.time_ns() < last + 30_000_000:
+        assert time.monotonic() < deadline, "the clock did not move"
+        time.sleep(0.005)
+    return f"{last // 10**9}.{last % 10**9:09d}"
+
+
+def test_a_server_never_scanned_hashes_only_what_it_wrote_since_it_started(tmp_path: Path) -> None:
+    made = tree(tmp_path)
+    image = files.gather(LocalRunner(), [str(tmp_path)])  # the baseline: every file hashed
+    settled = settled_after([tmp_path, *tmp_path.rglob("*")])
+
+    cache = files.HashCache.seeded(image, settled)
+    first = files.gather(LocalRunner(), [str(tmp_path)], cache=cache)
+    assert cache.hashed == 0 and first == image
+    assert all(stamp.endswith(" settled") for stamp, _ in cache.entries.values())
+
+    stat = made[3].stat()
+    made[3].write_text("CONTENT 3\n")  # same size, same inode, mtime set back: ctime moves
+    os.utime(made[3], ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    (tmp_path / "etc" / "added").write_text("new\n")
+    again = files.gather(
+        LocalRunner(), [str(tmp_path)], cache=files.HashCache.seeded(image, settled)
+    )
+    assert again[str(made[3])].sha256 == hashlib.sha256(b"CONTENT 3\n").hexdigest()
+    assert again[str(tmp_path / "etc" / "added")].sha256 is not None
+    assert {p for p in again if again[p] != image.get(p)} == {
+        str(made[3]),
+        str(tmp_path / "etc" / "added"),
+        str(tmp_path / "etc"),
+    }
+
+
+def test_settled_stamps_need_the_images_inode_size_and_mtime() -> None:
+    text = (
+        rec("/a", "f 644 0 0 3 10.5 20.25 7")  # ctime before the start: settled
+        + rec("/b", "f 644 0 0 3 10.5 30.000000001 8")  # just after it: written since
+        + rec("/c", "f 644 0 0 3 11.5 20.25 9")  # settled, but not the image's mtime
+        + END_OK
+    )
+    known = {"/a": ("7 3 10 settled", HASH_A), "/b": ("8 3 10 settled", HASH_B)}
+    known |= {"/c": ("9 3 10 settled", HASH_B)}
+    scan = files.parse(text, known, settled="30")
+    assert scan.files["/a"].sha256 == HASH_A
+    assert scan.files["/b"].sha256 is None and scan.stamps["/b"] == "8 3 10.5 30.000000001"
+    assert scan.files["/c"].sha256 is None and scan.stamps["/c"] == "9 3 11 settled"
+
+
+def test_a_settled_time_is_a_number_of_seconds() -> None:
+    with pytest.raises(ValueError, match="not a time"):
+        files.HashCache(settled="1; rm -rf /")
+    assert files.HashCache(settled="1796315932.12").settled == "1796315932.12"

@@ -123,7 +123,7 @@ def test_malformed_output_is_a_value_error(text: str) -> None:
 def test_script_on_this_machine_agrees_with_each_command_run_alone(tmp_path: Path) -> None:
     (tmp_path / "a").write_text("a\n")
     run = script.of(scanning(tmp_path))  # the script, but its scans of / scan tmp_path instead
-    result = LocalRunner().run(run.command, "", "", str(tmp_path), "/phoenix-no-such-root")
+    result = LocalRunner().run(run.command, "", "", "", str(tmp_path), "/phoenix-no-such-root")
     assert result.rc == 0, result.stderr
     sections = run.split(result.stdout, result.stderr)
     assert sections["files"].rc == 0
@@ -143,7 +143,7 @@ def test_script_on_this_machine_agrees_with_each_command_run_alone(tmp_path: Pat
 
 def test_script_without_any_tool_still_reports_every_section(tmp_path: Path) -> None:
     """With an empty PATH only the shell's builtins work: each section fails on its own."""
-    result = LocalRunner().run(f"env PATH={tmp_path} /bin/{script.COMMAND}", "", "", "/etc")
+    result = LocalRunner().run(f"env PATH={tmp_path} /bin/{script.COMMAND}", "", "", "", "/etc")
     assert result.rc == 0, result.stderr
     sections = script.split(result.stdout, result.stderr)
     assert sections["files"].rc == 3 and "GNU find" in sections["files"].stderr
