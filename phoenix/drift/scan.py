@@ -30,7 +30,7 @@ from phoenix.errors import (
     PhoenixError,
     UntrustedOutput,
 )
-from phoenix.events import Emit, StepOutput, discard
+from phoenix.events import Emit, ItemFinished, Outcome, StepOutput, discard
 from phoenix.fleet.records import Records, ServerRecord, ServerStatus
 from phoenix.host import keys, ssh
 from phoenix.image.registry import Registry, name_of
@@ -137,6 +137,10 @@ def scan_server(
 
     With a `cache`, files known unchanged are not hashed again (and the cache is updated); with
     `keep`, the content of changed text files is brought back as evidence (see phoenix.evidence).
+
+    `timeout` is the wall deadline of the server's whole scan, its one connection included (see
+    ssh.Watchdog): each step gets only what is left of it, and a server still being scanned past
+    it is UNTRUSTED, as one whose command hung, however quickly it answered each command.
     """
     started = time.monotonic()
 
@@ -165,10 +169,14 @@ def scan_server(
     deadline = time.monotonic() + timeout
     began = time.time()  # the disk's clock, for the witness: what changed since is not compared
     try:
-        with ssh.connect(target, private_key, min(timeout, 15), max_output) as session:
-            live = facts.gather(session, roots, timeout=_left(deadline), cache=cache)
+        with ssh.connect(
+            target, private_key, min(timeout, 15), max_output, deadline=deadline
+        ) as session:
+            left = _left(target.name, deadline, timeout)
+            live = facts.gather(session, roots, timeout=left, cache=cache)
+            _left(target.name, deadline, timeout)  # facts come past it: the scan failed
             found = diff(baseline, live, rules)
-            kept = _evidence(session, target.name, found, live.files, keep, deadline)
+            kept = _evidence(session, target.name, found, live.files, keep, deadline, timeout)
     except HostKeyError as exc:
         changed = finding("host_key.changed", target.name, "pinned key", "another key")
         return result(ScanStatus.UNTRUSTED, [changed], exc.message)
@@ -199,6 +207,20 @@ def scan_server(
     )  # fmt: skip
 
 
+def finished(scanned: ServerScan) -> ItemFinished:
+    """The event that says a server's scan is done, and what it found."""
+    status = scanned.status
+    if status is ScanStatus.CLEAN:
+        outcome, detail = Outcome.DONE, "clean"
+    elif status is ScanStatus.DRIFTED:
+        outcome, detail = Outcome.FAILED, f"drifted: {len(scanned.findings)} finding(s)"
+    elif status is ScanStatus.NO_BASELINE:
+        outcome, detail = Outcome.SKIPPED, "no baseline"
+    else:
+        outcome, detail = Outcome.FAILED, f"{status.value}: {scanned.error or ''}".rstrip(": ")
+    return ItemFinished("drift", scanned.name, outcome, detail, scanned.seconds)
+
+
 def _no_baseline(image: str, fleet: str) -> str:
     rebuild = f" and rebuild {fleet} onto it (phoenix rebuild {fleet})" if fleet else ""
     return (
@@ -214,12 +236,17 @@ def _evidence(
     live: dict[str, facts.FileFact],
     keep: evidence.Policy | None,
     deadline: float,
+    timeout: float,
 ) -> evidence.Collected:
-    """The evidence of `found`; none (the next scan tries again) if it cannot be fetched."""
+    """The evidence of `found`; none (the next scan tries again) if it cannot be fetched. Past
+    the scan's deadline, CommandTimeout: the scan failed."""
     if keep is None or not found:
         return evidence.Collected()
+    left = _left(server, deadline, timeout)
     try:
-        return evidence.collect(session, server, found, live, keep, _left(deadline))
+        return evidence.collect(session, server, found, live, keep, left)
+    except CommandTimeout:
+        raise
     except PhoenixError:
         return evidence.Collected()
 
@@ -230,9 +257,17 @@ def _capped(reason: str) -> str:
     return text if len(text) <= MAX_REASON else text[: MAX_REASON - 3] + "..."
 
 
-def _left(deadline: float) -> float:
-    """Seconds to `deadline`, at least one: a step started just before it still gets a try."""
-    return max(deadline - time.monotonic(), 1.0)
+def _left(server: str, deadline: float, timeout: float) -> float:
+    """Seconds to the scan's `deadline`; CommandTimeout if it has passed (`timeout` seconds
+    after the scan began): no step starts past it."""
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise CommandTimeout(
+            f"{server}: its scan did not finish within {timeout:.0f} s",
+            hint="the server answered too slowly; the deadline of a server's whole scan is"
+            " [drift] timeout in phoenix.toml",
+        )
+    return left
 
 
 def scan(
@@ -278,12 +313,14 @@ def scan(
                 name=server.name, address=str(server.address), host_key=str(server.host_key)
             )
             emit(StepOutput("drift", f"scanning {server.name}"))
-            return scan_server(
+            scanned = scan_server(
                 target, baselines[server.image_tag], rules, key.private_path, cfg.roots,
                 cfg.timeout, server.image_tag, server.fleet,
                 cache=caches[server.name], keep=keep, max_output=cfg.max_output,
                 disk=disks(server.name) if disks else None,
             )  # fmt: skip
+            emit(finished(scanned))  # now, not when the last server is done
+            return scanned
 
         workers = max(1, min(cfg.parallel, len(servers) or 1))
         with ThreadPoolExecutor(workers) as pool, ThreadPoolExecutor(2) as checks:
