@@ -31,7 +31,7 @@ from phoenix.errors import (
     UntrustedOutput,
 )
 from phoenix.events import Emit, ItemFinished, Outcome, StepOutput, discard
-from phoenix.fleet.records import Records, ServerRecord, ServerStatus
+from phoenix.fleet.records import Records, ServerStatus
 from phoenix.host import keys, ssh
 from phoenix.image.registry import Registry, name_of
 from phoenix.state import RunKind, RunStatus, Store, now
@@ -207,6 +207,27 @@ def scan_server(
     )  # fmt: skip
 
 
+def scan_all(
+    targets: Sequence[ssh.Target],
+    scan_one: Callable[[ssh.Target], ServerScan],
+    parallel: int,
+    emit: Emit = discard,
+) -> list[ServerScan]:
+    """The fan-out: each target scanned by `scan_one` (scan_server with its settings: one
+    connection, one deadline), at most `parallel` at once; each result emitted (ItemFinished) as
+    soon as its server is done, while the others go on. The results in the order of `targets`."""
+
+    def one(target: ssh.Target) -> ServerScan:
+        emit(StepOutput("drift", f"scanning {target.name}"))
+        scanned = scan_one(target)
+        emit(finished(scanned))  # now, not when the last server is done
+        return scanned
+
+    workers = max(1, min(parallel, len(targets) or 1))
+    with ThreadPoolExecutor(workers) as pool:
+        return list(pool.map(one, targets))
+
+
 def finished(scanned: ServerScan) -> ItemFinished:
     """The event that says a server's scan is done, and what it found."""
     status = scanned.status
@@ -307,25 +328,24 @@ def scan(
         baselines = {s.image_tag: _baseline(registry, s.image_tag) for s in servers}
         caches = {s.name: _cache(store, s.name, deep) for s in servers}
         keep = evidence.Policy(cfg.evidence_limit, tuple(cfg.secrets), evidence.known(store))
+        by_name = {s.name: s for s in servers}
 
-        def one(server: ServerRecord) -> ServerScan:
-            target = ssh.Target(
-                name=server.name, address=str(server.address), host_key=str(server.host_key)
-            )
-            emit(StepOutput("drift", f"scanning {server.name}"))
-            scanned = scan_server(
+        def one(target: ssh.Target) -> ServerScan:
+            server = by_name[target.name]
+            return scan_server(
                 target, baselines[server.image_tag], rules, key.private_path, cfg.roots,
                 cfg.timeout, server.image_tag, server.fleet,
                 cache=caches[server.name], keep=keep, max_output=cfg.max_output,
                 disk=disks(server.name) if disks else None,
             )  # fmt: skip
-            emit(finished(scanned))  # now, not when the last server is done
-            return scanned
 
-        workers = max(1, min(cfg.parallel, len(servers) or 1))
-        with ThreadPoolExecutor(workers) as pool, ThreadPoolExecutor(2) as checks:
+        targets = [
+            ssh.Target(name=s.name, address=str(s.address), host_key=str(s.host_key))
+            for s in servers
+        ]
+        with ThreadPoolExecutor(2) as checks:
             checking = {n: checks.submit(servers_of, n) for n in names} if servers_of else {}
-            scanned = list(pool.map(one, servers))
+            scanned = scan_all(targets, one, cfg.parallel, emit)
         problems: list[str] = []
         for name, future in checking.items():
             try:
