@@ -127,6 +127,7 @@ def scan_server(
     keep: evidence.Policy | None = None,
     max_output: int = ssh.MAX_OUTPUT,
     disk: Path | None = None,
+    registry: facts.Registry = facts.REGISTRY,
 ) -> ServerScan:
     """Scan one server against its image's baseline; every failure becomes a status, never a
     raise, whatever the exception (see ScanStatus): UNTRUSTED, with a `scan.untrusted` finding,
@@ -134,6 +135,9 @@ def scan_server(
 
     With a `disk` (where the host sees the server's root file system), the files the server
     showed are checked against it (see phoenix.drift.witness): any disagreement is UNTRUSTED.
+
+    `registry`: the optional facts gathered beside files, packages and services (all, unless a
+    benchmark narrows them).
 
     With a `cache`, files known unchanged are not hashed again (and the cache is updated); with
     `keep`, the content of changed text files is brought back as evidence (see phoenix.evidence).
@@ -173,7 +177,7 @@ def scan_server(
             target, private_key, min(timeout, 15), max_output, deadline=deadline
         ) as session:
             left = _left(target.name, deadline, timeout)
-            live = facts.gather(session, roots, timeout=left, cache=cache)
+            live = facts.gather(session, roots, timeout=left, cache=cache, registry=registry)
             _left(target.name, deadline, timeout)  # facts come past it: the scan failed
             found = diff(baseline, live, rules)
             kept = _evidence(session, target.name, found, live.files, keep, deadline, timeout)
