@@ -42,7 +42,19 @@ class StepFinished:
     seconds: float = 0.0
 
 
-Event = StepStarted | StepOutput | StepFinished
+@dataclass(frozen=True)
+class ItemFinished:
+    """One item of a step that works on many at once (a server of a drift scan) is done: said as
+    soon as it is, in whatever order the items finish, while the others go on."""
+
+    step: str
+    item: str
+    outcome: Outcome
+    detail: str = ""
+    seconds: float = 0.0
+
+
+Event = StepStarted | StepOutput | StepFinished | ItemFinished
 Emit = Callable[[Event], None]
 
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import json
 import sys
+import threading
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
@@ -14,7 +15,7 @@ from rich.table import Table
 from rich.text import Text
 
 from phoenix import ages
-from phoenix.events import Event, Outcome, StepFinished, StepOutput, StepStarted
+from phoenix.events import Event, ItemFinished, Outcome, StepFinished, StepOutput, StepStarted
 from phoenix.state import RunStatus
 from phoenix.text import printable
 
@@ -87,15 +88,32 @@ MARKS = {
 class Progress:
     """Renders core events: a spinner and the latest output line on a terminal, else plain lines.
 
-    Use as the core's `emit` inside a `with` block.
+    Use as the core's `emit` inside a `with` block; the core may call it from several threads
+    (each server of a drift scan says when it is done: ItemFinished, one line each).
     """
 
     console: Console = err
     _status: Status | None = None
     _title: str = ""
+    _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def __call__(self, event: Event) -> None:
-        if isinstance(event, StepStarted):
+        with self._lock:
+            self._show(event)
+
+    def _show(self, event: Event) -> None:
+        if isinstance(event, ItemFinished):
+            mark, colour = MARKS[event.outcome]
+            self.console.print(
+                Text.assemble(
+                    (mark, colour),
+                    f" {printable(event.item)}",
+                    f": {printable(event.detail)}" if event.detail else "",
+                    (f" ({event.seconds:.1f} s)" if event.seconds >= 1 else "", "dim"),
+                ),
+                soft_wrap=True,
+            )
+        elif isinstance(event, StepStarted):
             self._title = printable(event.title)
             if self.console.is_terminal:
                 self._status = self.console.status(Text(self._title))

@@ -30,7 +30,7 @@ from phoenix.errors import (
     PhoenixError,
     UntrustedOutput,
 )
-from phoenix.events import Emit, StepOutput, discard
+from phoenix.events import Emit, ItemFinished, Outcome, StepOutput, discard
 from phoenix.facts.files import SETTLED_TIME
 from phoenix.fleet.records import Records, ServerRecord, ServerStatus
 from phoenix.host import keys, ssh
@@ -128,6 +128,7 @@ def scan_server(
     keep: evidence.Policy | None = None,
     max_output: int = ssh.MAX_OUTPUT,
     disk: Path | None = None,
+    registry: facts.Registry = facts.REGISTRY,
 ) -> ServerScan:
     """Scan one server against its image's baseline; every failure becomes a status, never a
     raise, whatever the exception (see ScanStatus): UNTRUSTED, with a `scan.untrusted` finding,
@@ -136,8 +137,15 @@ def scan_server(
     With a `disk` (where the host sees the server's root file system), the files the server
     showed are checked against it (see phoenix.drift.witness): any disagreement is UNTRUSTED.
 
+    `registry`: the optional facts gathered beside files, packages and services (all, unless a
+    benchmark narrows them).
+
     With a `cache`, files known unchanged are not hashed again (and the cache is updated); with
     `keep`, the content of changed text files is brought back as evidence (see phoenix.evidence).
+
+    `timeout` is the wall deadline of the server's whole scan, its one connection included (see
+    ssh.Watchdog): each step gets only what is left of it, and a server still being scanned past
+    it is UNTRUSTED, as one whose command hung, however quickly it answered each command.
     """
     started = time.monotonic()
 
@@ -166,10 +174,14 @@ def scan_server(
     deadline = time.monotonic() + timeout
     began = time.time()  # the disk's clock, for the witness: what changed since is not compared
     try:
-        with ssh.connect(target, private_key, min(timeout, 15), max_output) as session:
-            live = facts.gather(session, roots, timeout=_left(deadline), cache=cache)
+        with ssh.connect(
+            target, private_key, min(timeout, 15), max_output, deadline=deadline
+        ) as session:
+            left = _left(target.name, deadline, timeout)
+            live = facts.gather(session, roots, timeout=left, cache=cache, registry=registry)
+            _left(target.name, deadline, timeout)  # facts come past it: the scan failed
             found = diff(baseline, live, rules)
-            kept = _evidence(session, target.name, found, live.files, keep, deadline)
+            kept = _evidence(session, target.name, found, live.files, keep, deadline, timeout)
     except HostKeyError as exc:
         changed = finding("host_key.changed", target.name, "pinned key", "another key")
         return result(ScanStatus.UNTRUSTED, [changed], exc.message)
@@ -200,6 +212,41 @@ def scan_server(
     )  # fmt: skip
 
 
+def scan_all(
+    targets: Sequence[ssh.Target],
+    scan_one: Callable[[ssh.Target], ServerScan],
+    parallel: int,
+    emit: Emit = discard,
+) -> list[ServerScan]:
+    """The fan-out: each target scanned by `scan_one` (scan_server with its settings: one
+    connection, one deadline), at most `parallel` at once; each result emitted (ItemFinished) as
+    soon as its server is done, while the others go on. The results in the order of `targets`."""
+
+    def one(target: ssh.Target) -> ServerScan:
+        emit(StepOutput("drift", f"scanning {target.name}"))
+        scanned = scan_one(target)
+        emit(finished(scanned))  # now, not when the last server is done
+        return scanned
+
+    workers = max(1, min(parallel, len(targets) or 1))
+    with ThreadPoolExecutor(workers) as pool:
+        return list(pool.map(one, targets))
+
+
+def finished(scanned: ServerScan) -> ItemFinished:
+    """The event that says a server's scan is done, and what it found."""
+    status = scanned.status
+    if status is ScanStatus.CLEAN:
+        outcome, detail = Outcome.DONE, "clean"
+    elif status is ScanStatus.DRIFTED:
+        outcome, detail = Outcome.FAILED, f"drifted: {len(scanned.findings)} finding(s)"
+    elif status is ScanStatus.NO_BASELINE:
+        outcome, detail = Outcome.SKIPPED, "no baseline"
+    else:
+        outcome, detail = Outcome.FAILED, f"{status.value}: {scanned.error or ''}".rstrip(": ")
+    return ItemFinished("drift", scanned.name, outcome, detail, scanned.seconds)
+
+
 def _no_baseline(image: str, fleet: str) -> str:
     rebuild = f" and rebuild {fleet} onto it (phoenix rebuild {fleet})" if fleet else ""
     return (
@@ -215,12 +262,17 @@ def _evidence(
     live: dict[str, facts.FileFact],
     keep: evidence.Policy | None,
     deadline: float,
+    timeout: float,
 ) -> evidence.Collected:
-    """The evidence of `found`; none (the next scan tries again) if it cannot be fetched."""
+    """The evidence of `found`; none (the next scan tries again) if it cannot be fetched. Past
+    the scan's deadline, CommandTimeout: the scan failed."""
     if keep is None or not found:
         return evidence.Collected()
+    left = _left(server, deadline, timeout)
     try:
-        return evidence.collect(session, server, found, live, keep, _left(deadline))
+        return evidence.collect(session, server, found, live, keep, left)
+    except CommandTimeout:
+        raise
     except PhoenixError:
         return evidence.Collected()
 
@@ -231,9 +283,17 @@ def _capped(reason: str) -> str:
     return text if len(text) <= MAX_REASON else text[: MAX_REASON - 3] + "..."
 
 
-def _left(deadline: float) -> float:
-    """Seconds to `deadline`, at least one: a step started just before it still gets a try."""
-    return max(deadline - time.monotonic(), 1.0)
+def _left(server: str, deadline: float, timeout: float) -> float:
+    """Seconds to the scan's `deadline`; CommandTimeout if it has passed (`timeout` seconds
+    after the scan began): no step starts past it."""
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise CommandTimeout(
+            f"{server}: its scan did not finish within {timeout:.0f} s",
+            hint="the server answered too slowly; the deadline of a server's whole scan is"
+            " [drift] timeout in phoenix.toml",
+        )
+    return left
 
 
 def scan(
@@ -273,12 +333,10 @@ def scan(
         baselines = {s.image_tag: _baseline(registry, s.image_tag) for s in servers}
         caches = {s.name: _cache(store, s, deep, baselines[s.image_tag]) for s in servers}
         keep = evidence.Policy(cfg.evidence_limit, tuple(cfg.secrets), evidence.known(store))
+        by_name = {s.name: s for s in servers}
 
-        def one(server: ServerRecord) -> ServerScan:
-            target = ssh.Target(
-                name=server.name, address=str(server.address), host_key=str(server.host_key)
-            )
-            emit(StepOutput("drift", f"scanning {server.name}"))
+        def one(target: ssh.Target) -> ServerScan:
+            server = by_name[target.name]
             return scan_server(
                 target, baselines[server.image_tag], rules, key.private_path, cfg.roots,
                 cfg.timeout, server.image_tag, server.fleet,
@@ -286,10 +344,13 @@ def scan(
                 disk=disks(server.name) if disks else None,
             )  # fmt: skip
 
-        workers = max(1, min(cfg.parallel, len(servers) or 1))
-        with ThreadPoolExecutor(workers) as pool, ThreadPoolExecutor(2) as checks:
+        targets = [
+            ssh.Target(name=s.name, address=str(s.address), host_key=str(s.host_key))
+            for s in servers
+        ]
+        with ThreadPoolExecutor(2) as checks:
             checking = {n: checks.submit(servers_of, n) for n in names} if servers_of else {}
-            scanned = list(pool.map(one, servers))
+            scanned = scan_all(targets, one, cfg.parallel, emit)
         problems: list[str] = []
         for name, future in checking.items():
             try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import shlex
 import socket
 import threading
@@ -13,7 +14,13 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING
 
-from phoenix.errors import CommandTimeout, ConnectError, HostKeyError, OutputTooLarge
+from phoenix.errors import (
+    CommandTimeout,
+    ConnectError,
+    HostKeyError,
+    OutputTooLarge,
+    PhoenixError,
+)
 from phoenix.host.process import CommandResult
 from phoenix.poll import ticks
 
@@ -33,19 +40,83 @@ class Target:
     port: int = 22
 
 
+GRACE = 1.0  # seconds past a connection's deadline before its watchdog cuts it
+
+
+class Watchdog:
+    """A connection's wall deadline: past it (and GRACE), whatever the connection is doing
+    (a handshake, a command, a stalled write), the watchdog closes it. Then `fired` is true, and
+    the session says its deadline passed rather than that the connection dropped."""
+
+    def __init__(self, name: str, deadline: float, budget: float) -> None:
+        self.name = name
+        self.deadline = deadline
+        self.budget = budget  # the seconds the deadline allowed, for messages
+        self.fired = False
+        self._lock = threading.Lock()
+        self._closers: list[Callable[[], None]] = []
+        self._timer = threading.Timer(max(0.0, deadline - time.monotonic()) + GRACE, self._fire)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def left(self) -> float:
+        """Seconds to the deadline (negative past it)."""
+        return self.deadline - time.monotonic()
+
+    def guard(self, close: Callable[[], None]) -> None:
+        """Call `close` when the watchdog fires; now, if it already has."""
+        with self._lock:
+            if not self.fired:
+                self._closers.append(close)
+                return
+        _quietly(close)
+
+    def cancel(self) -> None:
+        self._timer.cancel()
+
+    def expired(self, what: str) -> CommandTimeout:
+        """The error of a connection past its deadline, doing `what`."""
+        return CommandTimeout(
+            f"{self.name}: {what} did not finish within {self.budget:.0f} s, the deadline of"
+            " its whole scan",
+            hint="the server answered too slowly or not at all; the deadline is the `timeout`"
+            " of its section in phoenix.toml",
+        )
+
+    def _fire(self) -> None:
+        with self._lock:
+            self.fired = True
+            closers, self._closers = self._closers, []
+        for close in closers:
+            _quietly(close)
+
+
+def _quietly(close: Callable[[], None]) -> None:
+    with contextlib.suppress(Exception):  # cutting a connection that may already be failing
+        close()
+
+
 class Session:
     """One SSH connection: `run` a command, read a file.
 
     What a command writes is untrusted: at most `max_output` bytes of it are read (stdout and
-    stderr together), and it has a deadline.
+    stderr together), and it has a deadline. With a `watchdog`, the connection has a wall
+    deadline too: each command gets at most the time left to it, and none starts past it.
     """
 
     def __init__(
-        self, target: Target, client: paramiko.SSHClient, max_output: int = MAX_OUTPUT
+        self,
+        target: Target,
+        client: paramiko.SSHClient,
+        max_output: int = MAX_OUTPUT,
+        watchdog: Watchdog | None = None,
     ) -> None:
         self.target = target
         self._client = client
         self.max_output = max_output
+        self.watchdog = watchdog
+        if watchdog is not None:
+            watchdog.guard(client.close)
 
     def run(
         self, command: str, *args: str, timeout: float = 60, stdin: bytes = b""
@@ -58,10 +129,24 @@ class Session:
         ConnectError. A command that writes more than `max_output` bytes (stdout and stderr
         together) is cut off: its channel is closed and OutputTooLarge raised.
         """
+        line = command if not args else f"{command} {' '.join(shlex.quote(a) for a in args)}"
+        if self.watchdog is not None:
+            if self.watchdog.fired or self.watchdog.left() <= 0:
+                raise self.watchdog.expired(f"`{_short(command)}`")
+            timeout = min(timeout, self.watchdog.left())
+        deadline = time.monotonic() + timeout
+        try:
+            return self._run(command, line, timeout, deadline, stdin)
+        except ConnectError as exc:
+            if self.watchdog is not None and self.watchdog.fired:
+                raise self.watchdog.expired(f"`{_short(command)}`") from exc
+            raise
+
+    def _run(
+        self, command: str, line: str, timeout: float, deadline: float, stdin: bytes
+    ) -> CommandResult:
         import paramiko
 
-        line = command if not args else f"{command} {' '.join(shlex.quote(a) for a in args)}"
-        deadline = time.monotonic() + timeout
         try:
             transport = self._client.get_transport()
             if transport is None or not transport.is_active():
@@ -87,6 +172,8 @@ class Session:
         return CommandResult(rc, out.decode(errors="replace"), err.decode(errors="replace"))
 
     def close(self) -> None:
+        if self.watchdog is not None:
+            self.watchdog.cancel()
         self._client.close()
 
     def _limit(self, command: str) -> Callable[[int], None]:
@@ -194,10 +281,43 @@ def _short(command: str) -> str:
 
 
 def connect(
-    target: Target, private_key: Path, timeout: float = 15, max_output: int = MAX_OUTPUT
+    target: Target,
+    private_key: Path,
+    timeout: float = 15,
+    max_output: int = MAX_OUTPUT,
+    *,
+    deadline: float | None = None,
 ) -> Session:
     """Open a session that accepts only the pinned host key of `target`; it reads at most
-    `max_output` bytes of what each command writes."""
+    `max_output` bytes of what each command writes.
+
+    `timeout` bounds each step of the connection (TCP, banner, key exchange, authentication).
+    With a `deadline` (time.monotonic()), the connection has a wall deadline from its first
+    packet to its close (see Watchdog): CommandTimeout past it, whatever step it is in.
+    """
+    watchdog = None
+    if deadline is not None:
+        budget = deadline - time.monotonic()
+        watchdog = Watchdog(target.name, deadline, budget)
+        timeout = max(0.1, min(timeout, budget))
+    try:
+        return _connect(target, private_key, timeout, max_output, watchdog)
+    except PhoenixError as exc:
+        if watchdog is None:
+            raise
+        watchdog.cancel()
+        if watchdog.fired or (isinstance(exc, ConnectError) and watchdog.left() <= 0):
+            raise watchdog.expired("connecting") from exc
+        raise
+
+
+def _connect(
+    target: Target,
+    private_key: Path,
+    timeout: float,
+    max_output: int,
+    watchdog: Watchdog | None,
+) -> Session:
     import paramiko
 
     client = paramiko.SSHClient()
@@ -206,35 +326,57 @@ def connect(
     host = target.address if target.port == 22 else f"[{target.address}]:{target.port}"
     client.get_host_keys().add(host, key_type, pinned)
     client.set_missing_host_key_policy(paramiko.RejectPolicy())
+    pkey = paramiko.Ed25519Key.from_private_key_file(str(private_key))
+    try:
+        sock = socket.create_connection((target.address, target.port), timeout=timeout)
+    except OSError as exc:
+        raise ConnectError(
+            f"cannot reach {target.name} at {target.address}:{target.port}: {exc}"
+        ) from exc
+    if watchdog is not None:  # shut the socket: any read or write of paramiko's ends at once
+        watchdog.guard(lambda: _cut(sock, client))
     try:
         client.connect(
             target.address,
             port=target.port,
             username=target.user,
-            pkey=paramiko.Ed25519Key.from_private_key_file(str(private_key)),
+            pkey=pkey,
             timeout=timeout,
             banner_timeout=timeout,
             auth_timeout=timeout,
+            channel_timeout=timeout,
             allow_agent=False,
             look_for_keys=False,
+            sock=sock,
         )
     except paramiko.BadHostKeyException as exc:
-        client.close()
+        _cut(sock, client)
         raise HostKeyError(
             f"{target.name} ({target.address}) presented a host key other than the pinned one",
             hint="the server may have been replaced or tampered with; it is not trusted",
         ) from exc
     except paramiko.AuthenticationException as exc:
-        client.close()
+        _cut(sock, client)
         raise ConnectError(
             f"{target.name} ({target.address}) refused the operator key", hint=str(exc)
         ) from exc
-    except (paramiko.SSHException, OSError) as exc:
-        client.close()
+    except (paramiko.SSHException, OSError, EOFError) as exc:
+        _cut(sock, client)
         raise ConnectError(
             f"cannot reach {target.name} at {target.address}:{target.port}: {exc}"
         ) from exc
-    return Session(target, client, max_output)
+    except BaseException:
+        _cut(sock, client)
+        raise
+    return Session(target, client, max_output, watchdog)
+
+
+def _cut(sock: socket.socket, client: paramiko.SSHClient) -> None:
+    """Close a connection at once, from any thread: shut its socket, close its client."""
+    with contextlib.suppress(OSError):  # not connected, or already shut
+        sock.shutdown(socket.SHUT_RDWR)
+    client.close()
+    sock.close()
 
 
 def wait_port(address: str, port: int, timeout: float) -> None:

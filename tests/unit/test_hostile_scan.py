@@ -59,7 +59,9 @@ TARGET = ssh.Target(name="web-1", address="10.0.0.1", host_key="ssh-ed25519 AAAA
 
 
 def connecting(monkeypatch: pytest.MonkeyPatch, answers: dict[str, str | BaseException]) -> None:
-    def connect(target: ssh.Target, key: Path, timeout: float, max_output: int) -> FakeSession:
+    def connect(
+        target: ssh.Target, key: Path, timeout: float, max_output: int, deadline: float
+    ) -> FakeSession:
         return FakeSession(target, answers[target.name])
 
     monkeypatch.setattr(scan_mod.ssh, "connect", connect)
@@ -175,7 +177,9 @@ def test_one_forged_server_does_not_stop_the_scan_of_the_other(
     ws = workspace(tmp_path, monkeypatch)
     seen: list[int] = []
 
-    def connect(target: ssh.Target, key: Path, timeout: float, max_output: int) -> FakeSession:
+    def connect(
+        target: ssh.Target, key: Path, timeout: float, max_output: int, deadline: float
+    ) -> FakeSession:
         seen.append(max_output)
         return FakeSession(target, FORGED if target.name == "web-g1-1" else GOOD)
 
