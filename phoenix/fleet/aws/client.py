@@ -8,6 +8,7 @@ instance role), and Terraform's AWS provider does the same.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -47,7 +48,13 @@ def make_client(service: str, region: str) -> Any:
         read_timeout=READ_TIMEOUT,
         retries={"max_attempts": MAX_ATTEMPTS, "mode": "standard"},
     )
-    return botocore.session.get_session().create_client(service, region_name=region, config=config)
+    return _session(botocore.session).create_client(service, region_name=region, config=config)
+
+
+@functools.cache
+def _session(module: Any) -> Any:
+    """One botocore session per process: its loader reads each service's model once."""
+    return module.get_session()
 
 
 def call(error: type[E], what: str, request: Callable[[], T], permission: str = "") -> T:
