@@ -134,6 +134,11 @@ class TrafficError(PhoenixError):
     """The load balancer refused or failed a change."""
 
 
+class CloudError(PhoenixError):
+    """A cloud's API (AWS) refused or failed a request, or what phoenix waited for there did not
+    come within its deadline."""
+
+
 class ReportError(PhoenixError):
     """A report or metrics file could not be written."""
 

@@ -10,11 +10,12 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from phoenix.config import Severity
+from phoenix.config import Cloud, Severity
 from phoenix.errors import ExitCode, PhoenixError
 from phoenix.events import Emit, StepOutput, discard, step
 from phoenix.fleet.haproxy.balancer import HAProxy
 from phoenix.fleet.plan import FleetStatus, Options, Plan, Result, RolloutStatus
+from phoenix.fleet.ports import Provider, Traffic
 from phoenix.fleet.records import Records, RunRecord, ServerStatus
 from phoenix.fleet.rollout import Fleet
 from phoenix.fleet.terraform.adapter import Terraform
@@ -39,35 +40,80 @@ def open_fleet(
     with Store.open(ws.home) as store:
         guard = fleet_lock(ws.home, name, operation=operation) if operation else nullcontext()
         with guard:
-            fleet = Fleet(ws, store, name, *_adapters(ws, name, emit), emit=emit)
+            # an operation refuses a module missing what phoenix passes before it changes anything
+            adapters = _adapters(ws, name, emit, operation is not None)
+            fleet = Fleet(ws, store, name, *adapters, emit=emit)
             if operation:
                 fleet.recover()
             yield fleet
 
 
-def _adapters(ws: Workspace, name: str, emit: Emit) -> tuple[Terraform, HAProxy, LXD]:
+def _adapters(
+    ws: Workspace, name: str, emit: Emit, check: bool = False
+) -> tuple[Terraform, Traffic, Provider]:
+    """The fleet's Terraform, load balancer and provider: the lab's HAProxy and LXD, or for a
+    fleet with cloud = "aws" its target group and EC2. `check`: the Terraform module is checked
+    first (it declares what phoenix passes: phoenix.fleet.terraform.module)."""
     cfg = ws.fleet(name)
+    if cfg.cloud is Cloud.AWS:
+        terraform = _terraform(ws, name, emit)
+        if check:
+            terraform.check_module()
+        traffic, provider = _aws(ws, name)
+        return terraform, traffic, provider
     health = ws.image(cfg.image).health
-    traffic = HAProxy(name, ws.home, str(cfg.listen), cfg.listen_port, cfg.port, health)
     workspace = project.of(ws.home)
+    terraform = _terraform(ws, name, emit, workspace)
+    if check:
+        terraform.check_module()
+    haproxy = HAProxy(name, ws.home, str(cfg.listen), cfg.listen_port, cfg.port, health)
     lxd = workspace.lxd(ws.config.timeouts.lxd)
-    return _terraform(ws, name, emit, workspace), traffic, lxd
+    return terraform, haproxy, lxd
+
+
+def _aws(ws: Workspace, name: str) -> tuple[Traffic, Provider]:
+    """An AWS fleet's target group and EC2 instances, in its region (botocore clients)."""
+    from phoenix.fleet.aws.ec2 import EC2
+    from phoenix.fleet.aws.target_group import TargetGroup
+
+    cfg = ws.fleet(name)
+    assert cfg.aws is not None  # the config requires it when cloud = "aws"
+    ec2 = EC2(name, cfg.aws.region)
+    group = TargetGroup(
+        name,
+        cfg.aws.target_group_arn,
+        cfg.port,
+        ec2,
+        cfg.aws.region,
+        dns_name=cfg.aws.load_balancer_dns,
+    )
+    return group, ec2
 
 
 def _terraform(
     ws: Workspace, name: str, emit: Emit, workspace: project.Project | None = None
 ) -> Terraform:
-    """The fleet's Terraform, whose LXD provider acts in the workspace's project."""
-    module = ws.config_file.parent / ws.fleet(name).module
-    client_dir = (workspace or project.of(ws.home)).client_dir
+    """The fleet's Terraform: its LXD provider acts in the workspace's project; an AWS fleet's
+    module gets its [fleets.NAME.aws] settings."""
+    cfg = ws.fleet(name)
+    module = ws.config_file.parent / cfg.module
     say = lambda line: emit(StepOutput("terraform", line))  # noqa: E731
+    settings: dict[str, object]
+    if cfg.cloud is Cloud.AWS and cfg.aws is not None:
+        settings = {
+            "region": cfg.aws.region,
+            "target_group_arn": cfg.aws.target_group_arn,
+            "instance_type": cfg.aws.instance_type,
+            "security_group_ids": list(cfg.aws.security_group_ids),
+            "server_port": cfg.port,
+        }
+        if cfg.aws.subnet_id is not None:
+            settings["subnet_id"] = cfg.aws.subnet_id
+    else:
+        client_dir = (workspace or project.of(ws.home)).client_dir
+        settings = {"lxd_config_dir": str(client_dir)}
     return Terraform(
-        name,
-        ws.home,
-        module,
-        say,
-        settings={"lxd_config_dir": str(client_dir)},
-        timeout=ws.config.timeouts.terraform,
+        name, ws.home, module, say, settings=settings, timeout=ws.config.timeouts.terraform
     )
 
 

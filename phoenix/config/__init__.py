@@ -3,7 +3,9 @@
 from phoenix.config.load import CONFIG_ENV, CONFIG_NAME, HOME_ENV, config_path, load, state_home
 from phoenix.config.models import (
     DEFAULT_DRIFT_ROOTS,
+    AwsConfig,
     CanaryConfig,
+    Cloud,
     Config,
     DriftConfig,
     FleetConfig,
@@ -21,7 +23,9 @@ __all__ = [
     "CONFIG_NAME",
     "DEFAULT_DRIFT_ROOTS",
     "HOME_ENV",
+    "AwsConfig",
     "CanaryConfig",
+    "Cloud",
     "Config",
     "DriftConfig",
     "FleetConfig",

@@ -258,8 +258,58 @@ class CanaryConfig(_Model):
     max_response_ms: Annotated[float, Field(gt=0, le=600_000)] = 1000.0
 
 
+AwsRegion = Annotated[
+    str, _matching(r"[a-z]{2}(-[a-z]+)+-\d{1,2}", "must be an AWS region, like eu-west-1")
+]
+TargetGroupArn = Annotated[
+    str,
+    _matching(
+        r"arn:aws[a-z-]*:elasticloadbalancing:[a-z0-9-]+:\d{12}:targetgroup/[A-Za-z0-9-]{1,32}/[0-9a-f]{16}",
+        "must be an ELBv2 target group ARN, like"
+        " arn:aws:elasticloadbalancing:eu-west-1:123456789012:targetgroup/web/0123456789abcdef",
+    ),
+]
+SubnetId = Annotated[
+    str, _matching(r"subnet-[0-9a-f]{8,17}", "must be a subnet id, like subnet-0a1b2c3d")
+]
+SecurityGroupId = Annotated[
+    str, _matching(r"sg-[0-9a-f]{8,17}", "must be a security group id, like sg-0a1b2c3d")
+]
+DnsName = Annotated[
+    str,
+    _matching(
+        r"(?=.{1,253}$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,63}",
+        "must be a DNS name, like web-123.eu-west-1.elb.amazonaws.com",
+    ),
+]
+InstanceType = Annotated[
+    str, _matching(r"[a-z][a-z0-9-]*\.[a-z0-9]+", "must be an EC2 instance type, like t3.micro")
+]
+
+
+class Cloud(StrEnum):
+    """Where a fleet's servers run: the local LXD lab, or AWS (EC2 behind an ELBv2 target group)."""
+
+    LXD = "lxd"
+    AWS = "aws"
+
+
+class AwsConfig(_Model):
+    """[fleets.NAME.aws]: where an AWS fleet lives. Credentials never go here: botocore and
+    Terraform's AWS provider read them from the environment (AWS_PROFILE, an instance role...)."""
+
+    region: AwsRegion
+    target_group_arn: TargetGroupArn
+    # the load balancer's DNS name, the fleet's endpoint; None: read from the target group's
+    # load balancer when first asked
+    load_balancer_dns: DnsName | None = None
+    subnet_id: SubnetId | None = None  # None: the default subnet of the region's default VPC
+    security_group_ids: list[SecurityGroupId] = Field(default_factory=list)
+    instance_type: InstanceType = "t3.micro"
+
+
 class FleetConfig(_Model):
-    """[fleets.NAME]: identical servers behind a local load balancer."""
+    """[fleets.NAME]: identical servers behind a load balancer (the lab's HAProxy, or AWS's)."""
 
     image: str
     size: Annotated[int, Field(ge=1, le=100)]
@@ -276,6 +326,9 @@ class FleetConfig(_Model):
     # how long each rollout batch takes real traffic before it is judged; None: not observed
     observe: ObserveDuration | None = None
     canary: CanaryConfig = Field(default_factory=CanaryConfig)
+    # "aws": EC2 instances behind [fleets.NAME.aws]'s target group, through `module` (infra/aws)
+    cloud: Choice[Cloud] = Cloud.LXD
+    aws: AwsConfig | None = None
 
     @property
     def observe_seconds(self) -> int | None:
@@ -287,6 +340,23 @@ class FleetConfig(_Model):
         if self.batch > self.size:
             allowed = f"must be at most size ({self.size})"
             _reject("FleetConfig", [_Problem(("batch",), self.batch, allowed)])
+        return self
+
+    @model_validator(mode="after")
+    def _cloud_settings(self) -> Self:
+        problems = []
+        if self.cloud is Cloud.AWS and self.aws is None:
+            allowed = (
+                'needs a [fleets.NAME.aws] table (region, target_group_arn) when cloud = "aws"'
+            )
+            problems.append(_Problem(("cloud",), self.cloud.value, allowed))
+        if self.cloud is Cloud.AWS and self.module == "infra/lxd":
+            allowed = 'must name an AWS module when cloud = "aws", like "infra/aws"'
+            problems.append(_Problem(("module",), self.module, allowed))
+        if self.cloud is Cloud.LXD and self.aws is not None:
+            allowed = 'is only read when cloud = "aws": set cloud = "aws", or remove the table'
+            problems.append(_Problem(("aws",), "[fleets.NAME.aws]", allowed))
+        _reject("FleetConfig", problems)
         return self
 
 
@@ -365,6 +435,8 @@ class Config(_Model):
             if fleet.image not in self.images:
                 allowed = _must_name("an image", "images", self.images)
                 yield _Problem(("fleets", name, "image"), fleet.image, allowed)
+            if fleet.cloud is not Cloud.LXD:
+                continue  # its clients connect to its cloud's load balancer, not to this host
             other = listeners.setdefault((fleet.listen, fleet.listen_port), name)
             if other != name:
                 allowed = f"must differ from fleet {other}'s: both listen on {fleet.listen}"

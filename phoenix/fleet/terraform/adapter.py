@@ -59,6 +59,7 @@ from phoenix.fleet.terraform.log import (
     parse_lines,
     terraform_error,
 )
+from phoenix.fleet.terraform.module import Declared, check_module
 from phoenix.lab import provider
 
 MODULE_SUFFIXES = (".tf", ".tf.json")
@@ -89,7 +90,7 @@ class Terraform:
         home: Path,
         module: Path,
         on_line: Callable[[str], None] = lambda _l: None,
-        settings: Mapping[str, str] | None = None,
+        settings: Mapping[str, object] | None = None,
         timeout: float = engine.TIMEOUT,
     ) -> None:
         """`settings`: variables of the workspace rather than of a rollout (where the provider
@@ -232,8 +233,14 @@ class Terraform:
     def _has_state(self) -> bool:
         return (self.workdir / "terraform.tfstate").exists()
 
+    def check_module(self) -> Declared:
+        """Refuse (ConfigError) a module that lacks a variable phoenix passes or the output it
+        reads, before anything is changed (phoenix.fleet.terraform.module)."""
+        return check_module(self.fleet, self.module)
+
     def _prepare(self) -> None:
-        """Module files, CLI config and provider mirror in place; `init` if it is due."""
+        """Module checked; files, CLI config and provider mirror in place; `init` if due."""
+        self.check_module()
         self._write_cli_config()
         self._sync_module()
         stamp = self._init_stamp()
