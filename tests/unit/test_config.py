@@ -110,7 +110,8 @@ def test_invalid_toml_names_line_and_column(tmp_path: Path) -> None:
         ),
         pytest.param(
             "colour = 1\n" + VALID,
-            "colour: unknown key (allowed: lab, images, fleets, drift, schedules, timeouts)",
+            "colour: unknown key"
+            " (allowed: lab, images, fleets, drift, schedules, timeouts, terraform)",
             id="unknown-top-level-key",
         ),
         pytest.param(

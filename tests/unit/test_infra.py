@@ -293,6 +293,11 @@ class FakeEngine:
         self.applies = applies
         self.calls: list[tuple[str, object]] = []
 
+    identity = "fake"
+
+    def check(self) -> None:
+        """The bundled engine's: nothing to check."""
+
     def init(self, upgrade: bool) -> engine.EngineRun:
         self.calls.append(("init", upgrade))
         (self.workdir / ".terraform" / "providers").mkdir(parents=True, exist_ok=True)

