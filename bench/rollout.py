@@ -5,6 +5,9 @@ plain `lxc launch` (then waiting for each new server's address) and `lxc delete 
 nothing else: no Terraform, no health gate, no load balancer, no drain. phoenix's time includes
 all of those. Prints each size's times and the ratio phoenix / raw (goal: at most 1.5).
 
+With `--terraform-binary PATH` it compares instead phoenix driving that terraform or tofu
+([terraform] binary) against phoenix with its bundled engine, the same rebuilds in the same run.
+
 Run on a lab that is up, with a baked image: `.venv/bin/python bench/rollout.py [--sizes 3 6 12]`.
 It writes its own config (fleet `bench` on 127.0.0.1:18181) in a temporary directory and state
 in $PHOENIX_HOME (default: a temporary directory), and destroys what it made.
@@ -15,6 +18,7 @@ from __future__ import annotations
 import argparse
 import concurrent.futures
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -99,9 +103,16 @@ def main() -> None:
         help="seconds each batch is observed on live traffic (none by default); the windows are"
         " subtracted from phoenix's time and reported apart",
     )
+    parser.add_argument(
+        "--terraform-binary",
+        type=Path,
+        help="compare phoenix driving this terraform/tofu with phoenix's bundled engine",
+    )
     args = parser.parse_args()
     home = os.environ.get("PHOENIX_HOME") or tempfile.mkdtemp(prefix="phoenix-bench-")
     print(f"state in {home}")
+    if args.terraform_binary:
+        return engines(home, args)
     lxd = project.of(Path(home)).lxd()  # raw lxc works in the same project as phoenix
     for size in args.sizes:
         batch = max(1, size // args.batch_fraction)
@@ -120,8 +131,30 @@ def main() -> None:
         )
 
 
+def engines(home: str, args: argparse.Namespace) -> None:
+    """phoenix with `args.terraform_binary` against phoenix with its bundled engine."""
+    for size in args.sizes:
+        batch = max(1, size // args.batch_fraction)
+        theirs, bundled = [], []
+        for _ in range(args.rounds):
+            theirs.append(rebuild_time(home, size, batch, binary=args.terraform_binary))
+            bundled.append(rebuild_time(home, size, batch))
+        print(
+            f"size {size:2d} batch {batch}: {args.terraform_binary} {min(theirs):6.1f} s   "
+            f"bundled {min(bundled):6.1f} s   ratio {min(theirs) / min(bundled):.2f}   "
+            f"(all: {', '.join(f'{t:.1f}' for t in theirs)}; "
+            f"bundled {', '.join(f'{t:.1f}' for t in bundled)})",
+            flush=True,
+        )
+
+
 def rebuild_time(
-    home: str, size: int, batch: int, scanned: bool = False, observe: int = 0
+    home: str,
+    size: int,
+    batch: int,
+    scanned: bool = False,
+    observe: int = 0,
+    binary: Path | None = None,
 ) -> float:
     """Deploy a fleet of `size` (and scan it, if `scanned`), time its rebuild, destroy it.
 
@@ -130,7 +163,8 @@ def rebuild_time(
     with tempfile.TemporaryDirectory() as tmp:
         config = Path(tmp) / "phoenix.toml"
         watch = f'observe = "{observe}s"\n' if observe else ""
-        config.write_text(CONFIG.format(repo=REPO, size=size, batch=batch, observe=watch))
+        engine = f'[terraform]\nbinary = "{binary}"\n' if binary else ""
+        config.write_text(engine + CONFIG.format(repo=REPO, size=size, batch=batch, observe=watch))
         env = {**os.environ, "PHOENIX_CONFIG": str(config), "PHOENIX_HOME": home}
         phoenix(env, "image", "bake", "web")
         phoenix(env, "deploy", "bench")
@@ -138,6 +172,8 @@ def rebuild_time(
             phoenix(env, "drift", "bench", ok=(0, 1))
         took = phoenix(env, "rebuild", "bench", "--yes")
         phoenix(env, "destroy", "bench", "--yes")
+    # an older binary cannot read the state a newer engine wrote: each run starts afresh
+    shutil.rmtree(Path(home) / "terraform" / "bench", ignore_errors=True)
     return took
 
 

@@ -115,6 +115,7 @@ def _terraform(
     return Terraform(
         name, ws.home, module, say, settings=settings, timeout=ws.config.timeouts.terraform,
         binary=Path(binary) if (binary := ws.config.terraform.binary) else None,
+        registry=cfg.cloud is not Cloud.LXD,
     )  # fmt: skip
 
 

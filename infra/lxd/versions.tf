@@ -1,5 +1,7 @@
 terraform {
-  required_version = ">= 1.5"
+  # what phoenix drives needs 0.15.4 (apply -json, plan -refresh-only); tested with the bundled
+  # Terraform and with 1.0.3 as [terraform] binary
+  required_version = ">= 0.15.4"
 
   required_providers {
     lxd = {

@@ -698,3 +698,11 @@ def test_a_server_recorded_stopped_by_an_apply_is_still_stopped_drift() -> None:
             after={"status": "Stopped"},
         )
     ]
+
+
+def test_a_cloud_fleets_providers_come_from_their_registry(tmp_path: Path) -> None:
+    tf = Terraform("web", tmp_path, tmp_path / "module", registry=True)
+    tf._write_cli_config()  # no LXD provider needed, no mirror: the registry, as Terraform does
+    assert tf.config_file.name == "cli-registry.tfrc"
+    assert "filesystem_mirror" not in tf.config_file.read_text()
+    assert not (tmp_path / "terraform" / "mirror").exists()

@@ -65,6 +65,11 @@ from phoenix.lab import provider
 
 MODULE_SUFFIXES = (".tf", ".tf.json")
 INIT_STAMP = "phoenix-init.sha256"  # inside .terraform/: removing that directory forces an init
+# A cloud fleet's CLI config: its providers (hashicorp/aws...) from their registry, as usual.
+REGISTRY_CLI_CONFIG = (
+    "# Written by phoenix: providers from their registry (a cloud fleet).\n"
+    "disable_checkpoint = true\n"
+)
 SETTINGS_FILE = "phoenix.auto.tfvars.json"  # the workspace's settings, read by every command
 VARS_FILE = "phoenix-vars.json"  # the variables of the last apply, for plans that need them
 _FLEET_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
@@ -94,12 +99,15 @@ class Terraform:
         settings: Mapping[str, object] | None = None,
         timeout: float = engine.TIMEOUT,
         binary: Path | None = None,
+        registry: bool = False,
     ) -> None:
         """`settings`: variables of the workspace rather than of a rollout (where the provider
         finds its client configuration, ...), given to every command through SETTINGS_FILE; a
         module that does not declare one is only warned about it. `timeout`: the deadline of
         each Terraform call, in seconds ([timeouts] terraform). `binary`: a terraform or tofu
-        executable to run instead of the bundled engine ([terraform] binary)."""
+        executable to run instead of the bundled engine ([terraform] binary). `registry`: the
+        module's providers come from their registry (a cloud fleet), not from the local mirror
+        of the LXD provider."""
         if not _FLEET_NAME.fullmatch(fleet):
             raise ValueError(f"not a usable fleet name for a directory: {fleet!r}")
         self.fleet = fleet
@@ -108,7 +116,8 @@ class Terraform:
         self.settings = dict(settings or {})
         self.root = home / "terraform"
         self.workdir = self.root / fleet
-        self.config_file = self.root / "cli.tfrc"
+        self.registry = registry
+        self.config_file = self.root / ("cli-registry.tfrc" if registry else "cli.tfrc")
         self.mirror = self.root / "mirror"
         env = {
             **{k: v for k, v in os.environ.items() if not k.startswith(FOREIGN_ENV)},
@@ -257,7 +266,8 @@ class Terraform:
         current = stamp_file.read_text().strip() if stamp_file.exists() else None
         if providers.is_dir() and current == stamp:
             return
-        self.on_line("terraform init: installing the provider from the local mirror")
+        where = "their registry" if self.registry else "the local mirror"
+        self.on_line(f"terraform init: installing the providers from {where}")
         run = self._engine.init(upgrade=current is not None)
         if run.rc != 0:
             if isinstance(self._engine, ExternalTerraform) and (
@@ -267,7 +277,13 @@ class Terraform:
             raise terraform_error(self.fleet, "init", ApplyLog(), run.rc, run.stderr)
         stamp_file.write_text(stamp + "\n")
 
+    def _cli_config(self) -> str:
+        return REGISTRY_CLI_CONFIG if self.registry else cli_config(self.mirror)
+
     def _write_cli_config(self) -> None:
+        if self.registry:
+            _write_if_changed(self.config_file, REGISTRY_CLI_CONFIG)
+            return
         binary = _provider_binary()
         if not binary.exists():
             raise TerraformError(
@@ -300,7 +316,7 @@ class Terraform:
 
     def _init_stamp(self) -> str:
         """What `init` depends on: the CLI config and the files that require providers."""
-        digest = hashlib.sha256(f"{self._engine.identity}\0{cli_config(self.mirror)}".encode())
+        digest = hashlib.sha256(f"{self._engine.identity}\0{self._cli_config()}".encode())
         for name, path in sorted(_module_files(self.workdir).items()):
             text = path.read_text()
             if "required_providers" in text or re.search(r'^\s*provider\s+"', text, re.M):
