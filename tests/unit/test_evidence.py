@@ -29,6 +29,7 @@ from phoenix.host.process import CommandResult
 from phoenix.state import RunKind, Store, now
 from phoenix.workspace import Workspace
 from tests.unit.facts.fakes import FakeRunner
+from tests.unit.stores import serving_fleet
 
 CONF = b"worker_processes 4;\n"
 KEY = b"-----BEGIN OPENSSH PRIVATE KEY-----\nabc\n-----END OPENSSH PRIVATE KEY-----\n"
@@ -103,14 +104,7 @@ def workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Workspace:
     monkeypatch.delenv("PHOENIX_HOME", raising=False)
     (tmp_path / "phoenix.toml").write_text('[images.web]\n[fleets.web]\nimage = "web"\nsize = 1\n')
     ws = Workspace.open(tmp_path / "phoenix.toml")
-    with Store.open(ws.home) as store, store.transaction() as db:
-        db.execute("INSERT INTO fleets (name, created_at) VALUES ('web', 'x')")
-        db.execute("INSERT INTO images (name, version, tag, status, template_sha256)"
-                   " VALUES ('web', 1, 'web-v001', 'ready', 't')")  # fmt: skip
-        db.execute("INSERT INTO generations (fleet, number, image_tag, created_at)"
-                   " VALUES ('web', 1, 'web-v001', 'x')")  # fmt: skip
-        db.execute("INSERT INTO servers (name, fleet, generation, image_tag, status, created_at)"
-                   " VALUES ('web-g1-1', 'web', 1, 'web-v001', 'serving', 'x')")  # fmt: skip
+    serving_fleet(ws, ["web-g1-1"])
     return ws
 
 

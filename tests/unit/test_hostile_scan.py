@@ -24,6 +24,7 @@ from phoenix.host.process import CommandResult
 from phoenix.state import Store
 from phoenix.workspace import Workspace
 from tests.unit.facts.fakes import script_output
+from tests.unit.stores import serving_fleet
 
 FILES = "f 644 0 0 3 1.0 2.0 7\0root\0root\0/etc/a\0\0#sha256\0#end 0 0\0"
 GOOD = script_output(files=(0, FILES), packages=(0, "bash\t5.2\tamd64\tii \n"))
@@ -155,18 +156,7 @@ def workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Workspace:
         '[images.web]\n[fleets.web]\nimage = "web"\nsize = 2\n[drift]\nmax_output = 2097152\n'
     )
     ws = Workspace.open(tmp_path / "phoenix.toml")
-    with Store.open(ws.home) as store, store.transaction() as db:
-        db.execute("INSERT INTO fleets (name, created_at) VALUES ('web', 'x')")
-        db.execute("INSERT INTO images (name, version, tag, status, template_sha256)"
-                   " VALUES ('web', 1, 'web-v001', 'ready', 't')")  # fmt: skip
-        db.execute("INSERT INTO generations (fleet, number, image_tag, created_at)"
-                   " VALUES ('web', 1, 'web-v001', 'x')")  # fmt: skip
-        for name in ("web-g1-1", "web-g1-2"):
-            db.execute(
-                "INSERT INTO servers (name, fleet, generation, image_tag, status, created_at)"
-                " VALUES (?, 'web', 1, 'web-v001', 'serving', 'x')",
-                (name,),
-            )
+    serving_fleet(ws, ["web-g1-1", "web-g1-2"])
     monkeypatch.setattr(scan_mod, "_baseline", lambda registry, tag: baseline())
     return ws
 

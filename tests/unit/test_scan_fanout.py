@@ -24,9 +24,9 @@ from phoenix.errors import CommandTimeout
 from phoenix.events import Event, ItemFinished, Outcome
 from phoenix.host import keys, ssh
 from phoenix.host.process import CommandResult
-from phoenix.state import Store
 from phoenix.workspace import Workspace
 from tests.unit.facts.fakes import script_output
+from tests.unit.stores import serving_fleet
 from tests.unit.test_hostile_scan import FILES, GOOD, baseline
 
 WAIT = 10.0  # seconds any wait of these tests may last before it fails the test
@@ -76,18 +76,7 @@ def workspace(
         f"[drift]\nparallel = {parallel}\n"
     )
     ws = Workspace.open(tmp_path / "phoenix.toml")
-    with Store.open(ws.home) as store, store.transaction() as db:
-        db.execute("INSERT INTO fleets (name, created_at) VALUES ('web', 'x')")
-        db.execute("INSERT INTO images (name, version, tag, status, template_sha256)"
-                   " VALUES ('web', 1, 'web-v001', 'ready', 't')")  # fmt: skip
-        db.execute("INSERT INTO generations (fleet, number, image_tag, created_at)"
-                   " VALUES ('web', 1, 'web-v001', 'x')")  # fmt: skip
-        for n in range(1, servers + 1):
-            db.execute(
-                "INSERT INTO servers (name, fleet, generation, image_tag, status, created_at)"
-                " VALUES (?, 'web', 1, 'web-v001', 'serving', 'x')",
-                (f"web-g1-{n}",),
-            )
+    serving_fleet(ws, [f"web-g1-{n}" for n in range(1, servers + 1)])
     monkeypatch.setattr(scan_mod, "_baseline", lambda registry, tag: baseline())
     return ws
 
