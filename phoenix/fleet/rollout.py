@@ -254,8 +254,7 @@ class Fleet:
             known = self.infra_states[name].address
             addresses[name] = known or self.provider.wait_address(name, self.health.timeout)
             host_key = self.provider.host_key(name, self.health.timeout)
-            started = self.provider.started(name)
-            self.records.set_identity(name, addresses[name], host_key, started)
+            self.records.set_identity(name, addresses[name], host_key, self._started(name))
         self.records.set_status(names, ServerStatus.STARTING)
         for name in names:
             address = addresses[name]
@@ -267,6 +266,14 @@ class Fleet:
             self.traffic.wait_up(name, self.health.timeout)
         self.records.set_status(names, ServerStatus.SERVING)
         self._event(run_id, "traffic", f"{', '.join(names)} serving")
+
+    def _started(self, name: str) -> str | None:
+        """When the provider saw `name` start; None if it cannot tell (its first scan hashes
+        every file then): never a reason to fail the rollout."""
+        try:
+            return self.provider.started(name)
+        except PhoenixError:
+            return None
 
     def _drain(self, run_id: int, olds: list[str]) -> list[str]:
         """Take old servers out of rotation; they are destroyed by the next apply."""

@@ -15,7 +15,7 @@ from phoenix import ops
 from phoenix.cli import render
 from phoenix.cli.app import app
 from phoenix.config import HealthCheck, load
-from phoenix.errors import ExitCode, HealthError, NotFound, Refused
+from phoenix.errors import ExitCode, HealthError, LXDError, NotFound, Refused
 from phoenix.fleet import rollout
 from phoenix.fleet.haproxy.runtime import Backend, Counters
 from phoenix.fleet.plan import Options, Plan, RolloutStatus
@@ -157,11 +157,14 @@ class FakeProvider:
     deleted: list[str] = field(default_factory=list)
     stopped: list[str] = field(default_factory=list)
     infra: FakeInfra | None = None
+    blind: bool = False  # `started` fails, as LXD's API can
 
     def host_key(self, name: str, timeout: float = 60) -> str:
         return f"ssh-ed25519 KEY-{name}"
 
     def started(self, name: str) -> str | None:
+        if self.blind:
+            raise LXDError("cannot read the state of instance " + name)
         return STARTED
 
     def fleet_instances(self, fleet: str) -> list[str]:
@@ -245,6 +248,13 @@ def test_deploy_creates_the_fleet_and_a_second_deploy_does_nothing(world: World)
     assert again.empty and "already has 3" in again.note
     # each server's first start, as the provider saw it: its first scan starts from the image
     assert {s.settled for s in world.fleet().records.servers("web")} == {STARTED}
+
+
+def test_a_start_time_the_provider_cannot_read_never_fails_the_rollout(world: World) -> None:
+    world.provider.blind = True
+    deploy(world)
+    assert world.serving() == ["web-g1-1", "web-g1-2", "web-g1-3"]
+    assert {s.settled for s in world.fleet().records.servers("web")} == {None}
 
 
 def test_rolling_rebuild_never_has_fewer_than_size_serving(world: World) -> None:
