@@ -25,6 +25,7 @@ from phoenix.fleet.terraform.engine import INTERRUPT_GRACE, TIMEOUT, LibTerrafor
 from phoenix.host import process
 
 MINIMUM = (0, 15, 4)  # `apply -json` (0.15.3), `plan -refresh-only` (0.15.4), `-chdir` (0.14)
+NO_STATE = ".phoenix-no-state"  # a file never made: see ExternalTerraform.__init__
 VERSION_TIMEOUT = 60.0  # seconds for `BINARY version -json`
 SETTING = "[terraform] binary"
 HINT = (
@@ -49,7 +50,14 @@ class ExternalTerraform(LibTerraform):
 
         super().__init__(workdir, env, timeout, grace)
         self.binary = binary
-        self._commands = PythonTerraform(terraform_bin_path=str(binary), is_env_vars_included=False)
+        # python-terraform reads a state file when it is made (`state`, else ./terraform.tfstate
+        # of the current directory, JSON that may be anything): point it at none
+        self._commands = PythonTerraform(
+            working_dir=str(workdir),
+            state=NO_STATE,
+            terraform_bin_path=str(binary),
+            is_env_vars_included=False,
+        )
         self._version: str | None = None
 
     @property

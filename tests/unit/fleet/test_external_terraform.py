@@ -93,3 +93,11 @@ def test_a_module_requiring_a_newer_terraform_is_refused_by_its_init(tmp_path: P
 def test_too_old_reads_terraforms_message_and_nothing_else() -> None:
     assert too_old(TOO_OLD, "tf", "1.0.3") == "the module needs >= 1.5; tf is Terraform 1.0.3"
     assert too_old("Error: Failed to query available provider packages", "tf", "1.0.3") is None
+
+
+def test_a_broken_state_file_in_the_current_directory_is_never_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "terraform.tfstate").write_text("{not json")
+    monkeypatch.chdir(tmp_path)
+    engine(wrapper_binary(), tmp_path / "fleet").check()  # python-terraform reads no state
