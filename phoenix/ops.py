@@ -62,7 +62,7 @@ def _adapters(
         traffic, provider = _aws(ws, name)
         return terraform, traffic, provider
     health = ws.image(cfg.image).health
-    workspace = project.of(ws.home)
+    workspace = project.of_workspace(ws)
     terraform = _terraform(ws, name, emit, workspace)
     if check:
         terraform.check_module()
@@ -110,7 +110,7 @@ def _terraform(
         if cfg.aws.subnet_id is not None:
             settings["subnet_id"] = cfg.aws.subnet_id
     else:
-        client_dir = (workspace or project.of(ws.home)).client_dir
+        client_dir = (workspace or project.of_workspace(ws)).client_dir
         settings = {"lxd_config_dir": str(client_dir)}
     return Terraform(
         name, ws.home, module, say, settings=settings, timeout=ws.config.timeouts.terraform,
@@ -255,7 +255,7 @@ def disks(ws: Workspace) -> Callable[[str], Path | None]:
 
     @functools.cache
     def lxd() -> LXD:
-        return project.of(ws.home).lxd()
+        return project.of_workspace(ws).lxd(ws.config.timeouts.lxd)
 
     def disk(server: str) -> Path | None:
         try:

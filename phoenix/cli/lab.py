@@ -25,7 +25,7 @@ def up(ctx: typer.Context) -> None:
 
     ws = workspace(ctx)
     with render.Progress() as progress:
-        results = Lab(ws.config.lab, ws.home, emit=progress).up()
+        results = Lab.of_workspace(ws, progress).up()
     _summary(results, "lab is up")
 
 
@@ -35,7 +35,7 @@ def status(ctx: typer.Context, json: bool = JSON_OPTION) -> None:
     from phoenix.lab.lab import Lab
 
     ws = workspace(ctx)
-    report = Lab(ws.config.lab, ws.home).status()
+    report = Lab.of_workspace(ws).status()
     if json:
         render.as_json(report.as_dict())
     else:
@@ -67,7 +67,7 @@ def down(
             "purge the lab",
         )
     with render.Progress() as progress:
-        results = Lab(ws.config.lab, ws.home, emit=progress).down(purge=purge)
+        results = Lab.of_workspace(ws, progress).down(purge=purge)
     _summary(results, "lab is down")
 
 

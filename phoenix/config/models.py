@@ -154,6 +154,22 @@ AbsolutePath = Annotated[str, AfterValidator(_absolute)]
 Port = Annotated[int, Field(ge=1, le=65535)]
 Text = Annotated[str, Field(min_length=1)]
 Seconds = Annotated[float, Field(gt=0)]
+# an LXD daemon's HTTPS API, as `lxc remote add` takes it: https://HOST:PORT
+HttpsEndpoint = Annotated[
+    str,
+    _matching(
+        r"https://[A-Za-z0-9.-]{1,253}:\d{1,5}",
+        "must be an LXD HTTPS endpoint like https://lxd.example.com:8443 (scheme, host and port)",
+    ),
+]
+# a certificate's SHA-256 fingerprint, as `lxc info` or `openssl x509 -fingerprint` prints it
+Fingerprint = Annotated[
+    str,
+    _matching(
+        r"(?:[0-9A-Fa-f]{2}:?){31}[0-9A-Fa-f]{2}",
+        "must be a SHA-256 fingerprint: 64 hex digits, with or without colons",
+    ),
+]
 _E = TypeVar("_E", bound=StrEnum)
 Choice = Annotated[_E, Strict(False)]  # one of an enum's values: TOML gives them as strings
 
@@ -392,6 +408,32 @@ class TimeoutsConfig(_Model):
     lxd: Annotated[float, Field(ge=10, le=3600)] = 300.0
 
 
+class LXDConfig(_Model):
+    """[lxd]: the LXD daemon phoenix drives. No endpoint: the local lab's, over its unix socket.
+    An endpoint: a (shared) remote daemon over HTTPS, with phoenix's client certificate (trusted
+    there: `lxc config trust add`) and the server certificate's pinned fingerprint. Paths are
+    relative to phoenix.toml's directory."""
+
+    endpoint: HttpsEndpoint | None = None
+    client_cert: Text | None = None
+    client_key: Text | None = None
+    fingerprint: Fingerprint | None = None
+
+    @model_validator(mode="after")
+    def _complete(self) -> Self:
+        if self.endpoint is None:
+            return self
+        needed = {"client_cert": self.client_cert, "client_key": self.client_key}
+        needed["fingerprint"] = self.fingerprint
+        problems = [
+            _Problem((key,), None, f"is required with endpoint = {self.endpoint!r}")
+            for key, value in needed.items()
+            if value is None
+        ]
+        _reject("LXDConfig", problems)
+        return self
+
+
 class TerraformConfig(_Model):
     """[terraform]: which Terraform runs the fleets' modules."""
 
@@ -418,6 +460,7 @@ class Config(_Model):
     schedules: dict[Name, ScheduleConfig] = Field(default_factory=dict)
     timeouts: TimeoutsConfig = Field(default_factory=TimeoutsConfig)
     terraform: TerraformConfig = Field(default_factory=TerraformConfig)
+    lxd: LXDConfig = Field(default_factory=LXDConfig)
 
     @model_validator(mode="after")
     def _references(self) -> Self:

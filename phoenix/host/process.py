@@ -22,7 +22,7 @@ import subprocess
 import sys
 import threading
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -197,10 +197,12 @@ def run(
     check: bool = True,
     setting: str = "",
     daemon: bool = False,
+    env: Mapping[str, str] | None = None,
 ) -> CommandResult:
     """Run a command to completion; with `check`, a non-zero exit raises CommandError. Past
     `timeout` seconds it is stopped and DeadlineExceeded is raised (`setting`: the config key of
-    that deadline, if any). `daemon`: the command starts a daemon that outlives it (see Child)."""
+    that deadline, if any). `daemon`: the command starts a daemon that outlives it (see Child).
+    `env`: variables set for it, on top of phoenix's own environment."""
     with Child(
         args,
         what=" ".join(args),
@@ -212,6 +214,7 @@ def run(
         stderr=subprocess.PIPE,
         text=True,
         errors="replace",
+        env={**os.environ, **env} if env else None,
     ) as child:
         stdout, stderr = child.proc.communicate()
         child.check()

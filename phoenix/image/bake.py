@@ -46,7 +46,7 @@ class Baker:
         self.ws = ws
         self.registry = Registry(store)
         self.emit = emit
-        self.project = project.of(ws.home)
+        self.project = project.of_workspace(ws)
         self.lxd = lxd or self.project.lxd(ws.config.timeouts.lxd)
 
     def bake(self, name: str, force: bool = False) -> BakeResult:
@@ -55,7 +55,7 @@ class Baker:
         template = load_template(template_file)
         parent_alias, parent_tag = self._parent(cfg)
         if parent_tag is None:  # the lab's base image, copied into the workspace's project
-            project.ensure(LXD(), self.project, parent_alias)
+            project.ensure(self.project.daemon(self.lxd.timeout), self.project, parent_alias)
         parent = self.lxd.image(parent_alias)
         if parent is None:
             raise BakeError(

@@ -252,6 +252,6 @@ class Catalog:
 @contextmanager
 def catalog(ws: Workspace) -> Iterator[Catalog]:
     """The workspace's image catalog, over its state store and the lab's LXD."""
-    lxd = project.of(ws.home).lxd()
+    lxd = project.of_workspace(ws).lxd(ws.config.timeouts.lxd)
     with Store.open(ws.home) as store:
         yield Catalog(Registry(store), ws.config.lab.base_image, lxd.delete_image)

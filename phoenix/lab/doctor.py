@@ -12,7 +12,7 @@ from pathlib import Path
 
 from phoenix.errors import PhoenixError
 from phoenix.host import keys, process
-from phoenix.lab import lab, provider
+from phoenix.lab import lab, project, provider
 from phoenix.lab.lxd import LXD
 from phoenix.state import Store
 from phoenix.workspace import Workspace
@@ -30,11 +30,15 @@ class Check:
 
 
 def diagnose(ws: Workspace, lxd: LXD | None = None) -> list[Check]:
-    lxd = lxd or LXD()
+    daemon: list[Callable[[], Check]]
+    if ws.config.lxd.endpoint is not None:
+        daemon = [lambda: _remote(ws)]
+    else:
+        local = lxd or LXD()
+        daemon = [lambda: _daemon(local), lambda: _lab_parts(ws, local)]
     checks: list[Callable[[], Check]] = [
         _packages,
-        lambda: _daemon(lxd),
-        lambda: _lab_parts(ws, lxd),
+        *daemon,
         _packer,
         _terraform,
         _provider,
@@ -79,6 +83,28 @@ def _daemon(lxd: LXD) -> Check:
         return Check(name="LXD daemon", ok=False, detail="not running", fix=UP)
     return Check(
         name="LXD daemon", ok=True, detail=f"running, API answers, LXD {lxd.server_version()}"
+    )
+
+
+def _remote(ws: Workspace) -> Check:
+    """A remote daemon ([lxd] endpoint): reachable, its certificate the pinned one, phoenix's
+    trusted; the workspace's project and the base image there."""
+    name = f"LXD at {ws.config.lxd.endpoint}"
+    try:
+        workspace = project.of_workspace(ws)
+        version = workspace.lxd(ws.config.timeouts.lxd).server_version()
+        base = workspace.daemon(ws.config.timeouts.lxd).image(ws.config.lab.base_image)
+    except PhoenixError as exc:
+        return Check(name=name, ok=False, detail=exc.message, fix=exc.hint or "")
+    if base is None:
+        return Check(
+            name=name,
+            ok=False,
+            detail=f"no base image {ws.config.lab.base_image} in its default project",
+            fix="import one there under that alias ([lab] base_image names it)",
+        )
+    return Check(
+        name=name, ok=True, detail=f"trusted, certificate pinned, LXD {version}, base image there"
     )
 
 

@@ -24,6 +24,7 @@ from phoenix.lab import base, project
 from phoenix.lab.base import recipe_hash
 from phoenix.lab.lxd import DEFAULT_PROJECT, FLEET_KEY, LXD, Image, Instance
 from phoenix.state import STATE_FILE
+from phoenix.workspace import Workspace
 
 BUILD_PROFILE = "phoenix-build"
 # Publishing an image gzips it by default (10.8 s for a minimal Debian); uncompressed took 1.9 s and
@@ -78,12 +79,27 @@ class LabStatus:
 
 class Lab:
     def __init__(self, cfg: LabConfig, home: Path, emit: Emit = discard, lxd: LXD | None = None):
+        """The local lab of the workspace in `home`. A workspace on a remote daemon has none: see
+        `of_workspace`."""
         self.cfg = cfg
         self.home = home
         self.emit = emit
         self.lxd = lxd or LXD()  # the daemon, from the default project: the lab's own parts
         self.project = project.of(home)  # the workspace's servers and images
         self.sysctl_root = Path("/proc/sys")
+
+    @classmethod
+    def of_workspace(cls, ws: Workspace, emit: Emit = discard) -> Lab:
+        """The lab of workspace `ws`; refused when its `[lxd] endpoint` names a remote daemon,
+        which phoenix uses but does not manage (its lab commands would act on the local one)."""
+        if ws.config.lxd.endpoint is not None:
+            raise LabError(
+                f"this workspace uses the LXD daemon at {ws.config.lxd.endpoint} ([lxd] endpoint"
+                " in phoenix.toml); `phoenix lab` brings up and down the local lab only",
+                hint="check the remote with: phoenix doctor; remove [lxd] endpoint to use the"
+                " local lab",
+            )
+        return cls(ws.config.lab, ws.home, emit)
 
     # -- up -----------------------------------------------------------------------------------
 

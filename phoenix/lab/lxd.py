@@ -18,8 +18,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from phoenix.config import TimeoutsConfig
-from phoenix.errors import DeadlineExceeded, LXDError
+from phoenix.errors import DeadlineExceeded, LXDError, PhoenixError
 from phoenix.host import process
+from phoenix.lab import remote as remotes
+from phoenix.lab.remote import Remote
 from phoenix.poll import poll
 
 if TYPE_CHECKING:  # pylxd (and requests) are imported where the API is called: slow to import
@@ -54,14 +56,19 @@ class Instance:
 
 
 @contextmanager
-def _api(action: str, timeout: float = TIMEOUT) -> Iterator[None]:
+def _api(action: str, timeout: float = TIMEOUT, remote: Remote | None = None) -> Iterator[None]:
     """Turn pylxd's exceptions into one LXDError that says what phoenix was doing, and a request
-    that outlived the client's deadline into DeadlineExceeded."""
+    that outlived the client's deadline into DeadlineExceeded. `remote`: the HTTPS endpoint
+    phoenix talks to, if not the local socket (its errors name it, and its fix)."""
     import requests
     from pylxd import exceptions as lxd_exc
 
     try:
         yield
+    except requests.exceptions.SSLError as exc:
+        if remote is None:
+            raise LXDError(f"TLS failed while phoenix tried to {action}: {exc}") from exc
+        raise _remote_error(remote, exc, action) from exc
     except requests.Timeout as exc:
         raise DeadlineExceeded(
             f"LXD did not answer within {timeout:.0f} s while phoenix tried to {action}"
@@ -69,7 +76,9 @@ def _api(action: str, timeout: float = TIMEOUT) -> Iterator[None]:
             hint="check the daemon (phoenix doctor, `lxc operation list`), or raise"
             " [timeouts] lxd if it needs longer",
         ) from exc
-    except lxd_exc.ClientConnectionFailed as exc:
+    except (lxd_exc.ClientConnectionFailed, requests.ConnectionError) as exc:
+        if remote is not None:
+            raise _remote_error(remote, exc, action) from exc
         raise LXDError(
             f"cannot reach the LXD daemon while trying to {action}", hint="run: phoenix lab up"
         ) from exc
@@ -77,27 +86,63 @@ def _api(action: str, timeout: float = TIMEOUT) -> Iterator[None]:
         raise LXDError(f"LXD refused to {action}: {exc}") from exc
 
 
+def _remote_error(remote: Remote, exc: Exception, action: str) -> LXDError:
+    """A failed connection to a remote: its certificate no longer the pinned one (urllib3's
+    fingerprint check), or unreachable."""
+    if "ingerprints did not match" in str(exc):
+        return LXDError(
+            f"the LXD daemon at {remote.url} does not present the pinned certificate"
+            f" ({remote.fingerprint}) while phoenix tried to {action}; phoenix stopped",
+            hint="if its certificate was replaced on purpose, set [lxd] fingerprint to the"
+            " new one (on the server: lxc info | grep certificate_fingerprint)",
+        )
+    return remotes.unreachable(remote, f"{exc} (while trying to {action})")
+
+
 class LXD:
-    """The local LXD daemon (its unix socket), seen from one project.
+    """An LXD daemon seen from one project: the local one (its unix socket), or a remote one
+    over HTTPS (`remote`, with `conf`: the lxc client configuration that names it, see
+    phoenix.lab.remote).
 
     Instances and images are the project's own (see phoenix.lab.project); the daemon, storage
     pools and networks are the whole lab's, whatever the project.
     """
 
-    def __init__(self, project: str = DEFAULT_PROJECT, timeout: float = TIMEOUT) -> None:
+    def __init__(
+        self,
+        project: str = DEFAULT_PROJECT,
+        timeout: float = TIMEOUT,
+        remote: Remote | None = None,
+        conf: Path | None = None,
+    ) -> None:
         """`timeout`: the deadline of each API request, in seconds; an operation waited for
         (`wait=True`) is one request (LXD's `/operations/ID/wait`), so it has that deadline too."""
+        if remote is not None and conf is None:
+            raise ValueError("a remote LXD needs the lxc client configuration that names it")
         self.project = project
         self.timeout = timeout
+        self.remote = remote
+        self.conf = conf
         self._client: pylxd.Client | None = None
 
     def _api(self, action: str) -> AbstractContextManager[None]:
-        return _api(action, self.timeout)
+        return _api(action, self.timeout, self.remote)
+
+    @property
+    def local(self) -> bool:
+        """True for this host's daemon (its socket): its /proc and storage pools are here."""
+        return self.remote is None
 
     # -- the daemon ---------------------------------------------------------------------------
 
     def running(self) -> bool:
-        """True when the daemon answers on its socket."""
+        """True when the daemon answers (on its socket, or at the remote endpoint)."""
+        if self.remote is not None:
+            try:
+                self.server_version()
+            except PhoenixError:
+                return False
+            return True
         if not SOCKET.exists():
             return False
         import pylxd
@@ -141,7 +186,19 @@ class LXD:
             import pylxd
 
             with self._api("connect"):
-                self._client = pylxd.Client(project=self.project, timeout=self.timeout)
+                if self.remote is None:
+                    self._client = pylxd.Client(project=self.project, timeout=self.timeout)
+                    return self._client
+                assert self.conf is not None
+                remotes.install(self.remote, self.conf, self.timeout)
+                session = remotes.session(self.remote, self.conf)
+                remotes.check_trusted(self.remote, session, self.timeout)
+                self._client = pylxd.Client(
+                    endpoint=self.remote.url,
+                    session=session,
+                    project=self.project,
+                    timeout=self.timeout,
+                )
         return self._client
 
     def server_version(self) -> str:
@@ -229,7 +286,7 @@ class LXD:
 
     def in_project(self, name: str) -> LXD:
         """The same daemon, seen from project `name`."""
-        return LXD(name, self.timeout)
+        return LXD(name, self.timeout, self.remote, self.conf)
 
     def delete_project(self, name: str) -> None:
         with self._api(f"delete project {name}"):
@@ -264,6 +321,7 @@ class LXD:
         process.run(
             ["lxc", "image", "import", *files, f"--alias={alias}", *self._in()],
             timeout=max(LXC_TIMEOUT, self.timeout),
+            env=self.lxc_env,
         )
         image = self.image(alias)
         if image is None:
@@ -280,13 +338,24 @@ class LXD:
             process.run(
                 ["lxc", "image", "export", alias, str(exported), *self._in()],
                 timeout=max(LXC_TIMEOUT, self.timeout),
+                env=self.lxc_env,
             )
             parts = sorted(str(p) for p in Path(tmp).iterdir())  # metadata, then root fs
-            return LXD(project, self.timeout).import_files(parts, alias)
+            return self.in_project(project).import_files(parts, alias)
 
     def _in(self) -> list[str]:
         """The `lxc` flag that makes a command act in this project."""
         return [f"--project={self.project}"]
+
+    @property
+    def lxc_env(self) -> dict[str, str] | None:
+        """What `lxc` needs to act on this daemon: for a remote, the lxc client configuration
+        whose default remote it is (None: lxc's own, whose default is the local socket)."""
+        if self.remote is None:
+            return None
+        assert self.conf is not None
+        self.client  # noqa: B018 - connecting first installs (and proves) the certificates
+        return {"LXD_CONF": str(self.conf)}
 
     def delete_image(self, fingerprint: str) -> None:
         from pylxd import exceptions as lxd_exc
@@ -313,7 +382,9 @@ class LXD:
     def rootfs(self, name: str) -> Path | None:
         """Where the host sees the root file system of container `name` (on its storage pool):
         `LXD_DIR/storage-pools/POOL/containers/[PROJECT_]NAME/rootfs`; None when the instance,
-        its root disk or that directory is missing (another driver, another host)."""
+        its root disk or that directory is missing (another driver, another host, a remote)."""
+        if not self.local:
+            return None
         with self._api(f"read instance {name}"):
             if not self.client.instances.exists(name):
                 return None
@@ -404,7 +475,10 @@ class LXD:
 
     def started(self, name: str) -> str | None:
         """When container `name` started, as this host saw it (see `start_time`); None when the
-        host cannot tell (not running, or no /proc of its init here)."""
+        host cannot tell (not running, no /proc of its init here, or a remote daemon: its
+        processes are not this host's)."""
+        if not self.local:
+            return None
         with self._api(f"read the state of instance {name}"):
             pid = self.client.instances.get(name).state().pid
         return start_time(pid) if isinstance(pid, int) and pid > 0 else None

@@ -13,7 +13,9 @@ already records images or servers) goes on in the default project, where its ser
 
 Every tool follows the project: phoenix's own LXD client, `lxc` (`--project`), Packer's `lxc`
 calls and Terraform's LXD provider (both through an lxc client configuration, `HOME/lxc/`, whose
-`local` remote names the project).
+default remote names the project). That remote is `local` (the lab's socket), or with
+`[lxd] endpoint` a daemon over HTTPS (phoenix.lab.remote), shared with other teams' workspaces
+just as the lab's daemon is shared between checkouts.
 """
 
 from __future__ import annotations
@@ -27,8 +29,11 @@ from pathlib import Path
 
 from phoenix.atomic import temp_path, write_atomic
 from phoenix.errors import LabError
+from phoenix.lab import remote as remotes
 from phoenix.lab.lxd import DEFAULT_PROJECT, LXD
 from phoenix.lab.lxd import TIMEOUT as LXD_TIMEOUT
+from phoenix.lab.remote import Remote
+from phoenix.workspace import Workspace
 
 NAME_FILE = "lxd-project"
 CLIENT_DIR = "lxc"
@@ -41,6 +46,7 @@ _STATE_FILE = "state.db"  # phoenix.state.STATE_FILE; read here without opening 
 class Project:
     name: str
     home: Path
+    remote: Remote | None = None  # None: the local daemon
 
     @property
     def client_dir(self) -> Path:
@@ -54,11 +60,23 @@ class Project:
 
     def lxd(self, timeout: float = LXD_TIMEOUT) -> LXD:
         """The daemon seen from this project; `timeout`: each call's deadline ([timeouts] lxd)."""
-        return LXD(self.name, timeout)
+        return LXD(self.name, timeout, self.remote, self.client_dir)
+
+    def daemon(self, timeout: float = LXD_TIMEOUT) -> LXD:
+        """The same daemon seen from its default project (where the base image is)."""
+        return LXD(DEFAULT_PROJECT, timeout, self.remote, self.client_dir)
 
 
-def of(home: Path) -> Project:
-    """The project of the workspace whose state directory is `home` (named on first use)."""
+def of_workspace(ws: Workspace) -> Project:
+    """The project of workspace `ws`, on the daemon its `[lxd]` names."""
+    remote = remotes.of(ws.config.lxd, ws.config_file.parent)
+    return of(ws.home, remote, ws.config.timeouts.lxd)
+
+
+def of(home: Path, remote: Remote | None = None, timeout: float = LXD_TIMEOUT) -> Project:
+    """The project of the workspace whose state directory is `home` (named on first use), on
+    the local daemon or on `remote` (whose certificates are then checked and installed in the
+    lxc client configuration; `timeout`: the deadline to fetch the server's)."""
     path = home / NAME_FILE
     if not path.exists():
         _name_once(
@@ -70,7 +88,9 @@ def of(home: Path) -> Project:
             f"{path} does not hold an LXD project name: {name[:60]!r}",
             hint=f"remove {path} to have phoenix name a new project",
         )
-    project = Project(name, home)
+    project = Project(name, home, remote)
+    if remote is not None:
+        remotes.install(remote, project.client_dir, timeout)
     _write_client_config(project)
     return project
 
@@ -138,6 +158,18 @@ def _write_client_config(project: Project) -> None:
         f"    project: {project.name}\n"
         "aliases: {}\n"
     )
+    if project.remote is not None:  # and no `local` remote: nothing falls back to the socket
+        text = (
+            f"default-remote: {remotes.NAME}\n"
+            "remotes:\n"
+            f"  {remotes.NAME}:\n"
+            f"    addr: {project.remote.url}\n"
+            "    protocol: lxd\n"
+            "    auth_type: tls\n"
+            "    public: false\n"
+            f"    project: {project.name}\n"
+            "aliases: {}\n"
+        )
     path = project.client_dir / "config.yml"
     if not path.exists() or path.read_text() != text:
         project.client_dir.mkdir(mode=0o700, parents=True, exist_ok=True)

@@ -111,7 +111,7 @@ def test_invalid_toml_names_line_and_column(tmp_path: Path) -> None:
         pytest.param(
             "colour = 1\n" + VALID,
             "colour: unknown key"
-            " (allowed: lab, images, fleets, drift, schedules, timeouts, terraform)",
+            " (allowed: lab, images, fleets, drift, schedules, timeouts, terraform, lxd)",
             id="unknown-top-level-key",
         ),
         pytest.param(
