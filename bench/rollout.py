@@ -7,6 +7,9 @@ all of those. Prints each size's times and the ratio phoenix / raw (goal: at mos
 
 With `--terraform-binary PATH` it compares instead phoenix driving that terraform or tofu
 ([terraform] binary) against phoenix with its bundled engine, the same rebuilds in the same run.
+With `--remote` it compares phoenix driving the lab's daemon as a remote over HTTPS
+([lxd] endpoint: 127.0.0.1:8443, a client certificate trusted for the run) against the same
+daemon over its unix socket, the same rebuilds in the same run and the same LXD project.
 
 Run on a lab that is up, with a baked image: `.venv/bin/python bench/rollout.py [--sizes 3 6 12]`.
 It writes its own config (fleet `bench` on 127.0.0.1:18181) in a temporary directory and state
@@ -108,11 +111,18 @@ def main() -> None:
         type=Path,
         help="compare phoenix driving this terraform/tofu with phoenix's bundled engine",
     )
+    parser.add_argument(
+        "--remote",
+        action="store_true",
+        help="compare phoenix on the lab's daemon over HTTPS ([lxd] endpoint) with the socket",
+    )
     args = parser.parse_args()
     home = os.environ.get("PHOENIX_HOME") or tempfile.mkdtemp(prefix="phoenix-bench-")
     print(f"state in {home}")
     if args.terraform_binary:
         return engines(home, args)
+    if args.remote:
+        return remote(home, args)
     lxd = project.of(Path(home)).lxd()  # raw lxc works in the same project as phoenix
     for size in args.sizes:
         batch = max(1, size // args.batch_fraction)
@@ -148,6 +158,27 @@ def engines(home: str, args: argparse.Namespace) -> None:
         )
 
 
+def remote(home: str, args: argparse.Namespace) -> None:
+    """phoenix through the daemon's HTTPS endpoint against phoenix through its socket."""
+    sys.path.insert(0, str(REPO))  # run as a script: bench/ is on the path, not the repository
+    from bench.remote import endpoint
+
+    with tempfile.TemporaryDirectory() as tmp, endpoint(Path(tmp), "phoenix-bench") as lxd:
+        for size in args.sizes:
+            batch = max(1, size // args.batch_fraction)
+            https, socket = [], []
+            for _ in range(args.rounds):
+                https.append(rebuild_time(home, size, batch, extra=lxd))
+                socket.append(rebuild_time(home, size, batch))
+            print(
+                f"size {size:2d} batch {batch}: over HTTPS {min(https):6.1f} s   "
+                f"over the socket {min(socket):6.1f} s   ratio {min(https) / min(socket):.2f}   "
+                f"(all: {', '.join(f'{t:.1f}' for t in https)}; "
+                f"socket {', '.join(f'{t:.1f}' for t in socket)})",
+                flush=True,
+            )
+
+
 def rebuild_time(
     home: str,
     size: int,
@@ -155,6 +186,7 @@ def rebuild_time(
     scanned: bool = False,
     observe: int = 0,
     binary: Path | None = None,
+    extra: str = "",
 ) -> float:
     """Deploy a fleet of `size` (and scan it, if `scanned`), time its rebuild, destroy it.
 
@@ -164,7 +196,8 @@ def rebuild_time(
         config = Path(tmp) / "phoenix.toml"
         watch = f'observe = "{observe}s"\n' if observe else ""
         engine = f'[terraform]\nbinary = "{binary}"\n' if binary else ""
-        config.write_text(engine + CONFIG.format(repo=REPO, size=size, batch=batch, observe=watch))
+        text = CONFIG.format(repo=REPO, size=size, batch=batch, observe=watch)
+        config.write_text(extra + engine + text)
         env = {**os.environ, "PHOENIX_CONFIG": str(config), "PHOENIX_HOME": home}
         phoenix(env, "image", "bake", "web")
         phoenix(env, "deploy", "bench")
