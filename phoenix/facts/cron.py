@@ -49,9 +49,11 @@ done
 COMMAND = f"sh -c {shlex.quote(SCRIPT)}"
 ROOTS = ("/etc/crontab", "/etc/cron.d", "/var/spool/cron/crontabs")
 MAX_ENTRY = 4096
-TIMERS_COMMAND = """\
-if [ -n "${phoenix_units+set}" ]; then printf "%s\\n" "$phoenix_units" | sed -n '/^[^ ]*\\.timer /p'
-else systemctl list-unit-files --type=timer --no-legend --no-pager; fi"""
+TIMERS_COMMAND = (
+    """if [ -n "${phoenix_units+set}" ]; then printf "%s\\n" "$phoenix_units" | """
+    """sed -n '/^[^ ]*\\.timer /p'\n"""
+    f"else {services.TIMER_FILES}; fi"
+)
 
 
 def parse(text: str) -> dict[str, tuple[str, ...]]:

@@ -9,9 +9,12 @@ those of the default one, REGISTRY.
 
 The files section comes first and is streamed as it is written (it frames itself with NULs, see
 `files`). It runs in a subshell, so that its `exit` ends only itself, and its marker, NUL-framed,
-follows it: `\0#section files RC\0`. Every other section runs meanwhile, in the background, into a
-temporary directory (their stdout and stderr then follow the files section's, so that nothing
-interleaves); each gets the roots as its arguments too, and is captured first (its output then
+follows it: `\0#section files RC\0`. Every other section runs meanwhile, in the background, all
+at once, each into its own files in a temporary directory; they are written out in the script's
+order once all are done (their stdout and stderr then follow the files section's, so that nothing
+interleaves: the same bytes as one section after another, as they run where there is no mktemp).
+Those that read the unit file states ($phoenix_units: services, timers) start once these are known
+(see cache). Each gets the roots as its arguments too, and is captured first (its output then
 holds no NUL: the shell drops them, and with them any a crontab or a key file might hold), so
 its marker comes first, with its exit code, then its output, then a NUL:
 
@@ -48,6 +51,7 @@ REQUIRED: dict[str, str] = {
 }
 UNITS = "units"  # last, after the sections: the unit file states used, for the next scan's cache
 FIRST = "files"  # streamed; every other section is captured
+UNITS_VAR = "phoenix_units"  # the unit file states, which the sections that use it start after
 
 
 def _function(name: str, code: str) -> str:
@@ -55,26 +59,44 @@ def _function(name: str, code: str) -> str:
 
 
 def _text(sections: dict[str, str]) -> str:
-    captured = " ".join(name for name in sections if name != FIRST)
+    captured = [name for name in sections if name != FIRST]
+    later = [name for name in captured if UNITS_VAR in sections[name]]  # once the units are known
+    sooner = " ".join(name for name in captured if name not in later)
     return (
         "export LC_ALL=C\n"
         + "".join(_function(name, code) for name, code in sections.items())
         + f"""\
 known_fp=$1 known_units=$2 phoenix_settled=$3
 shift 3
-phoenix_rest() {{
+phoenix_section() {{
+  s=$1; shift
+  printf '\\0{MARK} %s\\0' "$s" >&2
+  out=$(phoenix_$s "$@"); rc=$?
+  printf '{MARK} %s %s\\0%s\\0' "$s" "$rc" "$out"
+}}
+phoenix_unit_files() {{
   phoenix_units_fp=$({cache.FINGERPRINT}); phoenix_units_fp=${{phoenix_units_fp%% *}}
   if [ -n "$known_fp" ] && [ "$phoenix_units_fp" = "$known_fp" ]; then
-    phoenix_units=$known_units
+    {UNITS_VAR}=$known_units
   else
-    phoenix_units=$({services.UNIT_FILES}) || unset phoenix_units
+    {UNITS_VAR}=$({services.UNIT_FILES}) || unset {UNITS_VAR}
   fi
-  for s in {captured}; do
-    printf '\\0{MARK} %s\\0' "$s" >&2
-    out=$(phoenix_$s "$@"); rc=$?
-    printf '{MARK} %s %s\\0%s\\0' "$s" "$rc" "$out"
-  done
-  printf '{MARK} {UNITS} 0\\0%s\\n%s\\0' "$phoenix_units_fp" "${{phoenix_units-}}"
+}}
+phoenix_units_record() {{
+  printf '{MARK} {UNITS} 0\\0%s\\n%s\\0' "$phoenix_units_fp" "${{{UNITS_VAR}-}}"
+}}
+phoenix_rest() {{
+  phoenix_unit_files
+  for s in {" ".join(captured)}; do phoenix_section "$s" "$@"; done
+  phoenix_units_record
+}}
+phoenix_start() {{
+  d=$1; shift
+  for s in {sooner}; do phoenix_section "$s" "$@" >"$d/$s.out" 2>"$d/$s.err" & done
+  phoenix_unit_files
+  for s in {" ".join(later)}; do phoenix_section "$s" "$@" >"$d/$s.out" 2>"$d/$s.err" & done
+  phoenix_units_record >"$d/{UNITS}.out"
+  wait
 }}
 phoenix_first() {{
   printf '\\0{MARK} %s\\0' {FIRST} >&2
@@ -82,10 +104,12 @@ phoenix_first() {{
   printf '\\0{MARK} %s %s\\0' {FIRST} "$rc"
 }}
 if work=$(mktemp -d 2>/dev/null); then
-  phoenix_rest "$@" >"$work/out" 2>"$work/err" </dev/null &
+  phoenix_start "$work" "$@" 2>"$work/err" </dev/null &
   phoenix_first "$@"
   wait
-  cat "$work/out"; cat "$work/err" >&2; rm -rf "$work"
+  cat "$work/err" >&2
+  for s in {" ".join(captured)}; do cat "$work/$s.out"; cat "$work/$s.err" >&2; done
+  cat "$work/{UNITS}.out"; rm -rf "$work"
 else
   phoenix_first "$@"
   phoenix_rest "$@"

@@ -32,15 +32,22 @@ from phoenix.facts.runner import Runner, checked
 from phoenix.host.process import CommandResult
 
 SEPARATOR = "--"
-# `systemctl list-unit-files` costs ~0.3 s: the facts script runs it once for services and timers
-# (UNIT_FILES) into $phoenix_units, which this section then filters; alone, it runs its own.
-UNIT_FILES = "systemctl list-unit-files --type=service,timer --no-legend --no-pager"
+# `systemctl list-unit-files` costs systemd ~0.5 s of CPU on a small server: it works out the state
+# of every unit file it finds. Name patterns make it skip the other types' files before that work
+# (`--type` filters only what it prints), which halves its cost for the same output. The facts
+# script runs it once for services and timers (UNIT_FILES) into $phoenix_units, which this section
+# then filters; alone, it runs its own.
+SERVICE_FILES = "systemctl list-unit-files --type=service --no-legend --no-pager '*.service'"
+TIMER_FILES = "systemctl list-unit-files --type=timer --no-legend --no-pager '*.timer'"
+UNIT_FILES = (
+    "systemctl list-unit-files --type=service,timer --no-legend --no-pager '*.service' '*.timer'"
+)
 SCRIPT = f"""\
 export LC_ALL=C
 if [ -n "${{phoenix_units+set}}" ]; then
   files=$(printf "%s\\n" "$phoenix_units" | sed -n '/^[^ ]*\\.service /p')
 else
-  files=$(systemctl list-unit-files --type=service --no-legend --no-pager) || exit
+  files=$({SERVICE_FILES}) || exit
 fi
 printf "%s\\n{SEPARATOR}\\n" "$files"
 systemctl list-units --type=service --all --no-legend --no-pager --plain || exit

@@ -8,6 +8,7 @@ import pytest
 
 import phoenix.facts as facts_mod
 from phoenix.facts import cron, files, ports, script, ssh_keys, sysctl, users
+from phoenix.facts.registry import REGISTRY, Registry
 from tests.unit.facts.fakes import (
     EMPTY_SECTIONS,
     RECORDED_SCRIPT,
@@ -167,3 +168,50 @@ def test_the_unit_files_used_come_last_for_the_next_scan() -> None:
     assert "units" not in script.split(script_output())  # an older script's output
     failed = script.split(script_output(services=(1, "")) + f"#section units 0\0{fingerprint}\n\0")
     assert facts_mod._units(failed) is None  # nothing to reuse: the next scan asks systemd
+
+
+def _tools(tmp_path: Path, **scripts: str) -> str:
+    """A PATH whose first directory holds these tools (name -> sh code), then this machine's."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for name, code in scripts.items():
+        tool = bin_dir / name
+        tool.write_text(f"#!/bin/sh\n{code}\n")
+        tool.chmod(0o755)
+    return f"{bin_dir}:/usr/bin:/bin"
+
+
+def test_sections_run_at_once_print_what_they_print_one_after_another(tmp_path: Path) -> None:
+    """The sections run in the background, each into its own files, then are written in order:
+    the same bytes as the sequential run (the one without mktemp), stderr and exit codes too."""
+    (tmp_path / "a").write_text("a\n")
+    steady = ("users", "groups", "ssh_keys", "cron", "timers")  # the same in two runs here
+    run = script.of(Registry(tuple(fact for fact in REGISTRY if fact.name in steady)))
+    path = _tools(tmp_path, mktemp="exit 1")
+    args = ("", "", "", str(tmp_path))
+    at_once = LocalRunner().run(run.command, *args)
+    in_turn = LocalRunner().run(f"env PATH={path} {run.command}", *args)
+    assert at_once.rc == in_turn.rc == 0, in_turn.stderr
+    assert (at_once.stdout, at_once.stderr) == (in_turn.stdout, in_turn.stderr)
+    assert list(run.split(at_once.stdout, at_once.stderr)) == [*run.sections, "units"]
+
+
+def test_unit_files_are_asked_once_and_only_those_of_services_and_timers(tmp_path: Path) -> None:
+    """Services and timers start once the unit file states are known, and reuse them; the name
+    patterns make systemd work out the state of those units' files only."""
+    log = tmp_path / "calls"
+    systemctl = f"""echo "$*" >>{log}
+case $1 in
+  list-unit-files) printf 'ssh.service enabled enabled\\napt-daily.timer enabled enabled\\n' ;;
+esac"""
+    path = _tools(tmp_path, systemctl=systemctl)
+    run = script.of(scanning(tmp_path))
+    result = LocalRunner().run(f"env PATH={path} {run.command}", "", "", "", str(tmp_path))
+    sections = run.split(result.stdout, result.stderr)
+    calls = log.read_text().splitlines()
+    unit_files = [call for call in calls if call.startswith("list-unit-files")]
+    assert unit_files == [
+        "list-unit-files --type=service,timer --no-legend --no-pager *.service *.timer"
+    ]
+    assert sections["timers"].stdout == "apt-daily.timer enabled enabled"
+    assert sections["services"].stdout.startswith("ssh.service enabled enabled\n--\n")
