@@ -16,6 +16,7 @@ from phoenix.config.models import (
     ScheduleConfig,
     Severity,
     Strategy,
+    Surge,
     TerraformConfig,
     TimeoutsConfig,
 )
@@ -38,6 +39,7 @@ __all__ = [
     "ScheduleConfig",
     "Severity",
     "Strategy",
+    "Surge",
     "TerraformConfig",
     "TimeoutsConfig",
     "config_path",

@@ -47,6 +47,15 @@ class Strategy(StrEnum):
     BLUE_GREEN = "blue-green"
 
 
+class Surge(StrEnum):
+    """When a rolling rebuild creates its new servers: all in its first Terraform apply (they
+    boot while traffic moves batch by batch: fastest, up to twice the fleet at once), or each
+    batch's by an apply of its own (at most the fleet plus one batch at once)."""
+
+    ALL = "all"
+    BATCH = "batch"
+
+
 class Severity(StrEnum):
     """How bad a drift finding is, lowest first: the order `at_least` compares in."""
 
@@ -334,6 +343,7 @@ class FleetConfig(_Model):
     listen_port: Port = 8080
     batch: Annotated[int, Field(ge=1)] = 1
     strategy: Choice[Strategy] = Strategy.ROLLING
+    surge: Choice[Surge] = Surge.ALL
     max_age: Duration | None = None
     # drift that makes a server due for replacement (`phoenix rebuild --due`): its last recorded
     # scan found something at or above this severity; None: drift never makes a server due

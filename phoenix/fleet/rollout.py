@@ -16,7 +16,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
-from phoenix.config import HealthCheck
+from phoenix.config import HealthCheck, Surge
 from phoenix.errors import CanaryFailed, PhoenixError, Refused
 from phoenix.events import Emit, StepOutput, discard, step
 from phoenix.fleet.canary import judge, windows
@@ -122,25 +122,26 @@ class Fleet:
         added: list[str] = []
         removed: list[str] = []
         leaving: list[str] = []
-        index = 0
+        new = _new_names(self.name, generation, plan)
+        ahead = self.cfg.surge is Surge.ALL and sum(1 for names in new if names) > 1
         try:
-            for number, batch in enumerate(plan.batches, 1):
-                names = [f"{self.name}-g{generation}-{index + i + 1}" for i in range(batch.add)]
-                index += batch.add
-                doing = f"create {', '.join(names)}" if names else "no new server"
-                self._event(run_id, f"batch {number}", doing)
-                self.records.add_servers(self.name, generation, plan.image, names)
-                if names or leaving:
-                    self._apply(run_id, exclude=leaving)
-                self.records.set_status(leaving, ServerStatus.REMOVED)
-                removed += leaving
+            for number, (batch, names) in enumerate(zip(plan.batches, new, strict=True), 1):
+                self._event(run_id, f"batch {number}", _doing(number, new, ahead))
+                if not ahead or number == 1:  # ahead: every new server in the first apply
+                    creating = [n for batch_names in new for n in batch_names] if ahead else names
+                    self.records.add_servers(self.name, generation, plan.image, creating)
+                    if creating or leaving:
+                        self._apply(run_id, exclude=leaving)
+                    self.records.set_status(leaving, ServerStatus.REMOVED)
+                    removed += leaving
+                    leaving = []
                 self._gate(run_id, names)
                 added += names
                 if plan.observe:
                     verdicts.append(self._observe(run_id, plan.observe, added, number))
                 if number == 1:
                     before_removing()
-                leaving = self._drain(run_id, batch.remove)
+                leaving += self._drain(run_id, batch.remove)  # destroyed by the next apply
             if leaving:
                 self._apply(run_id, exclude=leaving)
                 self.records.set_status(leaving, ServerStatus.REMOVED)
@@ -158,7 +159,7 @@ class Fleet:
                 run_id=run_id,
                 status=RolloutStatus.ROLLED_BACK,
                 reason=exc.message,
-                removed=removed + added,
+                removed=removed + leaving + added,
                 canary=[*verdicts, exc.verdict],
                 restored=restored,
             )
@@ -171,7 +172,7 @@ class Fleet:
                 status=RolloutStatus.ROLLED_BACK,
                 reason=exc.message,
                 added=added,
-                removed=removed,
+                removed=removed + leaving,
                 canary=verdicts,
             )
         except BaseException:
@@ -420,6 +421,27 @@ class Fleet:
     def _event(self, run_id: int, step: str, detail: str) -> None:
         self.store.record_event(run_id, step, "info", detail)
         self.emit(StepOutput(step, f"{step}: {detail}"))
+
+
+def _new_names(fleet: str, generation: int, plan: Plan) -> list[list[str]]:
+    """The names of each batch's new servers: FLEET-gGENERATION-N, N counting on across batches."""
+    names, index = [], 0
+    for batch in plan.batches:
+        names.append([f"{fleet}-g{generation}-{index + i + 1}" for i in range(batch.add)])
+        index += batch.add
+    return names
+
+
+def _doing(number: int, new: list[list[str]], ahead: bool) -> str:
+    """What batch `number` does, for the history; `ahead`: the first apply creates every
+    batch's new servers (`new`), and later batches only move traffic to theirs."""
+    names = new[number - 1]
+    if ahead and number == 1:
+        every = ", ".join(n for batch_names in new for n in batch_names)
+        return f"create {every} (every batch's at once: surge = all)"
+    if ahead and names:
+        return f"traffic to {', '.join(names)} (created by batch 1)"
+    return f"create {', '.join(names)}" if names else "no new server"
 
 
 def _most_common(tags: Sequence[str]) -> str | None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 from phoenix import ops
 from phoenix.cli import render
 from phoenix.cli.app import app
-from phoenix.config import HealthCheck, load
+from phoenix.config import HealthCheck, Surge, load
 from phoenix.errors import ExitCode, HealthError, LXDError, NotFound, Refused
 from phoenix.fleet import rollout
 from phoenix.fleet.haproxy.runtime import Backend, Counters
@@ -266,9 +266,46 @@ def test_rolling_rebuild_never_has_fewer_than_size_serving(world: World) -> None
     assert set(world.infra.servers) == set(world.serving())
     assert world.traffic.lowest >= 3
     assert all(s.image == "fp-web-v002" for s in world.infra.servers.values())  # by fingerprint
-    assert world.infra.applies == 1 + 4  # deploy, then one apply per batch plus the last removal
+    # surge = all: deploy, then one apply creating every new server and one removing the old
+    assert world.infra.applies == 1 + 2
     # the rebuild's first apply reads every server; the next ones trust the state it made
+    assert world.infra.refreshed == [True, True, False]
+    created = _batches(world)
+    assert created[0] == "create web-g2-1, web-g2-2, web-g2-3 (every batch's at once: surge = all)"
+    assert created[1:] == [f"traffic to web-g2-{n} (created by batch 1)" for n in (2, 3)]
+
+
+def _batches(world: World) -> list[str]:
+    """What each batch of the last rebuild did, from its history."""
+    records = Records(world.store)
+    run = next(r for r in records.runs("web") if r.kind is RunKind.REBUILD)
+    return [e["detail"] for e in records.events(run.id) if e["step"].startswith("batch ")]
+
+
+def test_surge_batch_creates_each_batch_by_an_apply_of_its_own(world: World) -> None:
+    deploy(world)
+    cfg = world.ws.config
+    fleets = {"web": cfg.fleets["web"].model_copy(update={"surge": Surge.BATCH})}
+    world.ws = replace(world.ws, config=cfg.model_copy(update={"fleets": fleets}))
+    fleet = world.fleet()
+    result = fleet.execute(fleet.plan(RunKind.REBUILD))
+    assert result.status is RolloutStatus.SUCCEEDED and world.traffic.lowest >= 3
+    assert world.serving() == ["web-g2-1", "web-g2-2", "web-g2-3"]
+    assert world.infra.applies == 1 + 4  # deploy, then one apply per batch plus the last removal
     assert world.infra.refreshed == [True, True, False, False, False]
+    assert _batches(world) == [f"create web-g2-{n}" for n in (1, 2, 3)]
+
+
+def test_servers_created_ahead_that_never_served_go_when_a_batch_fails(world: World) -> None:
+    deploy(world)
+    world.unhealthy.add("web-g2-2")
+    fleet = world.fleet()
+    result = fleet.execute(fleet.plan(RunKind.REBUILD))
+    assert result.status is RolloutStatus.ROLLED_BACK and "web-g2-2" in result.reason
+    assert set(world.infra.servers) == set(world.serving())  # nothing created ahead is left
+    assert len(world.serving()) == 3 and world.traffic.lowest >= 3
+    states = {s.name: s.status for s in Records(world.store).servers("web", live=False)}
+    assert states["web-g2-3"] is ServerStatus.FAILED and states["web-g1-1"] is ServerStatus.REMOVED
 
 
 def test_json_and_the_store_hold_plain_strings_read_back_as_enums(world: World) -> None:
@@ -315,7 +352,7 @@ def test_unhealthy_batch_is_rolled_back_and_the_next_batch_untouched(world: Worl
     assert world.serving() == ["web-g1-1", "web-g1-2", "web-g1-3"]
     assert set(world.infra.servers) == set(world.serving())
     assert set(world.traffic.up) == set(world.serving())
-    assert not any("web-g2-2" in m for m in world.traffic.log)
+    assert not any(m == "add web-g2-2" for m in world.traffic.log)  # never took traffic
     runs = Records(world.store).runs("web")
     assert runs[0].status is RunStatus.ROLLED_BACK
 
