@@ -14,6 +14,12 @@ anywhere on the host. It stays on the root file system's device (as find -xdev d
 capped in entries and time. Owners are mapped back through the container's id map (the host's
 owner of the root directory is the container's root). Files whose status changed on the disk
 after the scan began are not compared: they changed, the server did not lie about them.
+
+The host hashes a regular file only where the server hashed it in this scan. Every other regular
+file the server showed (unchanged since a scan that hashed it, or since its image: see
+phoenix.facts.files' stamps) must have on the disk the inode, mtime and ctime it showed; the
+container cannot set a ctime, so a file written since has another one there, and a server that
+shows an old stamp for it is caught without reading its content.
 """
 
 from __future__ import annotations
@@ -22,7 +28,7 @@ import hashlib
 import os
 import stat
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,6 +41,7 @@ FORGED = "witness.forged"  # shown by the server, not what the disk holds
 MAX_ENTRIES = 2_000_000
 MAX_FINDINGS = 50  # disagreements listed one by one; the rest are counted in one more finding
 SLACK = 0.0  # seconds before the scan began still counted as during it (the lab shares a clock)
+CLOCK_SLACK = 1e-5  # seconds: a time printed by find and one read by os.stat may round apart
 CHUNK = 1 << 20
 
 
@@ -52,8 +59,14 @@ class DiskFile:
     gid: int
     size: int
     ctime: float
+    mtime: float = 0.0
+    inode: int = 0
     target: str | None = None
     sha256: str | None = None
+
+
+def _always(path: str) -> bool:
+    return True
 
 
 def check(
@@ -61,23 +74,35 @@ def check(
 ) -> list[Finding]:
     """What the server `shown` of `roots` and its `disk` disagree on (changes since `began`, on
     the disk's clock, left out); WitnessError if the disk cannot be read whole by `deadline`."""
+
+    def hashed_by_the_server(path: str) -> bool:
+        fact = shown.get(path)
+        return fact is not None and fact.sha256 is not None
+
+    roots = [r.rstrip("/") or "/" for r in roots]
     try:
-        found = read_disk(disk, [r.rstrip("/") or "/" for r in roots], deadline)
+        found = read_disk(disk, roots, deadline, hashing=hashed_by_the_server)
     except OSError as exc:
         raise WitnessError(f"{disk}: {exc.strerror or exc}") from exc
     return compare(shown, found, began)
 
 
 def read_disk(
-    rootfs: Path, roots: Sequence[str], deadline: float, hash_files: bool = True
+    rootfs: Path,
+    roots: Sequence[str],
+    deadline: float,
+    hash_files: bool = True,
+    hashing: Callable[[str], bool] = _always,
 ) -> dict[str, DiskFile]:
-    """Every entry under `roots` (container paths) on the disk mounted at `rootfs`."""
+    """Every entry under `roots` (container paths) on the disk mounted at `rootfs`; regular
+    files hashed when `hash_files` and `hashing` (given the path) say so."""
     top = os.open(rootfs, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
     try:
         base = os.fstat(top)
         found: dict[str, DiskFile] = {}
         for root in roots:
-            for path, entry in _walk(top, root, base, deadline, hash_files):
+            wanted = hashing if hash_files else (lambda path: False)
+            for path, entry in _walk(top, root, base, deadline, wanted):
                 found[path] = entry
                 if len(found) > MAX_ENTRIES:
                     raise WitnessError(f"more than {MAX_ENTRIES} entries under the roots")
@@ -87,7 +112,7 @@ def read_disk(
 
 
 def _walk(
-    top: int, root: str, base: os.stat_result, deadline: float, hash_files: bool
+    top: int, root: str, base: os.stat_result, deadline: float, hashing: Callable[[str], bool]
 ) -> Iterator[tuple[str, DiskFile]]:
     fd = _open_dir(top, root)
     if fd is None:
@@ -107,7 +132,7 @@ def _walk(
                 if child is None or child.st_dev != base.st_dev:
                     continue  # gone, or another file system mounted here (find -xdev skips it)
                 if stat.S_ISLNK(child.st_mode):
-                    entry = _file(dirfd, name, base, hash_files)
+                    entry = _file(dirfd, name, base, False)
                     if entry is not None:
                         yield _join(here, name), entry
                     continue
@@ -115,9 +140,10 @@ def _walk(
                 yield _join(here, name), _entry(child, base)
             dirnames[:] = keep
             for name in filenames:
-                entry = _file(dirfd, name, base, hash_files)
+                path = _join(here, name)
+                entry = _file(dirfd, name, base, hashing(path))
                 if entry is not None:  # None: gone since it was listed
-                    yield _join(here, name), entry
+                    yield path, entry
     finally:
         os.close(fd)
 
@@ -149,6 +175,8 @@ def _entry(st: os.stat_result, base: os.stat_result, target: str | None = None) 
         gid=_unmapped(st.st_gid, base.st_gid),
         size=st.st_size,
         ctime=st.st_ctime,
+        mtime=st.st_mtime,
+        inode=st.st_ino,
         target=target,
     )
 
@@ -236,9 +264,18 @@ def _differs(was: FileFact, real: DiskFile) -> bool:
         return was.target != real.target
     if was.type != "f":
         return False
-    if was.size != real.size:
+    if was.size != real.size or not _same_stamp(was, real):
         return True
     return was.sha256 is not None and real.sha256 is not None and was.sha256 != real.sha256
+
+
+def _same_stamp(was: FileFact, real: DiskFile) -> bool:
+    """Whether the disk holds the file as the server stamped it (inode, mtime, ctime)."""
+    return (
+        was.inode == real.inode
+        and abs(was.mtime - real.mtime) <= CLOCK_SLACK
+        and abs(was.ctime - real.ctime) <= CLOCK_SLACK
+    )
 
 
 def _show(entry: FileFact | DiskFile) -> str:

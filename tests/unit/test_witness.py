@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -25,7 +26,18 @@ def _shown(disk: dict[str, witness.DiskFile]) -> dict[str, FileFact]:
     """What an honest server would have printed of the same disk."""
     return {
         path: FileFact(
-            d.type, d.mode, d.uid, d.gid, "root", "root", d.size, 0.0, 0.0, 1, d.target, d.sha256
+            d.type,
+            d.mode,
+            d.uid,
+            d.gid,
+            "root",
+            "root",
+            d.size,
+            d.mtime,
+            d.ctime,
+            d.inode,
+            d.target,
+            d.sha256,
         )
         for path, d in disk.items()
     }
@@ -57,6 +69,31 @@ def test_a_file_the_server_hid_and_a_hash_it_forged_are_high_findings(tmp_path: 
         (witness.FORGED, "/etc/passwd"),
     ]
     assert {f.severity for f in found} == {"high"}
+
+
+def test_the_host_hashes_only_what_the_server_hashed_and_checks_the_rest_by_stamp(
+    tmp_path: Path,
+) -> None:
+    root = _disk(tmp_path)
+    cached = {p: replace(f, sha256=None) for p, f in _shown(_read(root)).items()}
+    hashed: list[str] = []
+    real = witness._file
+
+    def counting(dirfd: int, name: str, base: os.stat_result, hash_it: bool) -> object:
+        if hash_it:
+            hashed.append(name)
+        return real(dirfd, name, base, hash_it)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(witness, "_file", counting)
+        assert witness.check(root, ["/etc"], cached, time.time() + 5, time.monotonic() + 30) == []
+    assert hashed == []  # nothing the server took from its cache is read again
+    # rewritten in place, same size, then shown with its old stamp and no hash (a cache hit the
+    # server claimed): the disk's ctime gives it away, without reading the content
+    job = root / "etc" / "cron.d" / "job"
+    job.write_text("* * * * * root evil\n"[: job.stat().st_size])
+    found = witness.check(root, ["/etc"], cached, time.time() + 5, time.monotonic() + 30)
+    assert [(f.kind, f.subject) for f in found] == [(witness.FORGED, "/etc/cron.d/job")]
 
 
 def test_changes_made_during_the_scan_are_not_disagreements(tmp_path: Path) -> None:
