@@ -11,7 +11,8 @@ from __future__ import annotations
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import suppress
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
@@ -62,6 +63,8 @@ class Fleet:
         self.infra, self.traffic, self.provider, self.emit = infra, traffic, provider, emit
         self.infra_states: dict[str, ServerState] = {}
         self.refreshed = False  # the first apply of this process reads every server; then not
+        self._stopper = ThreadPoolExecutor(max_workers=4, thread_name_prefix="stop")
+        self._stopping: list[Future[None]] = []
         self.health: HealthCheck = ws.image(self.cfg.image).health.model_copy(
             update={"port": self.cfg.port}
         )
@@ -135,7 +138,10 @@ class Fleet:
                     self.records.set_status(leaving, ServerStatus.REMOVED)
                     removed += leaving
                     leaving = []
-                self._gate(run_id, names)
+                    # ahead: every new server checked and behind the balancer (weight 0: no
+                    # traffic), so that each later batch only has to be given its weight
+                    self._admit(run_id, creating)
+                self._serve(run_id, names)
                 added += names
                 if plan.observe:
                     verdicts.append(self._observe(run_id, plan.observe, added, number))
@@ -246,8 +252,9 @@ class Fleet:
         self.emit(StepOutput("rollback", f"restoring {self.name} to its size on {previous}"))
         return self.execute(plan).run_id
 
-    def _gate(self, run_id: int, names: list[str]) -> None:
-        """The new servers exist: pin their host keys, pass their health checks, enter the pool."""
+    def _admit(self, run_id: int, names: list[str]) -> None:
+        """The new servers exist: pin their host keys, pass their health checks, and put them
+        behind the load balancer without traffic (weight 0: its own checks start)."""
         if not names:
             return
         addresses: dict[str, str] = {}
@@ -263,6 +270,11 @@ class Fleet:
             self._event(run_id, "health", f"{name} healthy after {waited:.1f} s")
         for name in names:
             self.traffic.add(name, addresses[name])
+
+    def _serve(self, run_id: int, names: list[str]) -> None:
+        """Admitted servers take traffic, once the load balancer's own check passes."""
+        if not names:
+            return
         for name in names:
             self.traffic.wait_up(name, self.health.timeout)
         self.records.set_status(names, ServerStatus.SERVING)
@@ -287,17 +299,26 @@ class Fleet:
                     run_id, "drain", f"{name} still had sessions after {DRAIN_TIMEOUT:.0f} s"
                 )
             self.traffic.remove(name)
-        # Out of rotation with nothing in flight: stop them now, all at once, so that Terraform's
-        # destroy in the next apply does not wait for a graceful shutdown of each.
-        with ThreadPoolExecutor(max_workers=max(1, len(olds))) as pool:
-            list(pool.map(lambda name: self.provider.stop(name, force=True), olds))
+        # Out of rotation with nothing in flight: stop them, all at once, so that Terraform's
+        # destroy in the next apply does not wait for a graceful shutdown of each. In the
+        # background: the next apply waits for them (`_stopped`), the next batch need not.
+        self._stopping += [self._stopper.submit(self.provider.stop, name, True) for name in olds]
         self.records.set_status(olds, ServerStatus.REMOVING)
         if olds:
             self._event(run_id, "drain", f"{', '.join(olds)} out of rotation")
         return olds
 
+    def _stopped(self) -> None:
+        """Wait for the old servers being stopped (see `_drain`); a stop that failed is left to
+        Terraform's destroy, which stops what is still running."""
+        pending, self._stopping = self._stopping, []
+        for stopping in pending:
+            with suppress(PhoenixError):
+                stopping.result()
+
     def _apply(self, run_id: int, exclude: Sequence[str] = ()) -> None:
         """Make Terraform hold exactly the fleet's wanted servers."""
+        self._stopped()
         wanted = {
             s.name: ServerSpec(image=self._image_id(s.image_tag), generation=s.generation)
             for s in self.records.servers(self.name)

@@ -304,8 +304,12 @@ def test_servers_created_ahead_that_never_served_go_when_a_batch_fails(world: Wo
     assert result.status is RolloutStatus.ROLLED_BACK and "web-g2-2" in result.reason
     assert set(world.infra.servers) == set(world.serving())  # nothing created ahead is left
     assert len(world.serving()) == 3 and world.traffic.lowest >= 3
+    # every new server is checked before the first batch takes traffic: the rollout fails
+    # before any old server left, and none of the new ones stays
+    assert world.serving() == ["web-g1-1", "web-g1-2", "web-g1-3"]
     states = {s.name: s.status for s in Records(world.store).servers("web", live=False)}
-    assert states["web-g2-3"] is ServerStatus.FAILED and states["web-g1-1"] is ServerStatus.REMOVED
+    assert {states[f"web-g2-{n}"] for n in (1, 2, 3)} == {ServerStatus.FAILED}
+    assert not any(m.startswith("drain") for m in world.traffic.log)
 
 
 def test_json_and_the_store_hold_plain_strings_read_back_as_enums(world: World) -> None:
