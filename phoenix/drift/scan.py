@@ -198,7 +198,8 @@ def scan_server(
         return untrusted(f"output phoenix's commands never write, in {areas}", found)
     if disk is not None and not live.unreadable("files"):
         try:
-            disagree = witness.check(disk, roots, live.files, began, deadline)
+            from_image = cache.files.from_image if cache is not None else frozenset()
+            disagree = witness.check(disk, roots, live.files, began, deadline, from_image)
         except witness.WitnessError as exc:
             return untrusted(f"its disk could not be read whole from the host: {exc}", found)
         if disagree:

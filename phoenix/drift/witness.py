@@ -15,11 +15,12 @@ capped in entries and time. Owners are mapped back through the container's id ma
 owner of the root directory is the container's root). Files whose status changed on the disk
 after the scan began are not compared: they changed, the server did not lie about them.
 
-The host hashes a regular file only where the server hashed it in this scan. Every other regular
-file the server showed (unchanged since a scan that hashed it, or since its image: see
-phoenix.facts.files' stamps) must have on the disk the inode, mtime and ctime it showed; the
-container cannot set a ctime, so a file written since has another one there, and a server that
-shows an old stamp for it is caught without reading its content.
+Every regular file the server showed must have on the disk the inode, mtime and ctime it showed:
+the container cannot set a ctime, so a file written since has another one there. The host reads
+and hashes every file whose hash came from the server (this scan's, or an earlier one's through
+the cache), and not the files whose hash phoenix took from their image's baseline because their
+ctime is before the server's first start (phoenix.facts.files, SETTLED): the disk's own ctime
+proves those unchanged since the image, whatever the server says.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ import os
 import stat
 import time
 from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -70,14 +72,21 @@ def _always(path: str) -> bool:
 
 
 def check(
-    disk: Path, roots: Sequence[str], shown: dict[str, FileFact], began: float, deadline: float
+    disk: Path,
+    roots: Sequence[str],
+    shown: dict[str, FileFact],
+    began: float,
+    deadline: float,
+    from_image: AbstractSet[str] = frozenset(),
 ) -> list[Finding]:
     """What the server `shown` of `roots` and its `disk` disagree on (changes since `began`, on
-    the disk's clock, left out); WitnessError if the disk cannot be read whole by `deadline`."""
+    the disk's clock, left out); WitnessError if the disk cannot be read whole by `deadline`.
+    `from_image`: files whose hash phoenix took from their image's baseline (a stamp settled
+    before the server started): their stamp on the disk proves them, they are not read."""
 
     def hashed_by_the_server(path: str) -> bool:
         fact = shown.get(path)
-        return fact is not None and fact.sha256 is not None
+        return fact is not None and fact.sha256 is not None and path not in from_image
 
     roots = [r.rstrip("/") or "/" for r in roots]
     try:

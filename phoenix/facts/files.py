@@ -137,6 +137,9 @@ class Scan:
     hash_rc: int
     stamps: dict[str, str] = field(default_factory=dict)  # regular file -> its STAMP, as printed
     hashed: int = 0  # files hashed by this run (the others were skipped: their stamp was known)
+    # regular files whose hash is their image's: a SETTLED stamp, known from the image's
+    # baseline (HashCache.seeded), not from anything the server said
+    from_image: frozenset[str] = frozenset()
 
 
 @dataclass
@@ -153,6 +156,7 @@ class HashCache:
     hashed: int = 0  # how many files the last scan completed by it had to hash
     # the server's first start (seconds since the epoch, as text); None: no SETTLED stamps
     settled: str | None = None
+    from_image: frozenset[str] = frozenset()  # the last scan's (see Scan), not stored
 
     def __post_init__(self) -> None:
         if self.settled is not None and not SETTLED_TIME.fullmatch(self.settled):
@@ -179,6 +183,7 @@ class HashCache:
         """Keep every hash the scan stands on (parsed with these entries as `known`), forget
         the files that are gone."""
         self.hashed = scan.hashed
+        self.from_image = scan.from_image
         self.entries = {
             path: (scan.stamps[path], fact.sha256)
             for path, fact in scan.files.items()
@@ -219,6 +224,7 @@ def parse(
     find_rc, hash_rc = _end(end, items)
     found: dict[str, FileFact] = {}
     stamps: dict[str, str] = {}
+    from_image: set[str] = set()
     for path in sorted(records):
         fact, stamp = records[path]
         if fact.type == "f":
@@ -228,9 +234,11 @@ def parse(
             digest = hashes.get(path)
             if digest is None and known and (was := known.get(path)) and was[0] == stamp:
                 digest = was[1]
+                if stamp.endswith(" " + SETTLED):
+                    from_image.add(path)
             fact = replace(fact, sha256=digest)
         found[path] = fact
-    return Scan(found, find_rc, hash_rc, stamps, len(hashes))
+    return Scan(found, find_rc, hash_rc, stamps, len(hashes), frozenset(from_image))
 
 
 def gather(

@@ -87,7 +87,16 @@ def test_the_host_hashes_only_what_the_server_hashed_and_checks_the_rest_by_stam
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(witness, "_file", counting)
         assert witness.check(root, ["/etc"], cached, time.time() + 5, time.monotonic() + 30) == []
-    assert hashed == []  # nothing the server took from its cache is read again
+        assert hashed == []  # no hash shown: nothing to read
+        honest = _shown(_read(root))
+        hashed.clear()
+        assert witness.check(root, ["/etc"], honest, time.time() + 5, time.monotonic() + 30) == []
+        assert sorted(hashed) == ["job", "passwd"]  # hashes the server gave: read and compared
+        hashed.clear()
+        image = {"/etc/passwd", "/etc/cron.d/job"}  # hashes phoenix took from the image
+        later = time.monotonic() + 30
+        assert witness.check(root, ["/etc"], honest, time.time() + 5, later, image) == []
+        assert hashed == []
     # rewritten in place, same size, then shown with its old stamp and no hash (a cache hit the
     # server claimed): the disk's ctime gives it away, without reading the content
     job = root / "etc" / "cron.d" / "job"

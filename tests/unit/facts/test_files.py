@@ -399,14 +399,16 @@ def test_a_server_never_scanned_hashes_only_what_it_wrote_since_it_started(tmp_p
     first = files.gather(LocalRunner(), [str(tmp_path)], cache=cache)
     assert cache.hashed == 0 and first == image
     assert all(stamp.endswith(" settled") for stamp, _ in cache.entries.values())
+    # every hash came from the image (the second witness need not read these files)
+    assert cache.from_image == {p for p, f in image.items() if f.type == "f"}
 
     stat = made[3].stat()
     made[3].write_text("CONTENT 3\n")  # same size, same inode, mtime set back: ctime moves
     os.utime(made[3], ns=(stat.st_atime_ns, stat.st_mtime_ns))
     (tmp_path / "etc" / "added").write_text("new\n")
-    again = files.gather(
-        LocalRunner(), [str(tmp_path)], cache=files.HashCache.seeded(image, settled)
-    )
+    seeded = files.HashCache.seeded(image, settled)
+    again = files.gather(LocalRunner(), [str(tmp_path)], cache=seeded)
+    assert str(made[3]) not in seeded.from_image  # rewritten since: hashed, not the image's
     assert again[str(made[3])].sha256 == hashlib.sha256(b"CONTENT 3\n").hexdigest()
     assert again[str(tmp_path / "etc" / "added")].sha256 is not None
     assert {p for p in again if again[p] != image.get(p)} == {
