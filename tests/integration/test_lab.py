@@ -30,9 +30,10 @@ def test_second_up_changes_nothing(lab: Lab) -> None:
 
 
 def test_up_after_daemon_killed_restarts_it(lab: Lab) -> None:
-    pid = int(
-        subprocess.run(["pgrep", "-x", "lxd"], capture_output=True, text=True).stdout.split()[0]
-    )
+    # the daemon as `phoenix lab up` starts it: its containers' monitors and file helpers are
+    # named `lxd` too, and any of them can have the lower pid, or be the older process
+    daemon = subprocess.run(["pgrep", "-f", "^lxd --group"], capture_output=True, text=True)
+    pid = int(daemon.stdout.split()[0])
     os.kill(pid, signal.SIGKILL)
     wait_until("the daemon to be gone", lambda: not LXD().running(), timeout=30)
     down = lab.phoenix("lab", "status")
