@@ -383,7 +383,7 @@ def test_init_only_when_the_provider_requirements_change(tmp_path: Path, module:
     tf.apply(spec, "k")  # the resources changed, not the providers: no init
     assert [c for c in engine.calls if c[0] == "init"] == [("init", False)]
     versions = module / "versions.tf"
-    versions.write_text(versions.read_text().replace('"1s"', '"2s"'))
+    versions.write_text(versions.read_text().replace('"100ms"', '"2s"'))
     tf.apply(spec, "k")
     assert [c for c in engine.calls if c[0] == "init"] == [("init", False), ("init", True)]
     assert '"2s"' in (tf.workdir / "versions.tf").read_text()
