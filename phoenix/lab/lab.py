@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import shutil
 import sqlite3
+import stat
 import time
 from collections.abc import Callable
 from contextlib import closing
@@ -22,7 +23,7 @@ from phoenix.host import keys, process, ssh
 from phoenix.host.ssh import Target
 from phoenix.lab import base, project
 from phoenix.lab.base import recipe_hash
-from phoenix.lab.lxd import DEFAULT_PROJECT, FLEET_KEY, LXD, Image, Instance
+from phoenix.lab.lxd import DEFAULT_PROJECT, FLEET_KEY, LXD, LXD_DIR, Image, Instance
 from phoenix.state import STATE_FILE
 from phoenix.workspace import Workspace
 
@@ -87,6 +88,7 @@ class Lab:
         self.lxd = lxd or LXD()  # the daemon, from the default project: the lab's own parts
         self.project = project.of(home)  # the workspace's servers and images
         self.sysctl_root = Path("/proc/sys")
+        self.lxd_dir = LXD_DIR
 
     @classmethod
     def of_workspace(cls, ws: Workspace, emit: Emit = discard) -> Lab:
@@ -132,9 +134,15 @@ class Lab:
 
     def _ensure_daemon(self) -> tuple[Outcome, str]:
         if self.lxd.running():
-            return Outcome.UNCHANGED, f"running, LXD {self.lxd.server_version()}"
-        pid = self.lxd.start(self.home / "logs" / "lxd.log")
-        return Outcome.DONE, f"started (pid {pid}), LXD {self.lxd.server_version()}"
+            outcome, detail = Outcome.UNCHANGED, f"running, LXD {self.lxd.server_version()}"
+        else:
+            pid = self.lxd.start(self.home / "logs" / "lxd.log")
+            outcome, detail = Outcome.DONE, f"started (pid {pid}), LXD {self.lxd.server_version()}"
+        repaired = traversable(self.lxd_dir)
+        if repaired:
+            outcome = Outcome.DONE
+            detail += f"; made traversable: {', '.join(str(p) for p in repaired)}"
+        return outcome, detail
 
     def _ensure_limits(self) -> tuple[Outcome, str]:
         """Raise (never lower) the kernel limits that a few dozen system containers exhaust."""
@@ -407,6 +415,30 @@ def launch_server(
     host_key = lxd.host_key(name, timeout)
     ssh.wait_port(address, 22, timeout)
     return Target(name=name, address=address, host_key=host_key)
+
+
+def traversable(lxd_dir: Path) -> list[Path]:
+    """Give search (x) permission to group and others on the directories a container's root user
+    must pass through to reach its root file system, where it lacks it; the ones changed.
+
+    The daemon makes them 0711. A daemon first started under a umask of 0o077 (phoenix's own,
+    before `LXD.start` set the daemon's) made them 0700, and no container can start: "Could not
+    access /var/lib/lxd/containers. Please grant it x access".
+    """
+    pools = lxd_dir / "storage-pools"
+    wanted = [lxd_dir / "containers", pools]
+    if pools.is_dir():
+        wanted += [pool / "containers" for pool in sorted(pools.iterdir()) if pool.is_dir()]
+    changed = []
+    for path in wanted:
+        try:
+            st = path.lstat()
+        except OSError:
+            continue
+        if stat.S_ISDIR(st.st_mode) and st.st_mode & 0o011 != 0o011:
+            path.chmod(stat.S_IMODE(st.st_mode) | 0o011)
+            changed.append(path)
+    return changed
 
 
 def _nic(network: str) -> dict[str, str]:

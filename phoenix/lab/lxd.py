@@ -164,6 +164,9 @@ class LXD:
                 stdout=log,
                 stderr=log,
                 start_new_session=True,  # outlives phoenix, and never holds phoenix's output
+                # not phoenix's own umask (0o077): the daemon makes its directories with the
+                # modes it means (containers/ must be traversable by a container's root user)
+                umask=0o022,
             )
         ready = process.run(
             ["lxd", "waitready", f"--timeout={int(timeout)}"], timeout=timeout + 30, check=False

@@ -42,12 +42,41 @@ def make_lab(tmp_path: Path, fake: FakeLXD, events: list[Event] | None = None) -
     sink = events.append if events is not None else (lambda e: None)
     lab = Lab(CFG, tmp_path / "home", emit=sink, lxd=cast(Any, fake))
     lab.sysctl_root = tmp_path / "sys"
+    lab.lxd_dir = tmp_path / "lxd"  # none: nothing to make traversable
     for key in labmod.HOST_LIMITS:
         path = lab.sysctl_root / key.replace(".", "/")
         if not path.exists():
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text("128\n")
     return lab
+
+
+def test_directories_a_daemon_made_under_umask_077_are_made_traversable(tmp_path: Path) -> None:
+    lxd_dir = tmp_path / "lxd"
+    private = [
+        lxd_dir / "containers",
+        lxd_dir / "storage-pools",
+        lxd_dir / "storage-pools/p/containers",
+    ]
+    for path in private:
+        path.mkdir(parents=True, exist_ok=True)
+    for path in private:
+        path.chmod(0o700)
+    (lxd_dir / "storage-pools/p/images").mkdir()
+    (lxd_dir / "storage-pools/p/images").chmod(0o700)
+    assert labmod.traversable(lxd_dir) == private
+    assert all(p.stat().st_mode & 0o777 == 0o711 for p in private)
+    assert (lxd_dir / "storage-pools/p/images").stat().st_mode & 0o777 == 0o700  # not on the way
+    assert labmod.traversable(lxd_dir) == []  # once
+
+
+def test_up_repairs_the_modes_of_a_running_daemon(tmp_path: Path) -> None:
+    fake = FakeLXD(image_list=[base_image()], is_running=True)
+    lab = make_lab(tmp_path, fake)
+    (lab.lxd_dir / "containers").mkdir(parents=True)
+    (lab.lxd_dir / "containers").chmod(0o700)
+    daemon = lab.up()[0]
+    assert daemon.outcome is Outcome.DONE and "made traversable" in daemon.detail
 
 
 def test_up_on_nothing_does_every_step_then_nothing(tmp_path: Path) -> None:
