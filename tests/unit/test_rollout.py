@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner
@@ -273,6 +276,26 @@ def test_rolling_rebuild_never_has_fewer_than_size_serving(world: World) -> None
     created = _batches(world)
     assert created[0] == "create web-g2-1, web-g2-2, web-g2-3 (every batch's at once: surge = all)"
     assert created[1:] == [f"traffic to web-g2-{n} (created by batch 1)" for n in (2, 3)]
+
+
+def test_no_stopping_thread_outlives_a_rebuild(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    deploy(world)
+    made: list[ThreadPoolExecutor] = []
+
+    def executor(*args: Any, **kwargs: Any) -> ThreadPoolExecutor:
+        made.append(ThreadPoolExecutor(*args, **kwargs))
+        return made[-1]
+
+    monkeypatch.setattr(rollout, "ThreadPoolExecutor", executor)
+    fleet = world.fleet()
+    assert fleet.execute(fleet.plan(RunKind.REBUILD)).status is RolloutStatus.SUCCEEDED
+    assert sorted(world.provider.stopped) == ["web-g1-1", "web-g1-2", "web-g1-3"]
+    assert len(made) == 1  # the old servers were stopped in the background ...
+    with pytest.raises(RuntimeError, match="after shutdown"):
+        made[0].submit(print)  # ... by an executor shut down when the run ended
+    assert not [t for t in threading.enumerate() if t.name.startswith("stop_")]
 
 
 def _batches(world: World) -> list[str]:
