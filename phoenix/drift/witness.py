@@ -100,18 +100,16 @@ def read_disk(
     rootfs: Path,
     roots: Sequence[str],
     deadline: float,
-    hash_files: bool = True,
     hashing: Callable[[str], bool] = _always,
 ) -> dict[str, DiskFile]:
-    """Every entry under `roots` (container paths) on the disk mounted at `rootfs`; regular
-    files hashed when `hash_files` and `hashing` (given the path) say so."""
+    """Every entry under `roots` (container paths) on the disk mounted at `rootfs`; the regular
+    files for which `hashing` (given the path) is true are hashed, by default every one."""
     top = os.open(rootfs, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
     try:
         base = os.fstat(top)
         found: dict[str, DiskFile] = {}
         for root in roots:
-            wanted = hashing if hash_files else (lambda path: False)
-            for path, entry in _walk(top, root, base, deadline, wanted):
+            for path, entry in _walk(top, root, base, deadline, hashing):
                 found[path] = entry
                 if len(found) > MAX_ENTRIES:
                     raise WitnessError(f"more than {MAX_ENTRIES} entries under the roots")
@@ -197,7 +195,7 @@ def _stat(dirfd: int, name: str) -> os.stat_result | None:
         return None
 
 
-def _file(dirfd: int, name: str, base: os.stat_result, hash_files: bool) -> DiskFile | None:
+def _file(dirfd: int, name: str, base: os.stat_result, hash_file: bool) -> DiskFile | None:
     st = _stat(dirfd, name)
     if st is None:
         return None
@@ -207,7 +205,7 @@ def _file(dirfd: int, name: str, base: os.stat_result, hash_files: bool) -> Disk
         except FileNotFoundError:
             return None
     entry = _entry(st, base)
-    if not stat.S_ISREG(st.st_mode) or not hash_files:
+    if not stat.S_ISREG(st.st_mode) or not hash_file:
         return entry
     try:
         fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK, dir_fd=dirfd)

@@ -63,7 +63,7 @@ class Fleet:
         self.infra, self.traffic, self.provider, self.emit = infra, traffic, provider, emit
         self.infra_states: dict[str, ServerState] = {}
         self.refreshed = False  # the first apply of this process reads every server; then not
-        self._stopper = ThreadPoolExecutor(max_workers=4, thread_name_prefix="stop")
+        self._stopper: ThreadPoolExecutor | None = None  # a run's background stops (`_drain`)
         self._stopping: list[Future[None]] = []
         self.health: HealthCheck = ws.image(self.cfg.image).health.model_copy(
             update={"port": self.cfg.port}
@@ -108,7 +108,14 @@ class Fleet:
     # -- running ------------------------------------------------------------------------------
 
     def execute(self, plan: Plan, before_removing: Callable[[], object] = lambda: None) -> Result:
-        """Carry out `plan`; `before_removing` is called once, before the first server leaves."""
+        """Carry out `plan`; `before_removing` is called once, before the first server leaves.
+        No thread of the run outlives it."""
+        try:
+            return self._execute(plan, before_removing)
+        finally:
+            self._close_stopper()
+
+    def _execute(self, plan: Plan, before_removing: Callable[[], object]) -> Result:
         if plan.empty:
             return Result(plan=plan, run_id=None, status=RolloutStatus.NOTHING, reason=plan.note)
         self.records.ensure_fleet(self.name, self.cfg.model_dump(mode="json"))
@@ -302,11 +309,19 @@ class Fleet:
         # Out of rotation with nothing in flight: stop them, all at once, so that Terraform's
         # destroy in the next apply does not wait for a graceful shutdown of each. In the
         # background: the next apply waits for them (`_stopped`), the next batch need not.
-        self._stopping += [self._stopper.submit(self.provider.stop, name, True) for name in olds]
+        self._stop_later(olds)
         self.records.set_status(olds, ServerStatus.REMOVING)
         if olds:
             self._event(run_id, "drain", f"{', '.join(olds)} out of rotation")
         return olds
+
+    def _stop_later(self, names: list[str]) -> None:
+        """Stop `names` in the background (the run's threads are made by its first stop)."""
+        if not names:
+            return
+        if self._stopper is None:
+            self._stopper = ThreadPoolExecutor(max_workers=4, thread_name_prefix="stop")
+        self._stopping += [self._stopper.submit(self.provider.stop, n, True) for n in names]
 
     def _stopped(self) -> None:
         """Wait for the old servers being stopped (see `_drain`); a stop that failed is left to
@@ -315,6 +330,14 @@ class Fleet:
         for stopping in pending:
             with suppress(PhoenixError):
                 stopping.result()
+
+    def _close_stopper(self) -> None:
+        """The run is over: wait for the stops still under way (none, unless it was cut short
+        before its last apply), and end the stopping threads."""
+        stopper, self._stopper = self._stopper, None
+        if stopper is not None:
+            stopper.shutdown(wait=True)
+        self._stopping = []
 
     def _apply(self, run_id: int, exclude: Sequence[str] = ()) -> None:
         """Make Terraform hold exactly the fleet's wanted servers."""

@@ -88,12 +88,12 @@ def _daemon(lxd: LXD) -> Check:
 
 def _remote(ws: Workspace) -> Check:
     """A remote daemon ([lxd] endpoint): reachable, its certificate the pinned one, phoenix's
-    trusted; the workspace's project and the base image there."""
+    trusted; the base image in its default project. One connection."""
     name = f"LXD at {ws.config.lxd.endpoint}"
     try:
-        workspace = project.of_workspace(ws)
-        version = workspace.lxd(ws.config.timeouts.lxd).server_version()
-        base = workspace.daemon(ws.config.timeouts.lxd).image(ws.config.lab.base_image)
+        daemon = project.of_workspace(ws).daemon(ws.config.timeouts.lxd)
+        version = daemon.server_version()
+        base = daemon.image(ws.config.lab.base_image)
     except PhoenixError as exc:
         return Check(name=name, ok=False, detail=exc.message, fix=exc.hint or "")
     if base is None:

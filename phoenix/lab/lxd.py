@@ -193,15 +193,8 @@ class LXD:
                     self._client = pylxd.Client(project=self.project, timeout=self.timeout)
                     return self._client
                 assert self.conf is not None
-                remotes.install(self.remote, self.conf, self.timeout)
-                session = remotes.session(self.remote, self.conf)
-                remotes.check_trusted(self.remote, session, self.timeout)
-                self._client = pylxd.Client(
-                    endpoint=self.remote.url,
-                    session=session,
-                    project=self.project,
-                    timeout=self.timeout,
-                )
+                remotes.install(self.remote, self.conf, self.timeout)  # once per process
+                self._client = remotes.connect(self.remote, self.conf, self.project, self.timeout)
         return self._client
 
     def server_version(self) -> str:
@@ -357,7 +350,7 @@ class LXD:
         if self.remote is None:
             return None
         assert self.conf is not None
-        self.client  # noqa: B018 - connecting first installs (and proves) the certificates
+        remotes.install(self.remote, self.conf, self.timeout)  # once per process: no connection
         return {"LXD_CONF": str(self.conf)}
 
     def delete_image(self, fingerprint: str) -> None:

@@ -28,6 +28,7 @@ from phoenix.config import LXDConfig
 from phoenix.errors import LXDError
 
 if TYPE_CHECKING:
+    import pylxd
     import requests
 
 NAME = "phoenix"  # the remote's name in the workspace's lxc client configuration
@@ -48,6 +49,9 @@ class Remote:
     def address(self) -> tuple[str, int]:
         parts = urlsplit(self.url)
         return str(parts.hostname), int(parts.port or 8443)
+
+
+_installed: set[tuple[Remote, Path]] = set()  # what `install` put in place in this process
 
 
 def of(cfg: LXDConfig, base: Path) -> Remote | None:
@@ -76,17 +80,20 @@ def fingerprint_of(pem: str) -> str:
 def install(remote: Remote, conf: Path, timeout: float) -> None:
     """Put what lxc and the provider need into the lxc client configuration `conf`: phoenix's
     client certificate and key (checked first), and the server's certificate once it is proven
-    to be the pinned one (fetched again only when the file there is missing or not pinned)."""
+    to be the pinned one (fetched again only when the file there is missing or not pinned).
+    Done once per process for each remote and configuration: later calls return at once."""
+    if (remote, conf) in _installed:
+        return
     cert_pem, key_pem = _client_files(remote)
     conf.mkdir(mode=0o700, parents=True, exist_ok=True)
     _write_if_changed(conf / CLIENT_CERT, cert_pem, 0o644)
     _write_if_changed(conf / CLIENT_KEY, key_pem, 0o600)
     server = conf / SERVER_CERT
-    if _pinned_file(server, remote.fingerprint):
-        return
-    pem = server_certificate(remote, timeout)
-    server.parent.mkdir(mode=0o700, exist_ok=True)
-    write_atomic(server, pem, mode=0o644)
+    if not _pinned_file(server, remote.fingerprint):
+        pem = server_certificate(remote, timeout)
+        server.parent.mkdir(mode=0o700, exist_ok=True)
+        write_atomic(server, pem, mode=0o644)
+    _installed.add((remote, conf))
 
 
 def server_certificate(remote: Remote, timeout: float) -> str:
@@ -122,19 +129,50 @@ def untrusted(remote: Remote) -> LXDError:
     )
 
 
-def check_trusted(remote: Remote, session: requests.Session, timeout: float) -> None:
-    """Refuse a daemon that does not trust phoenix's client certificate (LXD answers `GET /1.0`
-    to anyone, with `auth: untrusted`), or an endpoint that is not LXD."""
-    response = session.get(f"{remote.url}/1.0", timeout=timeout)
+def connect(remote: Remote, conf: Path, project: str, timeout: float) -> pylxd.Client:
+    """A pylxd client of the remote daemon, acting in `project`, refused unless the daemon
+    trusts phoenix's client certificate. `install` must have run for `conf`. One request:
+    pylxd's own `GET /1.0`, whose answer says whether the daemon trusts phoenix.
+
+    A failed request is raised as requests raised it (pylxd wraps it in ClientConnectionFailed),
+    so that the caller tells a deadline from an unreachable endpoint or a wrong certificate."""
+    import pylxd
+    import requests
+    from pylxd import exceptions as lxd_exc
+
     try:
-        auth = response.json()["metadata"]["auth"]
-    except (ValueError, KeyError, TypeError) as exc:
-        raise LXDError(
-            f"{remote.url} does not answer as an LXD daemon (HTTP {response.status_code})",
-            hint="check [lxd] endpoint in phoenix.toml",
-        ) from exc
-    if auth != "trusted":
+        client = pylxd.Client(
+            endpoint=remote.url, session=session(remote, conf), project=project, timeout=timeout
+        )
+    except lxd_exc.ClientConnectionFailed as exc:
+        if isinstance(exc.__context__, requests.RequestException):
+            raise exc.__context__ from None
+        raise
+    except lxd_exc.LXDAPIException as exc:  # an answer other than HTTP 200, or not LXD's
+        if _lxd_error(exc.response):
+            raise  # LXD's own refusal: the caller says what LXD refused
+        raise not_lxd(remote, f"HTTP {exc.response.status_code}") from exc
+    except (ValueError, KeyError, TypeError) as exc:  # an answer that is not LXD's JSON
+        raise not_lxd(remote, "no LXD server information") from exc
+    check_trusted(remote, client.host_info)
+    return client
+
+
+def check_trusted(remote: Remote, host_info: object) -> None:
+    """Refuse a daemon that does not trust phoenix's client certificate (LXD answers `GET /1.0`
+    to anyone, with `auth: untrusted`; `host_info` is that answer's metadata), or an endpoint
+    that is not LXD."""
+    if not isinstance(host_info, dict) or "auth" not in host_info:
+        raise not_lxd(remote, "no `auth` in its server information")
+    if host_info["auth"] != "trusted":
         raise untrusted(remote)
+
+
+def not_lxd(remote: Remote, reason: str) -> LXDError:
+    return LXDError(
+        f"{remote.url} does not answer as an LXD daemon ({reason})",
+        hint="check [lxd] endpoint in phoenix.toml",
+    )
 
 
 def session(remote: Remote, conf: Path) -> requests.Session:
@@ -182,6 +220,15 @@ def _client_files(remote: Remote) -> tuple[str, str]:
             " and " + TRUST_HINT.format(cert="NEW.crt"),
         )
     return texts[0], texts[1]
+
+
+def _lxd_error(response: requests.Response) -> bool:
+    """Whether `response` is an error as LXD writes it (JSON of type `error`)."""
+    try:
+        body = response.json()
+    except ValueError:
+        return False
+    return isinstance(body, dict) and body.get("type") == "error"
 
 
 def _pinned_file(path: Path, fingerprint: str) -> bool:

@@ -16,7 +16,7 @@ from pydantic import ValidationError
 
 from bench.remote import make_certificate
 from phoenix.config import Config, LXDConfig
-from phoenix.errors import LabError, LXDError
+from phoenix.errors import DeadlineExceeded, LabError, LXDError
 from phoenix.lab import project, remote
 from phoenix.lab.lab import Lab
 from phoenix.lab.lxd import LXD
@@ -139,6 +139,7 @@ def test_a_bad_client_certificate_is_refused_before_any_connection(
 class _Answer:
     def __init__(self, body: Any, status: int = 200) -> None:
         self.body, self.status_code = body, status
+        self.content = b"<html>"
 
     def json(self) -> Any:
         if isinstance(self.body, Exception):
@@ -147,32 +148,93 @@ class _Answer:
 
 
 class _Session:
-    def __init__(self, answer: _Answer) -> None:
-        self.answer = answer
+    """What pylxd's client gets for a session: one answer (or one exception) to every GET."""
 
-    def get(self, url: str, timeout: float) -> _Answer:
+    def __init__(self, answer: _Answer | Exception) -> None:
+        self.answer = answer
+        self.gets = 0
+
+    def get(self, url: str, **kwargs: Any) -> _Answer:
+        self.gets += 1
+        if isinstance(self.answer, Exception):
+            raise self.answer
         return self.answer
 
 
-def test_an_untrusted_client_or_a_server_that_is_not_lxd_is_refused(tmp_path: Path) -> None:
-    the = _remote(tmp_path, 8443, "ab" * 32)
-    trusted = _Session(_Answer({"metadata": {"auth": "trusted"}}))
-    remote.check_trusted(the, trusted, 5)  # type: ignore[arg-type]
-    untrusted = _Session(_Answer({"metadata": {"auth": "untrusted"}}))
+def _host(auth: str) -> _Answer:
+    return _Answer({"type": "sync", "metadata": {"auth": auth, "api_extensions": ["projects"]}})
+
+
+@pytest.fixture
+def installed(tmp_path: Path, server: tuple[int, str]) -> Remote:
+    """A remote whose certificates are installed in tmp_path/lxc (the server fetched once)."""
+    port, pem = server
+    the = _remote(tmp_path, port, remote.fingerprint_of(pem))
+    remote.install(the, tmp_path / "lxc", 10)
+    return the
+
+
+def _connect(
+    tmp_path: Path, the: Remote, answer: _Answer | Exception, monkeypatch: pytest.MonkeyPatch
+) -> tuple[LXD, _Session]:
+    session = _Session(answer)
+    monkeypatch.setattr(remote, "session", lambda *_: session)
+    return LXD("p", 5, the, tmp_path / "lxc"), session
+
+
+def test_a_connection_asks_the_daemon_once(
+    tmp_path: Path, installed: Remote, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lxd, session = _connect(tmp_path, installed, _host("trusted"), monkeypatch)
+    assert lxd.client.trusted and session.gets == 1
+    assert lxd.lxc_env == {"LXD_CONF": str(tmp_path / "lxc")} and session.gets == 1
+
+
+def test_an_untrusted_client_or_a_server_that_is_not_lxd_is_refused(
+    tmp_path: Path, installed: Remote, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lxd, _ = _connect(tmp_path, installed, _host("untrusted"), monkeypatch)
     with pytest.raises(LXDError, match="does not trust phoenix's client certificate") as e:
-        remote.check_trusted(the, untrusted, 5)  # type: ignore[arg-type]
-    assert e.value.hint and f"lxc config trust add {the.cert}" in e.value.hint
-    html = _Session(_Answer(ValueError("no JSON"), 404))
-    with pytest.raises(LXDError, match="does not answer as an LXD daemon"):
-        remote.check_trusted(the, html, 5)  # type: ignore[arg-type]
+        lxd.client  # noqa: B018
+    assert e.value.hint and f"lxc config trust add {installed.cert}" in e.value.hint
+    for answer, reason in (
+        (_Answer(ValueError("no JSON"), 404), "HTTP 404"),
+        (_Answer(ValueError("no JSON")), "no LXD server information"),
+        (_Answer({"type": "sync", "metadata": {"api_extensions": ["projects"]}}), "no `auth`"),
+    ):
+        lxd, _ = _connect(tmp_path, installed, answer, monkeypatch)
+        with pytest.raises(LXDError, match=f"does not answer as an LXD daemon .{reason}"):
+            lxd.client  # noqa: B018
+
+
+def test_a_connection_that_fails_says_why(
+    tmp_path: Path, installed: Remote, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import requests
+
+    lxd, _ = _connect(tmp_path, installed, requests.ConnectTimeout("slow"), monkeypatch)
+    with pytest.raises(DeadlineExceeded, match=re.escape("[timeouts] lxd")):
+        lxd.client  # noqa: B018
+    lxd, _ = _connect(tmp_path, installed, requests.ConnectionError("refused"), monkeypatch)
+    with pytest.raises(LXDError, match=re.escape("cannot reach the LXD daemon at https://")):
+        lxd.client  # noqa: B018
+    mismatch = requests.exceptions.SSLError("Fingerprints did not match. Expected ...")
+    lxd, _ = _connect(tmp_path, installed, mismatch, monkeypatch)
+    with pytest.raises(LXDError, match="does not present the pinned certificate"):
+        lxd.client  # noqa: B018
 
 
 def test_the_workspace_lxc_configuration_names_only_the_remote(
-    tmp_path: Path, server: tuple[int, str]
+    tmp_path: Path, server: tuple[int, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     port, pem = server
     the = _remote(tmp_path, port, remote.fingerprint_of(pem))
+    checks = []
+    client_files = remote._client_files
+    monkeypatch.setattr(remote, "_client_files", lambda r: checks.append(r) or client_files(r))
     made = project.of(tmp_path / "home", the, 10)
+    assert made.lxd().lxc_env == made.daemon().lxc_env == made.env
+    assert checks == [the]  # installed once, by project.of; lxc_env does not connect
     text = (made.client_dir / "config.yml").read_text()
     assert "default-remote: phoenix" in text and f"addr: {the.url}" in text
     assert f"project: {made.name}" in text and "unix://" not in text

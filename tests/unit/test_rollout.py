@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner
@@ -18,7 +21,7 @@ from phoenix.config import HealthCheck, Surge, load
 from phoenix.errors import ExitCode, HealthError, LXDError, NotFound, Refused
 from phoenix.fleet import rollout
 from phoenix.fleet.haproxy.runtime import Backend, Counters
-from phoenix.fleet.plan import Options, Plan, RolloutStatus
+from phoenix.fleet.plan import Options, Plan, Result, RolloutStatus
 from phoenix.fleet.records import Records, ServerStatus
 from phoenix.fleet.rollout import Fleet
 from phoenix.fleet.terraform.inputs import ServerSpec, ServerState
@@ -275,6 +278,26 @@ def test_rolling_rebuild_never_has_fewer_than_size_serving(world: World) -> None
     assert created[1:] == [f"traffic to web-g2-{n} (created by batch 1)" for n in (2, 3)]
 
 
+def test_no_stopping_thread_outlives_a_rebuild(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    deploy(world)
+    made: list[ThreadPoolExecutor] = []
+
+    def executor(*args: Any, **kwargs: Any) -> ThreadPoolExecutor:
+        made.append(ThreadPoolExecutor(*args, **kwargs))
+        return made[-1]
+
+    monkeypatch.setattr(rollout, "ThreadPoolExecutor", executor)
+    fleet = world.fleet()
+    assert fleet.execute(fleet.plan(RunKind.REBUILD)).status is RolloutStatus.SUCCEEDED
+    assert sorted(world.provider.stopped) == ["web-g1-1", "web-g1-2", "web-g1-3"]
+    assert len(made) == 1  # the old servers were stopped in the background ...
+    with pytest.raises(RuntimeError, match="after shutdown"):
+        made[0].submit(print)  # ... by an executor shut down when the run ended
+    assert not [t for t in threading.enumerate() if t.name.startswith("stop_")]
+
+
 def _batches(world: World) -> list[str]:
     """What each batch of the last rebuild did, from its history."""
     records = Records(world.store)
@@ -296,27 +319,32 @@ def test_surge_batch_creates_each_batch_by_an_apply_of_its_own(world: World) -> 
     assert _batches(world) == [f"create web-g2-{n}" for n in (1, 2, 3)]
 
 
-def test_servers_created_ahead_that_never_served_go_when_a_batch_fails(world: World) -> None:
+def rolled_back(world: World, unhealthy: str, opts: Options = Options()) -> Result:
+    """A rebuild after the first deploy in which the new servers whose names start with
+    `unhealthy` fail their health check: rolled back, the old servers serving, and Terraform
+    holding nothing else."""
     deploy(world)
-    world.unhealthy.add("web-g2-2")
+    world.unhealthy.add(unhealthy)
     fleet = world.fleet()
-    result = fleet.execute(fleet.plan(RunKind.REBUILD))
-    assert result.status is RolloutStatus.ROLLED_BACK and "web-g2-2" in result.reason
-    assert set(world.infra.servers) == set(world.serving())  # nothing created ahead is left
-    assert len(world.serving()) == 3 and world.traffic.lowest >= 3
+    result = fleet.execute(fleet.plan(RunKind.REBUILD, opts))
+    assert result.status is RolloutStatus.ROLLED_BACK
+    assert world.serving() == ["web-g1-1", "web-g1-2", "web-g1-3"]
+    assert set(world.infra.servers) == set(world.serving())
+    return result
+
+
+def test_servers_created_ahead_that_never_served_go_when_a_batch_fails(world: World) -> None:
+    assert "web-g2-2" in rolled_back(world, "web-g2-2").reason
+    assert world.traffic.lowest >= 3
     # every new server is checked before the first batch takes traffic: the rollout fails
     # before any old server left, and none of the new ones stays
-    assert world.serving() == ["web-g1-1", "web-g1-2", "web-g1-3"]
     states = {s.name: s.status for s in Records(world.store).servers("web", live=False)}
     assert {states[f"web-g2-{n}"] for n in (1, 2, 3)} == {ServerStatus.FAILED}
     assert not any(m.startswith("drain") for m in world.traffic.log)
 
 
 def test_json_and_the_store_hold_plain_strings_read_back_as_enums(world: World) -> None:
-    deploy(world)
-    world.unhealthy.add("web-g2-")
-    fleet = world.fleet()
-    result = fleet.execute(fleet.plan(RunKind.REBUILD, Options(strategy="blue-green")))
+    result = rolled_back(world, "web-g2-", Options(strategy="blue-green"))
     data = json.loads(json.dumps(result.as_dict()))
     assert data["status"] == "rolled_back"
     assert (data["plan"]["kind"], data["plan"]["strategy"]) == ("rebuild", "blue-green")
@@ -331,7 +359,7 @@ def test_json_and_the_store_hold_plain_strings_read_back_as_enums(world: World) 
     last = Records(world.store).runs("web")[0]
     assert last.kind is RunKind.REBUILD and last.status is RunStatus.ROLLED_BACK
     assert json.loads(json.dumps(last.as_dict()))["status"] == "rolled_back"
-    status = fleet.status()
+    status = world.fleet().status()
     assert {v.status for v in status.servers} == {ServerStatus.SERVING}
     assert "status" not in status.as_dict()["servers"][0]
 
@@ -348,13 +376,7 @@ def test_blue_green_moves_traffic_only_when_all_new_are_in(world: World) -> None
 
 
 def test_unhealthy_batch_is_rolled_back_and_the_next_batch_untouched(world: World) -> None:
-    deploy(world)
-    world.unhealthy.add("web-g2-")
-    fleet = world.fleet()
-    result = fleet.execute(fleet.plan(RunKind.REBUILD))
-    assert result.status is RolloutStatus.ROLLED_BACK and "not healthy" in result.reason
-    assert world.serving() == ["web-g1-1", "web-g1-2", "web-g1-3"]
-    assert set(world.infra.servers) == set(world.serving())
+    assert "not healthy" in rolled_back(world, "web-g2-").reason
     assert set(world.traffic.up) == set(world.serving())
     assert not any(m == "add web-g2-2" for m in world.traffic.log)  # never took traffic
     runs = Records(world.store).runs("web")
