@@ -40,7 +40,7 @@ import itertools
 import math
 import re
 import shlex
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Any
@@ -58,6 +58,7 @@ XARGS_OK = frozenset({0, 123})  # 123: sha256sum could not read some file (it ha
 FIELDS = 5
 STAMP = "%i %s %T@ %C@"  # inode, size, mtime, ctime: a file with the same stamp was not written
 SETTLED = "settled"
+Stamped = tuple[str, int, int, float, str | None]  # path, inode, size, mtime, sha256
 SETTLED_TIME = re.compile(r"[0-9]{1,12}(\.[0-9]{1,9})?")
 SETTLED_STAMP = f"%i %s %Ts {SETTLED}"  # ctime not after the server's first start (see above)
 
@@ -168,10 +169,20 @@ class HashCache:
         image's `baseline`: every regular file of it under its SETTLED stamp. A file of the
         server with that stamp was not written since the server started, and its inode, size
         and mtime are the image's: its hash is the baseline's."""
+        regular = (
+            (p, f.inode, f.size, f.mtime, f.sha256) for p, f in baseline.items() if f.type == "f"
+        )
+        return cls.settled_on(regular, settled)
+
+    @classmethod
+    def settled_on(cls, files: Iterable[Stamped], settled: str) -> HashCache:
+        """The cache of a server first started at `settled` whose regular `files` (path, inode,
+        size, mtime, sha256) were read as they were before it started: each under its SETTLED
+        stamp, which the server's file has only if it was not written since."""
         entries = {
-            path: (f"{f.inode} {f.size} {math.floor(f.mtime)} {SETTLED}", f.sha256)
-            for path, f in baseline.items()
-            if f.type == "f" and f.sha256 is not None and f.mtime >= 0
+            path: (f"{inode} {size} {math.floor(mtime)} {SETTLED}", sha256)
+            for path, inode, size, mtime, sha256 in files
+            if sha256 is not None and mtime >= 0
         }
         return cls(entries, settled=settled)
 

@@ -9,6 +9,9 @@ container, the smoke server and a half-published image are removed and the recor
 
 from __future__ import annotations
 
+import time
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,6 +20,7 @@ from phoenix import events, facts
 from phoenix.config import ImageConfig
 from phoenix.errors import BakeError, PhoenixError
 from phoenix.events import Emit, StepOutput, discard
+from phoenix.facts import ScanCache, files
 from phoenix.host import health, keys, ssh
 from phoenix.image import packer
 from phoenix.image.registry import ImageRecord, Registry
@@ -25,7 +29,7 @@ from phoenix.image.template import (
     input_hashes,
     load_template,
 )
-from phoenix.lab import lab, project
+from phoenix.lab import disk, lab, project
 from phoenix.lab.lxd import LXD
 from phoenix.lock import image_lock
 from phoenix.state import Store
@@ -115,17 +119,51 @@ class Baker:
         return BakeResult(image, unchanged=False, seconds=seconds)
 
     def _smoke(self, server: str, tag: str, cfg: ImageConfig) -> dict[str, Any]:
-        """Boot the image once, pristine: it must pass its health check; its facts: the baseline."""
+        """Boot the image once, pristine: it must pass its health check; its facts: the baseline.
+
+        While it boots, the host reads and hashes its files from its disk (the lab: the
+        container's root file system on the pool), as the image holds them; the server then
+        hashes only the files it wrote since it started (see `_host_hashes`). The server is
+        ephemeral: once its facts are in, it is stopped and LXD deletes it, unawaited."""
         key, _ = keys.ensure(self.ws.home)
+        roots = self.ws.config.drift.roots
         try:
-            target = lab.launch_server(self.lxd, server, tag, key, timeout=cfg.health.timeout)
-            with ssh.connect(target, key.private_path) as session:
-                health.wait_healthy(server, target.address, cfg.health, run=session.run)
-                gathered = facts.gather(session, self.ws.config.drift.roots)
-            self.emit(StepOutput("smoke", f"baseline: {gathered.summary()}"))
-            return gathered.to_dict()
-        finally:
+            lab.create(self.lxd, server, tag, key, ephemeral=True)
+            with ThreadPoolExecutor(max_workers=1) as pool:
+                read = pool.submit(self._host_hashes, server, roots, cfg.health.timeout)
+                target = lab.reach(self.lxd, server, timeout=cfg.health.timeout)
+                with ssh.connect(target, key.private_path) as session:
+                    health.wait_healthy(server, target.address, cfg.health, run=session.run)
+                    cache = read.result()
+                    gathered = facts.gather(session, roots, cache=cache)
+        except BaseException:
             self.lxd.delete(server)
+            raise
+        self.lxd.discard(server)
+        hashed = cache.hashed if cache is not None else gathered.summary().get("hashed")
+        self.emit(
+            StepOutput("smoke", f"baseline: {gathered.summary()} (hashed on the server: {hashed})")
+        )
+        return gathered.to_dict()
+
+    def _host_hashes(self, server: str, roots: Sequence[str], timeout: float) -> ScanCache | None:
+        """The hashes of the smoke server's regular files read from its disk by the host, as a
+        cache that stands for the files it has not written since it started (SETTLED stamps: a
+        file written since has a later ctime, which the container cannot set back). None where
+        the host cannot read its disk or its start (a remote daemon), or the read fails: then
+        the server hashes every file."""
+        rootfs, settled = self.lxd.rootfs(server), self.lxd.started(server)
+        if rootfs is None or settled is None:
+            return None
+        try:
+            found = disk.read_disk(rootfs, files.normalize(roots), time.monotonic() + timeout)
+        except (disk.DiskError, OSError) as exc:
+            self.emit(StepOutput("smoke", f"the host could not read {server}'s disk: {exc}"))
+            return None
+        regular = (
+            (p, f.inode, f.size, f.mtime, f.sha256) for p, f in found.items() if f.type == "f"
+        )
+        return ScanCache(files.HashCache.settled_on(regular, settled))
 
     def _settle_interrupted(self, name: str) -> None:
         """A bake recorded as running while we hold the lock was cut short: clean up after it."""

@@ -67,8 +67,17 @@ class Registry:
         return _record(rows[0])
 
     def latest(self, name: str, status: Status | None = Status.READY) -> ImageRecord | None:
-        matching = [r for r in self.all(name) if status is None or r.status is status]
-        return matching[-1] if matching else None
+        """The newest version of image `name` with `status` (any: None). One row is read: each
+        holds its baseline, thousands of files."""
+        where, args = (
+            ("name = ?", (name,))
+            if status is None
+            else ("name = ? AND status = ?", (name, status.value))
+        )
+        rows = self.store.rows(
+            f"SELECT * FROM images WHERE {where} ORDER BY version DESC LIMIT 1", args
+        )
+        return _record(rows[0]) if rows else None
 
     def begin(
         self,
@@ -150,7 +159,8 @@ class Registry:
 
     def interrupted(self) -> list[ImageRecord]:
         """Bakes recorded as under way; the caller knows none is running (it holds the lock)."""
-        return [r for r in self.all() if r.status is Status.BUILDING]
+        rows = self.store.rows("SELECT * FROM images WHERE status = ?", (Status.BUILDING.value,))
+        return [_record(r) for r in rows]
 
     def _update(self, tag: str, **columns: Any) -> None:
         assignments = ", ".join(f"{column} = ?" for column in columns)

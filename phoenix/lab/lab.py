@@ -11,6 +11,7 @@ import sqlite3
 import stat
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -406,15 +407,33 @@ class Lab:
 
 
 def launch_server(
-    lxd: LXD, name: str, image: str, key: keys.OperatorKey, timeout: float = 90
+    lxd: LXD,
+    name: str,
+    image: str,
+    key: keys.OperatorKey,
+    timeout: float = 90,
+    ephemeral: bool = False,
 ) -> Target:
     """Start a server from an image with the operator key, and pin its host key via LXD."""
+    create(lxd, name, image, key, ephemeral)
+    return reach(lxd, name, timeout)
+
+
+def create(lxd: LXD, name: str, image: str, key: keys.OperatorKey, ephemeral: bool = False) -> None:
+    """Create and start a server from an image, the operator key authorized for root."""
     authorized = (key.public_line + "\n").encode()
-    lxd.create(name, image, files={"/root/.ssh/authorized_keys": (authorized, 0o600)})
-    address = lxd.wait_address(name, timeout)
-    host_key = lxd.host_key(name, timeout)
-    ssh.wait_port(address, 22, timeout)
-    return Target(name=name, address=address, host_key=host_key)
+    files = {"/root/.ssh/authorized_keys": (authorized, 0o600)}
+    lxd.create(name, image, files=files, ephemeral=ephemeral)
+
+
+def reach(lxd: LXD, name: str, timeout: float = 90) -> Target:
+    """A started server's address and host key (pinned via LXD), once its sshd listens. The
+    host key is awaited beside the address and the port: the server makes both as it boots."""
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        host_key = pool.submit(lxd.host_key, name, timeout)
+        address = lxd.wait_address(name, timeout)
+        ssh.wait_port(address, 22, timeout)
+        return Target(name=name, address=address, host_key=host_key.result())
 
 
 def traversable(lxd_dir: Path) -> list[Path]:

@@ -407,13 +407,16 @@ class LXD:
         profiles: list[str] | None = None,
         config: dict[str, str] | None = None,
         files: dict[str, tuple[bytes, int]] | None = None,
+        ephemeral: bool = False,
     ) -> None:
-        """Create an instance from an image alias, write `files` into it, and start it."""
+        """Create an instance from an image alias, write `files` into it, and start it. An
+        `ephemeral` one is deleted by LXD itself once it stops (see `discard`)."""
         definition = {
             "name": name,
             "source": {"type": "image", "alias": image},
             "profiles": profiles or ["default"],
             "config": config or {},
+            "ephemeral": ephemeral,
         }
         with self._api(f"create instance {name}"):
             inst = self.client.instances.create(definition, wait=True)
@@ -429,13 +432,24 @@ class LXD:
                 inst.stop(force=force, timeout=timeout, wait=True)
 
     def delete(self, name: str) -> None:
+        from pylxd import exceptions as lxd_exc
+
         with self._api(f"delete instance {name}"):
             if not self.client.instances.exists(name):
                 return
             inst = self.client.instances.get(name)
             if inst.status != "Stopped":
                 inst.stop(force=True, wait=True)
-            inst.delete(wait=True)
+            with suppress(lxd_exc.NotFound):  # an ephemeral instance is gone once stopped
+                inst.delete(wait=True)
+
+    def discard(self, name: str) -> None:
+        """Stop an ephemeral instance at once, not waiting: LXD deletes it when it has stopped,
+        whether phoenix is still running then or not. (Not ephemeral: see `delete`.)"""
+        from pylxd import exceptions as lxd_exc
+
+        with self._api(f"stop instance {name}"), suppress(lxd_exc.NotFound):
+            self.client.instances.get(name).stop(force=True, wait=False)
 
     def read_file(self, name: str, path: str) -> bytes | None:
         """A file's content read through the LXD API (no SSH), or None if it does not exist."""

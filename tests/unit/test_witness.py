@@ -12,6 +12,7 @@ import pytest
 
 from phoenix.drift import witness
 from phoenix.facts import FileFact
+from phoenix.lab import disk
 
 
 def _disk(tmp_path: Path) -> Path:
@@ -22,7 +23,7 @@ def _disk(tmp_path: Path) -> Path:
     return root
 
 
-def _shown(disk: dict[str, witness.DiskFile]) -> dict[str, FileFact]:
+def _shown(disk: dict[str, disk.DiskFile]) -> dict[str, FileFact]:
     """What an honest server would have printed of the same disk."""
     return {
         path: FileFact(
@@ -43,8 +44,8 @@ def _shown(disk: dict[str, witness.DiskFile]) -> dict[str, FileFact]:
     }
 
 
-def _read(root: Path) -> dict[str, witness.DiskFile]:
-    return witness.read_disk(root, ["/etc", "/missing"], time.monotonic() + 30)
+def _read(root: Path) -> dict[str, disk.DiskFile]:
+    return disk.read_disk(root, ["/etc", "/missing"], time.monotonic() + 30)
 
 
 def test_an_honest_server_agrees_with_its_disk(tmp_path: Path) -> None:
@@ -77,7 +78,7 @@ def test_the_host_hashes_only_what_the_server_hashed_and_checks_the_rest_by_stam
     root = _disk(tmp_path)
     cached = {p: replace(f, sha256=None) for p, f in _shown(_read(root)).items()}
     hashed: list[str] = []
-    real = witness._file
+    real = disk._file
 
     def counting(dirfd: int, name: str, base: os.stat_result, hash_it: bool) -> object:
         if hash_it:
@@ -85,7 +86,7 @@ def test_the_host_hashes_only_what_the_server_hashed_and_checks_the_rest_by_stam
         return real(dirfd, name, base, hash_it)
 
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(witness, "_file", counting)
+        patch.setattr(disk, "_file", counting)
         assert witness.check(root, ["/etc"], cached, time.time() + 5, time.monotonic() + 30) == []
         assert hashed == []  # no hash shown: nothing to read
         honest = _shown(_read(root))
@@ -122,16 +123,16 @@ def test_links_are_never_followed_out_of_the_disk(tmp_path: Path) -> None:
     (tmp_path / "elsewhere").mkdir()
     os.symlink(tmp_path / "elsewhere", root / "etc" / "cron.d" / "linked")
     os.symlink(tmp_path, root / "srv")  # a root that is a link: not read at all
-    disk = witness.read_disk(root, ["/etc", "/srv"], time.monotonic() + 30)
-    assert disk["/etc/evil"].type == "l" and disk["/etc/evil"].sha256 is None
-    assert disk["/etc/evil"].target == str(secret)
-    assert not any(p.startswith("/srv") for p in disk)
-    assert "/etc/cron.d/linked/x" not in disk
+    found = disk.read_disk(root, ["/etc", "/srv"], time.monotonic() + 30)
+    assert found["/etc/evil"].type == "l" and found["/etc/evil"].sha256 is None
+    assert found["/etc/evil"].target == str(secret)
+    assert not any(p.startswith("/srv") for p in found)
+    assert "/etc/cron.d/linked/x" not in found
 
 
 def test_a_walk_past_its_deadline_is_an_error(tmp_path: Path) -> None:
     with pytest.raises(witness.WitnessError, match="deadline"):
-        witness.read_disk(_disk(tmp_path), ["/etc"], time.monotonic() - 1)
+        disk.read_disk(_disk(tmp_path), ["/etc"], time.monotonic() - 1)
 
 
 def test_many_disagreements_are_capped(tmp_path: Path) -> None:
