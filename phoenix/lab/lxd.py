@@ -432,16 +432,32 @@ class LXD:
                 inst.stop(force=force, timeout=timeout, wait=True)
 
     def delete(self, name: str) -> None:
+        """Stop and delete an instance, if it exists. One busy with another operation (an
+        ephemeral one being discarded: LXD deletes it once stopped) is waited for."""
+        if not poll(lambda: self._delete(name), self.timeout, interval=0.2):
+            raise LXDError(
+                f"instance {name} was still busy with another operation after {self.timeout:.0f} s",
+                hint=f"see: lxc operation list; then delete it with: lxc delete --force {name}",
+            )
+
+    def _delete(self, name: str) -> bool:
+        """Delete `name` (True), or False while it is busy with another operation."""
         from pylxd import exceptions as lxd_exc
 
-        with self._api(f"delete instance {name}"):
-            if not self.client.instances.exists(name):
-                return
-            inst = self.client.instances.get(name)
-            if inst.status != "Stopped":
-                inst.stop(force=True, wait=True)
-            with suppress(lxd_exc.NotFound):  # an ephemeral instance is gone once stopped
-                inst.delete(wait=True)
+        try:
+            with self._api(f"delete instance {name}"):
+                if not self.client.instances.exists(name):
+                    return True
+                inst = self.client.instances.get(name)
+                if inst.status != "Stopped":
+                    inst.stop(force=True, wait=True)
+                with suppress(lxd_exc.NotFound):  # an ephemeral instance is gone once stopped
+                    inst.delete(wait=True)
+        except LXDError as exc:
+            if BUSY not in exc.message:
+                raise
+            return False
+        return True
 
     def discard(self, name: str) -> None:
         """Stop an ephemeral instance at once, not waiting: LXD deletes it when it has stopped,
@@ -501,6 +517,7 @@ class LXD:
         return self.wait_for(f"{name} to get an IPv4 address", probe, timeout)
 
 
+BUSY = "Instance is busy running"  # LXD refuses an operation while another runs
 START_MARGIN = 0.05  # seconds: the clocks compared tick every 10 ms
 
 

@@ -78,7 +78,12 @@ def test_bake_records_a_ready_versioned_image_with_baseline(
     assert isinstance(baseline, dict) and baseline["files"] > 1000 and baseline["packages"] > 50
     assert {"template", "parent", "file:web/provision.sh"} <= set(baked["inputs"])  # type: ignore[arg-type]
     assert Path(str(baked["log"])).read_text()
-    assert not [i.name for i in lab.lxd.instances() if i.name.startswith("phoenix-")]
+    # the builder is gone; the smoke server was stopped unawaited, and LXD deletes it (ephemeral)
+    wait_until(
+        "no bake or smoke server left",
+        lambda: not [i.name for i in lab.lxd.instances() if i.name.startswith("phoenix-")],
+        timeout=60,
+    )
 
 
 def test_rebake_of_unchanged_template_is_a_noop(lab: Lab, baked: dict[str, object]) -> None:
