@@ -451,7 +451,11 @@ class LXD:
                 inst = self.client.instances.get(name)
                 if inst.status != "Stopped":
                     inst.stop(force=True, wait=True)
-                with suppress(lxd_exc.NotFound):  # an ephemeral instance is gone once stopped
+                    # an ephemeral instance is gone once stopped (and pylxd's object with it)
+                    if not self.client.instances.exists(name):
+                        return True
+                    inst = self.client.instances.get(name)
+                with suppress(lxd_exc.NotFound):  # gone meanwhile, all the same
                     inst.delete(wait=True)
         except LXDError as exc:
             if BUSY not in exc.message:
