@@ -452,9 +452,10 @@ class LXD:
                 if inst.status != "Stopped":
                     inst.stop(force=True, wait=True)
                     # an ephemeral instance is gone once stopped (and pylxd's object with it)
-                    if not self.client.instances.exists(name):
+                    try:
+                        inst = self.client.instances.get(name)
+                    except lxd_exc.NotFound:
                         return True
-                    inst = self.client.instances.get(name)
                 with suppress(lxd_exc.NotFound):  # gone meanwhile, all the same
                     inst.delete(wait=True)
         except LXDError as exc:
