@@ -42,6 +42,7 @@ from phoenix.workspace import Workspace
 
 DRAIN_TIMEOUT = 30.0
 OBSERVE_INTERVAL = 1.0  # seconds between two reads of HAProxy's counters in a window
+MAX_AT_ONCE = 16  # provider calls (identities read, servers stopped) a run makes at once
 
 
 class Fleet:
@@ -264,12 +265,12 @@ class Fleet:
         behind the load balancer without traffic (weight 0: its own checks start)."""
         if not names:
             return
+        with ThreadPoolExecutor(max_workers=min(len(names), MAX_AT_ONCE)) as pool:
+            identities = list(pool.map(self._identity, names))  # read from the provider
         addresses: dict[str, str] = {}
-        for name in names:
-            known = self.infra_states[name].address
-            addresses[name] = known or self.provider.wait_address(name, self.health.timeout)
-            host_key = self.provider.host_key(name, self.health.timeout)
-            self.records.set_identity(name, addresses[name], host_key, self._started(name))
+        for name, (address, host_key, started) in zip(names, identities, strict=True):
+            addresses[name] = address
+            self.records.set_identity(name, address, host_key, started)
         self.records.set_status(names, ServerStatus.STARTING)
         for name in names:
             address = addresses[name]
@@ -277,6 +278,12 @@ class Fleet:
             self._event(run_id, "health", f"{name} healthy after {waited:.1f} s")
         for name in names:
             self.traffic.add(name, addresses[name])
+
+    def _identity(self, name: str) -> tuple[str, str, str | None]:
+        """A new server's address, host key (pinned through the provider) and start time."""
+        known = self.infra_states[name].address
+        address = known or self.provider.wait_address(name, self.health.timeout)
+        return address, self.provider.host_key(name, self.health.timeout), self._started(name)
 
     def _serve(self, run_id: int, names: list[str]) -> None:
         """Admitted servers take traffic, once the load balancer's own check passes."""
@@ -320,7 +327,7 @@ class Fleet:
         if not names:
             return
         if self._stopper is None:
-            self._stopper = ThreadPoolExecutor(max_workers=4, thread_name_prefix="stop")
+            self._stopper = ThreadPoolExecutor(max_workers=MAX_AT_ONCE, thread_name_prefix="stop")
         self._stopping += [self._stopper.submit(self.provider.stop, n, True) for n in names]
 
     def _stopped(self) -> None:

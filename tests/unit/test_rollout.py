@@ -292,9 +292,13 @@ def test_no_stopping_thread_outlives_a_rebuild(
     fleet = world.fleet()
     assert fleet.execute(fleet.plan(RunKind.REBUILD)).status is RolloutStatus.SUCCEEDED
     assert sorted(world.provider.stopped) == ["web-g1-1", "web-g1-2", "web-g1-3"]
-    assert len(made) == 1  # the old servers were stopped in the background ...
+    stopper = [e for e in made if e._thread_name_prefix == "stop"]
+    assert len(stopper) == 1  # the old servers were stopped in the background ...
     with pytest.raises(RuntimeError, match="after shutdown"):
-        made[0].submit(print)  # ... by an executor shut down when the run ended
+        stopper[0].submit(print)  # ... by an executor shut down when the run ended
+    for e in made:  # and the admission's readers too
+        with pytest.raises(RuntimeError, match="after shutdown"):
+            e.submit(print)
     assert not [t for t in threading.enumerate() if t.name.startswith("stop_")]
 
 
