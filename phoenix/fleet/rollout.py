@@ -369,7 +369,7 @@ class Fleet:
     def _image_id(self, tag: str) -> str:
         """What the provider is given: the image's own id recorded at bake (an LXD fingerprint),
         never a name that another bake could take over."""
-        return self.registry.get(tag).provider_id or tag
+        return self.registry.provider_id(tag) or tag
 
     def _command_runner(self, name: str) -> Callable[[str], Any] | None:
         if self.health.type != "command":

@@ -62,9 +62,22 @@ class Registry:
     def get(self, tag: str) -> ImageRecord:
         rows = self.store.rows("SELECT * FROM images WHERE tag = ?", (tag,))
         if not rows:
-            known = ", ".join(r.tag for r in self.all()) or "none yet"
-            raise NotFound(f"no image {tag}", hint=f"known images: {known}")
+            raise self._not_found(tag)
         return _record(rows[0])
+
+    def provider_id(self, tag: str) -> str | None:
+        """The provider's own id of image `tag` recorded at bake; its record alone, not its
+        baseline, is read (a rollout asks it of every server)."""
+        rows = self.store.rows("SELECT provider_id FROM images WHERE tag = ?", (tag,))
+        if not rows:
+            raise self._not_found(tag)
+        found = rows[0]["provider_id"]
+        return str(found) if found else None
+
+    def _not_found(self, tag: str) -> NotFound:
+        tags = self.store.rows("SELECT tag FROM images ORDER BY name, version")
+        known = ", ".join(str(r["tag"]) for r in tags) or "none yet"
+        return NotFound(f"no image {tag}", hint=f"known images: {known}")
 
     def latest(self, name: str, status: Status | None = Status.READY) -> ImageRecord | None:
         """The newest version of image `name` with `status` (any: None). One row is read: each

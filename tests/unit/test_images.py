@@ -43,6 +43,23 @@ def test_unknown_tag_lists_known(registry: Registry) -> None:
     assert "web-v001" in str(caught.value.hint)
 
 
+def test_provider_id_and_latest_read_one_record(registry: Registry) -> None:
+    add(registry, "web", Status.READY)
+    add(registry, "web", Status.READY)
+    add(registry, "web", Status.FAILED)
+    building = registry.begin("web", "t", {"template": "t"}, None, "pid", Path("/logs")).tag
+    assert registry.provider_id("web-v002") == "fp-web-v002"
+    assert registry.provider_id(building) is None  # not baked yet
+    with pytest.raises(NotFound, match="no image web-v009") as caught:
+        registry.provider_id("web-v009")
+    assert caught.value.hint is not None and "web-v001" in caught.value.hint
+    latest = registry.latest("web")
+    assert latest is not None and latest.tag == "web-v002"
+    newest = registry.latest("web", status=None)
+    assert newest is not None and newest.tag == building
+    assert [r.tag for r in registry.interrupted()] == [building]
+
+
 def test_prune_keeps_newest_ready_and_anything_in_use(registry: Registry) -> None:
     tags = [add(registry, "web", Status.READY) for _ in range(4)]
     add(registry, "web", Status.FAILED)
