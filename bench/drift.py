@@ -30,8 +30,8 @@ from phoenix.drift.scan import ServerScan, scan_server
 from phoenix.facts import Facts, HashCache, ScanCache
 from phoenix.host import keys, ssh
 from phoenix.image import bake
+from phoenix.lab import disk, project
 from phoenix.lab import lab as labmod
-from phoenix.lab import project
 from phoenix.lab.lxd import LXD
 from phoenix.workspace import Workspace
 
@@ -69,10 +69,10 @@ def witness_time(lxd: LXD, roots: list[str], scans: list[ServerScan]) -> float:
     what it said (the files of its scan), one server after another."""
     started = time.monotonic()
     for scanned in scans:
-        disk = lxd.rootfs(scanned.name)
-        if disk is None:
+        rootfs = lxd.rootfs(scanned.name)
+        if rootfs is None:
             raise SystemExit(f"{scanned.name}: no root file system on the host")
-        read = disk.read_disk(disk, roots, time.monotonic() + 120)
+        read = disk.read_disk(rootfs, roots, time.monotonic() + 120)
         witness.compare({}, read, time.time())
     return (time.monotonic() - started) / len(scans)
 
