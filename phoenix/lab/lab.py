@@ -139,7 +139,13 @@ class Lab:
         else:
             pid = self.lxd.start(self.home / "logs" / "lxd.log")
             outcome, detail = Outcome.DONE, f"started (pid {pid}), LXD {self.lxd.server_version()}"
-        repaired = traversable(self.lxd_dir)
+        try:
+            repaired = traversable(self.lxd_dir)
+        except OSError as exc:
+            raise LabError(
+                f"cannot give containers access to {exc.filename}: {exc.strerror}",
+                hint=f"run phoenix lab up as root, or: chmod go+x {exc.filename}",
+            ) from exc
         if repaired:
             outcome = Outcome.DONE
             detail += f"; made traversable: {', '.join(str(p) for p in repaired)}"

@@ -79,6 +79,21 @@ def test_up_repairs_the_modes_of_a_running_daemon(tmp_path: Path) -> None:
     assert daemon.outcome is Outcome.DONE and "made traversable" in daemon.detail
 
 
+def test_a_directory_it_cannot_change_is_a_lab_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lab = make_lab(tmp_path, FakeLXD(image_list=[base_image()], is_running=True))
+    (lab.lxd_dir / "containers").mkdir(parents=True)
+    (lab.lxd_dir / "containers").chmod(0o700)
+
+    def refused(self: Path, mode: int) -> None:
+        raise PermissionError(1, "Operation not permitted", str(self))
+
+    monkeypatch.setattr(Path, "chmod", refused)
+    with pytest.raises(LabError, match=r"cannot give containers access to .*containers"):
+        lab.up()
+
+
 def test_up_on_nothing_does_every_step_then_nothing(tmp_path: Path) -> None:
     fake = FakeLXD(image_list=[base_image()])
     events: list[Event] = []
