@@ -8,6 +8,7 @@ parser raises nothing else: the scan turns that ValueError into a finding about 
 
 from __future__ import annotations
 
+import functools
 import posixpath
 import re
 
@@ -89,6 +90,14 @@ def path(text: str, roots: tuple[str, ...] = ("/",), what: str = "path") -> str:
         or text.startswith("//")
     ):
         raise ValueError(f"{what} {shown(text)} is not an absolute, normalised path")
-    if not any(root == "/" or text == root or text.startswith(root + "/") for root in roots):
+    anywhere, exact, below = _under(tuple(roots))
+    if not (anywhere or text in exact or text.startswith(below)):
         raise ValueError(f"{what} {shown(text)} is outside the roots scanned")
     return text
+
+
+@functools.lru_cache(maxsize=64)
+def _under(roots: tuple[str, ...]) -> tuple[bool, frozenset[str], tuple[str, ...]]:
+    """For a path to lie under one of `roots`: one of them is `/`, or it is one of them, or it
+    starts with one of them and a `/` (a path is checked once per file of a scan: kept)."""
+    return "/" in roots, frozenset(roots), tuple(root + "/" for root in roots)

@@ -41,7 +41,7 @@ import math
 import re
 import shlex
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
@@ -59,6 +59,9 @@ FIELDS = 5
 STAMP = "%i %s %T@ %C@"  # inode, size, mtime, ctime: a file with the same stamp was not written
 SETTLED = "settled"
 Stamped = tuple[str, int, int, float, str | None]  # path, inode, size, mtime, sha256
+# a FileFact's fields but the last (sha256): type, mode, uid, gid, owner, group, size, mtime,
+# ctime, inode, target
+Record = tuple[str, str, int, int, str, str, int, float, float, int, str | None]
 SETTLED_TIME = re.compile(r"[0-9]{1,12}(\.[0-9]{1,9})?")
 SETTLED_STAMP = f"%i %s %Ts {SETTLED}"  # ctime not after the server's first start (see above)
 
@@ -237,8 +240,9 @@ def parse(
     stamps: dict[str, str] = {}
     from_image: set[str] = set()
     for path in sorted(records):
-        fact, stamp = records[path]
-        if fact.type == "f":
+        record, stamp = records[path]
+        digest = None
+        if record[0] == "f":
             if cutoff is not None:
                 stamp = _settled(stamp, cutoff)
             stamps[path] = stamp
@@ -247,8 +251,7 @@ def parse(
                 digest = was[1]
                 if stamp.endswith(" " + SETTLED):
                     from_image.add(path)
-            fact = replace(fact, sha256=digest)
-        found[path] = fact
+        found[path] = FileFact(*record, digest)  # made once: a frozen dataclass costs to make
     return Scan(found, find_rc, hash_rc, stamps, len(hashes), frozenset(from_image))
 
 
@@ -341,8 +344,9 @@ def _names(items: Iterator[str]) -> tuple[_Names | None, str | None]:
 
 def _records(
     items: Iterator[str], names: tuple[_Names | None, str | None], roots: tuple[str, ...]
-) -> Iterator[tuple[str, tuple[FileFact, str]]]:
-    """Path -> (its fact, without a hash; its STAMP as printed) of each metadata record."""
+) -> Iterator[tuple[str, tuple[Record, str]]]:
+    """Path -> (its record: a FileFact's fields but the hash; its STAMP as printed) of each
+    metadata record."""
     table, first = names
     heads = items if first is None else itertools.chain([first], items)
     for head in heads:
@@ -350,16 +354,19 @@ def _records(
             return
         if not head:
             break
-        owner, group, path, target = (_next(items) for _ in range(FIELDS - 1))
-        fact, stamp = _fact(head, owner, group, target, table)
-        yield fields.path(path, roots, "file path"), (fact, stamp)
+        rest = list(itertools.islice(items, FIELDS - 1))
+        if len(rest) != FIELDS - 1:
+            raise ValueError("the output ended in the middle of a record")
+        owner, group, path, target = rest
+        record, stamp = _fact(head, owner, group, target, table)
+        yield fields.path(path, roots, "file path"), (record, stamp)
     raise ValueError(f"no {HASH_MARK} line: the output ended early")
 
 
 def _fact(
     head: str, owner: str, group: str, target: str, table: _Names | None
-) -> tuple[FileFact, str]:
-    """The fact of one record (no hash yet), and its STAMP as printed."""
+) -> tuple[Record, str]:
+    """The fields of one record's fact (all but the hash), and its STAMP as printed."""
     parts = head.split(" ")
     if len(parts) != 8 or parts[0] not in TYPES:
         raise ValueError(f"not a file record: {fields.shown(head)}")
@@ -372,14 +379,14 @@ def _fact(
             raise ValueError(f"link target {fields.shown(target)} is empty or too long")
     elif target:
         raise ValueError(f"a link target {fields.shown(target)} on a file of type {kind!r}")
-    fact = FileFact(
+    record: Record = (
         kind, fields.mode(mode.zfill(3) if mode else mode), fields.count(uid, "uid"),
         fields.count(gid, "gid"), fields.name(owner, "owner"), fields.name(group, "group"),
         fields.count(size, "size"), fields.seconds(mtime, "mtime"),
         fields.seconds(ctime, "ctime"), fields.count(inode, "inode"),
         target if kind == "l" else None,
     )  # fmt: skip
-    return fact, f"{inode} {size} {mtime} {ctime}"
+    return record, f"{inode} {size} {mtime} {ctime}"
 
 
 def _settled(stamp: str, cutoff: Decimal) -> str:
@@ -415,10 +422,3 @@ def _end(end: str, rest: Iterator[str]) -> tuple[int, int]:
     if after != [""]:
         raise ValueError(f"unexpected output after the end line: {fields.shown(repr(after))}")
     return find_rc, hash_rc
-
-
-def _next(items: Iterator[str]) -> str:
-    try:
-        return next(items)
-    except StopIteration:
-        raise ValueError("the output ended in the middle of a record") from None
