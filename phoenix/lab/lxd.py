@@ -22,7 +22,7 @@ from phoenix.errors import DeadlineExceeded, LXDError, PhoenixError
 from phoenix.host import process
 from phoenix.lab import remote as remotes
 from phoenix.lab.remote import Remote
-from phoenix.poll import poll
+from phoenix.poll import poll, ticks
 
 if TYPE_CHECKING:  # pylxd (and requests) are imported where the API is called: slow to import
     import pylxd
@@ -421,8 +421,12 @@ class LXD:
         with self._api(f"create instance {name}"):
             inst = self.client.instances.create(definition, wait=True)
             for path, (data, mode) in (files or {}).items():
-                _mkdirs(inst, str(Path(path).parent))
-                inst.files.put(path, data, mode=mode, uid=0, gid=0)
+
+                def write(path: str = path, data: bytes = data, mode: int = mode) -> None:
+                    _mkdirs(inst, str(Path(path).parent))
+                    inst.files.put(path, data, mode=mode, uid=0, gid=0)
+
+                _again(write, min(self.timeout, FILES_TIMEOUT))
             inst.start(wait=True)
 
     def stop(self, name: str, force: bool = False, timeout: int = 30) -> None:
@@ -523,6 +527,11 @@ class LXD:
 
 
 BUSY = "Instance is busy running"  # LXD refuses an operation while another runs
+# The file calls on a stopped instance go through a helper process of LXD's, which can be missing
+# just after the instance was made ("dial unix /proc/self/fd/87/forkfile.sock: connect: no such
+# file or directory", canonical/lxd#18403; seen in a test creating 16 servers at once): tried again
+FORKFILE = "forkfile.sock"
+FILES_TIMEOUT = 30.0
 START_MARGIN = 0.05  # seconds: the clocks compared tick every 10 ms
 
 
@@ -548,8 +557,29 @@ def _mkdirs(inst: Any, path: str) -> None:
     parts = [p for p in path.split("/") if p]
     for i in range(1, len(parts) + 1):
         sub = "/" + "/".join(parts[:i])
-        with suppress(lxd_exc.LXDAPIException):  # it exists already
+        try:
             inst.files.mk_dir(sub, mode=0o700, uid=0, gid=0)
+        except lxd_exc.LXDAPIException as exc:  # it exists already, unless:
+            if FORKFILE in str(exc):
+                raise
+
+
+def _again(action: Callable[[], None], timeout: float) -> None:
+    """Run `action` (file calls on a new, stopped instance), again while LXD's file helper of the
+    instance cannot be reached (FORKFILE), for up to `timeout` seconds."""
+    from pylxd import exceptions as lxd_exc
+
+    failure: Exception | None = None
+    for _ in ticks(timeout, 0.25):
+        try:
+            action()
+            return
+        except lxd_exc.LXDAPIException as exc:
+            if FORKFILE not in str(exc):
+                raise
+            failure = exc
+    assert failure is not None
+    raise failure
 
 
 def _image(raw: Any) -> Image:

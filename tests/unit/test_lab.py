@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any, cast
 
 import pytest
+from pylxd.exceptions import LXDAPIException
 
 from phoenix.config import LabConfig
 from phoenix.errors import LabError, MissingPackages
@@ -14,6 +15,7 @@ from phoenix.host import process
 from phoenix.image.registry import Registry
 from phoenix.lab import base, project
 from phoenix.lab import lab as labmod
+from phoenix.lab import lxd as lxdmod
 from phoenix.lab.lab import Lab
 from phoenix.lab.lxd import FLEET_KEY, Image, Instance
 from phoenix.state import Store
@@ -299,3 +301,70 @@ def test_two_first_commands_agree_on_one_project_name(tmp_path: Path) -> None:
     assert path.read_text() == "phoenix-first\n"
     assert project.of(tmp_path / "home").name == "phoenix-first"
     assert [p.name for p in path.parent.iterdir() if p.name.endswith(".tmp")] == []
+
+
+class _Answer:
+    """An LXD error answer as pylxd reads it."""
+
+    status_code = 500
+    content = b""
+
+    def __init__(self, error: str) -> None:
+        self.error = error
+
+    def json(self) -> dict[str, str]:
+        return {"type": "error", "error": self.error}
+
+
+class _FlakyFiles:
+    """A new instance's files API whose helper is missing for its first `misses` calls."""
+
+    def __init__(self, misses: int) -> None:
+        self.misses = misses
+        self.written: list[str] = []
+
+    def mk_dir(self, path: str, **_: object) -> None:
+        self._call()
+        raise LXDAPIException(_Answer("file exists"))  # every directory exists already
+
+    def put(self, path: str, data: bytes, **_: object) -> None:
+        self._call()
+        self.written.append(path)
+
+    def _call(self) -> None:
+        if self.misses:
+            self.misses -= 1
+            raise LXDAPIException(
+                _Answer(f"dial unix /proc/self/fd/87/{lxdmod.FORKFILE}: no such file")
+            )
+
+
+class _Instance:
+    def __init__(self, files: _FlakyFiles) -> None:
+        self.files = files
+
+
+def _write(inst: _Instance) -> None:
+    lxdmod._mkdirs(inst, "/root/.ssh")
+    inst.files.put("/root/.ssh/authorized_keys", b"key")
+
+
+def test_file_calls_are_tried_again_while_lxds_file_helper_is_missing() -> None:
+    files = _FlakyFiles(misses=3)
+    inst = _Instance(files)
+    lxdmod._again(lambda: _write(inst), timeout=10)
+    assert files.written == ["/root/.ssh/authorized_keys"] and files.misses == 0
+
+
+def test_file_calls_give_up_at_their_deadline_and_other_errors_at_once() -> None:
+    with pytest.raises(LXDAPIException, match="forkfile"):
+        lxdmod._again(lambda: _write(_Instance(_FlakyFiles(misses=1000))), timeout=0.3)
+    calls: list[int] = []
+
+    def refused() -> None:
+        calls.append(1)
+        raise LXDAPIException(_Answer("not allowed"))
+
+    with pytest.raises(LXDAPIException, match="not allowed"):
+        lxdmod._again(refused, timeout=10)
+    assert calls == [1]
