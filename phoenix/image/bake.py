@@ -140,10 +140,9 @@ class Baker:
             self.lxd.delete(server)
             raise
         self.lxd.discard(server)
-        hashed = cache.hashed if cache is not None else gathered.summary().get("hashed")
-        self.emit(
-            StepOutput("smoke", f"baseline: {gathered.summary()} (hashed on the server: {hashed})")
-        )
+        summary = gathered.summary()
+        hashed = cache.hashed if cache is not None else summary["hashed"]
+        self.emit(StepOutput("smoke", f"baseline: {summary} (hashed on the server: {hashed})"))
         return gathered.to_dict()
 
     def _host_hashes(self, server: str, roots: Sequence[str], timeout: float) -> ScanCache | None:

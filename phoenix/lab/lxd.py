@@ -426,7 +426,7 @@ class LXD:
                     _mkdirs(inst, str(Path(path).parent))
                     inst.files.put(path, data, mode=mode, uid=0, gid=0)
 
-                _again(write, min(self.timeout, FILES_TIMEOUT))
+                _again(write, min(self.timeout, FILES_TIMEOUT), FORKFILE)
             inst.start(wait=True)
 
     def stop(self, name: str, force: bool = False, timeout: int = 30) -> None:
@@ -438,35 +438,24 @@ class LXD:
     def delete(self, name: str) -> None:
         """Stop and delete an instance, if it exists. One busy with another operation (an
         ephemeral one being discarded: LXD deletes it once stopped) is waited for."""
-        if not poll(lambda: self._delete(name), self.timeout, interval=0.2):
-            raise LXDError(
-                f"instance {name} was still busy with another operation after {self.timeout:.0f} s",
-                hint=f"see: lxc operation list; then delete it with: lxc delete --force {name}",
-            )
+        with self._api(f"delete instance {name}"):
+            _again(lambda: self._delete(name), self.timeout, BUSY)
 
-    def _delete(self, name: str) -> bool:
-        """Delete `name` (True), or False while it is busy with another operation."""
+    def _delete(self, name: str) -> None:
         from pylxd import exceptions as lxd_exc
 
-        try:
-            with self._api(f"delete instance {name}"):
-                if not self.client.instances.exists(name):
-                    return True
+        if not self.client.instances.exists(name):
+            return
+        inst = self.client.instances.get(name)
+        if inst.status != "Stopped":
+            inst.stop(force=True, wait=True)
+            # an ephemeral instance is gone once stopped (and pylxd's object with it)
+            try:
                 inst = self.client.instances.get(name)
-                if inst.status != "Stopped":
-                    inst.stop(force=True, wait=True)
-                    # an ephemeral instance is gone once stopped (and pylxd's object with it)
-                    try:
-                        inst = self.client.instances.get(name)
-                    except lxd_exc.NotFound:
-                        return True
-                with suppress(lxd_exc.NotFound):  # gone meanwhile, all the same
-                    inst.delete(wait=True)
-        except LXDError as exc:
-            if BUSY not in exc.message:
-                raise
-            return False
-        return True
+            except lxd_exc.NotFound:
+                return
+        with suppress(lxd_exc.NotFound):  # gone meanwhile, all the same
+            inst.delete(wait=True)
 
     def discard(self, name: str) -> None:
         """Stop an ephemeral instance at once, not waiting: LXD deletes it when it has stopped,
@@ -564,9 +553,10 @@ def _mkdirs(inst: Any, path: str) -> None:
                 raise
 
 
-def _again(action: Callable[[], None], timeout: float) -> None:
-    """Run `action` (file calls on a new, stopped instance), again while LXD's file helper of the
-    instance cannot be reached (FORKFILE), for up to `timeout` seconds."""
+def _again(action: Callable[[], None], timeout: float, transient: str) -> None:
+    """Run `action`, again while LXD refuses it with an error that says `transient` (FORKFILE:
+    its file helper of a new instance is not there yet; BUSY: another operation on the
+    instance), for up to `timeout` seconds; then that error is raised."""
     from pylxd import exceptions as lxd_exc
 
     failure: Exception | None = None
@@ -575,7 +565,7 @@ def _again(action: Callable[[], None], timeout: float) -> None:
             action()
             return
         except lxd_exc.LXDAPIException as exc:
-            if FORKFILE not in str(exc):
+            if transient not in str(exc):
                 raise
             failure = exc
     assert failure is not None

@@ -352,13 +352,17 @@ def _write(inst: _Instance) -> None:
 def test_file_calls_are_tried_again_while_lxds_file_helper_is_missing() -> None:
     files = _FlakyFiles(misses=3)
     inst = _Instance(files)
-    lxdmod._again(lambda: _write(inst), timeout=10)
+    lxdmod._again(lambda: _write(inst), timeout=10, transient=lxdmod.FORKFILE)
     assert files.written == ["/root/.ssh/authorized_keys"] and files.misses == 0
 
 
 def test_file_calls_give_up_at_their_deadline_and_other_errors_at_once() -> None:
     with pytest.raises(LXDAPIException, match="forkfile"):
-        lxdmod._again(lambda: _write(_Instance(_FlakyFiles(misses=1000))), timeout=0.3)
+        lxdmod._again(
+            lambda: _write(_Instance(_FlakyFiles(misses=1000))),
+            timeout=0.3,
+            transient=lxdmod.FORKFILE,
+        )
     calls: list[int] = []
 
     def refused() -> None:
@@ -366,5 +370,5 @@ def test_file_calls_give_up_at_their_deadline_and_other_errors_at_once() -> None
         raise LXDAPIException(_Answer("not allowed"))
 
     with pytest.raises(LXDAPIException, match="not allowed"):
-        lxdmod._again(refused, timeout=10)
+        lxdmod._again(refused, timeout=10, transient=lxdmod.FORKFILE)
     assert calls == [1]
