@@ -706,3 +706,23 @@ def test_a_cloud_fleets_providers_come_from_their_registry(tmp_path: Path) -> No
     assert tf.config_file.name == "cli-registry.tfrc"
     assert "filesystem_mirror" not in tf.config_file.read_text()
     assert not (tmp_path / "terraform" / "mirror").exists()
+
+
+# the provider's client race (adapter.PROVIDER_RACE), as the failed create of one server says it
+APPLY_RACED = APPLY_NO_IMAGE.replace(
+    "could not get image info: Image not found", adapter.PROVIDER_RACE
+)
+
+
+def test_an_apply_failed_on_the_providers_client_race_is_tried_three_times(
+    tmp_path: Path, module: Path
+) -> None:
+    tf, engine, shown = make(tmp_path, module, [(APPLY_RACED, 1)] * 2 + [(APPLY_CREATE, 0)])
+    assert list(tf.apply({"tft-s1": ServerSpec("phoenix-base", 1)}, "k")) == ["tft-s1"]
+    assert [c[0] for c in engine.calls] == ["init", "apply", "apply", "apply"]
+    assert sum("running it once more" in line for line in shown) == 2
+
+    tf, engine, _ = make(tmp_path / "again", module, [(APPLY_RACED, 1)] * 3)
+    with pytest.raises(TerraformError, match="isn't listening on the network"):
+        tf.apply({"tft-s1": ServerSpec("phoenix-base", 1)}, "k")
+    assert [c[0] for c in engine.calls] == ["init", "apply", "apply", "apply"]

@@ -7,7 +7,8 @@ from the internet, Terraform never calls home), runs `init` only when the provid
 changed, then `apply -json` with the servers map as a variable.
 
 An apply can fail part-way (seen: one in nine created two of three containers) and running it
-again converges, so a failed apply is retried once before `TerraformError` is raised. A container
+again converges, so a failed apply is retried once before `TerraformError` is raised (twice when
+it failed on the provider's client race, PROVIDER_RACE). A container
 left behind by an apply that was killed before Terraform recorded it is *not* in the state: the
 next apply fails on it ("already exists"). phoenix's rollout deletes such orphans (servers of the
 fleet that LXD lists and `state_names()` does not) before it applies.
@@ -73,6 +74,19 @@ REGISTRY_CLI_CONFIG = (
 SETTINGS_FILE = "phoenix.auto.tfvars.json"  # the workspace's settings, read by every command
 VARS_FILE = "phoenix-vars.json"  # the variables of the last apply, for plans that need them
 _FLEET_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+# The LXD provider (1.5.0 and later) caches its client per remote without a lock: when resources
+# are created at once by a provider process that has no client yet, one of them may pair its own
+# client with another's for the image, take the local image for a remote one, and fail with this
+# (its unix socket has no network address to pull from). Each apply is a new provider process:
+# an apply that failed so is tried up to RACE_TRIES times in all, any other failure twice.
+PROVIDER_RACE = "The source server isn't listening on the network"
+RACE_TRIES = 3
+
+
+def _raced(log: ApplyLog, text: str) -> bool:
+    """Whether a failed apply failed on the provider's client race (PROVIDER_RACE) only."""
+    said = [e.summary + " " + e.detail for e in log.errors] or [text]
+    return all(PROVIDER_RACE in line for line in said)
 
 
 # -- drift: what a refresh-only plan found changed outside Terraform ---------------------------
@@ -140,18 +154,20 @@ class Terraform:
         """Make the fleet's servers exactly `servers`; return them as Terraform reports them.
         `refresh=False` trusts the state instead of reading every server from the provider
         first: for the applies of a rollout after its first, when phoenix made every change
-        since; an apply that fails is tried again with a refresh."""
+        since; an apply that fails is tried again with a refresh (see RACE_TRIES)."""
         self._prepare()
         variables = encode_vars(self.fleet, servers, authorized_key)
         self._save_vars(variables)
         log, run = self._apply_once(variables, refresh)
-        if run.rc != 0:
-            first = terraform_error(self.fleet, "apply", log, run.rc, run.stderr)
-            self.on_line(f"{first.message}; running it once more")
+        tries = 1
+        while run.rc != 0:
+            failed = terraform_error(self.fleet, "apply", log, run.rc, run.stderr)
+            if tries >= (RACE_TRIES if _raced(log, run.stderr) else 2):
+                raise failed
+            self.on_line(f"{failed.message}; running it once more")
             self._forget_gone(log)
             log, run = self._apply_once(variables)
-            if run.rc != 0:
-                raise terraform_error(self.fleet, "apply", log, run.rc, run.stderr)
+            tries += 1
         if log.outputs is not None and "servers" in log.outputs:
             return server_states(log.outputs["servers"] or {})
         return self.servers()
