@@ -255,7 +255,9 @@ def gather(
     known = (cache.units if cache else None) or ("", "")
     roots = files.normalize(roots)
     settled = (cache.files.settled if cache else None) or ""
-    result = session.run(run.command, *known, settled, *roots, timeout=timeout, stdin=stdin)
+    listings = cache.files.listed() if cache else {}
+    listed = " ".join(listings)
+    result = session.run(run.command, *known, settled, listed, *roots, timeout=timeout, stdin=stdin)
     try:
         sections = run.split(result.stdout, result.stderr)
     except ValueError as exc:
@@ -271,7 +273,7 @@ def gather(
     areas = _Areas(sections)
     hashes = cache.files.entries if cache else None
     settled_at = cache.files.settled if cache else None
-    scan = areas.read("files", lambda text: files.parse(text, hashes, roots, settled_at))
+    scan = areas.read("files", lambda text: files.parse(text, hashes, roots, settled_at, listings))
     if scan is not None and (failed := files.failed_pass(scan)) is not None:
         areas.unread["files"] = _failure(*failed, sections["files"].stderr)
         scan = None

@@ -12,9 +12,11 @@ An empty cache (a deep scan) makes the script do everything.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
-from phoenix.facts.files import HashCache
+from phoenix.facts.files import FileFact, HashCache, Listing
 
 # Where systemd reads unit files and their enablement (merged /usr: /lib is /usr/lib).
 UNIT_DIRS = (
@@ -44,15 +46,61 @@ class ScanCache:
         return self.files.hashed
 
     def to_json(self) -> str:
-        return json.dumps({"files": self.files.entries, "units": self.units}, separators=(",", ":"))
+        cached = self.files
+        listings = {digest: _listing_row(listing) for digest, listing in cached.listings.items()}
+        return json.dumps(
+            {
+                "files": cached.entries,
+                "units": self.units,
+                "listings": listings,
+                "listed_under": cached.listed_under,
+            },
+            separators=(",", ":"),
+        )
 
     @classmethod
     def from_json(cls, text: str) -> ScanCache:
-        """The cache in `text`; an empty one if it is unreadable (the next scan does all)."""
+        """The cache in `text`; an empty one if it is unreadable (the next scan does all), and
+        one without listings if they are (the next scan receives every root's records)."""
         try:
             data = json.loads(text)
             units = data.get("units")
             kept = (str(units[0]), str(units[1])) if units else None
-            return cls(HashCache.from_entries(data["files"]), kept)
+            cache = cls(HashCache.from_entries(data["files"]), kept)
         except (ValueError, TypeError, AttributeError, IndexError, KeyError):
             return cls()
+        try:
+            rows = data.get("listings") or {}
+            cache.files.listings = {str(d): _listing(row) for d, row in rows.items()}
+            under = data.get("listed_under")
+            cache.files.listed_under = None if under is None else str(under)
+        except (ValueError, TypeError, AttributeError, IndexError, KeyError):
+            cache.files.listings = {}
+        return cache
+
+
+# A listing's file as stored: path, then FileFact's fields in order (sha256 last), then its stamp
+# (regular files only, else null).
+def _listing_row(listing: Listing) -> dict[str, Any]:
+    return {
+        "root": listing.root,
+        "files": [
+            [path, *_values(fact), listing.stamps.get(path)] for path, fact in listing.facts.items()
+        ],
+        "from_image": sorted(listing.from_image),
+    }
+
+
+def _values(f: FileFact) -> tuple[object, ...]:
+    return (f.type, f.mode, f.uid, f.gid, f.owner, f.group, f.size, f.mtime, f.ctime, f.inode,
+            f.target, f.sha256)  # fmt: skip
+
+
+def _listing(row: Mapping[str, Any]) -> Listing:
+    facts: dict[str, FileFact] = {}
+    stamps: dict[str, str] = {}
+    for path, *values, stamp in row["files"]:
+        facts[str(path)] = FileFact(*values)
+        if stamp is not None:
+            stamps[str(path)] = str(stamp)
+    return Listing(str(row["root"]), facts, stamps, frozenset(map(str, row["from_image"])))

@@ -32,10 +32,22 @@ of mtime and the word `settled`. Nothing written on the server since it started 
 write, chmod, chown, link or rename sets ctime to the present, and the server cannot set the host's
 clock back), so such a file is exactly as the server's image had it: a new server's first scan
 takes these hashes from its image's baseline (HashCache.seeded) instead of hashing every file.
+
+When the shell variable `phoenix_listed` is set (a cache's scan, with a temporary directory), the
+records come root by root, each root's written to a file first and then either sent after
+`#listing DIGEST` (its SHA-256) or, when that digest is one of the digests `phoenix_listed` holds
+(the listings phoenix kept from the last scan, see Listing), replaced by `#listed DIGEST`:
+
+    #records\0#listing 6f1e...64 hex...\0d 755 0 0 4096 ... 131073\00\00\0/etc\0\0...\0
+    #listed 9c2a...64 hex...\0#sha256\0#end 0 0\0
+
+Unchanged roots then cost the server its find, and phoenix neither the transfer nor the parse
+of their records: most of a repeat scan.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
 import re
@@ -52,6 +64,8 @@ from phoenix.host.process import CommandResult
 HASH_MARK = "#sha256"
 NAMES_MARK = "#names"  # then `u UID NAME` and `g GID NAME` fields, then RECORDS_MARK
 RECORDS_MARK = "#records"
+LISTING_MARK = "#listing"  # then the digest of the root's records that follow (see Listing)
+LISTED_MARK = "#listed"  # then the digest of a root's records the command was told phoenix has
 END_MARK = "#end"
 FIND_OK = frozenset({0, 1})  # 1: an entry vanished or could not be read during the scan
 XARGS_OK = frozenset({0, 123})  # 123: sha256sum could not read some file (it hashed the rest)
@@ -88,19 +102,36 @@ fi
 work=$(mktemp -d 2>/dev/null) || work=
 if [ -n "$work" ]; then sort -z >"$work/known"; else cat >/dev/null; fi  # stdin first, whole
 meta="%y %m %U %G %s %T@ %C@ %i\\0$owner\\0$group\\0%p\\0%l\\0"
-if [ "$#" -gt 0 ] && [ -n "$work" ] && [ -n "${{phoenix_settled-}}" ]; then
-  find "$@" -xdev -printf "$meta" \\( -type f \\( -newerct "@$phoenix_settled" \\
-    -fprintf "$work/now" "{STAMP} %p\\0" -o -fprintf "$work/old" "{SETTLED_STAMP} %p\\0" \\) \\)
-  frc=$?
+phoenix_find() {{  # the records of roots $2...; the stamps of their regular files to $work/*$1
+  sfx=$1; shift
+  if [ -n "${{phoenix_settled-}}" ]; then
+    find "$@" -xdev -printf "$meta" \\( -type f \\( -newerct "@$phoenix_settled" \\
+      -fprintf "$work/now$sfx" "{STAMP} %p\\0" \\
+      -o -fprintf "$work/old$sfx" "{SETTLED_STAMP} %p\\0" \\) \\)
+  else
+    find "$@" -xdev -printf "$meta" \\( -type f -fprintf "$work/now$sfx" "{STAMP} %p\\0" \\)
+  fi
+}}
+if [ "$#" -gt 0 ] && [ -n "$work" ] && [ -n "${{phoenix_listed+set}}" ]; then  # by root
+  i=0
+  for r; do
+    i=$((i + 1))
+    phoenix_find ".$i" "$r" >"$work/listing"; c=$?; [ "$c" -le "$frc" ] || frc=$c
+    d=$(sha256sum <"$work/listing") && d=${{d%% *}} || d=
+    case " $phoenix_listed " in
+      *" ${{d:-none}} "*) printf "{LISTED_MARK} %s\\0" "$d" ;;
+      *) printf "{LISTING_MARK} %s\\0" "$d"; cat "$work/listing" ;;
+    esac
+  done
 elif [ "$#" -gt 0 ] && [ -n "$work" ]; then
-  find "$@" -xdev -printf "$meta" \\( -type f -fprintf "$work/now" "{STAMP} %p\\0" \\); frc=$?
+  phoenix_find "" "$@"; frc=$?
 elif [ "$#" -gt 0 ]; then
   find "$@" -xdev -printf "$meta"; frc=$?
 fi
 printf "%s\\0" "{HASH_MARK}"
 if [ "$#" -gt 0 ] && [ -n "$work" ]; then  # hash the files whose stamp is not on stdin
-  touch "$work/old" && sort -z -o "$work/now" "$work/now" "$work/old" &&
-    comm -z -23 "$work/now" "$work/known" | sed -z 's/^[^ ]* [^ ]* [^ ]* [^ ]* //' |
+  touch "$work/now" "$work/old" && sort -z -o "$work/stamps" "$work"/now* "$work"/old* &&
+    comm -z -23 "$work/stamps" "$work/known" | sed -z 's/^[^ ]* [^ ]* [^ ]* [^ ]* //' |
     xargs -0 -r sha256sum --zero
   hrc=$?
 elif [ "$#" -gt 0 ]; then  # no temporary directory: hash them all
@@ -110,9 +141,10 @@ fi
 printf "{END_MARK} %s %s\\0" "$frc" "$hrc"
 """
 COMMAND = f"sh -c {shlex.quote(SCRIPT)} phoenix-files"
-# the same, its first argument the server's first start (phoenix_settled), then the roots
-SETTLED_SCRIPT = "phoenix_settled=$1; shift\n" + SCRIPT
-SETTLED_COMMAND = f"sh -c {shlex.quote(SETTLED_SCRIPT)} phoenix-files"
+# the same with a cache: its first arguments the server's first start (phoenix_settled, or empty)
+# and the digests of the listings phoenix keeps (phoenix_listed, see Listing), then the roots
+CACHED_SCRIPT = "phoenix_settled=$1 phoenix_listed=$2; shift 2\n" + SCRIPT
+CACHED_COMMAND = f"sh -c {shlex.quote(CACHED_SCRIPT)} phoenix-files"
 LABEL = "find ROOTS -xdev -printf ... ; find ROOTS -xdev -type f ... | xargs -0 sha256sum"
 
 
@@ -144,6 +176,21 @@ class Scan:
     # regular files whose hash is their image's: a SETTLED stamp, known from the image's
     # baseline (HashCache.seeded), not from anything the server said
     from_image: frozenset[str] = frozenset()
+    listings: dict[str, Listing] = field(default_factory=dict)  # by digest: the roots read
+
+
+@dataclass(frozen=True, eq=False)
+class Listing:
+    """The files of one root as a scan read them, kept by the digest of the root's records as
+    the server printed them. A repeat scan tells the command the digests it keeps; the command
+    answers `#listed DIGEST` for a root whose records are the same, byte for byte, and phoenix
+    neither receives nor parses them again. (The server could lie there as well as in any
+    record: the witness, which reads the disk from the host, is what catches a lying server.)"""
+
+    root: str  # the root's own path, the listing's first record ("" if it has none)
+    facts: dict[str, FileFact]  # with their hashes as that scan had them
+    stamps: dict[str, str]  # regular file -> its STAMP, as the cache keeps it
+    from_image: frozenset[str]  # those of its files whose hash was their image's (see Scan)
 
 
 @dataclass
@@ -161,6 +208,8 @@ class HashCache:
     # the server's first start (seconds since the epoch, as text); None: no SETTLED stamps
     settled: str | None = None
     from_image: frozenset[str] = frozenset()  # the last scan's (see Scan), not stored
+    listings: dict[str, Listing] = field(default_factory=dict)  # the last scan's, by digest
+    listed_under: str | None = None  # `settled` as it was when they were read
 
     def __post_init__(self) -> None:
         if self.settled is not None and not SETTLED_TIME.fullmatch(self.settled):
@@ -193,11 +242,18 @@ class HashCache:
         """What the files command reads on stdin: `STAMP PATH` of every known file, NUL-ended."""
         return "".join(f"{stamp} {path}\0" for path, (stamp, _) in self.entries.items()).encode()
 
+    def listed(self) -> dict[str, Listing]:
+        """The listings a scan may be answered with (see Listing): none once `settled` is not
+        what it was when they were read (their stamps would not be this scan's)."""
+        return self.listings if self.listed_under == self.settled else {}
+
     def remember(self, scan: Scan) -> None:
         """Keep every hash the scan stands on (parsed with these entries as `known`), forget
-        the files that are gone."""
+        the files that are gone; keep its listings."""
         self.hashed = scan.hashed
         self.from_image = scan.from_image
+        self.listings = scan.listings
+        self.listed_under = self.settled
         self.entries = {
             path: (scan.stamps[path], fact.sha256)
             for path, fact in scan.files.items()
@@ -219,6 +275,7 @@ def parse(
     known: Mapping[str, tuple[str, str]] | None = None,
     roots: Sequence[str] = ("/",),
     settled: str | None = None,
+    listings: Mapping[str, Listing] | None = None,
 ) -> Scan:
     """Parse the command's output; raise ValueError (and nothing else) on anything that is not
     what the command writes: every field is checked (see `fields`), and every path must lie
@@ -227,20 +284,46 @@ def parse(
     A regular file the command did not hash takes its hash from `known` (path -> stamp, hash)
     when its stamp there is the one it has now (see HashCache); otherwise it has none. With
     `settled` (the time the command was given), a file whose ctime is not after it has its
-    SETTLED stamp, as the command decided.
+    SETTLED stamp, as the command decided. A root the command answered `#listed DIGEST` for is
+    the one of `listings` (the listings whose digests it was given; see Listing).
     """
     cutoff = Decimal(settled) if settled is not None else None
     under = tuple(roots)
     items = iter(text.split("\0"))
     names = _names(items)
-    records = dict(_records(items, names, under))
+    parts = _records(items, names, under, listings or {})
     hashes, end = _hashes(items, under)
     find_rc, hash_rc = _end(end, items)
     found: dict[str, FileFact] = {}
     stamps: dict[str, str] = {}
     from_image: set[str] = set()
-    for path in sorted(records):
-        record, stamp = records[path]
+    kept: dict[str, Listing] = {}
+    for digest, part in parts:
+        if isinstance(part, Listing):
+            listing = _rehashed(part, hashes)
+        else:
+            listing = _listing(part, hashes, known, cutoff)
+        found.update(listing.facts)
+        from_image.update(listing.from_image)
+        stamps.update(listing.stamps)
+        if digest is not None:
+            kept[digest] = listing
+    found = dict(sorted(found.items()))
+    return Scan(found, find_rc, hash_rc, stamps, len(hashes), frozenset(from_image), kept)
+
+
+def _listing(
+    records: Mapping[str, tuple[Record, str]],
+    hashes: Mapping[str, str],
+    known: Mapping[str, tuple[str, str]] | None,
+    cutoff: Decimal | None,
+) -> Listing:
+    """The Listing of the records of one root as the command printed them (or of all roots, when
+    it did not list them by root): each regular file hashed now, or known unchanged."""
+    facts: dict[str, FileFact] = {}
+    stamps: dict[str, str] = {}
+    from_image: set[str] = set()
+    for path, (record, stamp) in records.items():
         digest = None
         if record[0] == "f":
             if cutoff is not None:
@@ -251,8 +334,21 @@ def parse(
                 digest = was[1]
                 if stamp.endswith(" " + SETTLED):
                     from_image.add(path)
-        found[path] = FileFact(*record, digest)  # made once: a frozen dataclass costs to make
-    return Scan(found, find_rc, hash_rc, stamps, len(hashes), frozenset(from_image))
+        facts[path] = FileFact(*record, digest)  # made once: a frozen dataclass costs to make
+    root = next(iter(records), "")  # none: the root vanished before find could read it
+    return Listing(root, facts, stamps, frozenset(from_image))
+
+
+def _rehashed(listing: Listing, hashes: Mapping[str, str]) -> Listing:
+    """A kept listing with the hashes the command made now of its files (those it had none
+    for: their stamps were not known)."""
+    new = {p: d for p, d in hashes.items() if (f := listing.facts.get(p)) and f.sha256 != d}
+    if not new:
+        return listing
+    facts = dict(listing.facts)
+    for path, digest in new.items():
+        facts[path] = dataclasses.replace(facts[path], sha256=digest)
+    return Listing(listing.root, facts, listing.stamps, listing.from_image - new.keys())
 
 
 def gather(
@@ -262,12 +358,11 @@ def gather(
 
     With a `cache`, files it knows unchanged are not hashed again, and it is brought up to date.
     """
-    stdin = cache.payload() if cache else b""
     under = normalize(roots)
-    if cache is not None and cache.settled is not None:
-        result = session.run(SETTLED_COMMAND, cache.settled, *under, timeout=timeout, stdin=stdin)
-    else:
-        result = session.run(COMMAND, *under, timeout=timeout, stdin=stdin)
+    if cache is None:
+        return read(session, session.run(COMMAND, *under, timeout=timeout), None, under).files
+    known = (cache.settled or "", " ".join(cache.listed()))
+    result = session.run(CACHED_COMMAND, *known, *under, timeout=timeout, stdin=cache.payload())
     return read(session, result, cache, under).files
 
 
@@ -281,7 +376,10 @@ def read(
     updated); raise CommandError if the command failed or its output is unreadable."""
     known = cache.entries if cache is not None else None
     settled = cache.settled if cache is not None else None
-    scan = checked(session, LABEL, result, lambda text: parse(text, known, roots, settled))
+    listings = cache.listed() if cache is not None else None
+    scan = checked(
+        session, LABEL, result, lambda text: parse(text, known, roots, settled, listings)
+    )
     failure = failed_pass(scan)
     if failure is not None:
         raise command_error(session, *failure, result.stderr)
@@ -342,25 +440,56 @@ def _names(items: Iterator[str]) -> tuple[_Names | None, str | None]:
     raise ValueError(f"no {RECORDS_MARK} field: the output ended early")
 
 
+Records = dict[str, tuple[Record, str]]  # path -> (a FileFact's fields but the hash, STAMP)
+
+
 def _records(
-    items: Iterator[str], names: tuple[_Names | None, str | None], roots: tuple[str, ...]
-) -> Iterator[tuple[str, tuple[Record, str]]]:
-    """Path -> (its record: a FileFact's fields but the hash; its STAMP as printed) of each
-    metadata record."""
+    items: Iterator[str],
+    names: tuple[_Names | None, str | None],
+    roots: tuple[str, ...],
+    listings: Mapping[str, Listing],
+) -> list[tuple[str | None, Records | Listing]]:
+    """The metadata records, in parts: (None, the records before any `#listing`), then for each
+    root listed, (its digest, its records) after `#listing DIGEST`, or (the digest, the kept
+    Listing) for `#listed DIGEST`. Path -> (its record: a FileFact's fields but the hash; its
+    STAMP as printed)."""
     table, first = names
     heads = items if first is None else itertools.chain([first], items)
+    current: Records = {}
+    parts: list[tuple[str | None, Records | Listing]] = [(None, current)]
     for head in heads:
         if head == HASH_MARK:
-            return
+            return parts
         if not head:
             break
+        if head.startswith("#"):  # a record starts with a type letter
+            mark, _, digest = head.partition(" ")
+            if mark == LISTING_MARK:
+                current = {}
+                parts.append((fields.sha256(digest), current))
+            elif mark == LISTED_MARK:
+                parts.append((digest, _kept(listings, digest, roots)))
+            else:
+                raise ValueError(f"not a file record: {fields.shown(head)}")
+            continue
         rest = list(itertools.islice(items, FIELDS - 1))
         if len(rest) != FIELDS - 1:
             raise ValueError("the output ended in the middle of a record")
         owner, group, path, target = rest
         record, stamp = _fact(head, owner, group, target, table)
-        yield fields.path(path, roots, "file path"), (record, stamp)
+        current[fields.path(path, roots, "file path")] = (record, stamp)
     raise ValueError(f"no {HASH_MARK} line: the output ended early")
+
+
+def _kept(listings: Mapping[str, Listing], digest: str, roots: tuple[str, ...]) -> Listing:
+    """The listing the command named as unchanged; it must be one phoenix told it of, of a root
+    it was asked for."""
+    listing = listings.get(digest)
+    if listing is None:
+        raise ValueError(f"{LISTED_MARK} names a listing phoenix has not: {fields.shown(digest)}")
+    if listing.root:
+        fields.path(listing.root, roots, "listed root")
+    return listing
 
 
 def _fact(

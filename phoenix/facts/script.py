@@ -66,8 +66,8 @@ def _text(sections: dict[str, str]) -> str:
         "export LC_ALL=C\n"
         + "".join(_function(name, code) for name, code in sections.items())
         + f"""\
-known_fp=$1 known_units=$2 phoenix_settled=$3
-shift 3
+known_fp=$1 known_units=$2 phoenix_settled=$3 phoenix_listed=$4
+shift 4
 phoenix_section() {{
   s=$1; shift
   printf '\\0{MARK} %s\\0' "$s" >&2

@@ -209,6 +209,8 @@ def test_a_repeat_scan_hashes_only_what_changed(image: Image, servers: list[ssh.
         cache=cache,
     )  # fmt: skip
     assert full.status == "clean" and full.hashed > 1000
+    listed = {listing.root: digest for digest, listing in cache.files.listings.items()}
+    assert {"/etc", "/usr"} <= set(listed), listed  # each root's records, kept by their digest
     again = scan_server(
         target, image.baseline, image.rules, image.lab.key.private_path, image.roots, 60,
         cache=cache,
@@ -221,6 +223,8 @@ def test_a_repeat_scan_hashes_only_what_changed(image: Image, servers: list[ssh.
     )  # fmt: skip
     assert rewritten.hashed < 20
     assert ("binary.modified", "/usr/bin/dir") in {(f.kind, f.subject) for f in rewritten.findings}
+    now = {listing.root: digest for digest, listing in cache.files.listings.items()}
+    assert now["/usr"] != listed["/usr"]  # /usr's records changed: the server sent them again
 
 
 def test_evidence_of_text_changes_but_never_of_secrets(

@@ -57,7 +57,7 @@ def test_gather_runs_the_script_once_and_assembles_the_facts() -> None:
     fake = recorded()
     facts = gather(fake, ROOTS, timeout=50)
     assert [(c.command, c.args, c.timeout) for c in fake.calls] == [
-        (script.COMMAND, ("", "", "", *ROOTS), 50)
+        (script.COMMAND, ("", "", "", "", *ROOTS), 50)
     ]
     assert (
         facts.files["/etc/passwd"].sha256

@@ -437,3 +437,104 @@ def test_a_settled_time_is_a_number_of_seconds() -> None:
     with pytest.raises(ValueError, match="not a time"):
         files.HashCache(settled="1; rm -rf /")
     assert files.HashCache(settled="1796315932.12").settled == "1796315932.12"
+
+
+# -- listings: a repeat scan neither receives nor parses a root whose records are unchanged ------
+
+
+class Seen(LocalRunner):
+    """LocalRunner that keeps what each run printed."""
+
+    def __init__(self) -> None:
+        self.outputs: list[str] = []
+
+    def run(
+        self, command: str, *args: str, timeout: float = 60, stdin: bytes = b""
+    ) -> CommandResult:
+        result = super().run(command, *args, timeout=timeout, stdin=stdin)
+        self.outputs.append(result.stdout)
+        return result
+
+
+def test_a_root_listed_the_same_is_neither_sent_nor_parsed_again(tmp_path: Path) -> None:
+    made = tree(tmp_path)
+    (tmp_path / "srv").mkdir()
+    (tmp_path / "srv" / "x").write_text("x\n")
+    roots = [str(tmp_path / "etc"), str(tmp_path / "srv")]
+    runner, cache = Seen(), files.HashCache()
+    full = files.gather(runner, roots, cache=cache)
+    assert runner.outputs[0].count("#listing ") == 2 and "#listed " not in runner.outputs[0]
+    assert [listing.root for listing in cache.listings.values()] == roots
+
+    again = files.gather(runner, roots, cache=cache)
+    assert again == full and list(again) == sorted(again)
+    assert runner.outputs[1].count("#listed ") == 2 and str(made[0]) not in runner.outputs[1]
+    assert cache.hashed == 0 and len(cache.entries) == 8
+
+    made[0].write_text("changed 0\n")  # only etc's records change: only they come again
+    changed = files.gather(runner, roots, cache=cache)
+    assert runner.outputs[2].count("#listing ") == 1 and runner.outputs[2].count("#listed ") == 1
+    assert str(made[0]) in runner.outputs[2]
+    assert str(tmp_path / "srv" / "x") not in runner.outputs[2]
+    assert cache.hashed == 1
+    assert changed[str(made[0])].sha256 == hashlib.sha256(b"changed 0\n").hexdigest()
+    assert {p: f for p, f in changed.items() if p != str(made[0])} == {
+        p: f for p, f in full.items() if p != str(made[0])
+    }
+
+
+def test_a_file_of_a_listed_root_hashed_now_gets_its_hash(tmp_path: Path) -> None:
+    made = tree(tmp_path)
+    cache = files.HashCache()
+    full = files.gather(LocalRunner(), [str(tmp_path)], cache=cache)
+    del cache.entries[str(made[1])]  # its hash unknown: the command hashes it, the root is listed
+    again = files.gather(LocalRunner(), [str(tmp_path)], cache=cache)
+    assert cache.hashed == 1 and again == full
+    assert str(made[1]) in cache.entries
+
+
+def test_listings_are_not_offered_once_the_first_start_is_another(tmp_path: Path) -> None:
+    tree(tmp_path)
+    runner, cache = Seen(), files.HashCache()
+    files.gather(runner, [str(tmp_path)], cache=cache)
+    assert cache.listed()
+    cache.settled = "1796315932.12"  # the stamps kept are not the ones this scan makes
+    assert cache.listed() == {}
+    files.gather(runner, [str(tmp_path)], cache=cache)
+    assert "#listed " not in runner.outputs[1] and cache.listed()
+
+
+LISTED = rec("/etc") + rec("/etc/a", "f 644 0 0 3 10.5 20.25 7")
+
+
+def test_a_server_that_names_a_listing_phoenix_has_not_is_unreadable() -> None:
+    kept = files.parse(f"#listing {HASH_A}\0" + LISTED + END_OK, roots=["/etc"]).listings
+    assert list(kept) == [HASH_A] and kept[HASH_A].root == "/etc"
+    assert files.parse(f"#listed {HASH_A}\0" + END_OK, None, ["/etc"], None, kept).files == {
+        "/etc": kept[HASH_A].facts["/etc"],
+        "/etc/a": kept[HASH_A].facts["/etc/a"],
+    }
+    with pytest.raises(ValueError, match="names a listing phoenix has not"):
+        files.parse(f"#listed {HASH_B}\0" + END_OK, None, ["/etc"], None, kept)
+    with pytest.raises(ValueError, match="outside the roots"):  # a listing of another root
+        files.parse(f"#listed {HASH_A}\0" + END_OK, None, ["/srv"], None, kept)
+    with pytest.raises(ValueError, match="not a SHA-256"):
+        files.parse("#listing ../../x\0" + LISTED + END_OK, roots=["/etc"])
+    with pytest.raises(ValueError, match="not a file record"):
+        files.parse("#other x\0" + LISTED + END_OK, roots=["/etc"])
+
+
+def test_listings_are_kept_with_the_cache_and_dropped_if_unreadable(tmp_path: Path) -> None:
+    tree(tmp_path)
+    cache = files.HashCache(settled="1796315932.12")
+    files.gather(LocalRunner(), [str(tmp_path)], cache=cache)
+    stored = ScanCache(cache).to_json()
+    back = ScanCache.from_json(stored).files
+    back.settled = cache.settled
+    assert back.listed_under == cache.settled and back.entries == cache.entries
+    assert {d: (x.root, x.facts, x.stamps, x.from_image) for d, x in back.listed().items()} == {
+        d: (x.root, x.facts, x.stamps, x.from_image) for d, x in cache.listings.items()
+    }
+    broken = stored.replace('"root"', '"rot"')
+    kept = ScanCache.from_json(broken).files
+    assert kept.entries == cache.entries and kept.listings == {}

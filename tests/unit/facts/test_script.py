@@ -124,7 +124,7 @@ def test_malformed_output_is_a_value_error(text: str) -> None:
 def test_script_on_this_machine_agrees_with_each_command_run_alone(tmp_path: Path) -> None:
     (tmp_path / "a").write_text("a\n")
     run = script.of(scanning(tmp_path))  # the script, but its scans of / scan tmp_path instead
-    result = LocalRunner().run(run.command, "", "", "", str(tmp_path), "/phoenix-no-such-root")
+    result = LocalRunner().run(run.command, "", "", "", "", str(tmp_path), "/phoenix-no-such-root")
     assert result.rc == 0, result.stderr
     sections = run.split(result.stdout, result.stderr)
     assert sections["files"].rc == 0
@@ -144,7 +144,7 @@ def test_script_on_this_machine_agrees_with_each_command_run_alone(tmp_path: Pat
 
 def test_script_without_any_tool_still_reports_every_section(tmp_path: Path) -> None:
     """With an empty PATH only the shell's builtins work: each section fails on its own."""
-    result = LocalRunner().run(f"env PATH={tmp_path} /bin/{script.COMMAND}", "", "", "", "/etc")
+    result = LocalRunner().run(f"env PATH={tmp_path} /bin/{script.COMMAND}", "", "", "", "", "/etc")
     assert result.rc == 0, result.stderr
     sections = script.split(result.stdout, result.stderr)
     assert sections["files"].rc == 3 and "GNU find" in sections["files"].stderr
@@ -188,11 +188,21 @@ def test_sections_run_at_once_print_what_they_print_one_after_another(tmp_path: 
     steady = ("users", "groups", "ssh_keys", "cron", "timers")  # the same in two runs here
     run = script.of(Registry(tuple(fact for fact in REGISTRY if fact.name in steady)))
     path = _tools(tmp_path, mktemp="exit 1")
-    args = ("", "", "", str(tmp_path))
+    args = ("", "", "", "", str(tmp_path))
     at_once = LocalRunner().run(run.command, *args)
     in_turn = LocalRunner().run(f"env PATH={path} {run.command}", *args)
     assert at_once.rc == in_turn.rc == 0, in_turn.stderr
-    assert (at_once.stdout, at_once.stderr) == (in_turn.stdout, in_turn.stderr)
+    assert at_once.stderr == in_turn.stderr
+    # the files section lists by root only with a temporary directory: the same files
+    first, then = run.split(at_once.stdout), run.split(in_turn.stdout)
+    assert files.parse(first["files"].stdout, roots=[str(tmp_path)]).files == (
+        files.parse(then["files"].stdout, roots=[str(tmp_path)]).files
+    )
+    assert "#listing " in first["files"].stdout and "#listing " not in then["files"].stdout
+    assert (
+        at_once.stdout.partition("#section files 0")[2]
+        == (in_turn.stdout.partition("#section files 0")[2])
+    )
     assert list(run.split(at_once.stdout, at_once.stderr)) == [*run.sections, "units"]
 
 
@@ -206,7 +216,7 @@ case $1 in
 esac"""
     path = _tools(tmp_path, systemctl=systemctl)
     run = script.of(scanning(tmp_path))
-    result = LocalRunner().run(f"env PATH={path} {run.command}", "", "", "", str(tmp_path))
+    result = LocalRunner().run(f"env PATH={path} {run.command}", "", "", "", "", str(tmp_path))
     sections = run.split(result.stdout, result.stderr)
     calls = log.read_text().splitlines()
     unit_files = [call for call in calls if call.startswith("list-unit-files")]
