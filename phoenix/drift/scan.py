@@ -332,16 +332,19 @@ def scan(
             if s.status is ServerStatus.SERVING and (not only or s.name in only)
         ]
         baselines = {s.image_tag: _baseline(registry, s.image_tag) for s in servers}
-        caches = {s.name: _cache(store, s, deep, baselines[s.image_tag]) for s in servers}
+        stored = {s.name: None if deep else _stored_cache(store, s.name) for s in servers}
+        caches: dict[str, facts.ScanCache] = {}  # each read in its scan's thread: ~50 ms of JSON
         keep = evidence.Policy(cfg.evidence_limit, tuple(cfg.secrets), evidence.known(store))
         by_name = {s.name: s for s in servers}
 
         def one(target: ssh.Target) -> ServerScan:
             server = by_name[target.name]
+            baseline = baselines[server.image_tag]
+            cache = caches[server.name] = _cache(stored[server.name], server, deep, baseline)
             return scan_server(
-                target, baselines[server.image_tag], rules, key.private_path, cfg.roots,
+                target, baseline, rules, key.private_path, cfg.roots,
                 cfg.timeout, server.image_tag, server.fleet,
-                cache=caches[server.name], keep=keep, max_output=cfg.max_output,
+                cache=cache, keep=keep, max_output=cfg.max_output,
                 disk=disks(server.name) if disks else None,
             )  # fmt: skip
 
@@ -361,7 +364,8 @@ def scan(
         report = ScanReport(
             scanned_at=now(), servers=scanned, fail_on=fail_on or cfg.fail_on, problems=problems
         )
-        _record(store, report, {s.name: caches[s.name] for s in scanned if s.files}, deep)
+        kept = {s.name: caches[s.name] for s in scanned if s.files and s.name in caches}
+        _record(store, report, kept, deep)
     return report
 
 
@@ -384,24 +388,26 @@ def _joined(
     return joined
 
 
+def _stored_cache(store: Store, server: str) -> bytes | None:
+    """The server's hash cache as stored (compressed JSON); None if it has none."""
+    rows = store.rows("SELECT entries FROM hash_caches WHERE server = ?", (server,))
+    return bytes(rows[0]["entries"]) if rows else None
+
+
 def _cache(
-    store: Store, server: ServerRecord, deep: bool, baseline: facts.Facts | None
+    stored: bytes | None, server: ServerRecord, deep: bool, baseline: facts.Facts | None
 ) -> facts.ScanCache:
-    """The server's hash cache; an empty one for a deep scan (every file is hashed). A server
-    never scanned whose first start is known starts from its image's baseline: what it has not
-    written since it started is not hashed (facts.files, SETTLED stamps)."""
+    """The server's hash cache, from what is `stored`; an empty one for a deep scan (every file
+    is hashed). A server never scanned whose first start is known starts from its image's
+    baseline: what it has not written since it started is not hashed (facts.files, SETTLED
+    stamps)."""
     settled = server.settled if server.settled and SETTLED_TIME.fullmatch(server.settled) else None
-    rows = (
-        ()
-        if deep
-        else store.rows("SELECT entries FROM hash_caches WHERE server = ?", (server.name,))
-    )
-    if not rows:
+    if stored is None or deep:
         if settled and baseline and not deep:
             return facts.ScanCache(facts.HashCache.seeded(baseline.files, settled))
         return facts.ScanCache(facts.HashCache(settled=settled))
     try:
-        cache = facts.ScanCache.from_json(zlib.decompress(rows[0]["entries"]).decode())
+        cache = facts.ScanCache.from_json(zlib.decompress(stored).decode())
     except (zlib.error, UnicodeDecodeError):
         cache = facts.ScanCache()
     cache.files.settled = settled

@@ -46,11 +46,13 @@ class ScanCache:
         return self.files.hashed
 
     def to_json(self) -> str:
+        """The cache as stored; the hashes its listings hold are stored with them only."""
         cached = self.files
         listings = {digest: _listing_row(listing) for digest, listing in cached.listings.items()}
+        listed = _entries(cached.listings)
         return json.dumps(
             {
-                "files": cached.entries,
+                "files": {p: e for p, e in cached.entries.items() if listed.get(p) != e},
                 "units": self.units,
                 "listings": listings,
                 "listed_under": cached.listed_under,
@@ -71,16 +73,32 @@ class ScanCache:
             return cls()
         try:
             rows = data.get("listings") or {}
-            cache.files.listings = {str(d): _listing(row) for d, row in rows.items()}
+            listings = {str(d): _listing(row) for d, row in rows.items()}
             under = data.get("listed_under")
-            cache.files.listed_under = None if under is None else str(under)
         except (ValueError, TypeError, AttributeError, IndexError, KeyError):
-            cache.files.listings = {}
+            return cache
+        cache.files.listings = listings
+        cache.files.listed_under = None if under is None else str(under)
+        cache.files.entries = _entries(listings) | cache.files.entries
         return cache
+
+
+def _entries(listings: Mapping[str, Listing]) -> dict[str, tuple[str, str]]:
+    """The hash cache's entries that `listings` hold: path -> (stamp, sha256)."""
+    found: dict[str, tuple[str, str]] = {}
+    for listing in listings.values():
+        facts = listing.facts
+        for path, stamp in listing.stamps.items():
+            if (digest := facts[path].sha256) is not None:
+                found[path] = (stamp, digest)
+    return found
 
 
 # A listing's file as stored: path, then FileFact's fields in order (sha256 last), then its stamp
 # (regular files only, else null).
+ROW = 14
+
+
 def _listing_row(listing: Listing) -> dict[str, Any]:
     return {
         "root": listing.root,
@@ -99,8 +117,11 @@ def _values(f: FileFact) -> tuple[object, ...]:
 def _listing(row: Mapping[str, Any]) -> Listing:
     facts: dict[str, FileFact] = {}
     stamps: dict[str, str] = {}
-    for path, *values, stamp in row["files"]:
-        facts[str(path)] = FileFact(*values)
+    for values in row["files"]:
+        if len(values) != ROW:
+            raise ValueError("not a stored file of a listing")
+        path, stamp = values[0], values[-1]
+        facts[path] = FileFact(*values[1:-1])
         if stamp is not None:
-            stamps[str(path)] = str(stamp)
+            stamps[path] = stamp
     return Listing(str(row["root"]), facts, stamps, frozenset(map(str, row["from_image"])))

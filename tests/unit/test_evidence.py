@@ -164,9 +164,11 @@ def test_hash_caches_are_kept_per_server_and_dropped_by_a_deep_scan(
         scan_mod._record(
             store, ScanReport(scanned_at=now(), servers=[scanned]), {"web-g1-1": cache}, deep=True
         )
-        assert scan_mod._cache(store, server_record("web-g1-1"), False, None) == cache
-        assert scan_mod._cache(store, server_record("web-g1-1"), True, None) == ScanCache()
-        assert scan_mod._cache(store, server_record("web-g1-2"), False, None) == ScanCache()
+        stored = scan_mod._stored_cache(store, "web-g1-1")
+        assert scan_mod._cache(stored, server_record("web-g1-1"), False, None) == cache
+        assert scan_mod._cache(stored, server_record("web-g1-1"), True, None) == ScanCache()
+        assert scan_mod._stored_cache(store, "web-g1-2") is None
+        assert scan_mod._cache(None, server_record("web-g1-2"), False, None) == ScanCache()
         [row] = store.rows("SELECT deep_at, updated_at FROM hash_caches")
         assert row["deep_at"] == row["updated_at"]
 
@@ -179,23 +181,19 @@ def server_record(name: str, settled: str | None = None) -> ServerRecord:
     )  # fmt: skip
 
 
-def test_a_server_never_scanned_starts_from_its_images_baseline_when_its_start_is_known(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    ws = workspace(tmp_path, monkeypatch)
+def test_a_server_never_scanned_starts_from_its_images_baseline_when_its_start_is_known() -> None:
     ls = FileFact("f", "0755", 0, 0, "root", "root", 151344, 1663687647.0, 1796315931.3, 8066)
     baseline = Facts({"/usr/bin/ls": replace(ls, sha256="b" * 64), "/usr": ls}, {}, {})
     started = "1796315932.11"
-    with Store.open(ws.home) as store:
-        seeded = scan_mod._cache(store, server_record("web-g1-1", started), False, baseline)
-        assert seeded.files.settled == started
-        assert seeded.files.entries == {"/usr/bin/ls": ("8066 151344 1663687647 settled", "b" * 64)}
-        deep = scan_mod._cache(store, server_record("web-g1-1", started), True, baseline)
-        assert deep.files.entries == {} and deep.files.settled == started
-        unknown = scan_mod._cache(store, server_record("web-g1-1", None), False, baseline)
-        assert unknown == ScanCache()
-        forged = scan_mod._cache(store, server_record("web-g1-1", "1; reboot"), False, baseline)
-        assert forged == ScanCache()
+    seeded = scan_mod._cache(None, server_record("web-g1-1", started), False, baseline)
+    assert seeded.files.settled == started
+    assert seeded.files.entries == {"/usr/bin/ls": ("8066 151344 1663687647 settled", "b" * 64)}
+    deep = scan_mod._cache(None, server_record("web-g1-1", started), True, baseline)
+    assert deep.files.entries == {} and deep.files.settled == started
+    unknown = scan_mod._cache(None, server_record("web-g1-1", None), False, baseline)
+    assert unknown == ScanCache()
+    forged = scan_mod._cache(None, server_record("web-g1-1", "1; reboot"), False, baseline)
+    assert forged == ScanCache()
 
 
 def server(name: str, status: ScanStatus, *found: Finding, fleet: str = "web") -> ServerScan:
