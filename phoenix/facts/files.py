@@ -41,13 +41,16 @@ records come root by root, each root's written to a file first and then either s
     #records\0#listing 6f1e...64 hex...\0d 755 0 0 4096 ... 131073\00\00\0/etc\0\0...\0
     #listed 9c2a...64 hex...\0#sha256\0#end 0 0\0
 
-Unchanged roots then cost the server its find, and phoenix neither the transfer nor the parse
-of their records: most of a repeat scan.
+Unchanged roots then cost the server its find (their files' stamps are phoenix's: none is
+compared nor hashed, and the stamps on stdin are sorted only when some are compared), and phoenix
+neither the transfer nor the parse of their records: most of a repeat scan. phoenix offers only
+the listings whose regular files all have a hash.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import itertools
 import math
 import re
@@ -100,7 +103,7 @@ if users=$(getent passwd) && groups=$(getent group); then  # names once, not onc
   printf "{RECORDS_MARK}\\0"
 fi
 work=$(mktemp -d 2>/dev/null) || work=
-if [ -n "$work" ]; then sort -z >"$work/known"; else cat >/dev/null; fi  # stdin first, whole
+if [ -n "$work" ]; then cat >"$work/known"; else cat >/dev/null; fi  # stdin first, whole
 meta="%y %m %U %G %s %T@ %C@ %i\\0$owner\\0$group\\0%p\\0%l\\0"
 phoenix_find() {{  # the records of roots $2...; the stamps of their regular files to $work/*$1
   sfx=$1; shift
@@ -119,7 +122,8 @@ if [ "$#" -gt 0 ] && [ -n "$work" ] && [ -n "${{phoenix_listed+set}}" ]; then  #
     phoenix_find ".$i" "$r" >"$work/listing"; c=$?; [ "$c" -le "$frc" ] || frc=$c
     d=$(sha256sum <"$work/listing") && d=${{d%% *}} || d=
     case " $phoenix_listed " in
-      *" ${{d:-none}} "*) printf "{LISTED_MARK} %s\\0" "$d" ;;
+      *" ${{d:-none}} "*)  # its files' stamps are the ones phoenix has: none is hashed
+        printf "{LISTED_MARK} %s\\0" "$d"; rm -f "$work/now.$i" "$work/old.$i" ;;
       *) printf "{LISTING_MARK} %s\\0" "$d"; cat "$work/listing" ;;
     esac
   done
@@ -131,8 +135,11 @@ fi
 printf "%s\\0" "{HASH_MARK}"
 if [ "$#" -gt 0 ] && [ -n "$work" ]; then  # hash the files whose stamp is not on stdin
   touch "$work/now" "$work/old" && sort -z -o "$work/stamps" "$work"/now* "$work"/old* &&
-    comm -z -23 "$work/stamps" "$work/known" | sed -z 's/^[^ ]* [^ ]* [^ ]* [^ ]* //' |
-    xargs -0 -r sha256sum --zero
+    if [ -s "$work/stamps" ]; then
+      sort -z -o "$work/known" "$work/known" &&
+        comm -z -23 "$work/stamps" "$work/known" | sed -z 's/^[^ ]* [^ ]* [^ ]* [^ ]* //' |
+        xargs -0 -r sha256sum --zero
+    fi
   hrc=$?
 elif [ "$#" -gt 0 ]; then  # no temporary directory: hash them all
   find "$@" -xdev -type f -print0 | xargs -0 -r sha256sum --zero; hrc=$?
@@ -192,6 +199,11 @@ class Listing:
     stamps: dict[str, str]  # regular file -> its STAMP, as the cache keeps it
     from_image: frozenset[str]  # those of its files whose hash was their image's (see Scan)
 
+    @functools.cached_property
+    def hashed(self) -> bool:
+        """Whether every regular file of it has a hash."""
+        return all(f.sha256 is not None for f in self.facts.values() if f.type == "f")
+
 
 @dataclass
 class HashCache:
@@ -243,9 +255,13 @@ class HashCache:
         return "".join(f"{stamp} {path}\0" for path, (stamp, _) in self.entries.items()).encode()
 
     def listed(self) -> dict[str, Listing]:
-        """The listings a scan may be answered with (see Listing): none once `settled` is not
-        what it was when they were read (their stamps would not be this scan's)."""
-        return self.listings if self.listed_under == self.settled else {}
+        """The listings a scan may be answered with (see Listing): those whose regular files all
+        have a hash (the command hashes nothing of a root it answers `#listed` for), and none
+        once `settled` is not what it was when they were read (their stamps would not be this
+        scan's)."""
+        if self.listed_under != self.settled:
+            return {}
+        return {d: listing for d, listing in self.listings.items() if listing.hashed}
 
     def remember(self, scan: Scan) -> None:
         """Keep every hash the scan stands on (parsed with these entries as `known`), forget

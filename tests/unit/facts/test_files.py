@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import grp
 import hashlib
 import os
@@ -483,14 +484,21 @@ def test_a_root_listed_the_same_is_neither_sent_nor_parsed_again(tmp_path: Path)
     }
 
 
-def test_a_file_of_a_listed_root_hashed_now_gets_its_hash(tmp_path: Path) -> None:
+def test_a_root_with_a_file_without_hash_is_compared_again(tmp_path: Path) -> None:
     made = tree(tmp_path)
-    cache = files.HashCache()
-    full = files.gather(LocalRunner(), [str(tmp_path)], cache=cache)
-    del cache.entries[str(made[1])]  # its hash unknown: the command hashes it, the root is listed
-    again = files.gather(LocalRunner(), [str(tmp_path)], cache=cache)
+    runner, cache = Seen(), files.HashCache()
+    full = files.gather(runner, [str(tmp_path)], cache=cache)
+    [(digest, listing)] = cache.listings.items()
+    unread = dataclasses.replace(listing.facts[str(made[1])], sha256=None)  # it could not be read
+    cache.listings[digest] = files.Listing(
+        listing.root, {**listing.facts, str(made[1]): unread}, listing.stamps, frozenset()
+    )
+    del cache.entries[str(made[1])]
+    assert cache.listed() == {}  # not offered: the command lists the root and hashes that file
+    again = files.gather(runner, [str(tmp_path)], cache=cache)
+    assert "#listed " not in runner.outputs[1]
     assert cache.hashed == 1 and again == full
-    assert str(made[1]) in cache.entries
+    assert str(made[1]) in cache.entries and list(cache.listed()) == [digest]
 
 
 def test_listings_are_not_offered_once_the_first_start_is_another(tmp_path: Path) -> None:
