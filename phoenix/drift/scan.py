@@ -8,7 +8,6 @@ as such, and recorded as such (a `scan.failed` finding); the rest of the fleet i
 from __future__ import annotations
 
 import time
-import zlib
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
@@ -406,10 +405,7 @@ def _cache(
         if settled and baseline and not deep:
             return facts.ScanCache(facts.HashCache.seeded(baseline.files, settled))
         return facts.ScanCache(facts.HashCache(settled=settled))
-    try:
-        cache = facts.ScanCache.from_json(zlib.decompress(stored).decode())
-    except (zlib.error, UnicodeDecodeError):
-        cache = facts.ScanCache()
+    cache = facts.ScanCache.load(stored)
     cache.files.settled = settled
     return cache
 
@@ -462,7 +458,7 @@ def _record(
                 " deep_at = COALESCE(excluded.deep_at, deep_at), entries = excluded.entries",
                 (
                     server, report.scanned_at, report.scanned_at if deep else None,
-                    zlib.compress(cache.to_json().encode(), 1),
+                    cache.dump(),
                 ),
             )  # fmt: skip
     store.finish_run(run_id, RunStatus.SUCCEEDED)

@@ -12,6 +12,7 @@ An empty cache (a deep scan) makes the script do everything.
 from __future__ import annotations
 
 import json
+import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -40,10 +41,33 @@ FINGERPRINT = f"find {' '.join(UNIT_DIRS)} -printf '%p %i %s %T@ %C@ %l\\n' 2>/d
 class ScanCache:
     files: HashCache = field(default_factory=HashCache)
     units: tuple[str, str] | None = None  # (fingerprint, list-unit-files output)
+    # what it was loaded from, and as what (see dump): not a part of the cache
+    _read: _Read | None = field(default=None, compare=False, repr=False)
 
     @property
     def hashed(self) -> int:
         return self.files.hashed
+
+    @classmethod
+    def load(cls, stored: bytes) -> ScanCache:
+        """The cache as `dump` stored it; an empty one if it is unreadable."""
+        try:
+            text = zlib.decompress(stored).decode()
+        except (zlib.error, UnicodeDecodeError):
+            return cls()
+        cache = cls.from_json(text)
+        files = cache.files
+        cache._read = _Read(stored, cache.units, files.listed_under, dict(files.listings),
+                            dict(files.entries))  # fmt: skip
+        return cache
+
+    def dump(self) -> bytes:
+        """The cache to store: compressed JSON. While it holds what it was loaded with (a repeat
+        scan that changed nothing), the bytes it was loaded from: ~30 ms less per server."""
+        read = self._read
+        if read is not None and read.holds(self):
+            return read.stored
+        return zlib.compress(self.to_json().encode(), 1)
 
     def to_json(self) -> str:
         """The cache as stored; the hashes its listings hold are stored with them only."""
@@ -81,6 +105,29 @@ class ScanCache:
         cache.files.listed_under = None if under is None else str(under)
         cache.files.entries = _entries(listings) | cache.files.entries
         return cache
+
+
+@dataclass(frozen=True)
+class _Read:
+    """A loaded cache's bytes, and what they held."""
+
+    stored: bytes
+    units: tuple[str, str] | None
+    listed_under: str | None
+    listings: dict[str, Listing]
+    entries: dict[str, tuple[str, str]]
+
+    def holds(self, cache: ScanCache) -> bool:
+        """Whether `cache` holds what was loaded: the same listings (the very objects: a kept
+        listing is replaced when a hash of it changes), entries and unit file states."""
+        files = cache.files
+        return (
+            cache.units == self.units
+            and files.listed_under == self.listed_under
+            and files.listings.keys() == self.listings.keys()
+            and all(files.listings[d] is listing for d, listing in self.listings.items())
+            and files.entries == self.entries
+        )
 
 
 def _entries(listings: Mapping[str, Listing]) -> dict[str, tuple[str, str]]:

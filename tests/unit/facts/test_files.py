@@ -546,3 +546,18 @@ def test_listings_are_kept_with_the_cache_and_dropped_if_unreadable(tmp_path: Pa
     assert '"files":{}' in stored  # the hashes are stored once, in the listings
     broken = ScanCache.from_json(stored.replace('"root"', '"rot"')).files
     assert broken.entries == {} and broken.listings == {}  # the next scan hashes all
+
+
+def test_a_cache_that_a_scan_left_as_it_was_is_stored_as_it_was_read(tmp_path: Path) -> None:
+    made = tree(tmp_path)
+    cache = ScanCache()
+    files.gather(LocalRunner(), [str(tmp_path)], cache=cache.files)
+    stored = cache.dump()
+    again = ScanCache.load(stored)
+    files.gather(LocalRunner(), [str(tmp_path)], cache=again.files)  # nothing changed
+    assert again.dump() is stored
+    made[0].write_text("changed\n")
+    files.gather(LocalRunner(), [str(tmp_path)], cache=again.files)
+    changed = again.dump()
+    assert changed != stored and ScanCache.load(changed).files.entries == again.files.entries
+    assert ScanCache.load(b"not zlib") == ScanCache()
