@@ -121,10 +121,11 @@ class Baker:
     def _smoke(self, server: str, tag: str, cfg: ImageConfig) -> dict[str, Any]:
         """Boot the image once, pristine: it must pass its health check; its facts: the baseline.
 
-        While it boots, the host reads and hashes its files from its disk (the lab: the
-        container's root file system on the pool), as the image holds them; the server then
-        hashes only the files it wrote since it started (see `_host_hashes`). The server is
-        ephemeral: once its facts are in, it is stopped and LXD deletes it, unawaited."""
+        While it boots, the host reads and hashes its files from its disk (the lab: the image's
+        volume on the pool, which the container's is a snapshot of), as the image holds them;
+        the server then hashes only the files it wrote since it started (see `_host_hashes`).
+        The server is ephemeral: once its facts are in, it is stopped and LXD deletes it,
+        unawaited."""
         key, _ = keys.ensure(self.ws.home)
         roots = self.ws.config.drift.roots
         try:
@@ -151,7 +152,8 @@ class Baker:
         file written since has a later ctime, which the container cannot set back). None where
         the host cannot read its disk or its start (a remote daemon), or the read fails: then
         the server hashes every file."""
-        rootfs, settled = self.lxd.rootfs(server), self.lxd.started(server)
+        rootfs = self.lxd.image_rootfs(server) or self.lxd.rootfs(server)
+        settled = self.lxd.started(server)
         if rootfs is None or settled is None:
             return None
         try:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import subprocess
 import tempfile
 import time
@@ -379,12 +380,37 @@ class LXD:
         """Where the host sees the root file system of container `name` (on its storage pool):
         `LXD_DIR/storage-pools/POOL/containers/[PROJECT_]NAME/rootfs`; None when the instance,
         its root disk or that directory is missing (another driver, another host, a remote)."""
+        found = self._pool_of(name)
+        if found is None:
+            return None
+        pool, _ = found
+        volume = name if self.project == DEFAULT_PROJECT else f"{self.project}_{name}"
+        path = LXD_DIR / "storage-pools" / pool / "containers" / volume / "rootfs"
+        return path if path.is_dir() else None
+
+    def image_rootfs(self, name: str) -> Path | None:
+        """Where the host sees the files of the image container `name` was made from, as its
+        pool keeps them (`LXD_DIR/storage-pools/POOL/images/FINGERPRINT/rootfs`: the volume the
+        container's own is a snapshot of, on btrfs, zfs or lvm; same inodes). Just written by
+        LXD when it made the first container of the image, it is still in the page cache, where
+        the container's volume is not. None where there is none (the dir driver, a remote)."""
+        found = self._pool_of(name)
+        if found is None or not found[1]:
+            return None
+        pool, image = found
+        path = LXD_DIR / "storage-pools" / pool / "images" / image / "rootfs"
+        return path if path.is_dir() else None
+
+    def _pool_of(self, name: str) -> tuple[str, str] | None:
+        """The pool of instance `name`'s root disk and its image's fingerprint ("" if it has
+        none), on a local daemon; None when it is missing or has no root disk on a pool."""
         if not self.local:
             return None
         with self._api(f"read instance {name}"):
             if not self.client.instances.exists(name):
                 return None
-            devices = self.client.instances.get(name).expanded_devices
+            inst = self.client.instances.get(name)
+            devices, config = inst.expanded_devices, inst.config
         pool = next(
             (
                 d.get("pool")
@@ -395,9 +421,8 @@ class LXD:
         )
         if not pool:
             return None
-        volume = name if self.project == DEFAULT_PROJECT else f"{self.project}_{name}"
-        path = LXD_DIR / "storage-pools" / pool / "containers" / volume / "rootfs"
-        return path if path.is_dir() else None
+        image = str(config.get("volatile.base_image") or "")
+        return str(pool), image if re.fullmatch(r"[0-9a-f]{64}", image) else ""
 
     def create(
         self,

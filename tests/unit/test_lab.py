@@ -271,7 +271,7 @@ def test_identity_is_stripped(tmp_path: Path) -> None:
     assert not (rootfs / "etc" / "hostname").exists()
     assert (rootfs / "etc" / "machine-id").read_text() == ""
     dropin = rootfs / "etc/systemd/system/ssh.service.d/hostkeys.conf"
-    assert "ssh-keygen -A" in dropin.read_text()
+    assert "ssh-keygen -q -t ed25519" in dropin.read_text()
 
 
 def test_bridges_register_no_server_names_so_two_workspaces_may_share_one(tmp_path: Path) -> None:
@@ -372,3 +372,43 @@ def test_file_calls_give_up_at_their_deadline_and_other_errors_at_once() -> None
     with pytest.raises(LXDAPIException, match="not allowed"):
         lxdmod._again(refused, timeout=10, transient=lxdmod.FORKFILE)
     assert calls == [1]
+
+
+class _Seen:
+    """pylxd's instances collection, of one instance with a root disk on pool `phoenix`."""
+
+    def __init__(self, image: str) -> None:
+        self.inst = type(
+            "Inst",
+            (),
+            {
+                "expanded_devices": {"root": {"type": "disk", "path": "/", "pool": "phoenix"}},
+                "config": {"volatile.base_image": image},
+            },
+        )()
+
+    def exists(self, name: str) -> bool:
+        return name == "web-1"
+
+    def get(self, name: str) -> object:
+        return self.inst
+
+
+def test_the_image_volume_a_container_was_made_from_is_found_on_its_pool(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fingerprint = "ab" * 32
+    monkeypatch.setattr(lxdmod, "LXD_DIR", tmp_path)
+    images = tmp_path / "storage-pools" / "phoenix" / "images"
+    (images / fingerprint / "rootfs").mkdir(parents=True)
+    (tmp_path / "storage-pools" / "phoenix" / "containers" / "p_web-1" / "rootfs").mkdir(
+        parents=True
+    )
+    lxd = lxdmod.LXD("p")
+    lxd._client = cast(Any, type("Client", (), {"instances": _Seen(fingerprint)})())
+    assert lxd.image_rootfs("web-1") == images / fingerprint / "rootfs"
+    assert lxd.rootfs("web-1") == tmp_path / "storage-pools/phoenix/containers/p_web-1/rootfs"
+    assert lxd.image_rootfs("gone") is None
+    for odd in ("", "../../etc", "AB" * 32):  # none, or not a fingerprint: no path made of it
+        lxd._client = cast(Any, type("Client", (), {"instances": _Seen(odd)})())
+        assert lxd.image_rootfs("web-1") is None

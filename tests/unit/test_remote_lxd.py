@@ -246,6 +246,7 @@ def test_a_remote_daemon_tells_no_start_time_and_no_disk_without_asking(tmp_path
     the = _remote(tmp_path, _closed_port(), "ab" * 32)
     lxd = LXD("p", 5, the, tmp_path / "lxc")
     assert lxd.started("web-1") is None and lxd.rootfs("web-1") is None
+    assert lxd.image_rootfs("web-1") is None
     assert lxd.in_project("q").remote == the
     with pytest.raises(ValueError, match="lxc client configuration"):
         LXD("p", 5, the)
