@@ -31,9 +31,17 @@ PATH_KEYS = ("source", "script")
 # The first provisioner of a lab bake: wait until the build container has booted. Until then
 # systemd-tmpfiles may empty /tmp, where Packer uploads files and scripts (seen under load as
 # "/tmp/script_NNNN.sh: not found"); this step's own script goes to /root, which boot leaves be.
+# It runs as soon as the container does (the lab builder's `init_sleep` is 0), so it first waits
+# for systemd to answer at all, for up to BOOT_WAIT tenths of a second.
+BOOT_WAIT = 600
 BOOTED = {
     "type": "shell",
-    "inline": ["systemctl is-system-running --wait >/dev/null 2>&1 || true"],
+    "inline": [
+        f"i=0; while [ $i -lt {BOOT_WAIT} ]; do"
+        " case $(systemctl is-system-running --wait 2>/dev/null) in"
+        " running|degraded|maintenance|stopping) exit 0 ;; esac;"
+        " i=$((i + 1)); sleep 0.1; done"
+    ],
     "remote_folder": "/root",
 }
 
@@ -83,9 +91,12 @@ def compose(
     for builder in composed["builders"]:
         if builder.get("type") == "lxd":
             lab = True
+            # init_sleep: a fixed wait before the provisioners (Packer's default 3 s); the lab
+            # builder waits for the container's boot itself instead (BOOTED)
             builder.update(
-                image=parent, output_image=tag, container_name=container, profile=profile
-            )
+                image=parent, output_image=tag, container_name=container, profile=profile,
+                init_sleep="0",
+            )  # fmt: skip
     for step in composed.setdefault("provisioners", []):
         for key in PATH_KEYS:
             if isinstance(step.get(key), str):
