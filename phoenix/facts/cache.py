@@ -42,7 +42,7 @@ class ScanCache:
     files: HashCache = field(default_factory=HashCache)
     units: tuple[str, str] | None = None  # (fingerprint, list-unit-files output)
     # what it was loaded from, and as what (see dump): not a part of the cache
-    _read: _Read | None = field(default=None, compare=False, repr=False)
+    _read: _Read | None = field(default=None, init=False, compare=False, repr=False)
 
     @property
     def hashed(self) -> int:
