@@ -30,10 +30,9 @@ gives `{"/srv/x": "security.ima=0sBAT/EO0=", "/usr/bin/ping": "cap_net_raw=ep",
 (`/x cap_chown=ep`) cannot be told apart in getcap's line: its capabilities are then those of a
 shorter path; two lines for one path are both kept (`A | B`): neither can hide the other.
 
-Cost: one more walk of the root file system (three where there is no mktemp) and one getxattr
-per file (getcap, getfattr): well under a second on a container of ~20,000 files. Nothing here
-changes on a lived-in server: only package installs set capabilities (and getfattr's presence
-changes only with the attr package).
+Cost: two more walks of the root file system and one getxattr per file (getcap, getfattr): well
+under a second on a container of ~20,000 files. Nothing here changes on a lived-in server: only
+package installs set capabilities (and getfattr's presence changes only with the attr package).
 """
 
 from __future__ import annotations
@@ -59,27 +58,19 @@ MAX_TEXT = 4096
 
 BODY = r"""nl='
 '
-one_by_one='for f; do c=$(getcap "$f") && [ -n "$c" ] && printf "%s\0" "$c"; done; :'
 {
-  if tmp=$(mktemp -d 2>/dev/null); then  # one walk: the paths, those with a newline apart
-    find $starts -xdev -type f \( -path "*$nl*" -fprint0 "$tmp/odd" -o -fprint0 "$tmp/plain" \)
-    xargs -0 -r getcap <"$tmp/plain" | tr '\n' '\0'
-    xargs -0 -r sh -c "$one_by_one" phoenix-getcap <"$tmp/odd"
-    regular() { cat "$tmp/plain" "$tmp/odd"; }
-  else  # a walk for each
-    find $starts -xdev -type f ! -path "*$nl*" -print0 | xargs -0 -r getcap | tr '\n' '\0'
-    find $starts -xdev -type f -path "*$nl*" -exec sh -c "$one_by_one" phoenix-getcap {} +
-    regular() { find $starts -xdev -type f -print0; }
-  fi
+  find $starts -xdev -type f ! -path "*$nl*" -print0 | xargs -0 -r getcap | tr '\n' '\0'
+  find $starts -xdev -type f -path "*$nl*" -exec sh -c '
+    for f; do c=$(getcap "$f") && [ -n "$c" ] && printf "%s\0" "$c"; done; :' phoenix-getcap {} +
   if command -v getfattr >/dev/null 2>&1; then
     printf '#getfattr\0'
-    regular | xargs -0 -r getfattr --absolute-names -e base64 -m '^security\.' -d | tr '\n' '\0'
+    find $starts -xdev -type f -print0 |
+      xargs -0 -r getfattr --absolute-names -e base64 -m '^security\.' -d | tr '\n' '\0'
   else
     printf '#getfattr missing\0'
     echo "getfattr not found (package attr): only file capabilities read, no other security.*" >&2
   fi
   printf '#end\0'
-  [ -z "$tmp" ] || rm -rf -- "$tmp"
 } | @ESCAPE@
 """
 NEEDS_GETCAP = r"""command -v getcap >/dev/null 2>&1 || {

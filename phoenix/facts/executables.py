@@ -8,8 +8,7 @@ own file system (`/dev/shm`, `/run`, `/tmp`, `/var/tmp`, when they exist, are di
 are another file system than `/`: else the scan of `/` already covers them). Per file: its mode
 (setuid/setgid bits included), uid, gid, size and SHA-256 (a replaced binary is seen anywhere).
 
-The command finds them in one walk that prints their metadata (`%m %U %G %s %p`) and writes the
-ones to hash to a temporary file (two walks where there is no mktemp), then hashes them
+The command finds them twice, once for the metadata (`%m %U %G %s %p`), once to hash them
 (`sha256sum --zero`), every record ended by a NUL, and ends with the exit codes of both passes.
 The script of all facts captures a section's output in a shell variable, which drops NULs, so the
 command escapes each record (`\` -> `\\`, newline -> `\n`: a file name may hold newlines) and then
@@ -23,8 +22,8 @@ ends it by a newline. Sample output:
     ...
     #end 0 0
 
-Cost, on a container of ~20,000 files and ~3,000 executables: one walk of the root file system
-(metadata only, ~0.02 s of CPU with a warm cache) and the SHA-256 of every executable outside the
+Cost, on a container of ~20,000 files and ~3,000 executables: two walks of the root file system
+(metadata only, ~0.05 s each with a warm cache) and the SHA-256 of every executable outside the
 drift roots, which the script passes to every section: those under the roots (/usr, /etc...) are
 hashed by the files fact, with its cache, so hashing them here again would cost ~0.45 s per scan
 for nothing (50 MB on a Debian minbase with nginx); outside them, ~0.01 s. The roots must not
@@ -70,23 +69,15 @@ for r in @EXTRA@; do
   fi
 done
 n=$#  # the drift roots: the files fact hashes what is under them, so the hash pass skips them
-for r; do set -- "$@" -path "${r%/}/*" -o; done
+for r; do set -- "$@" -o -path "$r"; done
 shift "$n"
+if [ "$#" -gt 0 ]; then shift; set -- \( "$@" \) -prune -o; fi
 """
 
 BODY = r"""{
-  meta='%m %U %G %s %p\0'
-  if tmp=$(mktemp 2>/dev/null); then  # one walk: the records, and to $tmp the files to hash
-    find $starts -xdev -type f -perm /6111 -printf "$meta" \( "$@" -fprint0 "$tmp" \); frc=$?
-    printf '#sha256\0'
-    xargs -0 -r sha256sum --zero <"$tmp"; hrc=$?
-    rm -f "$tmp"
-  else
-    find $starts -xdev -type f -perm /6111 -printf "$meta"; frc=$?
-    printf '#sha256\0'
-    find $starts -xdev -type f -perm /6111 \( "$@" -print0 \) | xargs -0 -r sha256sum --zero
-    hrc=$?
-  fi
+  find $starts -xdev -type f -perm /6111 -printf '%m %U %G %s %p\0'; frc=$?
+  printf '#sha256\0'
+  find $starts -xdev "$@" -type f -perm /6111 -print0 | xargs -0 -r sha256sum --zero; hrc=$?
   printf '#end %s %s\0' "$frc" "$hrc"
 } | @ESCAPE@
 """

@@ -9,7 +9,6 @@ import os
 import shlex
 import shutil
 import subprocess
-import tempfile
 from pathlib import Path
 
 import pytest
@@ -269,24 +268,6 @@ def test_executables_under_the_drift_roots_are_not_hashed_again(tmp_path: Path) 
     assert found[str(root / "dropped")].sha256 == hashlib.sha256(b"dropped").hexdigest()
 
 
-def test_without_mktemp_the_executables_command_walks_twice_and_says_the_same(
-    tmp_path: Path,
-) -> None:
-    root = tmp_path / "root"
-    (root / "usr").mkdir(parents=True)
-    for path in (root / "usr/tool", root / "dropped", root / "new\nline"):
-        path.write_text(path.name)
-        path.chmod(0o755)
-    tools = tmp_path / "bin"
-    tools.mkdir()
-    (tools / "mktemp").write_text("#!/bin/sh\nexit 1\n")
-    (tools / "mktemp").chmod(0o755)
-    code = executables.script(str(root), ())
-    once = run(code, str(root / "usr"))
-    twice = run(f"PATH={tools}:$PATH\n{code}", str(root / "usr"))
-    assert once == twice and executables.parse(once)[str(root / "usr/tool")].sha256 is None
-
-
 def test_the_executables_command_scans_another_file_system_given(tmp_path: Path) -> None:
     shm = Path("/dev/shm")
     if not shm.is_dir() or shm.stat().st_dev == tmp_path.stat().st_dev:
@@ -319,24 +300,6 @@ def test_the_capabilities_command_on_a_tree(tmp_path: Path) -> None:
         pytest.skip("setcap needs CAP_SETFCAP")
     found = capabilities.parse(run(capabilities.script(str(tmp_path), ())))
     assert found == {str(tmp_path / "plain"): "cap_net_raw=ep", str(weird): "cap_net_raw=ep"}
-
-
-def test_without_mktemp_the_capabilities_command_walks_apart_and_says_the_same(
-    tmp_path: Path,
-) -> None:
-    if shutil.which("getcap") is None:
-        pytest.skip("getcap (libcap2-bin) is not installed here")
-    root = tmp_path / "root"
-    root.mkdir()
-    for name in ("plain", "new\nline", "other"):
-        (root / name).write_text("x")
-    tools = tmp_path / "bin"
-    tools.mkdir()
-    (tools / "mktemp").write_text("#!/bin/sh\nexit 1\n")
-    (tools / "mktemp").chmod(0o755)
-    code = capabilities.script(str(root), ())
-    assert run(code) == run(f"PATH={tools}:$PATH\n{code}")
-    assert not list(Path(tempfile.gettempdir()).glob("tmp.*/plain"))  # its files are removed
 
 
 def test_the_capabilities_command_without_getfattr_says_so(tmp_path: Path) -> None:
