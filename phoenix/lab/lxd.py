@@ -463,8 +463,16 @@ class LXD:
     def delete(self, name: str) -> None:
         """Stop and delete an instance, if it exists. One busy with another operation (an
         ephemeral one being discarded: LXD deletes it once stopped) is waited for."""
-        with self._api(f"delete instance {name}"):
-            _again(lambda: self._delete(name), self.timeout, BUSY)
+        try:
+            with self._api(f"delete instance {name}"):
+                _again(lambda: self._delete(name), self.timeout, BUSY)
+        except LXDError as exc:
+            if BUSY not in exc.message:
+                raise
+            raise LXDError(
+                f"instance {name} was still busy with another operation after {self.timeout:.0f} s",
+                hint=f"see: lxc operation list; then delete it with: lxc delete --force {name}",
+            ) from exc
 
     def _delete(self, name: str) -> None:
         from pylxd import exceptions as lxd_exc

@@ -412,3 +412,45 @@ def test_the_image_volume_a_container_was_made_from_is_found_on_its_pool(
     for odd in ("", "../../etc", "AB" * 32):  # none, or not a fingerprint: no path made of it
         lxd._client = cast(Any, type("Client", (), {"instances": _Seen(odd)})())
         assert lxd.image_rootfs("web-1") is None
+
+
+class _Busy:
+    """pylxd's instances collection, of one stopped instance whose delete is refused while
+    another operation runs on it (its first `misses` tries)."""
+
+    def __init__(self, misses: int) -> None:
+        self.misses = misses
+        self.deleted = False
+        busy = self
+
+        class Inst:
+            status = "Stopped"
+
+            def delete(self, wait: bool) -> None:
+                if busy.misses:
+                    busy.misses -= 1
+                    raise LXDAPIException(_Answer(f"{lxdmod.BUSY} an operation"))
+                busy.deleted = True
+
+        self.inst = Inst()
+
+    def exists(self, name: str) -> bool:
+        return not self.deleted
+
+    def get(self, name: str) -> object:
+        return self.inst
+
+
+def test_an_instance_busy_with_another_operation_is_waited_out_then_named() -> None:
+    lxd = lxdmod.LXD("p", timeout=5)
+    busy = _Busy(misses=2)
+    lxd._client = cast(Any, type("Client", (), {"instances": busy})())
+    lxd.delete("web-1")
+    assert busy.deleted and busy.misses == 0
+
+    lxd = lxdmod.LXD("p", timeout=0.3)
+    lxd._client = cast(Any, type("Client", (), {"instances": _Busy(misses=1000)})())
+    with pytest.raises(lxdmod.LXDError) as caught:
+        lxd.delete("web-1")
+    assert "still busy with another operation" in caught.value.message
+    assert caught.value.hint and "lxc delete --force web-1" in caught.value.hint
