@@ -292,6 +292,7 @@ class FakeEngine:
         self.workdir = workdir
         self.applies = applies
         self.calls: list[tuple[str, object]] = []
+        self.parallelism: list[int] = []
 
     identity = "fake"
 
@@ -308,8 +309,13 @@ class FakeEngine:
         return engine.EngineRun(0, "", "")
 
     def apply(
-        self, variables: Mapping[str, str], on_line: Callable[[str], None], refresh: bool = True
+        self,
+        variables: Mapping[str, str],
+        on_line: Callable[[str], None],
+        refresh: bool = True,
+        parallelism: int = engine.PARALLELISM,
     ) -> engine.EngineRun:
+        self.parallelism.append(parallelism)
         self.calls.append(
             ("apply", dict(variables)) if refresh else ("apply -refresh=false", dict(variables))
         )
@@ -413,6 +419,18 @@ def test_an_apply_without_refresh_is_retried_with_one(tmp_path: Path, module: Pa
     tf, engine, _ = make(tmp_path, module, [(APPLY_NO_IMAGE, 1), (APPLY_CREATE, 0)])
     tf.apply({"tft-s1": ServerSpec("phoenix-base", 1)}, "k", refresh=False)
     assert [c[0] for c in engine.calls] == ["init", "apply -refresh=false", "apply"]
+
+
+def test_every_server_of_an_apply_is_changed_at_once_up_to_a_cap(
+    tmp_path: Path, module: Path
+) -> None:
+    """Terraform's default of 10 would start the 11th and 12th creates of a rollout of 12 only
+    once two others are done; more servers than MAX_PARALLELISM are bounded by it."""
+    applies = [(APPLY_CREATE, 0)] * 3
+    tf, engine_, _ = make(tmp_path, module, applies)
+    for count in (1, 24, 100):
+        tf.apply({f"tft-s{i}": ServerSpec("phoenix-base", 1) for i in range(count)}, "k")
+    assert engine_.parallelism == [10, 24, adapter.MAX_PARALLELISM]
 
 
 def test_an_apply_failing_twice_raises_with_the_first_error(tmp_path: Path, module: Path) -> None:

