@@ -61,13 +61,20 @@ ESCAPED = re.compile(r"\\(.?)", re.DOTALL)
 # Escape each NUL-ended record of stdin, then end it by a newline: the script's capture keeps it.
 ESCAPE = r"sed -z 's/\\/\\\\/g; s/\n/\\n/g' | tr '\0' '\n'"
 
-ROOTS = r"""dev=$(find @ROOT@ -maxdepth 0 -printf %D) || exit 3
-starts=@ROOT@
-for r in @EXTRA@; do
-  if [ -d "$r" ] && [ ! -L "$r" ] && [ "$(find "$r" -maxdepth 0 -printf %D)" != "$dev" ]; then
+# One find reads the device of the root and of each extra root that is a directory (a link is
+# not): the root's line first, as find takes its starting points in order.
+ROOTS = r"""dev= starts=
+while read -r d r; do
+  if [ -z "$dev" ]; then
+    [ "$r" = @ROOT@ ] || break
+    dev=$d starts=$r
+  elif [ "$d" != "$dev" ]; then
     starts="$starts $r"
   fi
-done
+done <<EOF
+$(find @ROOT@ @EXTRA@ -maxdepth 0 -type d -printf '%D %p\n' 2>/dev/null)
+EOF
+[ -n "$dev" ] || exit 3
 n=$#  # the drift roots: the files fact hashes what is under them, so the hash pass skips them
 for r; do set -- "$@" -o -path "$r"; done
 shift "$n"
@@ -88,7 +95,7 @@ def roots(root: str = "/", extra: Sequence[str] = EXTRA_ROOTS) -> str:
     (no spaces in any of them), and turns the drift roots, its arguments, into a find expression
     that prunes them ("$@")."""
     code = ROOTS.replace("@ROOT@", shlex.quote(root))
-    return code.replace("@EXTRA@", " ".join(map(shlex.quote, extra)) or ":")
+    return code.replace("@EXTRA@", " ".join(map(shlex.quote, extra)))
 
 
 def script(root: str = "/", extra: Sequence[str] = EXTRA_ROOTS) -> str:

@@ -107,9 +107,8 @@ if work=$(mktemp -d 2>/dev/null); then
   phoenix_start "$work" "$@" 2>"$work/err" </dev/null &
   phoenix_first "$@"
   wait
-  cat "$work/err" >&2
-  for s in {" ".join(captured)}; do cat "$work/$s.out"; cat "$work/$s.err" >&2; done
-  cat "$work/{UNITS}.out"; rm -rf "$work"
+  cat "$work/err" {" ".join(f'"$work/{name}.err"' for name in captured)} >&2
+  cat {" ".join(f'"$work/{name}.out"' for name in captured)} "$work/{UNITS}.out"; rm -rf "$work"
 else
   phoenix_first "$@"
   phoenix_rest "$@"

@@ -319,11 +319,25 @@ def test_the_capabilities_command_without_getfattr_says_so(tmp_path: Path) -> No
 
 
 def test_the_commands_scan_the_root_file_system() -> None:
-    assert executables.COMMAND.startswith("sh -c ") and "dev=$(find / -maxdepth 0" in (
-        executables.SCRIPT
-    )
-    assert "for r in /dev/shm /run /tmp /var/tmp; do" in executables.SCRIPT
-    assert "getcap" in capabilities.SCRIPT and "starts=/\n" in capabilities.SCRIPT
+    devices = "$(find / /dev/shm /run /tmp /var/tmp -maxdepth 0 -type d -printf '%D %p\\n'"
+    assert executables.COMMAND.startswith("sh -c ") and devices in executables.SCRIPT
+    assert "getcap" in capabilities.SCRIPT and devices in capabilities.SCRIPT
+
+
+def test_the_starting_points_are_the_root_and_the_extra_roots_on_other_devices(
+    tmp_path: Path,
+) -> None:
+    """One find reads every device: an extra root on the root's device is under the root, one
+    that is missing or a link is not a starting point; a root that cannot be read is exit 3."""
+    (tmp_path / "same").mkdir()
+    (tmp_path / "link").symlink_to("/dev/shm")
+    extra = [str(tmp_path / "same"), "/dev/shm", str(tmp_path / "link"), "/phoenix-missing"]
+    shm = os.stat("/dev/shm").st_dev != os.stat(tmp_path).st_dev
+    code = executables.roots(str(tmp_path), extra) + 'printf "%s" "$starts"'
+    run = subprocess.run(["sh", "-c", code], capture_output=True, text=True, check=True)
+    assert run.stdout == f"{tmp_path}" + (" /dev/shm" if shm else "")
+    code = executables.roots(str(tmp_path / "missing"), extra)
+    assert subprocess.run(["sh", "-c", code], capture_output=True).returncode == 3
 
 
 def test_the_section_passes_the_drift_roots_on_to_its_shell() -> None:
