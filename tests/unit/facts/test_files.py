@@ -307,44 +307,6 @@ def test_a_repeat_scan_hashes_nothing_and_gives_the_same_facts(tmp_path: Path) -
     assert again == full
 
 
-class Recording(LocalRunner):
-    """LocalRunner that keeps the stdout of each run."""
-
-    def __init__(self) -> None:
-        self.outputs: list[str] = []
-
-    def run(
-        self, command: str, *args: str, timeout: float = 60, stdin: bytes = b""
-    ) -> CommandResult:
-        result = super().run(command, *args, timeout=timeout, stdin=stdin)
-        self.outputs.append(result.stdout)
-        return result
-
-
-def test_a_root_unchanged_is_listed_by_its_digest_and_a_changed_one_sent_again(
-    tmp_path: Path,
-) -> None:
-    """Every root's listing is hashed by one sha256sum: each root still gets its own digest,
-    in the order of the roots, and only the root that changed is sent again."""
-    roots = [tmp_path / "a", tmp_path / "b", tmp_path / "c"]
-    for root in roots:
-        root.mkdir()
-        (root / "file").write_text(f"{root.name}\n")
-    names = [str(r) for r in roots]
-    cache, runner = files.HashCache(), Recording()
-    first = files.gather(runner, names, cache=cache)
-    assert runner.outputs[-1].count("#listing ") == 3
-    assert files.gather(runner, names, cache=cache) == first
-    assert runner.outputs[-1].count("#listed ") == 3 and "#listing " not in runner.outputs[-1]
-    (roots[1] / "new").write_text("new\n")
-    after = files.gather(runner, names, cache=cache)
-    marks = [f.split(" ")[0] for f in runner.outputs[-1].split("\0") if f.startswith("#list")]
-    assert marks == ["#listed", "#listing", "#listed"]
-    assert after[str(roots[1] / "new")].sha256 is not None
-    same = [str(roots[0]), str(roots[0] / "file"), str(roots[2]), str(roots[2] / "file")]
-    assert [after[k] for k in same] == [first[k] for k in same]  # kept from the listings
-
-
 def test_a_rewrite_keeping_size_and_mtime_is_hashed_again(tmp_path: Path) -> None:
     made = tree(tmp_path)
     cache = files.HashCache()
@@ -520,6 +482,30 @@ def test_a_root_listed_the_same_is_neither_sent_nor_parsed_again(tmp_path: Path)
     assert {p: f for p, f in changed.items() if p != str(made[0])} == {
         p: f for p, f in full.items() if p != str(made[0])
     }
+
+
+def test_a_root_unchanged_is_listed_by_its_digest_and_a_changed_one_sent_again(
+    tmp_path: Path,
+) -> None:
+    """Every root's listing is hashed by one sha256sum: each root still gets its own digest,
+    in the order of the roots, and only the root that changed is sent again."""
+    roots = [tmp_path / "a", tmp_path / "b", tmp_path / "c"]
+    for root in roots:
+        root.mkdir()
+        (root / "file").write_text(f"{root.name}\n")
+    names = [str(r) for r in roots]
+    cache, runner = files.HashCache(), Seen()
+    first = files.gather(runner, names, cache=cache)
+    assert runner.outputs[-1].count("#listing ") == 3
+    assert files.gather(runner, names, cache=cache) == first
+    assert runner.outputs[-1].count("#listed ") == 3 and "#listing " not in runner.outputs[-1]
+    (roots[1] / "new").write_text("new\n")
+    after = files.gather(runner, names, cache=cache)
+    marks = [f.split(" ")[0] for f in runner.outputs[-1].split("\0") if f.startswith("#list")]
+    assert marks == ["#listed", "#listing", "#listed"]
+    assert after[str(roots[1] / "new")].sha256 is not None
+    same = [str(roots[0]), str(roots[0] / "file"), str(roots[2]), str(roots[2] / "file")]
+    assert [after[k] for k in same] == [first[k] for k in same]  # kept from the listings
 
 
 def test_a_root_with_a_file_without_hash_is_compared_again(tmp_path: Path) -> None:
