@@ -9,7 +9,8 @@ unchanged are not hashed again, roots whose records are unchanged are neither se
 again) and prints how much faster the repeat scan is (goal: 5x); then once more with each cache
 read back from compressed JSON, as `phoenix drift` keeps it between runs. And a
 first scan as a rollout's archive scan makes it: a server never scanned, its cache seeded from its
-image's baseline for the files it has not written since it started (SETTLED stamps, facts.files).
+image's baseline for the files it has not written since it started (SETTLED stamps, facts.files)
+and offered the listings of the image's smoke scan (a root it holds as the image did is not sent).
 
 Run on a lab that is up: `.venv/bin/python bench/drift.py [--sizes 1 10 30]`. Its servers are
 named `bench-drift-N` and deleted at the end.
@@ -30,11 +31,14 @@ from phoenix.drift import witness
 from phoenix.drift.diff import Rules
 from phoenix.drift.scan import ServerScan, scan_server
 from phoenix.facts import Facts, HashCache, ScanCache
+from phoenix.facts.files import Listing
 from phoenix.host import keys, ssh
 from phoenix.image import bake
+from phoenix.image.registry import Registry
 from phoenix.lab import disk, project
 from phoenix.lab import lab as labmod
 from phoenix.lab.lxd import LXD
+from phoenix.state import Store
 from phoenix.workspace import Workspace
 
 REPO = Path(__file__).resolve().parents[1]
@@ -101,11 +105,12 @@ def report(label: str, result: tuple[float, list[ServerScan]], size: int, aide: 
     )
 
 
-def seeded(baseline: Facts, settled: str | None) -> ScanCache:
-    """A never-scanned server's cache as a rollout's archive scan starts it (empty: unknown)."""
+def seeded(baseline: Facts, settled: str | None, listings: dict[str, Listing]) -> ScanCache:
+    """A never-scanned server's cache as a rollout's archive scan starts it (empty: unknown):
+    seeded from its image's baseline and offered the listings of the image's smoke scan."""
     if settled is None:
         return ScanCache()
-    return ScanCache(HashCache.seeded(baseline.files, settled))
+    return ScanCache(HashCache.seeded(baseline.files, settled, listings))
 
 
 def main() -> None:
@@ -120,6 +125,10 @@ def main() -> None:
     if not image.baseline:
         raise SystemExit(f"{image.tag} has no baseline")
     baseline = Facts.from_dict(image.baseline)
+    with Store.open(ws.home) as store:
+        kept = Registry(store).listings(image.tag)
+    smoke = ScanCache.load(kept).files.listings if kept else {}
+    print(f"{image.tag}: {len(smoke)} listings kept by its smoke scan", flush=True)
     rules = Rules.with_extra(ws.config.drift.ignore)
     names = [f"bench-drift-{i}" for i in range(max(args.sizes))]
     try:
@@ -145,7 +154,7 @@ def main() -> None:
                 return scan_server(t, baseline, rules, key.private_path, ws.config.drift.roots,
                                    120, image.tag, cache=caches[t.name])  # fmt: skip
 
-            seeds = {t.name: seeded(baseline, settled[t.name]) for t in chosen}
+            seeds = {t.name: seeded(baseline, settled[t.name], smoke) for t in chosen}
 
             def first(t: ssh.Target, seeds: dict[str, ScanCache] = seeds) -> ServerScan:
                 return scan_server(t, baseline, rules, key.private_path, ws.config.drift.roots,

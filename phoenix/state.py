@@ -160,6 +160,15 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE servers ADD COLUMN settled TEXT;
     """,
+    # 6: each image's smoke scan as a compressed scan cache (phoenix.facts.ScanCache), for its
+    # listings by root: a first scan of a server of the image is answered `#listed` for every
+    # root the server still holds as the image did (phoenix.facts.files.HashCache.seeded).
+    """
+    CREATE TABLE image_listings (
+        tag TEXT PRIMARY KEY REFERENCES images (tag) ON DELETE CASCADE,
+        listings BLOB NOT NULL
+    );
+    """,
 ]
 
 

@@ -7,8 +7,10 @@ as such, and recorded as such (a `scan.failed` finding); the rest of the fleet i
 
 from __future__ import annotations
 
+import functools
+import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
@@ -30,7 +32,7 @@ from phoenix.errors import (
     UntrustedOutput,
 )
 from phoenix.events import Emit, ItemFinished, Outcome, StepOutput, discard
-from phoenix.facts.files import SETTLED_TIME
+from phoenix.facts.files import SETTLED_TIME, Listing
 from phoenix.fleet.records import Records, ServerRecord, ServerStatus
 from phoenix.host import keys, ssh
 from phoenix.image.registry import Registry, name_of
@@ -336,10 +338,14 @@ def scan(
         keep = evidence.Policy(cfg.evidence_limit, tuple(cfg.secrets), evidence.known(store))
         by_name = {s.name: s for s in servers}
 
+        fresh = {s.image_tag for s in servers if stored[s.name] is None and not deep}
+        listings = _ImageListings({tag: registry.listings(tag) for tag in fresh})
+
         def one(target: ssh.Target) -> ServerScan:
             server = by_name[target.name]
             baseline = baselines[server.image_tag]
-            cache = caches[server.name] = _cache(stored[server.name], server, deep, baseline)
+            image = functools.partial(listings.of, server.image_tag)
+            cache = caches[server.name] = _cache(stored[server.name], server, deep, baseline, image)
             return scan_server(
                 target, baseline, rules, key.private_path, cfg.roots,
                 cfg.timeout, server.image_tag, server.fleet,
@@ -394,20 +400,44 @@ def _stored_cache(store: Store, server: str) -> bytes | None:
 
 
 def _cache(
-    stored: bytes | None, server: ServerRecord, deep: bool, baseline: facts.Facts | None
+    stored: bytes | None,
+    server: ServerRecord,
+    deep: bool,
+    baseline: facts.Facts | None,
+    listings: Callable[[], Mapping[str, Listing]] = dict,
 ) -> facts.ScanCache:
     """The server's hash cache, from what is `stored`; an empty one for a deep scan (every file
     is hashed). A server never scanned whose first start is known starts from its image's
     baseline: what it has not written since it started is not hashed (facts.files, SETTLED
-    stamps)."""
+    stamps), and a root it holds as the image's smoke server did is not sent (`listings`, read
+    only then)."""
     settled = server.settled if server.settled and SETTLED_TIME.fullmatch(server.settled) else None
     if stored is None or deep:
         if settled and baseline and not deep:
-            return facts.ScanCache(facts.HashCache.seeded(baseline.files, settled))
+            seeded = facts.HashCache.seeded(baseline.files, settled, listings())
+            return facts.ScanCache(seeded)
         return facts.ScanCache(facts.HashCache(settled=settled))
     cache = facts.ScanCache.load(stored)
     cache.files.settled = settled
     return cache
+
+
+class _ImageListings:
+    """The listings of each image's smoke scan (Registry.listings), read before the scans
+    start, each decoded once, by the first scan that needs it: ~40 ms of JSON."""
+
+    def __init__(self, stored: dict[str, bytes | None]) -> None:
+        self._stored = stored
+        self._decoded: dict[str, dict[str, Listing]] = {}
+        self._lock = threading.Lock()
+
+    def of(self, tag: str) -> dict[str, Listing]:
+        """Image `tag`'s listings; none if it kept none, or they are unreadable."""
+        with self._lock:
+            if tag not in self._decoded:
+                blob = self._stored.get(tag)
+                self._decoded[tag] = facts.ScanCache.load(blob).files.listings if blob else {}
+            return self._decoded[tag]
 
 
 def _baseline(registry: Registry, tag: str) -> facts.Facts | None:

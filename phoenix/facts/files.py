@@ -238,15 +238,33 @@ class HashCache:
             raise ValueError(f"not a time in seconds: {self.settled!r}")
 
     @classmethod
-    def seeded(cls, baseline: Mapping[str, FileFact], settled: str) -> HashCache:
+    def seeded(
+        cls,
+        baseline: Mapping[str, FileFact],
+        settled: str,
+        listings: Mapping[str, Listing] | None = None,
+    ) -> HashCache:
         """The cache of a server never scanned, first started at `settled`, built from its
         image's `baseline`: every regular file of it under its SETTLED stamp. A file of the
         server with that stamp was not written since the server started, and its inode, size
-        and mtime are the image's: its hash is the baseline's."""
+        and mtime are the image's: its hash is the baseline's.
+
+        `listings`: those of the image's smoke scan. Each one whose regular files all have a
+        hash and a SETTLED stamp is offered: a root whose records the server prints the same,
+        byte for byte, holds the same files with the same inodes and times as the smoke
+        server's did, none of them written since the image was made (the smoke server started
+        before this one), so their stamps and hashes here are the same."""
         regular = (
             (p, f.inode, f.size, f.mtime, f.sha256) for p, f in baseline.items() if f.type == "f"
         )
-        return cls.settled_on(regular, settled)
+        cache = cls.settled_on(regular, settled)
+        cache.listings = {
+            digest: listing
+            for digest, listing in (listings or {}).items()
+            if listing.hashed and all(s.endswith(" " + SETTLED) for s in listing.stamps.values())
+        }
+        cache.listed_under = settled
+        return cache
 
     @classmethod
     def settled_on(cls, files: Iterable[Stamped], settled: str) -> HashCache:

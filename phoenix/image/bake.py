@@ -110,7 +110,9 @@ class Baker:
                     timeout=self.ws.config.timeouts.packer,
                 )
             with events.step(self.emit, "smoke", f"smoke boot of {tag}", seconds):
-                baseline = self._smoke(smoke, tag, cfg)
+                baseline, smoked = self._smoke(smoke, tag, cfg)
+            if smoked is not None:
+                self.registry.keep_listings(tag, smoked.dump())
             image = self.registry.ready(tag, str(built.artifact_id), packer.version(), baseline)
         except BaseException as exc:
             self._discard(tag, builder, smoke)
@@ -118,8 +120,12 @@ class Baker:
             raise
         return BakeResult(image, unchanged=False, seconds=seconds)
 
-    def _smoke(self, server: str, tag: str, cfg: ImageConfig) -> dict[str, Any]:
-        """Boot the image once, pristine: it must pass its health check; its facts: the baseline.
+    def _smoke(
+        self, server: str, tag: str, cfg: ImageConfig
+    ) -> tuple[dict[str, Any], ScanCache | None]:
+        """Boot the image once, pristine: it must pass its health check; its facts: the baseline,
+        and its scan cache (None where the host could not read its disk), whose listings by root
+        a first scan of a server of the image is offered (phoenix.drift.scan).
 
         While it boots, the host reads and hashes its files from its disk (the lab: the image's
         volume on the pool, which the container's is a snapshot of), as the image holds them;
@@ -144,7 +150,7 @@ class Baker:
         summary = gathered.summary()
         hashed = cache.hashed if cache is not None else summary["hashed"]
         self.emit(StepOutput("smoke", f"baseline: {summary} (hashed on the server: {hashed})"))
-        return gathered.to_dict()
+        return gathered.to_dict(), cache
 
     def _host_hashes(self, server: str, roots: Sequence[str], timeout: float) -> ScanCache | None:
         """The hashes of the smoke server's regular files read from its disk by the host, as a

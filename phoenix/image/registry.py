@@ -131,6 +131,18 @@ class Registry:
         )
         return self.get(tag)
 
+    def keep_listings(self, tag: str, stored: bytes) -> None:
+        """Keep the smoke scan of image `tag` (a compressed ScanCache): its listings by root."""
+        with self.store.transaction() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO image_listings (tag, listings) VALUES (?, ?)", (tag, stored)
+            )
+
+    def listings(self, tag: str) -> bytes | None:
+        """The smoke scan kept for image `tag`; None if none was (an image baked before)."""
+        rows = self.store.rows("SELECT listings FROM image_listings WHERE tag = ?", (tag,))
+        return bytes(rows[0]["listings"]) if rows else None
+
     def failed(self, tag: str, error: str) -> None:
         self._update(tag, status=Status.FAILED, error=error, built_at=now())
 

@@ -15,7 +15,7 @@ import pytest
 from phoenix.drift import evidence
 from phoenix.drift.diff import Rules
 from phoenix.drift.scan import ServerScan, scan_server
-from phoenix.facts import Facts, ScanCache
+from phoenix.facts import Facts, HashCache, ScanCache
 from phoenix.host import ssh
 from phoenix.image.registry import Registry
 from phoenix.lab import lab as labmod
@@ -225,6 +225,31 @@ def test_a_repeat_scan_hashes_only_what_changed(image: Image, servers: list[ssh.
     assert ("binary.modified", "/usr/bin/dir") in {(f.kind, f.subject) for f in rewritten.findings}
     now = {listing.root: digest for digest, listing in cache.files.listings.items()}
     assert now["/usr"] != listed["/usr"]  # /usr's records changed: the server sent them again
+
+
+def test_a_first_scan_is_not_sent_the_roots_the_server_holds_as_its_image_did(
+    image: Image, servers: list[ssh.Target]
+) -> None:
+    """The bake keeps its smoke scan's listings; a server of the image, never scanned, is
+    offered them: /usr, as the image made it, is answered `#listed`, neither sent nor parsed."""
+    stored = Registry(Store.open(image.lab.home)).listings(image.tag)
+    assert stored is not None
+    smoke = ScanCache.load(stored).files.listings
+    usr = next(d for d, listing in smoke.items() if listing.root == "/usr")
+    target = image.launch()
+    servers.append(target)
+    settled = image.lab.lxd.started(target.name)
+    assert settled is not None
+    seeded = HashCache.seeded(image.baseline.files, settled, smoke)
+    assert usr in seeded.listed()
+    cache = ScanCache(seeded)
+    first = scan_server(
+        target, image.baseline, image.rules, image.lab.key.private_path, image.roots, 60,
+        cache=cache,
+    )  # fmt: skip
+    assert first.status == "clean", first.findings
+    assert cache.files.listings[usr] is smoke[usr]  # kept as the image's, not sent again
+    assert first.hashed < 20, first.hashed
 
 
 def test_evidence_of_text_changes_but_never_of_secrets(

@@ -419,6 +419,46 @@ def test_a_server_never_scanned_hashes_only_what_it_wrote_since_it_started(tmp_p
     }
 
 
+def test_a_server_never_scanned_is_offered_the_listings_of_its_images_smoke_scan(
+    tmp_path: Path,
+) -> None:
+    """The smoke server's listings of the roots it held as the image made them: a server of the
+    image that holds a root the same prints `#listed` for it, from its very first scan."""
+    made = tree(tmp_path)
+    (tmp_path / "srv").mkdir()
+    (tmp_path / "srv" / "x").write_text("x\n")
+    roots = [str(tmp_path / "etc"), str(tmp_path / "srv")]
+    image = files.gather(LocalRunner(), roots)
+    started = settled_after([tmp_path, *tmp_path.rglob("*")])
+    smoke = files.HashCache.seeded(image, started)
+    assert files.gather(LocalRunner(), roots, cache=smoke) == image
+    assert len(smoke.listings) == 2 and smoke.hashed == 0
+
+    runner = Seen()
+    server = files.HashCache.seeded(image, started, smoke.listings)
+    made[0].write_text("changed 0\n")  # the new server writes to etc once started
+    first = files.gather(runner, roots, cache=server)
+    marks = [f.split(" ")[0] for f in runner.outputs[0].split("\0") if f.startswith("#list")]
+    assert marks == ["#listing", "#listed"]  # srv is the image's: neither sent nor parsed
+    assert str(tmp_path / "srv" / "x") not in runner.outputs[0]
+    assert first[str(tmp_path / "srv" / "x")] == image[str(tmp_path / "srv" / "x")]
+    assert first[str(made[0])].sha256 == hashlib.sha256(b"changed 0\n").hexdigest()
+    assert server.hashed == 1
+
+
+def test_only_the_smoke_listings_settled_and_hashed_whole_are_offered() -> None:
+    """A listing with a file written after the smoke server started (a stamp not SETTLED), or
+    with a file it could not hash, is not offered: its stamps would not be the new server's."""
+    fact = files.FileFact("f", "0644", 0, 0, "root", "root", 1, 10.0, 20.0, 7, None, "a" * 64)
+    unread = dataclasses.replace(fact, sha256=None)
+    settled = files.Listing("/etc", {"/etc/a": fact}, {"/etc/a": "7 1 10 settled"}, frozenset())
+    written = files.Listing("/srv", {"/srv/a": fact}, {"/srv/a": "7 1 10.0 20.0"}, frozenset())
+    blind = files.Listing("/opt", {"/opt/a": unread}, {"/opt/a": "7 1 10 settled"}, frozenset())
+    kept = {"1" * 64: settled, "2" * 64: written, "3" * 64: blind}
+    cache = files.HashCache.seeded({}, "1796315932.12", kept)
+    assert list(cache.listed()) == ["1" * 64]
+
+
 def test_settled_stamps_need_the_images_inode_size_and_mtime() -> None:
     text = (
         rec("/a", "f 644 0 0 3 10.5 20.25 7")  # ctime before the start: settled
