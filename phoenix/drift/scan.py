@@ -200,7 +200,9 @@ def scan_server(
     if disk is not None and not live.unreadable("files"):
         try:
             from_image = cache.files.from_image if cache is not None else frozenset()
-            disagree = witness.check(disk, roots, live.files, began, deadline, from_image)
+            first = cache.files.settled if cache is not None else None
+            settled = float(first) if first else None
+            disagree = witness.check(disk, roots, live.files, began, deadline, from_image, settled)
         except witness.WitnessError as exc:
             return untrusted(f"its disk could not be read whole from the host: {exc}", found)
         if disagree:

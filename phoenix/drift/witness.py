@@ -29,6 +29,7 @@ from pathlib import Path
 from phoenix.config import Severity
 from phoenix.drift.diff import Finding
 from phoenix.facts import FileFact
+from phoenix.facts.files import SETTLED_CTIME
 from phoenix.lab.disk import DiskError, DiskFile, read_disk
 
 HIDDEN = "witness.hidden"  # on the disk, not in what the server showed
@@ -49,11 +50,14 @@ def check(
     began: float,
     deadline: float,
     from_image: AbstractSet[str] = frozenset(),
+    settled: float | None = None,
 ) -> list[Finding]:
     """What the server `shown` of `roots` and its `disk` disagree on (changes since `began`, on
     the disk's clock, left out); WitnessError if the disk cannot be read whole by `deadline`.
     `from_image`: files whose hash phoenix took from their image's baseline (a stamp settled
-    before the server started): their stamp on the disk proves them, they are not read."""
+    before the server started): their stamp on the disk proves them, they are not read.
+    `settled`: the server's first start, which a file the server showed SETTLED must not have
+    been changed after on the disk (files.SETTLED_CTIME)."""
 
     def hashed_by_the_server(path: str) -> bool:
         fact = shown.get(path)
@@ -64,12 +68,17 @@ def check(
         found = read_disk(disk, roots, deadline, hashing=hashed_by_the_server)
     except OSError as exc:
         raise WitnessError(f"{disk}: {exc.strerror or exc}") from exc
-    return compare(shown, found, began)
+    return compare(shown, found, began, settled)
 
 
-def compare(shown: dict[str, FileFact], disk: dict[str, DiskFile], started: float) -> list[Finding]:
+def compare(
+    shown: dict[str, FileFact],
+    disk: dict[str, DiskFile],
+    started: float,
+    settled: float | None = None,
+) -> list[Finding]:
     """Where what the server showed and what its disk holds disagree; changes made on the disk
-    since `started` (epoch seconds) are left out."""
+    since `started` (epoch seconds) are left out. `settled`: as in `check`."""
     since = started - SLACK
     found: list[Finding] = []
     for path in sorted(disk.keys() - shown.keys()):
@@ -82,7 +91,7 @@ def compare(shown: dict[str, FileFact], disk: dict[str, DiskFile], started: floa
         was, real = shown[path], disk[path]
         if real.ctime >= since:
             continue
-        if _differs(was, real):
+        if _differs(was, real, settled):
             found.append(_finding(FORGED, path, _show(was), _show(real)))
     return _capped(found)
 
@@ -94,25 +103,26 @@ def _changed_dir(disk: dict[str, DiskFile], path: str, since: float) -> bool:
     return entry is None or entry.ctime >= since
 
 
-def _differs(was: FileFact, real: DiskFile) -> bool:
+def _differs(was: FileFact, real: DiskFile, settled: float | None = None) -> bool:
     if (was.type, was.mode, was.uid, was.gid) != (real.type, real.mode, real.uid, real.gid):
         return True
     if was.type == "l":
         return was.target != real.target
     if was.type != "f":
         return False
-    if was.size != real.size or not _same_stamp(was, real):
+    if was.size != real.size or not _same_stamp(was, real, settled):
         return True
     return was.sha256 is not None and real.sha256 is not None and was.sha256 != real.sha256
 
 
-def _same_stamp(was: FileFact, real: DiskFile) -> bool:
-    """Whether the disk holds the file as the server stamped it (inode, mtime, ctime)."""
-    return (
-        was.inode == real.inode
-        and abs(was.mtime - real.mtime) <= CLOCK_SLACK
-        and abs(was.ctime - real.ctime) <= CLOCK_SLACK
-    )
+def _same_stamp(was: FileFact, real: DiskFile, settled: float | None = None) -> bool:
+    """Whether the disk holds the file as the server stamped it (inode, mtime, ctime); a ctime
+    shown SETTLED must be, on the disk, not after the server's first start (`settled`)."""
+    if was.ctime == SETTLED_CTIME:
+        ctime = settled is not None and real.ctime <= settled + CLOCK_SLACK
+    else:
+        ctime = abs(was.ctime - real.ctime) <= CLOCK_SLACK
+    return was.inode == real.inode and abs(was.mtime - real.mtime) <= CLOCK_SLACK and ctime
 
 
 def _show(entry: FileFact | DiskFile) -> str:

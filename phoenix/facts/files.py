@@ -81,6 +81,9 @@ Stamped = tuple[str, int, int, float, str | None]  # path, inode, size, mtime, s
 Record = tuple[str, str, int, int, str, str, int, float, float, int, str | None]
 SETTLED_TIME = re.compile(r"[0-9]{1,12}(\.[0-9]{1,9})?")
 SETTLED_STAMP = f"%i %s %Ts {SETTLED}"  # ctime not after the server's first start (see above)
+# A FileFact's ctime where the command printed SETTLED for it: not after the server's first
+# start (no time find prints is negative). The witness holds the disk to that.
+SETTLED_CTIME = -1.0
 
 SCRIPT = f"""\
 export LC_ALL=C
@@ -105,12 +108,16 @@ fi
 work=$(mktemp -d 2>/dev/null) || work=
 if [ -n "$work" ]; then cat >"$work/known"; else cat >/dev/null; fi  # stdin first, whole
 meta="%y %m %U %G %s %T@ %C@ %i\\0$owner\\0$group\\0%p\\0%l\\0"
+# an entry whose ctime is not after the first start: `settled` for its ctime, so that a root the
+# server holds as its image made it lists the same as on every server of the image
+meta_settled="%y %m %U %G %s %T@ {SETTLED} %i\\0$owner\\0$group\\0%p\\0%l\\0"
 phoenix_find() {{  # the records of roots $2...; the stamps of their regular files to $work/*$1
   sfx=$1; shift
   if [ -n "${{phoenix_settled-}}" ]; then
-    find "$@" -xdev -printf "$meta" \\( -type f \\( -newerct "@$phoenix_settled" \\
-      -fprintf "$work/now$sfx" "{STAMP} %p\\0" \\
-      -o -fprintf "$work/old$sfx" "{SETTLED_STAMP} %p\\0" \\) \\)
+    find "$@" -xdev \\( -newerct "@$phoenix_settled" -printf "$meta" \\
+      \\( -type f -fprintf "$work/now$sfx" "{STAMP} %p\\0" -o -true \\) \\
+      -o -printf "$meta_settled" \\
+      \\( -type f -fprintf "$work/old$sfx" "{SETTLED_STAMP} %p\\0" -o -true \\) \\)
   else
     find "$@" -xdev -printf "$meta" \\( -type f -fprintf "$work/now$sfx" "{STAMP} %p\\0" \\)
   fi
@@ -335,7 +342,7 @@ def parse(
     under = tuple(roots)
     items = iter(text.split("\0"))
     names = _names(items)
-    parts = _records(items, names, under, listings or {})
+    parts = _records(items, names, under, listings or {}, cutoff is not None)
     hashes, end = _hashes(items, under)
     find_rc, hash_rc = _end(end, items)
     found: dict[str, FileFact] = {}
@@ -492,6 +499,7 @@ def _records(
     names: tuple[_Names | None, str | None],
     roots: tuple[str, ...],
     listings: Mapping[str, Listing],
+    settled: bool = False,
 ) -> list[tuple[str | None, Records | Listing]]:
     """The metadata records, in parts: (None, the records before any `#listing`), then for each
     root listed, (its digest, its records) after `#listing DIGEST`, or (the digest, the kept
@@ -520,7 +528,7 @@ def _records(
         if len(rest) != FIELDS - 1:
             raise ValueError("the output ended in the middle of a record")
         owner, group, path, target = rest
-        record, stamp = _fact(head, owner, group, target, table)
+        record, stamp = _fact(head, owner, group, target, table, settled)
         current[fields.path(path, roots, "file path")] = (record, stamp)
     raise ValueError(f"no {HASH_MARK} line: the output ended early")
 
@@ -537,9 +545,10 @@ def _kept(listings: Mapping[str, Listing], digest: str, roots: tuple[str, ...]) 
 
 
 def _fact(
-    head: str, owner: str, group: str, target: str, table: _Names | None
+    head: str, owner: str, group: str, target: str, table: _Names | None, settled: bool = False
 ) -> tuple[Record, str]:
-    """The fields of one record's fact (all but the hash), and its STAMP as printed."""
+    """The fields of one record's fact (all but the hash), and its STAMP as printed. Its ctime
+    may be SETTLED only if the command was given the first start (`settled`)."""
     parts = head.split(" ")
     if len(parts) != 8 or parts[0] not in TYPES:
         raise ValueError(f"not a file record: {fields.shown(head)}")
@@ -556,7 +565,8 @@ def _fact(
         kind, fields.mode(mode.zfill(3) if mode else mode), fields.count(uid, "uid"),
         fields.count(gid, "gid"), fields.name(owner, "owner"), fields.name(group, "group"),
         fields.count(size, "size"), fields.seconds(mtime, "mtime"),
-        fields.seconds(ctime, "ctime"), fields.count(inode, "inode"),
+        SETTLED_CTIME if settled and ctime == SETTLED else fields.seconds(ctime, "ctime"),
+        fields.count(inode, "inode"),
         target if kind == "l" else None,
     )  # fmt: skip
     return record, f"{inode} {size} {mtime} {ctime}"
@@ -565,6 +575,8 @@ def _fact(
 def _settled(stamp: str, cutoff: Decimal) -> str:
     """`stamp` (inode size mtime ctime) as SETTLED when its ctime is not after `cutoff`."""
     inode, size, mtime, ctime = stamp.split(" ")
+    if ctime == SETTLED:  # the command found it not after the cutoff
+        return f"{inode} {size} {mtime.partition('.')[0]} {SETTLED}"
     if mtime.startswith("-") or Decimal(ctime) > cutoff:
         return stamp
     return f"{inode} {size} {mtime.partition('.')[0]} {SETTLED}"

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from phoenix.drift import witness
-from phoenix.facts import FileFact
+from phoenix.facts import FileFact, files
 from phoenix.lab import disk
 
 
@@ -104,6 +104,23 @@ def test_the_host_hashes_only_what_the_server_hashed_and_checks_the_rest_by_stam
     job.write_text("* * * * * root evil\n"[: job.stat().st_size])
     found = witness.check(root, ["/etc"], cached, time.time() + 5, time.monotonic() + 30)
     assert [(f.kind, f.subject) for f in found] == [(witness.FORGED, "/etc/cron.d/job")]
+
+
+def test_a_file_shown_settled_must_not_have_changed_on_the_disk_since_the_first_start(
+    tmp_path: Path,
+) -> None:
+    """A server shows SETTLED for the ctime of a file not changed since its first start: the
+    disk must agree (its ctime not after that start); a file changed since that the server
+    shows settled anyway is forged."""
+    disk = _read(_disk(tmp_path))
+    passwd = disk["/etc/passwd"]
+    shown = _shown(disk)
+    shown["/etc/passwd"] = replace(shown["/etc/passwd"], ctime=files.SETTLED_CTIME)
+    later, now = passwd.ctime + 10, time.time() + 5
+    assert witness.compare(shown, disk, now, settled=later) == []
+    [forged] = witness.compare(shown, disk, now, settled=passwd.ctime - 10)
+    assert (forged.kind, forged.subject) == (witness.FORGED, "/etc/passwd")
+    assert witness.compare(shown, disk, now) != []  # no first start known: nothing is settled
 
 
 def test_changes_made_during_the_scan_are_not_disagreements(tmp_path: Path) -> None:
