@@ -31,7 +31,7 @@ from phoenix.drift import witness
 from phoenix.drift.diff import Rules
 from phoenix.drift.scan import ServerScan, scan_server
 from phoenix.facts import Facts, HashCache, ScanCache
-from phoenix.facts.files import Listing
+from phoenix.facts.files import Listing, offered
 from phoenix.host import keys, ssh
 from phoenix.image import bake
 from phoenix.image.registry import Registry
@@ -109,8 +109,8 @@ def seeded(baseline: Facts, settled: str | None, listings: dict[str, Listing]) -
     """A never-scanned server's cache as a rollout's archive scan starts it (empty: unknown):
     seeded from its image's baseline and offered the listings of the image's smoke scan."""
     if settled is None:
-        return ScanCache()
-    return ScanCache(HashCache.seeded(baseline.files, settled, listings))
+        return ScanCache(image=listings)
+    return ScanCache(HashCache.seeded(baseline.files, settled, listings), image=listings)
 
 
 def main() -> None:
@@ -127,8 +127,8 @@ def main() -> None:
     baseline = Facts.from_dict(image.baseline)
     with Store.open(ws.home) as store:
         kept = Registry(store).listings(image.tag)
-    smoke = ScanCache.load(kept).files.listings if kept else {}
-    print(f"{image.tag}: {len(smoke)} listings kept by its smoke scan", flush=True)
+    smoke = offered(ScanCache.load(kept).files.listings) if kept else {}
+    print(f"{image.tag}: {len(smoke)} listings of its smoke scan offered", flush=True)
     rules = Rules.with_extra(ws.config.drift.ignore)
     names = [f"bench-drift-{i}" for i in range(max(args.sizes))]
     try:
@@ -148,7 +148,7 @@ def main() -> None:
         )
         for size in args.sizes:
             chosen = targets[:size]
-            caches = {t.name: ScanCache() for t in chosen}
+            caches = {t.name: ScanCache(image=smoke) for t in chosen}
 
             def one(t: ssh.Target, caches: dict[str, ScanCache] = caches) -> ServerScan:
                 return scan_server(t, baseline, rules, key.private_path, ws.config.drift.roots,
@@ -173,7 +173,7 @@ def main() -> None:
 
             def stored(t: ssh.Target, kept: dict[str, bytes] = kept) -> ServerScan:
                 """As `phoenix drift` scans: its cache loaded before, and stored after."""
-                cache = ScanCache.load(kept[t.name])
+                cache = ScanCache.load(kept[t.name], smoke)
                 roots = ws.config.drift.roots
                 scanned = scan_server(
                     t, baseline, rules, key.private_path, roots, 120, image.tag, cache=cache

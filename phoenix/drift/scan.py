@@ -32,7 +32,7 @@ from phoenix.errors import (
     UntrustedOutput,
 )
 from phoenix.events import Emit, ItemFinished, Outcome, StepOutput, discard
-from phoenix.facts.files import SETTLED_TIME, Listing
+from phoenix.facts.files import SETTLED_TIME, Listing, offered
 from phoenix.fleet.records import Records, ServerRecord, ServerStatus
 from phoenix.host import keys, ssh
 from phoenix.image.registry import Registry, name_of
@@ -340,8 +340,8 @@ def scan(
         keep = evidence.Policy(cfg.evidence_limit, tuple(cfg.secrets), evidence.known(store))
         by_name = {s.name: s for s in servers}
 
-        fresh = {s.image_tag for s in servers if stored[s.name] is None and not deep}
-        listings = _ImageListings({tag: registry.listings(tag) for tag in fresh})
+        tags = {s.image_tag for s in servers}
+        listings = _ImageListings({tag: registry.listings(tag) for tag in tags})
 
         def one(target: ssh.Target) -> ServerScan:
             server = by_name[target.name]
@@ -409,24 +409,27 @@ def _cache(
     listings: Callable[[], Mapping[str, Listing]] = dict,
 ) -> facts.ScanCache:
     """The server's hash cache, from what is `stored`; an empty one for a deep scan (every file
-    is hashed). A server never scanned whose first start is known starts from its image's
-    baseline: what it has not written since it started is not hashed (facts.files, SETTLED
-    stamps), and a root it holds as the image's smoke server did is not sent (`listings`, read
-    only then)."""
+    is hashed). A server never scanned (or whose stored cache is unusable) whose first start is
+    known starts from its image's baseline: what it has not written since it started is not
+    hashed (facts.files, SETTLED stamps), and a root it holds as the image's smoke server did
+    is not sent. The image's `listings` are those its stored cache names by digest only."""
     settled = server.settled if server.settled and SETTLED_TIME.fullmatch(server.settled) else None
-    if stored is None or deep:
+    image = listings()
+    cache = facts.ScanCache.load(stored, image) if stored is not None and not deep else None
+    if cache is None or not cache.files.entries:  # never scanned, or its cache is unusable
         if settled and baseline and not deep:
-            seeded = facts.HashCache.seeded(baseline.files, settled, listings())
-            return facts.ScanCache(seeded)
-        return facts.ScanCache(facts.HashCache(settled=settled))
-    cache = facts.ScanCache.load(stored)
+            return facts.ScanCache(
+                facts.HashCache.seeded(baseline.files, settled, image), image=image
+            )
+        return facts.ScanCache(facts.HashCache(settled=settled), image=image)
     cache.files.settled = settled
     return cache
 
 
 class _ImageListings:
-    """The listings of each image's smoke scan (Registry.listings), read before the scans
-    start, each decoded once, by the first scan that needs it: ~40 ms of JSON."""
+    """The listings of each image's smoke scan (Registry.listings) that its servers may be
+    answered with (files.offered), read before the scans start, each decoded once, by the
+    first scan that needs it: ~40 ms of JSON."""
 
     def __init__(self, stored: dict[str, bytes | None]) -> None:
         self._stored = stored
@@ -438,7 +441,8 @@ class _ImageListings:
         with self._lock:
             if tag not in self._decoded:
                 blob = self._stored.get(tag)
-                self._decoded[tag] = facts.ScanCache.load(blob).files.listings if blob else {}
+                smoke = facts.ScanCache.load(blob).files.listings if blob else {}
+                self._decoded[tag] = offered(smoke)
             return self._decoded[tag]
 
 

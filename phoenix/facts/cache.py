@@ -41,6 +41,9 @@ FINGERPRINT = f"find {' '.join(UNIT_DIRS)} -printf '%p %i %s %T@ %C@ %l\\n' 2>/d
 class ScanCache:
     files: HashCache = field(default_factory=HashCache)
     units: tuple[str, str] | None = None  # (fingerprint, list-unit-files output)
+    # the listings of the server's image's smoke scan (files.offered): a listing the server
+    # holds as the image made it is stored by its digest only, and found among these on load
+    image: Mapping[str, Listing] = field(default_factory=dict, compare=False, repr=False)
     # what it was loaded from, and as what (see dump): not a part of the cache
     _read: _Read | None = field(default=None, init=False, compare=False, repr=False)
 
@@ -49,13 +52,14 @@ class ScanCache:
         return self.files.hashed
 
     @classmethod
-    def load(cls, stored: bytes) -> ScanCache:
-        """The cache as `dump` stored it; an empty one if it is unreadable."""
+    def load(cls, stored: bytes, image: Mapping[str, Listing] | None = None) -> ScanCache:
+        """The cache as `dump` stored it, its image's listings found in `image`; an empty one
+        if it is unreadable, or names an image listing `image` does not hold."""
         try:
             text = zlib.decompress(stored).decode()
         except (zlib.error, UnicodeDecodeError):
-            return cls()
-        cache = cls.from_json(text)
+            return cls(image=image or {})
+        cache = cls.from_json(text, image)
         files = cache.files
         cache._read = _Read(stored, cache.units, files.listed_under, dict(files.listings),
                             dict(files.entries))  # fmt: skip
@@ -70,34 +74,47 @@ class ScanCache:
         return zlib.compress(self.to_json().encode(), 1)
 
     def to_json(self) -> str:
-        """The cache as stored; the hashes its listings hold are stored with them only."""
+        """The cache as stored; the hashes its listings hold are stored with them only, and a
+        listing of its image's (the same digest: the same records) by its digest only."""
         cached = self.files
-        listings = {digest: _listing_row(listing) for digest, listing in cached.listings.items()}
+        shared = sorted(d for d in cached.listings if d in self.image)
+        listings = {
+            digest: _listing_row(listing)
+            for digest, listing in cached.listings.items()
+            if digest not in self.image
+        }
         listed = _entries(cached.listings)
         return json.dumps(
             {
                 "files": {p: e for p, e in cached.entries.items() if listed.get(p) != e},
                 "units": self.units,
                 "listings": listings,
+                "image_listings": shared,
                 "listed_under": cached.listed_under,
             },
             separators=(",", ":"),
         )
 
     @classmethod
-    def from_json(cls, text: str) -> ScanCache:
-        """The cache in `text`; an empty one if it is unreadable (the next scan does all), and
-        one without listings if they are (the next scan receives every root's records)."""
+    def from_json(cls, text: str, image: Mapping[str, Listing] | None = None) -> ScanCache:
+        """The cache in `text`; an empty one if it is unreadable, or names a listing of its
+        image that `image` does not hold (the next scan does all), and one without listings if
+        they are unreadable (the next scan receives every root's records)."""
+        image = image or {}
         try:
             data = json.loads(text)
             units = data.get("units")
             kept = (str(units[0]), str(units[1])) if units else None
-            cache = cls(HashCache.from_entries(data["files"]), kept)
+            cache = cls(HashCache.from_entries(data["files"]), kept, image)
+            shared = [str(d) for d in data.get("image_listings") or []]
         except (ValueError, TypeError, AttributeError, IndexError, KeyError):
-            return cls()
+            return cls(image=image)
+        if any(d not in image for d in shared):  # its hashes went with it: start afresh
+            return cls(image=image)
         try:
             rows = data.get("listings") or {}
             listings = {str(d): _listing(row) for d, row in rows.items()}
+            listings |= {d: image[d] for d in shared}
             under = data.get("listed_under")
         except (ValueError, TypeError, AttributeError, IndexError, KeyError):
             return cache

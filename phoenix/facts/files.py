@@ -32,6 +32,10 @@ of mtime and the word `settled`. Nothing written on the server since it started 
 write, chmod, chown, link or rename sets ctime to the present, and the server cannot set the host's
 clock back), so such a file is exactly as the server's image had it: a new server's first scan
 takes these hashes from its image's baseline (HashCache.seeded) instead of hashing every file.
+Every entry (of any type) whose ctime is not after T also has `settled` for its ctime in its
+record (FileFact.ctime is then SETTLED_CTIME; the witness holds the disk's ctime to not after T):
+LXD sets the ctime of every file when it makes a container, so only thus does a root that holds
+what the image made print the same records on every server of the image.
 
 When the shell variable `phoenix_listed` is set (a cache's scan, with a temporary directory), the
 records come root by root, each root's written to a file first and then either sent after
@@ -44,7 +48,9 @@ records come root by root, each root's written to a file first and then either s
 Unchanged roots then cost the server its find (their files' stamps are phoenix's: none is
 compared nor hashed, and the stamps on stdin are sorted only when some are compared), and phoenix
 neither the transfer nor the parse of their records: most of a repeat scan. phoenix offers only
-the listings whose regular files all have a hash.
+the listings whose regular files all have a hash; to a server never scanned, those of its image's
+smoke scan (HashCache.seeded): from its first scan on, the roots it holds as the image made them
+(/usr, /opt, ...) are not sent.
 """
 
 from __future__ import annotations
@@ -222,6 +228,16 @@ class Listing:
         return all(f.sha256 is not None for f in self.facts.values() if f.type == "f")
 
 
+def offered(smoke: Mapping[str, Listing]) -> dict[str, Listing]:
+    """The listings of an image's smoke scan that a server of the image may be answered with:
+    those whose regular files all have a hash and a SETTLED stamp (see HashCache.seeded)."""
+    return {
+        digest: listing
+        for digest, listing in smoke.items()
+        if listing.hashed and all(s.endswith(" " + SETTLED) for s in listing.stamps.values())
+    }
+
+
 @dataclass
 class HashCache:
     """The SHA-256 of regular files as last hashed, each valid while the file keeps its stamp.
@@ -265,11 +281,7 @@ class HashCache:
             (p, f.inode, f.size, f.mtime, f.sha256) for p, f in baseline.items() if f.type == "f"
         )
         cache = cls.settled_on(regular, settled)
-        cache.listings = {
-            digest: listing
-            for digest, listing in (listings or {}).items()
-            if listing.hashed and all(s.endswith(" " + SETTLED) for s in listing.stamps.values())
-        }
+        cache.listings = dict(offered(listings or {}))
         cache.listed_under = settled
         return cache
 

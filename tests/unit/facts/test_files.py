@@ -427,11 +427,11 @@ def sans_ctime(found: dict[str, files.FileFact]) -> dict[str, files.FileFact]:
     return {p: dataclasses.replace(f, ctime=0.0) for p, f in found.items()}
 
 
-def test_a_server_never_scanned_is_offered_the_listings_of_its_images_smoke_scan(
+def smoked(
     tmp_path: Path,
-) -> None:
-    """The smoke server's listings of the roots it held as the image made them: a server of the
-    image that holds a root the same prints `#listed` for it, from its very first scan."""
+) -> tuple[list[Path], list[str], dict[str, FileFact], str, files.HashCache]:
+    """A tree of two roots (etc, srv), its facts as an image's baseline, the time its server
+    first started, and the cache of its smoke scan (with its listings)."""
     made = tree(tmp_path)
     (tmp_path / "srv").mkdir()
     (tmp_path / "srv" / "x").write_text("x\n")
@@ -440,6 +440,15 @@ def test_a_server_never_scanned_is_offered_the_listings_of_its_images_smoke_scan
     started = settled_after([tmp_path, *tmp_path.rglob("*")])
     smoke = files.HashCache.seeded(image, started)
     assert sans_ctime(files.gather(LocalRunner(), roots, cache=smoke)) == sans_ctime(image)
+    return made, roots, image, started, smoke
+
+
+def test_a_server_never_scanned_is_offered_the_listings_of_its_images_smoke_scan(
+    tmp_path: Path,
+) -> None:
+    """The smoke server's listings of the roots it held as the image made them: a server of the
+    image that holds a root the same prints `#listed` for it, from its very first scan."""
+    made, roots, image, started, smoke = smoked(tmp_path)
     assert len(smoke.listings) == 2 and smoke.hashed == 0
 
     runner = Seen()
@@ -455,6 +464,29 @@ def test_a_server_never_scanned_is_offered_the_listings_of_its_images_smoke_scan
     )
     assert first[str(made[0])].sha256 == hashlib.sha256(b"changed 0\n").hexdigest()
     assert server.hashed == 1
+
+
+def test_a_stored_cache_names_its_images_listings_by_digest_only(tmp_path: Path) -> None:
+    """A server's cache holds the image's listings of the roots it holds as the image made them:
+    stored, they are their digests (a few bytes instead of ~6,000 records); loaded, they are
+    the image's again; loaded without them, the cache is empty (its hashes went with them)."""
+    _, roots, image, started, smoke = smoked(tmp_path)
+    shared = files.offered(smoke.listings)
+    assert len(shared) == 2
+
+    (tmp_path / "etc" / "new").write_text("new\n")  # etc is the server's own from now on
+    cache = ScanCache(files.HashCache.seeded(image, started, shared), image=shared)
+    first = files.gather(LocalRunner(), roots, cache=cache.files)
+    stored = cache.dump()
+    assert stored != ScanCache(cache.files).dump()  # smaller: srv by its digest only
+    [srv] = [d for d, listing in shared.items() if listing.root == str(tmp_path / "srv")]
+    again = ScanCache.load(stored, shared)
+    assert again.files.listings[srv] is shared[srv]
+    assert again.files.entries == cache.files.entries
+    again.files.settled = started  # the server's, as a scan sets it (it is not stored)
+    assert files.gather(LocalRunner(), roots, cache=again.files) == first
+    assert again.files.hashed == 0
+    assert ScanCache.load(stored).files.entries == {}  # the image's listings are not known
 
 
 def test_only_the_smoke_listings_settled_and_hashed_whole_are_offered() -> None:
