@@ -148,7 +148,10 @@ def main() -> None:
         )
         for size in args.sizes:
             chosen = targets[:size]
-            caches = {t.name: ScanCache(image=smoke) for t in chosen}
+            # as `phoenix drift --deep` starts: every file hashed, the first start known
+            caches = {
+                t.name: ScanCache(HashCache(settled=settled[t.name]), image=smoke) for t in chosen
+            }
 
             def one(t: ssh.Target, caches: dict[str, ScanCache] = caches) -> ServerScan:
                 return scan_server(t, baseline, rules, key.private_path, ws.config.drift.roots,
@@ -174,6 +177,7 @@ def main() -> None:
             def stored(t: ssh.Target, kept: dict[str, bytes] = kept) -> ServerScan:
                 """As `phoenix drift` scans: its cache loaded before, and stored after."""
                 cache = ScanCache.load(kept[t.name], smoke)
+                cache.files.settled = settled[t.name]  # recorded with the server, not its cache
                 roots = ws.config.drift.roots
                 scanned = scan_server(
                     t, baseline, rules, key.private_path, roots, 120, image.tag, cache=cache
