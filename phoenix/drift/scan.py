@@ -334,14 +334,13 @@ def scan(
             for s in records.servers(n)
             if s.status is ServerStatus.SERVING and (not only or s.name in only)
         ]
-        baselines = {tag: _baseline(registry, tag) for tag in {s.image_tag for s in servers}}
+        tags = {s.image_tag for s in servers}
+        baselines = {tag: _baseline(registry, tag) for tag in tags}
+        listings = _ImageListings({tag: registry.listings(tag) for tag in tags})
         stored = {s.name: None if deep else _stored_cache(store, s.name) for s in servers}
         caches: dict[str, facts.ScanCache] = {}  # each read in its scan's thread: ~30 ms of JSON
         keep = evidence.Policy(cfg.evidence_limit, tuple(cfg.secrets), evidence.known(store))
         by_name = {s.name: s for s in servers}
-
-        tags = {s.image_tag for s in servers}
-        listings = _ImageListings({tag: registry.listings(tag) for tag in tags})
 
         def one(target: ssh.Target) -> ServerScan:
             server = by_name[target.name]
