@@ -273,10 +273,10 @@ class HashCache:
         and mtime are the image's: its hash is the baseline's.
 
         `listings`: those of the image's smoke scan. Each one whose regular files all have a
-        hash and a SETTLED stamp is offered: a root whose records the server prints the same,
-        byte for byte, holds the same files with the same inodes and times as the smoke
-        server's did, none of them written since the image was made (the smoke server started
-        before this one), so their stamps and hashes here are the same."""
+        hash and a SETTLED stamp is offered (see `offered`): a root whose records the server
+        prints the same, byte for byte, holds the same files with the same inodes, sizes and
+        mtimes as the smoke server's, none of them changed since this server started (their
+        ctimes print as SETTLED), so their stamps and hashes here are the smoke server's."""
         regular = (
             (p, f.inode, f.size, f.mtime, f.sha256) for p, f in baseline.items() if f.type == "f"
         )
