@@ -75,13 +75,13 @@ class ScanCache:
 
     def to_json(self) -> str:
         """The cache as stored; the hashes its listings hold are stored with them only, and a
-        listing of its image's (the same digest: the same records) by its digest only."""
+        listing that is its image's by its digest only."""
         cached = self.files
-        shared = sorted(d for d in cached.listings if d in self.image)
+        shared = sorted(d for d, listing in cached.listings.items() if self._imaged(d, listing))
         listings = {
             digest: _listing_row(listing)
             for digest, listing in cached.listings.items()
-            if digest not in self.image
+            if digest not in shared
         }
         listed = _entries(cached.listings)
         return json.dumps(
@@ -93,6 +93,15 @@ class ScanCache:
                 "listed_under": cached.listed_under,
             },
             separators=(",", ":"),
+        )
+
+    def _imaged(self, digest: str, listing: Listing) -> bool:
+        """Whether `listing` is its image's: the one offered, or the same records (the same
+        digest) with the same hashes. A deep scan that found a file of the same records with
+        another hash (its clock set back) keeps its own listing, and that hash with it."""
+        image = self.image.get(digest)
+        return image is not None and (
+            image is listing or (image.facts == listing.facts and image.stamps == listing.stamps)
         )
 
     @classmethod

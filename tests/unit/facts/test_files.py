@@ -488,6 +488,16 @@ def test_a_stored_cache_names_its_images_listings_by_digest_only(tmp_path: Path)
     assert again.files.hashed == 0
     assert ScanCache.load(stored).files.entries == {}  # the image's listings are not known
 
+    # the same records with another hash (a deep scan, the clock set back): kept whole
+    x = str(tmp_path / "srv" / "x")
+    own = shared[srv]
+    forged = dataclasses.replace(own.facts[x], sha256="f" * 64)
+    cache.files.listings[srv] = files.Listing(
+        own.root, {**own.facts, x: forged}, own.stamps, own.from_image
+    )
+    kept = ScanCache.load(cache.dump(), shared).files.listings[srv]
+    assert kept is not shared[srv] and kept.facts[x].sha256 == "f" * 64
+
 
 def test_only_the_smoke_listings_settled_and_hashed_whole_are_offered() -> None:
     """A listing with a file written after the smoke server started (a stamp not SETTLED), or
