@@ -9,7 +9,7 @@ import pytest
 from pylxd.exceptions import LXDAPIException
 
 from phoenix.config import LabConfig
-from phoenix.errors import LabError, MissingPackages
+from phoenix.errors import LabError, LXDError, MissingPackages
 from phoenix.events import Event, Outcome
 from phoenix.host import process
 from phoenix.image.registry import Registry
@@ -372,6 +372,54 @@ def test_file_calls_give_up_at_their_deadline_and_other_errors_at_once() -> None
     with pytest.raises(LXDAPIException, match="not allowed"):
         lxdmod._again(refused, timeout=10, transient=lxdmod.FORKFILE)
     assert calls == [1]
+
+
+class _Made:
+    """pylxd's instances collection, whose new instances' file helpers are missing for good in
+    the first `broken` of them."""
+
+    def __init__(self, broken: int) -> None:
+        self.broken = broken
+        self.made: list[Any] = []
+        self.deleted = 0
+        made = self
+
+        class Inst:
+            def __init__(self, files: _FlakyFiles) -> None:
+                self.files = files
+                self.started = False
+
+            def delete(self, wait: bool) -> None:
+                made.deleted += 1
+
+            def start(self, wait: bool) -> None:
+                self.started = True
+
+        self.inst_class = Inst
+
+    def create(self, definition: dict[str, Any], wait: bool) -> Any:
+        inst = self.inst_class(_FlakyFiles(misses=10**6 if len(self.made) < self.broken else 0))
+        self.made.append(inst)
+        return inst
+
+
+@pytest.mark.parametrize("broken", [1, 2])
+def test_an_instance_whose_file_helper_never_comes_is_made_again_once(
+    broken: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(lxdmod, "FILES_TIMEOUT", 0.3)
+    made = _Made(broken)
+    lxd = lxdmod.LXD("p")
+    lxd._client = cast(Any, type("Client", (), {"instances": made})())
+    files = {"/root/.ssh/authorized_keys": (b"key", 0o600)}
+    if broken < lxdmod.CREATE_TRIES:
+        lxd.create("web-1", "web-v001", files=files)
+        assert [i.files.written for i in made.made] == [[], ["/root/.ssh/authorized_keys"]]
+        assert made.deleted == 1 and made.made[-1].started
+    else:
+        with pytest.raises(LXDError, match="forkfile"):
+            lxd.create("web-1", "web-v001", files=files)
+        assert len(made.made) == lxdmod.CREATE_TRIES and not made.made[-1].started
 
 
 class _Seen:
