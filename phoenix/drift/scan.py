@@ -33,6 +33,7 @@ from phoenix.errors import (
 )
 from phoenix.events import Emit, ItemFinished, Outcome, StepOutput, discard
 from phoenix.facts.files import SETTLED_TIME, Listing, offered
+from phoenix.facts.registry import CAPABILITIES
 from phoenix.fleet.records import Records, ServerRecord, ServerStatus
 from phoenix.host import keys, ssh
 from phoenix.image.registry import Registry, name_of
@@ -417,11 +418,14 @@ def _cache(
     cache = facts.ScanCache.load(stored, image) if stored is not None and not deep else None
     if cache is None or not cache.files.entries:  # never scanned, or its cache is unusable
         if settled and baseline and not deep:
-            return facts.ScanCache(
+            cache = facts.ScanCache(
                 facts.HashCache.seeded(baseline.files, settled, image), image=image
             )
-        return facts.ScanCache(facts.HashCache(settled=settled), image=image)
+        else:
+            cache = facts.ScanCache(facts.HashCache(settled=settled), image=image)
     cache.files.settled = settled
+    if not deep and baseline is not None and not baseline.unreadable(CAPABILITIES.name):
+        cache.image_capabilities = baseline.get(CAPABILITIES)
     return cache
 
 

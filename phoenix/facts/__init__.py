@@ -28,7 +28,7 @@ from dataclasses import asdict, dataclass
 from typing import Any, TypeVar
 
 from phoenix.errors import UntrustedOutput
-from phoenix.facts import fields, files, packages, script, services
+from phoenix.facts import capabilities, fields, files, packages, script, services
 from phoenix.facts.cache import ScanCache
 from phoenix.facts.files import FileFact, HashCache
 from phoenix.facts.packages import Package
@@ -257,7 +257,10 @@ def gather(
     settled = (cache.files.settled if cache else None) or ""
     listings = cache.files.listed() if cache else {}
     listed = " ".join(listings)
-    result = session.run(run.command, *known, settled, listed, *roots, timeout=timeout, stdin=stdin)
+    capped = _image_capabilities(cache)
+    result = session.run(
+        run.command, *known, settled, listed, capped, *roots, timeout=timeout, stdin=stdin
+    )
     try:
         sections = run.split(result.stdout, result.stderr)
     except ValueError as exc:
@@ -289,6 +292,14 @@ def gather(
         unread=areas.unread,
         invalid=areas.invalid,
     )
+
+
+def _image_capabilities(cache: ScanCache | None) -> str:
+    """The capabilities command's image paths (see facts.capabilities): empty, to read every
+    file, unless the cache has both the server's first start and its image's capabilities."""
+    if cache is None or not cache.files.settled or cache.image_capabilities is None:
+        return ""
+    return capabilities.image_paths(cache.image_capabilities) or ""
 
 
 class _Areas:

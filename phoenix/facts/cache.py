@@ -44,6 +44,10 @@ class ScanCache:
     # the listings of the server's image's smoke scan (files.offered): a listing the server
     # holds as the image made it is stored by its digest only, and found among these on load
     image: Mapping[str, Listing] = field(default_factory=dict, compare=False, repr=False)
+    # the paths the server's image has capabilities or attributes for (its baseline's): with its
+    # first start (files.settled), only what changed since is read (see facts.capabilities);
+    # None (a deep scan, or an image without them on record): every file. Not stored.
+    image_capabilities: Mapping[str, str] | None = field(default=None, compare=False, repr=False)
     # what it was loaded from, and as what (see dump): not a part of the cache
     _read: _Read | None = field(default=None, init=False, compare=False, repr=False)
 

@@ -33,13 +33,24 @@ shorter path; two lines for one path are both kept (`A | B`): neither can hide t
 Cost: two more walks of the root file system and one getxattr per file (getcap, getfattr): well
 under a second on a container of ~20,000 files. Nothing here changes on a lived-in server: only
 package installs set capabilities (and getfattr's presence changes only with the attr package).
+
+A server of a known image need not be read whole. The command's arguments may be the server's
+first start T (as phoenix_settled, see facts.files) and the paths its image's baseline has
+capabilities or attributes for (`#image`, then one path per line). Then it reads only the files
+whose ctime is after T, and those of the image's paths that are still regular files with a ctime
+not after T. Setting or removing a capability or attribute sets the file's ctime, and so do a write,
+a rename and a link; the server cannot set the host's clock back. So a file with capabilities
+now either has them since T (a ctime after T) or had them in the image (a path of the image's).
+The output is the same as a read of every file; on the lab, ~12 ms of the container's CPU instead
+of ~45 ms per scan. A deep scan reads every file. A path of the image's with a newline in it
+cannot be passed: phoenix then reads every file.
 """
 
 from __future__ import annotations
 
 import re
 import shlex
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 
 from phoenix.facts import fields
 from phoenix.facts.executables import ESCAPE, roots, unescape
@@ -56,15 +67,27 @@ VALUE = re.compile(r"(?:0s[A-Za-z0-9+/]*={0,2}|0x[0-9a-f]*|\"[ -~]*\")?")  # -e 
 OCTAL = re.compile(r"\\([0-7]{3})")
 MAX_TEXT = 4096
 
+IMAGE_MARK = "#image"  # the first line of the image's paths, given as the second argument
+
+# The files to read, NUL-ended, none with a newline in its path: every regular file; or, given the
+# first start and the image's paths ($newer set), those changed since, and the image's paths that
+# are still regular files unchanged since (their ctime not after it: the two sets do not meet).
 BODY = r"""nl='
 '
+newer=
+if [ -n "$settled" ] && [ -n "$image" ]; then newer="-newerct @$settled"; fi
+phoenix_files() {
+  find $starts -xdev -type f $newer ! -path "*$nl*" -print0
+  [ -z "$newer" ] || printf '%s\n' "$image" | sed 1d | tr '\n' '\0' | xargs -0 -r sh -c '
+    find "$@" -maxdepth 0 -type f ! -newerct "@$0" -print0 2>/dev/null; :' "$settled"
+}
 {
-  find $starts -xdev -type f ! -path "*$nl*" -print0 | xargs -0 -r getcap | tr '\n' '\0'
-  find $starts -xdev -type f -path "*$nl*" -exec sh -c '
+  phoenix_files | xargs -0 -r getcap | tr '\n' '\0'
+  find $starts -xdev -type f $newer -path "*$nl*" -exec sh -c '
     for f; do c=$(getcap "$f") && [ -n "$c" ] && printf "%s\0" "$c"; done; :' phoenix-getcap {} +
   if command -v getfattr >/dev/null 2>&1; then
     printf '#getfattr\0'
-    find $starts -xdev -type f -print0 |
+    phoenix_files |
       xargs -0 -r getfattr --absolute-names -e base64 -m '^security\.' -d | tr '\n' '\0'
   else
     printf '#getfattr missing\0'
@@ -73,6 +96,7 @@ BODY = r"""nl='
   printf '#end\0'
 } | @ESCAPE@
 """
+ARGUMENTS = "settled=${1-} image=${2-}\nset --\n"  # none of them are drift roots (see roots)
 NEEDS_GETCAP = r"""command -v getcap >/dev/null 2>&1 || {
   echo "getcap not found (package libcap2-bin): file capabilities cannot be read" >&2; exit 127; }
 """
@@ -81,11 +105,23 @@ NEEDS_GETCAP = r"""command -v getcap >/dev/null 2>&1 || {
 def script(root: str = "/", extra: tuple[str, ...] | None = None) -> str:
     """The command's shell code; a test scans a directory tree of its own instead of /."""
     where = roots(root) if extra is None else roots(root, extra)
-    return "export LC_ALL=C\n" + NEEDS_GETCAP + where + BODY.replace("@ESCAPE@", ESCAPE)
+    return "export LC_ALL=C\n" + NEEDS_GETCAP + ARGUMENTS + where + BODY.replace("@ESCAPE@", ESCAPE)
 
 
 SCRIPT = script()
-COMMAND = f"sh -c {shlex.quote(SCRIPT)} phoenix-capabilities"
+# In the script of all facts: the first start and the image's paths, when phoenix gave them.
+COMMAND = (
+    f"sh -c {shlex.quote(SCRIPT)} phoenix-capabilities"
+    ' "${phoenix_capped:+$phoenix_settled}" "${phoenix_capped-}"'
+)
+
+
+def image_paths(found: Mapping[str, str]) -> str | None:
+    """The second argument of the command, for a server of an image whose baseline holds `found`
+    (path -> capabilities); None if a path cannot be passed (a newline in it)."""
+    if any("\n" in path for path in found):
+        return None
+    return "\n".join((IMAGE_MARK, *sorted(found)))
 
 
 def parse(text: str) -> dict[str, str]:

@@ -66,8 +66,8 @@ def _text(sections: dict[str, str]) -> str:
         "export LC_ALL=C\n"
         + "".join(_function(name, code) for name, code in sections.items())
         + f"""\
-known_fp=$1 known_units=$2 phoenix_settled=$3 phoenix_listed=$4
-shift 4
+known_fp=$1 known_units=$2 phoenix_settled=$3 phoenix_listed=$4 phoenix_capped=$5
+shift 5
 phoenix_section() {{
   s=$1; shift
   printf '\\0{MARK} %s\\0' "$s" >&2
@@ -116,6 +116,11 @@ fi
 """
     )
 
+
+# The script's first arguments, before the roots: what a run without a cache gives. With one,
+# they are the unit files' fingerprint and states (cache), the first start (phoenix_settled), the
+# listings phoenix holds (files) and the image's capabilities (capabilities.image_paths).
+UNCACHED = ("", "", "", "", "")
 
 LABEL = "phoenix-facts ROOTS (find, dpkg-query, systemctl, getent, ss, ...)"
 

@@ -196,6 +196,17 @@ def test_a_server_never_scanned_starts_from_its_images_baseline_when_its_start_i
     assert forged == ScanCache()
 
 
+def test_only_a_scan_that_is_not_deep_reads_capabilities_where_the_server_changed() -> None:
+    caps = {"/usr/bin/ping": "cap_net_raw=ep"}
+    baseline = Facts({}, {}, {}, capabilities=caps)
+    record = server_record("web-g1-1", "1796315932.11")
+    assert scan_mod._cache(None, record, False, baseline).image_capabilities == caps
+    assert scan_mod._cache(None, record, True, baseline).image_capabilities is None
+    unread = Facts({}, {}, {}, capabilities={}, unread={"capabilities": "exit 127"})
+    assert scan_mod._cache(None, record, False, unread).image_capabilities is None
+    assert scan_mod._cache(None, record, False, None).image_capabilities is None
+
+
 def server(name: str, status: ScanStatus, *found: Finding, fleet: str = "web") -> ServerScan:
     return ServerScan(
         name=name, address="a", image="i", fleet=fleet, status=status, findings=list(found)

@@ -302,6 +302,50 @@ def test_the_capabilities_command_on_a_tree(tmp_path: Path) -> None:
     assert found == {str(tmp_path / "plain"): "cap_net_raw=ep", str(weird): "cap_net_raw=ep"}
 
 
+def _setcap(*paths: Path, caps: str = "cap_net_raw=ep") -> None:
+    setcap = shutil.which("setcap")
+    if shutil.which("getcap") is None or setcap is None:
+        pytest.skip("getcap and setcap (libcap2-bin) are not installed here")
+    for path in paths:
+        if subprocess.run([setcap, caps, str(path)], capture_output=True).returncode != 0:
+            pytest.skip("setcap needs CAP_SETFCAP")
+
+
+def test_a_server_of_a_known_image_is_read_only_where_it_changed(tmp_path: Path) -> None:
+    """Given the first start and the image's paths, the command reads the files changed since,
+    and those of the image's paths unchanged since: the same facts as a read of every file."""
+    kept, plain, gone, lost = (tmp_path / n for n in ("kept", "plain", "gone", "lost"))
+    for path in (kept, plain, gone, lost):
+        path.write_text("x")
+    _setcap(kept, gone, lost)
+    settled = f"{os.stat(lost).st_ctime + 0.001:.3f}"  # the first start: after all of them
+    added = tmp_path / "added"
+    added.write_text("x")
+    _setcap(added)
+    assert os.stat(added).st_ctime > float(settled)  # made since the first start
+    gone.unlink()
+    subprocess.run(["setcap", "-r", str(lost)], check=True)
+    image = capabilities.image_paths(dict.fromkeys(map(str, (kept, gone, lost)), "cap_net_raw=ep"))
+    assert image is not None
+    code = capabilities.script(str(tmp_path), ())
+    everything = capabilities.parse(run(code))
+    assert everything == {str(kept): "cap_net_raw=ep", str(added): "cap_net_raw=ep"}
+    assert capabilities.parse(run(code, settled, image)) == everything
+    # a file unchanged since the first start is taken as the image's paths have it: unread
+    unlisted = capabilities.image_paths({str(gone): "cap_net_raw=ep"})
+    assert unlisted is not None
+    assert capabilities.parse(run(code, settled, unlisted)) == {str(added): "cap_net_raw=ep"}
+    # without a first start, or in a deep scan (no image's paths), every file is read
+    assert capabilities.parse(run(code, "", image)) == everything
+    assert capabilities.parse(run(code, settled, "")) == everything
+
+
+def test_the_image_paths_cannot_hold_a_newline() -> None:
+    assert capabilities.image_paths({"/a": "x", "/b": "y"}) == "#image\n/a\n/b"
+    assert capabilities.image_paths({}) == "#image"
+    assert capabilities.image_paths({"/a\nb": "x"}) is None
+
+
 def test_the_capabilities_command_without_getfattr_says_so(tmp_path: Path) -> None:
     if shutil.which("getcap") is None:
         pytest.skip("getcap (libcap2-bin) is not installed here")

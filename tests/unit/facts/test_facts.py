@@ -29,6 +29,7 @@ from phoenix.facts import (
     users,
 )
 from phoenix.facts.cache import ScanCache
+from phoenix.facts.files import HashCache
 from phoenix.host.process import CommandResult
 from tests.unit.facts.fakes import (
     FakeRunner,
@@ -53,11 +54,31 @@ def answering(stdout: str, stderr: str = "", rc: int = 0) -> FakeRunner:
     return FakeRunner({script.COMMAND: CommandResult(rc, stdout, stderr)})
 
 
+@pytest.mark.parametrize(
+    ("settled", "image", "passed"),
+    [
+        ("1796315932.11", {"/usr/bin/ping": "cap_net_raw=ep"}, "#image\n/usr/bin/ping"),
+        ("1796315932.11", {}, "#image"),
+        ("1796315932.11", None, ""),  # a deep scan: every file is read
+        (None, {"/usr/bin/ping": "cap_net_raw=ep"}, ""),  # the first start is not known
+        ("1796315932.11", {"/usr/bin/a\nb": "cap_net_raw=ep"}, ""),  # cannot be passed
+    ],
+)
+def test_gather_gives_the_image_capabilities_with_the_first_start(
+    settled: str | None, image: dict[str, str] | None, passed: str
+) -> None:
+    fake = recorded()
+    cache = ScanCache(HashCache(settled=settled), image_capabilities=image)
+    gather(fake, ROOTS, timeout=50, cache=cache)
+    assert fake.calls[0].args[4] == passed
+    assert fake.calls[0].args[2] == (settled or "")
+
+
 def test_gather_runs_the_script_once_and_assembles_the_facts() -> None:
     fake = recorded()
     facts = gather(fake, ROOTS, timeout=50)
     assert [(c.command, c.args, c.timeout) for c in fake.calls] == [
-        (script.COMMAND, ("", "", "", "", *ROOTS), 50)
+        (script.COMMAND, (*script.UNCACHED, *ROOTS), 50)
     ]
     assert (
         facts.files["/etc/passwd"].sha256

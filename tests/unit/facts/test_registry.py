@@ -77,7 +77,7 @@ def test_the_script_of_a_registry_runs_its_new_section(tmp_path: Path) -> None:
     """On this machine (dash, GNU tools): the new section is split out and parsed like the rest."""
     run = script.of(scanning(tmp_path, WITH_KERNEL))  # no scan of this machine's /
     assert list(run.sections)[-1] == "kernel" and "phoenix_kernel() {\nuname -sr\n}" in run.text
-    result = LocalRunner().run(run.command, "", "", "", "", str(tmp_path))
+    result = LocalRunner().run(run.command, *script.UNCACHED, str(tmp_path))
     assert result.rc == 0, result.stderr
     sections = run.split(result.stdout, result.stderr)
     assert sections["kernel"].rc == 0

@@ -124,7 +124,9 @@ def test_malformed_output_is_a_value_error(text: str) -> None:
 def test_script_on_this_machine_agrees_with_each_command_run_alone(tmp_path: Path) -> None:
     (tmp_path / "a").write_text("a\n")
     run = script.of(scanning(tmp_path))  # the script, but its scans of / scan tmp_path instead
-    result = LocalRunner().run(run.command, "", "", "", "", str(tmp_path), "/phoenix-no-such-root")
+    result = LocalRunner().run(
+        run.command, *script.UNCACHED, str(tmp_path), "/phoenix-no-such-root"
+    )
     assert result.rc == 0, result.stderr
     sections = run.split(result.stdout, result.stderr)
     assert sections["files"].rc == 0
@@ -144,7 +146,9 @@ def test_script_on_this_machine_agrees_with_each_command_run_alone(tmp_path: Pat
 
 def test_script_without_any_tool_still_reports_every_section(tmp_path: Path) -> None:
     """With an empty PATH only the shell's builtins work: each section fails on its own."""
-    result = LocalRunner().run(f"env PATH={tmp_path} /bin/{script.COMMAND}", "", "", "", "", "/etc")
+    result = LocalRunner().run(
+        f"env PATH={tmp_path} /bin/{script.COMMAND}", *script.UNCACHED, "/etc"
+    )
     assert result.rc == 0, result.stderr
     sections = script.split(result.stdout, result.stderr)
     assert sections["files"].rc == 3 and "GNU find" in sections["files"].stderr
@@ -188,7 +192,7 @@ def test_sections_run_at_once_print_what_they_print_one_after_another(tmp_path: 
     steady = ("users", "groups", "ssh_keys", "cron", "timers")  # the same in two runs here
     run = script.of(Registry(tuple(fact for fact in REGISTRY if fact.name in steady)))
     path = _tools(tmp_path, mktemp="exit 1")
-    args = ("", "", "", "", str(tmp_path))
+    args = (*script.UNCACHED, str(tmp_path))
     at_once = LocalRunner().run(run.command, *args)
     in_turn = LocalRunner().run(f"env PATH={path} {run.command}", *args)
     assert at_once.rc == in_turn.rc == 0, in_turn.stderr
@@ -216,7 +220,7 @@ case $1 in
 esac"""
     path = _tools(tmp_path, systemctl=systemctl)
     run = script.of(scanning(tmp_path))
-    result = LocalRunner().run(f"env PATH={path} {run.command}", "", "", "", "", str(tmp_path))
+    result = LocalRunner().run(f"env PATH={path} {run.command}", *script.UNCACHED, str(tmp_path))
     sections = run.split(result.stdout, result.stderr)
     calls = log.read_text().splitlines()
     unit_files = [call for call in calls if call.startswith("list-unit-files")]
