@@ -69,25 +69,38 @@ MAX_TEXT = 4096
 
 IMAGE_MARK = "#image"  # the first line of the image's paths, given as the second argument
 
-# The files to read, NUL-ended, none with a newline in its path: every regular file; or, given the
-# first start and the image's paths ($newer set), those changed since, and the image's paths that
-# are still regular files unchanged since (their ctime not after it: the two sets do not meet).
+# The files to read, NUL-ended: every regular file; or, given the first start and the image's paths
+# ($newer set), those changed since, and the image's paths that are still regular files unchanged
+# since (their ctime not after it: the two sets do not meet). `phoenix_files all` lists them all,
+# `phoenix_files plain` those without a newline in their path, and `phoenix_files FILE` those
+# without, writing those with one to FILE: one walk for both. getcap's lines are not escaped: it
+# reads a path with a newline on its own ($each).
 BODY = r"""nl='
 '
 newer=
 if [ -n "$settled" ] && [ -n "$image" ]; then newer="-newerct @$settled"; fi
 phoenix_files() {
-  find $starts -xdev -type f $newer ! -path "*$nl*" -print0
+  case $1 in
+    all) find $starts -xdev -type f $newer -print0 ;;
+    plain) find $starts -xdev -type f $newer ! -path "*$nl*" -print0 ;;
+    *) find $starts -xdev -type f $newer \( -path "*$nl*" -fprint0 "$1" -o -print0 \) ;;
+  esac
   [ -z "$newer" ] || printf '%s\n' "$image" | sed 1d | tr '\n' '\0' | xargs -0 -r sh -c '
     find "$@" -maxdepth 0 -type f ! -newerct "@$0" -print0 2>/dev/null; :' "$settled"
 }
+each='for f; do c=$(getcap "$f") && [ -n "$c" ] && printf "%s\0" "$c"; done; :'
 {
-  phoenix_files | xargs -0 -r getcap | tr '\n' '\0'
-  find $starts -xdev -type f $newer -path "*$nl*" -exec sh -c '
-    for f; do c=$(getcap "$f") && [ -n "$c" ] && printf "%s\0" "$c"; done; :' phoenix-getcap {} +
+  if odd=$(mktemp 2>/dev/null); then
+    phoenix_files "$odd" | xargs -0 -r getcap | tr '\n' '\0'
+    xargs -0 -r sh -c "$each" phoenix-getcap <"$odd"
+    rm -f -- "$odd"
+  else
+    phoenix_files plain | xargs -0 -r getcap | tr '\n' '\0'
+    find $starts -xdev -type f $newer -path "*$nl*" -exec sh -c "$each" phoenix-getcap {} +
+  fi
   if command -v getfattr >/dev/null 2>&1; then
     printf '#getfattr\0'
-    phoenix_files |
+    phoenix_files all |
       xargs -0 -r getfattr --absolute-names -e base64 -m '^security\.' -d | tr '\n' '\0'
   else
     printf '#getfattr missing\0'

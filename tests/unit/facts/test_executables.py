@@ -319,9 +319,10 @@ def test_a_server_of_a_known_image_is_read_only_where_it_changed(tmp_path: Path)
         path.write_text("x")
     _setcap(kept, gone, lost)
     settled = f"{os.stat(lost).st_ctime + 0.001:.3f}"  # the first start: after all of them
-    added = tmp_path / "added"
-    added.write_text("x")
-    _setcap(added)
+    added, odd = tmp_path / "added", tmp_path / "new\nline"
+    for path in (added, odd):
+        path.write_text("x")
+    _setcap(added, odd)
     assert os.stat(added).st_ctime > float(settled)  # made since the first start
     gone.unlink()
     subprocess.run(["setcap", "-r", str(lost)], check=True)
@@ -329,12 +330,13 @@ def test_a_server_of_a_known_image_is_read_only_where_it_changed(tmp_path: Path)
     assert image is not None
     code = capabilities.script(str(tmp_path), ())
     everything = capabilities.parse(run(code))
-    assert everything == {str(kept): "cap_net_raw=ep", str(added): "cap_net_raw=ep"}
+    assert everything == dict.fromkeys(map(str, (added, kept, odd)), "cap_net_raw=ep")
     assert capabilities.parse(run(code, settled, image)) == everything
     # a file unchanged since the first start is taken as the image's paths have it: unread
     unlisted = capabilities.image_paths({str(gone): "cap_net_raw=ep"})
     assert unlisted is not None
-    assert capabilities.parse(run(code, settled, unlisted)) == {str(added): "cap_net_raw=ep"}
+    changed = dict.fromkeys(map(str, (added, odd)), "cap_net_raw=ep")
+    assert capabilities.parse(run(code, settled, unlisted)) == changed
     # without a first start, or in a deep scan (no image's paths), every file is read
     assert capabilities.parse(run(code, "", image)) == everything
     assert capabilities.parse(run(code, settled, "")) == everything
@@ -344,6 +346,20 @@ def test_the_image_paths_cannot_hold_a_newline() -> None:
     assert capabilities.image_paths({"/a": "x", "/b": "y"}) == "#image\n/a\n/b"
     assert capabilities.image_paths({}) == "#image"
     assert capabilities.image_paths({"/a\nb": "x"}) is None
+
+
+def test_the_capabilities_command_without_a_temporary_file_walks_twice(tmp_path: Path) -> None:
+    plain, odd = tmp_path / "plain", tmp_path / "new\nline"
+    for path in (plain, odd, tmp_path / "none"):
+        path.write_text("x")
+    _setcap(plain, odd)
+    code = capabilities.script(str(tmp_path), ())
+    result = LocalRunner().run(f"TMPDIR={tmp_path}/missing sh -c {shlex.quote(code)} phoenix-test")
+    assert result.rc == 0, result.stderr
+    assert capabilities.parse(result.stdout) == capabilities.parse(run(code))
+    assert capabilities.parse(result.stdout) == dict.fromkeys(
+        [str(odd), str(plain)], "cap_net_raw=ep"
+    )
 
 
 def test_the_capabilities_command_without_getfattr_says_so(tmp_path: Path) -> None:
