@@ -9,6 +9,7 @@ import os
 import shlex
 import shutil
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -318,12 +319,17 @@ def test_a_server_of_a_known_image_is_read_only_where_it_changed(tmp_path: Path)
     for path in (kept, plain, gone, lost):
         path.write_text("x")
     _setcap(kept, gone, lost)
-    settled = f"{os.stat(lost).st_ctime + 0.001:.3f}"  # the first start: after all of them
+    last = os.stat(lost).st_ctime_ns  # the first start: not before any of them
+    settled = f"{last // 10**9}.{last % 10**9:09d}"
     added, odd = tmp_path / "added", tmp_path / "new\nline"
     for path in (added, odd):
         path.write_text("x")
+    deadline = time.monotonic() + 5
+    while min(os.stat(p).st_ctime_ns for p in (added, odd)) <= last:  # the clock ticks coarsely
+        assert time.monotonic() < deadline, "the clock did not move"
+        for path in (added, odd):
+            path.chmod(0o644)
     _setcap(added, odd)
-    assert os.stat(added).st_ctime > float(settled)  # made since the first start
     gone.unlink()
     subprocess.run(["setcap", "-r", str(lost)], check=True)
     image = capabilities.image_paths(dict.fromkeys(map(str, (kept, gone, lost)), "cap_net_raw=ep"))
