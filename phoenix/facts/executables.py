@@ -42,6 +42,7 @@ Removed executables are low: an image's file gone is drift, not a way in.
 
 from __future__ import annotations
 
+import functools
 import re
 import shlex
 from collections.abc import Iterator, Sequence
@@ -160,22 +161,27 @@ def _metadata(lines: Iterator[str]) -> Iterator[tuple[str, tuple[str, int, int, 
     for line in lines:
         if line == HASH_MARK:
             return
-        head = line.split(" ", 4)
-        if len(head) != 5:
-            raise ValueError(f"not `MODE UID GID SIZE PATH`: {fields.shown(line)}")
-        mode, uid, gid, size, path = head
-        if not MODE.fullmatch(mode):
-            raise ValueError(f"mode {fields.shown(mode)} is not octal permission bits")
-        yield (
-            fields.path(unescape(path)),
-            (
-                fields.mode(mode.zfill(3)),
-                fields.count(uid, "uid"),
-                fields.count(gid, "gid"),
-                fields.count(size, "size"),
-            ),
-        )
+        yield _record(line)
     raise ValueError(f"no {HASH_MARK} record: the output ended early")
+
+
+# Every scan of every server of an image prints the same ~700 lines: each is checked once. A
+# server that prints others only pushes older ones out (at most ~8,000 lines of ~4 KB).
+@functools.lru_cache(maxsize=8192)
+def _record(line: str) -> tuple[str, tuple[str, int, int, int]]:
+    """`MODE UID GID SIZE PATH` -> (path, (mode, uid, gid, size)); ValueError if not that."""
+    head = line.split(" ", 4)
+    if len(head) != 5:
+        raise ValueError(f"not `MODE UID GID SIZE PATH`: {fields.shown(line)}")
+    mode, uid, gid, size, path = head
+    if not MODE.fullmatch(mode):
+        raise ValueError(f"mode {fields.shown(mode)} is not octal permission bits")
+    return fields.path(unescape(path)), (
+        fields.mode(mode.zfill(3)),
+        fields.count(uid, "uid"),
+        fields.count(gid, "gid"),
+        fields.count(size, "size"),
+    )
 
 
 def _hashes(lines: Iterator[str]) -> tuple[dict[str, str], str]:

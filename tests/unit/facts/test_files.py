@@ -7,6 +7,7 @@ import grp
 import hashlib
 import os
 import pwd
+import shutil
 import stat
 import time
 from dataclasses import asdict
@@ -575,6 +576,23 @@ def test_a_root_listed_the_same_is_neither_sent_nor_parsed_again(tmp_path: Path)
     assert {p: f for p, f in changed.items() if p != str(made[0])} == {
         p: f for p, f in full.items() if p != str(made[0])
     }
+
+
+def test_the_tools_are_checked_only_by_a_scan_given_no_listings(tmp_path: Path) -> None:
+    """The check costs five processes: a server that showed GNU tools once (or whose image's
+    smoke server did) is not asked again, and phoenix offers listings only from such a scan."""
+    tools = tmp_path / "bin"
+    tools.mkdir()
+    for tool in ("find", "sha256sum", "sort", "comm", "xargs", "cat", "mktemp", "rm", "getent"):
+        found = shutil.which(tool)
+        assert found is not None
+        (tools / tool).symlink_to(found)  # no sed: the check fails
+    runner = LocalRunner()
+    command = f"env PATH={tools} /bin/{files.CACHED_COMMAND}"
+    checked = runner.run(command, "", "", str(tmp_path / "bin"))
+    assert checked.rc == 3 and "phoenix needs GNU find" in checked.stderr
+    trusted = runner.run(command, "", "a" * 64, str(tmp_path / "bin"))
+    assert "phoenix needs GNU" not in trusted.stderr and "#listing " in trusted.stdout
 
 
 def test_a_root_unchanged_is_listed_by_its_digest_and_a_changed_one_sent_again(
