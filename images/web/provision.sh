@@ -20,5 +20,9 @@ install -d -m 0755 /var/www/html
 sed "s/@VERSION@/${IMAGE_VERSION}/g" /tmp/files/index.html > /var/www/html/index.html
 chmod 0644 /var/www/html/index.html
 install -m 0644 /tmp/files/sshd-hardening.conf /etc/ssh/sshd_config.d/10-hardening.conf
+# No message of the day for SSH sessions: nobody logs in to these servers by hand, and pam_motd
+# runs /etc/update-motd.d at each session's start, phoenix's drift scans included (on the lab:
+# ~7 ms of the server's CPU per connection, a quarter of a login).
+sed -i '/^session.*pam_motd\.so/s/^/# (phoenix: no motd) /' /etc/pam.d/sshd
 rm -rf /tmp/files
 systemctl enable nginx
