@@ -252,7 +252,7 @@ def gather(
     """
     run = script.of(registry)
     stdin = cache.files.payload() if cache else b""
-    known = (cache.units if cache else None) or ("", "")
+    known = script.known_args(cache.units if cache else None)
     roots = files.normalize(roots)
     settled = (cache.files.settled if cache else None) or ""
     listings = cache.files.listed() if cache else {}

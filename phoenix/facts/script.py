@@ -52,6 +52,10 @@ REQUIRED: dict[str, str] = {
 UNITS = "units"  # last, after the sections: the unit file states used, for the next scan's cache
 FIRST = "files"  # streamed; every other section is captured
 UNITS_VAR = "phoenix_units"  # the unit file states, which the sections that use it start after
+# the services' aliases with the units they stand for (services.ALIASES): kept with the unit
+# file states in the units record, after ALIASES_MARK on a line of its own
+ALIASES_VAR = "phoenix_aliases"
+ALIASES_MARK = "#aliases"
 
 
 def _function(name: str, code: str) -> str:
@@ -66,24 +70,39 @@ def _text(sections: dict[str, str]) -> str:
         "export LC_ALL=C\n"
         + "".join(_function(name, code) for name, code in sections.items())
         + f"""\
-known_fp=$1 known_units=$2 phoenix_settled=$3 phoenix_listed=$4 phoenix_capped=$5
-shift 5
+known_fp=$1 known_units=$2 known_aliases=$3 phoenix_settled=$4 phoenix_listed=$5
+phoenix_capped=$6
+shift 6
 phoenix_section() {{
   s=$1; shift
   printf '\\0{MARK} %s\\0' "$s" >&2
   out=$(phoenix_$s "$@"); rc=$?
   printf '{MARK} %s %s\\0%s\\0' "$s" "$rc" "$out"
 }}
+phoenix_alias_ids() {{
+files=$1
+{services.ALIASES.rstrip()}
+}}
+phoenix_nl='
+'
 phoenix_unit_files() {{
   phoenix_units_fp=$({cache.FINGERPRINT}); phoenix_units_fp=${{phoenix_units_fp%% *}}
+  unset {ALIASES_VAR}
   if [ -n "$known_fp" ] && [ "$phoenix_units_fp" = "$known_fp" ]; then
     {UNITS_VAR}=$known_units
+    case $known_aliases in
+      "{ALIASES_MARK}$phoenix_nl"*) {ALIASES_VAR}=${{known_aliases#"{ALIASES_MARK}$phoenix_nl"}} ;;
+    esac
   else
     {UNITS_VAR}=$({services.UNIT_FILES}) || unset {UNITS_VAR}
   fi
+  if [ -n "${{{UNITS_VAR}+set}}" ] && [ -z "${{{ALIASES_VAR}+set}}" ]; then
+    {ALIASES_VAR}=$(phoenix_alias_ids "$({services.FROM_UNITS})") || unset {ALIASES_VAR}
+  fi
 }}
 phoenix_units_record() {{
-  printf '{MARK} {UNITS} 0\\0%s\\n%s\\0' "$phoenix_units_fp" "${{{UNITS_VAR}-}}"
+  printf '{MARK} {UNITS} 0\\0%s\\n%s%s\\0' "$phoenix_units_fp" "${{{UNITS_VAR}-}}" \\
+    "${{{ALIASES_VAR}+$phoenix_nl{ALIASES_MARK}$phoenix_nl${ALIASES_VAR}}}"
 }}
 phoenix_rest() {{
   phoenix_unit_files
@@ -118,9 +137,22 @@ fi
 
 
 # The script's first arguments, before the roots: what a run without a cache gives. With one,
-# they are the unit files' fingerprint and states (cache), the first start (phoenix_settled), the
-# listings phoenix holds (files) and the image's capabilities (capabilities.image_paths).
-UNCACHED = ("", "", "", "", "")
+# they are the unit files' fingerprint, their states and the aliases (known_args), the first start
+# (phoenix_settled), the listings phoenix holds (files) and the image's capabilities
+# (capabilities.image_paths).
+UNCACHED = ("", "", "", "", "", "")
+
+
+def known_args(units: tuple[str, str] | None) -> tuple[str, str, str]:
+    """The script's first three arguments for the units record it printed last (cache.units:
+    fingerprint, then text): the fingerprint, the unit file states and, when the record holds
+    them, the aliases after their mark line (empty: not known, the script asks systemd)."""
+    if units is None:
+        return "", "", ""
+    fingerprint, text = units
+    states, mark, aliases = text.partition(f"\n{ALIASES_MARK}\n")
+    return fingerprint, states, f"{ALIASES_MARK}\n{aliases}" if mark else ""
+
 
 LABEL = "phoenix-facts ROOTS (find, dpkg-query, systemctl, getent, ss, ...)"
 

@@ -70,8 +70,8 @@ def test_gather_gives_the_image_capabilities_with_the_first_start(
     fake = recorded()
     cache = ScanCache(HashCache(settled=settled), image_capabilities=image)
     gather(fake, ROOTS, timeout=50, cache=cache)
-    assert fake.calls[0].args[4] == passed
-    assert fake.calls[0].args[2] == (settled or "")
+    assert fake.calls[0].args[5] == passed
+    assert fake.calls[0].args[3] == (settled or "")
 
 
 def test_gather_runs_the_script_once_and_assembles_the_facts() -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 import phoenix.facts as facts_mod
-from phoenix.facts import cron, files, ports, script, ssh_keys, sysctl, users
+from phoenix.facts import cron, files, ports, script, services, ssh_keys, sysctl, users
 from phoenix.facts.registry import REGISTRY, Registry
 from tests.unit.facts.fakes import (
     EMPTY_SECTIONS,
@@ -229,3 +229,46 @@ esac"""
     ]
     assert sections["timers"].stdout == "apt-daily.timer enabled enabled"
     assert sections["services"].stdout.startswith("ssh.service enabled enabled\n--\n")
+
+
+def test_the_aliases_are_kept_with_the_unit_files_and_not_asked_again(tmp_path: Path) -> None:
+    """While the unit files' fingerprint is the same, the aliases are the ones in the last units
+    record: `systemctl show` is not run again, and services print the same."""
+    log = tmp_path / "calls"
+    systemctl = f"""echo "$*" >>{log}
+case $1 in
+  list-unit-files) printf 'ssh.service enabled enabled\\nsshd.service alias -\\n' ;;
+  list-units) printf 'ssh.service loaded active running OpenSSH\\n' ;;
+  show) printf 'ssh.service\\n' ;;
+esac"""
+    path = _tools(tmp_path, systemctl=systemctl)
+    run = script.of(scanning(tmp_path))
+    command = f"env PATH={path} {run.command}"
+    first = run.split(LocalRunner().run(command, *script.UNCACHED, str(tmp_path)).stdout)
+    units = facts_mod._units(first)
+    assert units is not None and units[1].endswith("\n#aliases\nsshd.service ssh.service")
+    assert sum(call.startswith("show ") for call in log.read_text().splitlines()) == 1
+    known = script.known_args(units)
+    assert known == (units[0], "ssh.service enabled enabled\nsshd.service alias -",
+                     "#aliases\nsshd.service ssh.service")  # fmt: skip
+    again = run.split(LocalRunner().run(command, *known, "", "", "", str(tmp_path)).stdout)
+    assert sum(call.startswith("show ") for call in log.read_text().splitlines()) == 1
+    assert again["services"].stdout == first["services"].stdout
+    assert services.parse(again["services"].stdout)["sshd.service"].active == "active"
+    assert facts_mod._units(again) == units
+    # an older record, without the aliases: they are asked of systemd
+    older = run.split(LocalRunner().run(command, *known[:2], "", "", "", "", str(tmp_path)).stdout)
+    assert sum(call.startswith("show ") for call in log.read_text().splitlines()) == 2
+    assert older["services"].stdout == first["services"].stdout
+
+
+def test_the_known_arguments_of_a_units_record() -> None:
+    assert script.known_args(None) == ("", "", "")
+    assert script.known_args(("f" * 32, "a.service enabled -")) == (
+        "f" * 32,
+        "a.service enabled -",
+        "",
+    )
+    assert script.known_args(("f" * 32, "a.service alias -\n#aliases\n")) == (
+        "f" * 32, "a.service alias -", "#aliases\n"
+    )  # fmt: skip
