@@ -696,3 +696,28 @@ def test_a_cache_that_a_scan_left_as_it_was_is_stored_as_it_was_read(tmp_path: P
     changed = again.dump()
     assert changed != stored and ScanCache.load(changed).files.entries == again.files.entries
     assert ScanCache.load(b"not zlib") == ScanCache()
+
+
+@pytest.mark.parametrize(
+    "names",
+    [
+        ["etc", "srv", "b*c"],  # apart: one find for all; a glob character: one find each
+        ["etc", "etc/sub", "srv"],  # one under another: one find each
+        ["etc", "srv", "etc"],  # twice: one find each
+        ["srv", "etc"],
+    ],
+)
+def test_every_root_is_listed_the_same_with_one_find_or_one_each(
+    tmp_path: Path, names: list[str]
+) -> None:
+    tree(tmp_path)
+    for name in ("etc/sub", "srv", "b*c"):
+        (tmp_path / name).mkdir(exist_ok=True)
+        (tmp_path / name / "x").write_text(name)
+    roots = [str(tmp_path / name) for name in names]
+    plain = files.gather(LocalRunner(), roots)  # no listings: one find for all roots
+    runner, cache = Seen(), files.HashCache()
+    assert files.gather(runner, roots, cache=cache) == plain
+    assert sorted(listing.root for listing in cache.listings.values()) == sorted(set(roots))
+    assert files.gather(runner, roots, cache=cache) == plain
+    assert "#listing " not in runner.outputs[-1] and cache.hashed == 0
