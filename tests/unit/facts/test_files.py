@@ -721,3 +721,18 @@ def test_every_root_is_listed_the_same_with_one_find_or_one_each(
     assert sorted(listing.root for listing in cache.listings.values()) == sorted(set(roots))
     assert files.gather(runner, roots, cache=cache) == plain
     assert "#listing " not in runner.outputs[-1] and cache.hashed == 0
+
+
+def test_a_scan_of_the_same_listings_keeps_the_entries_and_what_is_sent(tmp_path: Path) -> None:
+    made = tree(tmp_path)
+    roots = [str(tmp_path / "etc")]
+    cache = files.HashCache()
+    files.gather(LocalRunner(), roots, cache=cache)
+    files.gather(LocalRunner(), roots, cache=cache)
+    entries, sent = cache.entries, cache.payload()
+    assert files.gather(LocalRunner(), roots, cache=cache)  # every root listed: nothing remade
+    assert cache.entries is entries and cache.payload() is sent
+    made[1].write_text("changed\n")
+    files.gather(LocalRunner(), roots, cache=cache)
+    assert cache.entries is not entries and cache.payload() != sent
+    assert cache.entries[str(made[1])][1] == hashlib.sha256(b"changed\n").hexdigest()
