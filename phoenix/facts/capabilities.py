@@ -80,11 +80,19 @@ BODY = r"""nl='
 newer=
 if [ -n "$settled" ] && [ -n "$image" ]; then newer="-newerct @$settled"; fi
 phoenix_files() {
-  case $1 in
-    all) find $starts -xdev -type f $newer -print0 ;;
-    plain) find $starts -xdev -type f $newer ! -path "*$nl*" -print0 ;;
-    *) find $starts -xdev -type f $newer \( -path "*$nl*" -fprint0 "$1" -o -print0 \) ;;
-  esac
+  if [ -n "$newer" ] && [ -n "$changes" ] && [ -f "$changes" ]; then  # walked by executables
+    case $1 in
+      all) cat -- "$changes" ;;
+      plain) sed -z '/\n/d' -- "$changes" ;;
+      *) sed -z '/\n/!d' -- "$changes" >"$1" && sed -z '/\n/d' -- "$changes" ;;
+    esac
+  else
+    case $1 in
+      all) find $starts -xdev -type f $newer -print0 ;;
+      plain) find $starts -xdev -type f $newer ! -path "*$nl*" -print0 ;;
+      *) find $starts -xdev -type f $newer \( -path "*$nl*" -fprint0 "$1" -o -print0 \) ;;
+    esac
+  fi
   [ -z "$newer" ] || printf '%s\n' "$image" | sed 1d | tr '\n' '\0' | xargs -0 -r sh -c '
     find "$@" -maxdepth 0 -type f ! -newerct "@$0" -print0 2>/dev/null; :' "$settled"
 }
@@ -109,7 +117,9 @@ each='for f; do c=$(getcap "$f") && [ -n "$c" ] && printf "%s\0" "$c"; done; :'
   printf '#end\0'
 } | @ESCAPE@
 """
-ARGUMENTS = "settled=${1-} image=${2-}\nset --\n"  # none of them are drift roots (see roots)
+# none of them are drift roots (see roots); the third: the files changed since the first start,
+# as the executables command of the same scan wrote them (facts.executables), if it did
+ARGUMENTS = "settled=${1-} image=${2-} changes=${3-}\nset --\n"
 NEEDS_GETCAP = r"""command -v getcap >/dev/null 2>&1 || {
   echo "getcap not found (package libcap2-bin): file capabilities cannot be read" >&2; exit 127; }
 """
@@ -122,11 +132,10 @@ def script(root: str = "/", extra: tuple[str, ...] | None = None) -> str:
 
 
 SCRIPT = script()
-# In the script of all facts: the first start and the image's paths, when phoenix gave them.
-COMMAND = (
-    f"sh -c {shlex.quote(SCRIPT)} phoenix-capabilities"
-    ' "${phoenix_capped:+$phoenix_settled}" "${phoenix_capped-}"'
-)
+# In the script of all facts: the first start and the image's paths, when phoenix gave them, and
+# the files changed since as the executables section wrote them.
+ARGS = ' "${phoenix_capped:+$phoenix_settled}" "${phoenix_capped-}" "${phoenix_changes-}"'
+COMMAND = f"sh -c {shlex.quote(SCRIPT)} phoenix-capabilities{ARGS}"
 
 
 def image_paths(found: Mapping[str, str]) -> str | None:

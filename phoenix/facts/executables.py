@@ -82,8 +82,20 @@ shift "$n"
 if [ "$#" -gt 0 ]; then shift; set -- \( "$@" \) -prune -o; fi
 """
 
-BODY = r"""{
-  find $starts -xdev -type f -perm /6111 -printf '%m %U %G %s %p\0'; frc=$?
+# With `phoenix_changes` (a file) and `phoenix_since` (a time) in its environment, the metadata
+# pass also writes there every regular file whose ctime is after that time, NUL-ended (complete,
+# or not there at all): the files the capabilities command of the same scan reads instead of
+# walking / again (facts.capabilities, facts.script; ~17 ms of a container's CPU).
+BODY = r"""changes=
+if [ -n "${phoenix_changes-}" ] && [ -n "${phoenix_since-}" ]; then changes=$phoenix_changes; fi
+{
+  if [ -n "$changes" ]; then
+    find $starts -xdev -type f \( -perm /6111 -printf '%m %U %G %s %p\0' , \
+      -newerct "@$phoenix_since" -fprint0 "$changes.part" \); frc=$?
+    [ "$frc" -gt 1 ] || mv -f -- "$changes.part" "$changes"
+  else
+    find $starts -xdev -type f -perm /6111 -printf '%m %U %G %s %p\0'; frc=$?
+  fi
   printf '#sha256\0'
   find $starts -xdev "$@" -type f -perm /6111 -print0 | xargs -0 -r sha256sum --zero; hrc=$?
   printf '#end %s %s\0' "$frc" "$hrc"

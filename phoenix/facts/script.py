@@ -62,10 +62,27 @@ def _function(name: str, code: str) -> str:
     return f"phoenix_{name}() {{\n{code.rstrip()}\n}}\n"
 
 
+# The section that walks / for executables writes the files changed since the first start for the
+# one that reads capabilities, which runs after it (see facts.executables, facts.capabilities)
+WALKS, READS_WALK = "executables", "capabilities"
+
+
 def _text(sections: dict[str, str]) -> str:
     captured = [name for name in sections if name != FIRST]
     later = [name for name in captured if UNITS_VAR in sections[name]]  # once the units are known
-    sooner = " ".join(name for name in captured if name not in later)
+    chained = WALKS in captured and READS_WALK in captured and not {WALKS, READS_WALK} & {*later}
+    paired = (WALKS, READS_WALK) if chained else ()
+    sooner = " ".join(n for n in captured if n not in later and n not in paired)
+    chain = (
+        f"""  if [ -n "$phoenix_capped" ] && [ -n "$phoenix_settled" ]; then
+    phoenix_changes=$d/changed phoenix_since=$phoenix_settled
+    export phoenix_changes phoenix_since
+  fi
+  for s in {" ".join(paired)}; do phoenix_section "$s" "$@" >"$d/$s.out" 2>"$d/$s.err"; done &
+"""
+        if chained
+        else ""
+    )
     return (
         "export LC_ALL=C\n"
         + "".join(_function(name, code) for name, code in sections.items())
@@ -111,7 +128,7 @@ phoenix_rest() {{
 }}
 phoenix_start() {{
   d=$1; shift
-  for s in {sooner}; do phoenix_section "$s" "$@" >"$d/$s.out" 2>"$d/$s.err" & done
+{chain}  for s in {sooner}; do phoenix_section "$s" "$@" >"$d/$s.out" 2>"$d/$s.err" & done
   phoenix_unit_files
   for s in {" ".join(later)}; do phoenix_section "$s" "$@" >"$d/$s.out" 2>"$d/$s.err" & done
   phoenix_units_record >"$d/{UNITS}.out"

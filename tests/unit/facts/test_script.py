@@ -2,12 +2,29 @@
 
 from __future__ import annotations
 
+import os
+import shlex
+import shutil
+import subprocess
+import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 import phoenix.facts as facts_mod
-from phoenix.facts import cron, files, ports, script, services, ssh_keys, sysctl, users
+from phoenix.facts import (
+    capabilities,
+    cron,
+    executables,
+    files,
+    ports,
+    script,
+    services,
+    ssh_keys,
+    sysctl,
+    users,
+)
 from phoenix.facts.registry import REGISTRY, Registry
 from tests.unit.facts.fakes import (
     EMPTY_SECTIONS,
@@ -272,3 +289,54 @@ def test_the_known_arguments_of_a_units_record() -> None:
     assert script.known_args(("f" * 32, "a.service alias -\n#aliases\n")) == (
         "f" * 32, "a.service alias -", "#aliases\n"
     )  # fmt: skip
+
+
+def test_capabilities_read_the_files_the_executables_walk_found_changed(tmp_path: Path) -> None:
+    """Given the first start and the image's capabilities, the executables section's walk of /
+    writes the files changed since, and the capabilities section, run after it, reads those
+    instead of walking / again: the same facts."""
+    root = tmp_path / "root"
+    root.mkdir()
+    (root / "image").write_text("x")
+    last = os.stat(root / "image").st_ctime_ns
+    settled = f"{last // 10**9}.{last % 10**9:09d}"
+    tool = root / "tool"
+    tool.write_text("#!/bin/sh\n")
+    tool.chmod(0o755)
+    deadline = time.monotonic() + 5
+    while os.stat(tool).st_ctime_ns <= last:  # the kernel's clock ticks coarsely
+        assert time.monotonic() < deadline, "the clock did not move"
+        tool.chmod(0o755)
+    setcap = shutil.which("setcap")
+    capped = (
+        setcap is not None
+        and subprocess.run([setcap, "cap_net_raw=ep", str(tool)], capture_output=True).returncode
+        == 0
+    )
+    walks = tmp_path / "walks"
+    path = (
+        _tools(tmp_path, find=f'echo "$*" >>{walks}; exec /usr/bin/find "$@"') + ":/usr/sbin:/sbin"
+    )
+    local = {
+        "executables": f"sh -c {shlex.quote(executables.script(str(root), ()))} phoenix-test",
+        "capabilities": f"sh -c {shlex.quote(capabilities.script(str(root), ()))} phoenix-test"
+        + capabilities.ARGS,
+    }
+    both = Registry(tuple(replace(f, command=local[f.name]) for f in REGISTRY if f.name in local))
+    run = script.of(both)
+    image = capabilities.image_paths({})
+    assert image is not None
+    args = ("", "", "", settled, "", image, str(tmp_path / "none"))
+    walked = run.split(LocalRunner().run(f"env PATH={path} {run.command}", *args).stdout)
+    assert walked["executables"].rc == walked["capabilities"].rc == 0
+    assert list(executables.parse(walked["executables"].stdout)) == [str(tool)]
+    own = [line for line in walks.read_text().splitlines() if "-newerct" in line]
+    assert len(own) == 1 and "-perm" in own[0]  # the executables walk only
+    full = run.split(
+        LocalRunner()
+        .run(f"env PATH={path} {run.command}", *script.UNCACHED, str(tmp_path / "none"))
+        .stdout
+    )
+    found = capabilities.parse(walked["capabilities"].stdout)
+    assert found == capabilities.parse(full["capabilities"].stdout)
+    assert found == ({str(tool): "cap_net_raw=ep"} if capped else {})
