@@ -13,18 +13,9 @@ from pathlib import Path
 import pytest
 
 import phoenix.facts as facts_mod
-from phoenix.facts import (
-    capabilities,
-    cron,
-    executables,
-    files,
-    ports,
-    script,
-    services,
-    ssh_keys,
-    sysctl,
-    users,
-)
+import phoenix.facts.capabilities as capabilities
+import phoenix.facts.executables as executables
+from phoenix.facts import cron, files, ports, script, services, ssh_keys, sysctl, users
 from phoenix.facts.registry import REGISTRY, Registry
 from tests.unit.facts.fakes import (
     EMPTY_SECTIONS,
