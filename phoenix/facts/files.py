@@ -121,17 +121,6 @@ meta="%y %m %U %G %s %T@ %C@ %i\\0$owner\\0$group\\0%p\\0%l\\0"
 # an entry whose ctime is not after the first start: `settled` for its ctime, so that a root the
 # server holds as its image made it lists the same as on every server of the image
 meta_settled="%y %m %U %G %s %T@ {SETTLED} %i\\0$owner\\0$group\\0%p\\0%l\\0"
-phoenix_find() {{  # the records of roots $2...; the stamps of their regular files to $work/*$1
-  sfx=$1; shift
-  if [ -n "${{phoenix_settled-}}" ]; then
-    find "$@" -xdev \\( -newerct "@$phoenix_settled" -printf "$meta" \\
-      \\( -type f -fprintf "$work/now$sfx" "{STAMP} %p\\0" -o -true \\) \\
-      -o -printf "$meta_settled" \\
-      \\( -type f -fprintf "$work/old$sfx" "{SETTLED_STAMP} %p\\0" -o -true \\) \\)
-  else
-    find "$@" -xdev -printf "$meta" \\( -type f -fprintf "$work/now$sfx" "{STAMP} %p\\0" \\)
-  fi
-}}
 phoenix_apart() {{  # no root under another nor twice, none with find's glob characters
   for a; do
     case $a in *[][*?\\\\]*) return 1 ;; esac
@@ -143,36 +132,46 @@ phoenix_apart() {{  # no root under another nor twice, none with find's glob cha
     [ "$seen" -eq 1 ] || return 1
   done
 }}
-phoenix_find_each() {{  # one find for all roots: each one's records to $work/listing.N, and the
-  n=$# i=0            # stamps of its regular files to $work/now.N and $work/old.N
+# One find for roots $3...: the records of all of them to $1 and the stamps of their regular files
+# to $work/now$2 and $work/old$2; or, $1 empty, root N's to $work/listing.N, $work/now.N and
+# $work/old.N (roots apart: see phoenix_apart)
+phoenix_find() {{
+  out=$1 sfx=$2; shift 2
+  m=$# k=0  # not i: the caller counts its roots with it
   for r; do set -- "$@" "$r"; done
   set -- "$@" -xdev
   for r; do
-    i=$((i + 1)); [ "$i" -le "$n" ] || break
-    set -- "$@" \\( -path "$r" -o -path "${{r%/}}/*" \\)
-    if [ -n "${{phoenix_settled-}}" ]; then
-      set -- "$@" \\( -newerct "@$phoenix_settled" -fprintf "$work/listing.$i" "$meta" \\
-        \\( -type f -fprintf "$work/now.$i" "{STAMP} %p\\0" -o -true \\) \\
-        -o -fprintf "$work/listing.$i" "$meta_settled" \\
-        \\( -type f -fprintf "$work/old.$i" "{SETTLED_STAMP} %p\\0" -o -true \\) \\) -o
+    k=$((k + 1)); [ "$k" -le "$m" ] || break
+    if [ -z "$out" ]; then
+      to=$work/listing.$k at=.$k
+      set -- "$@" \\( -path "$r" -o -path "${{r%/}}/*" \\)
     else
-      set -- "$@" -fprintf "$work/listing.$i" "$meta" \\
-        \\( -type f -fprintf "$work/now.$i" "{STAMP} %p\\0" -o -true \\) -o
+      [ "$k" -eq 1 ] || break  # one group of actions for every root
+      to=$out at=$sfx
+    fi
+    if [ -n "${{phoenix_settled-}}" ]; then
+      set -- "$@" \\( -newerct "@$phoenix_settled" -fprintf "$to" "$meta" \\
+        \\( -type f -fprintf "$work/now$at" "{STAMP} %p\\0" -o -true \\) \\
+        -o -fprintf "$to" "$meta_settled" \\
+        \\( -type f -fprintf "$work/old$at" "{SETTLED_STAMP} %p\\0" -o -true \\) \\) -o
+    else
+      set -- "$@" -fprintf "$to" "$meta" \\
+        \\( -type f -fprintf "$work/now$at" "{STAMP} %p\\0" -o -true \\) -o
     fi
   done
-  shift "$n"
+  shift "$m"
   find "$@" -false
 }}
 if [ "$#" -gt 0 ] && [ -n "$work" ] && [ -n "${{phoenix_listed+set}}" ]; then  # by root
   i=0 names=
   for r; do i=$((i + 1)); names="$names listing.$i"; done
   if phoenix_apart "$@"; then  # one find (a process costs 1-2 ms in a container)
-    phoenix_find_each "$@"; frc=$?
+    phoenix_find "" "" "$@"; frc=$?
   else
     i=0
     for r; do
       i=$((i + 1))
-      phoenix_find ".$i" "$r" >"$work/listing.$i"; c=$?; [ "$c" -le "$frc" ] || frc=$c
+      phoenix_find "$work/listing.$i" ".$i" "$r"; c=$?; [ "$c" -le "$frc" ] || frc=$c
     done
   fi
   # one sha256sum for every listing (a process costs 1-2 ms in a container): a line each, in
@@ -192,7 +191,7 @@ if [ "$#" -gt 0 ] && [ -n "$work" ] && [ -n "${{phoenix_listed+set}}" ]; then  #
   done
   exec 3<&-
 elif [ "$#" -gt 0 ] && [ -n "$work" ]; then
-  phoenix_find "" "$@"; frc=$?
+  phoenix_find /dev/stdout "" "$@"; frc=$?
 elif [ "$#" -gt 0 ]; then
   find "$@" -xdev -printf "$meta"; frc=$?
 fi
