@@ -30,9 +30,8 @@ from pathlib import Path
 from phoenix.drift import witness
 from phoenix.drift.diff import Rules
 from phoenix.drift.scan import ServerScan, scan_server
-from phoenix.facts import Facts, HashCache, ScanCache
+from phoenix.facts import Facts, HashCache, ScanCache, image_capabilities
 from phoenix.facts.files import Listing, offered
-from phoenix.facts.registry import CAPABILITIES
 from phoenix.host import keys, ssh
 from phoenix.image import bake
 from phoenix.image.registry import Registry
@@ -112,7 +111,7 @@ def seeded(baseline: Facts, settled: str | None, listings: dict[str, Listing]) -
     if settled is None:
         return ScanCache(image=listings)
     cache = ScanCache(HashCache.seeded(baseline.files, settled, listings), image=listings)
-    cache.image_capabilities = baseline.get(CAPABILITIES)
+    cache.image_capabilities = image_capabilities(baseline)
     return cache
 
 
@@ -173,7 +172,7 @@ def main() -> None:
             print(f"   first scan (seeded from the image) {full[0] / fresh[0]:.1f}x faster than"
                   " full", flush=True)  # fmt: skip
             for cache in caches.values():  # as a scan that is not deep starts (scan._cache)
-                cache.image_capabilities = baseline.get(CAPABILITIES)
+                cache.image_capabilities = image_capabilities(baseline)
             repeat = timed(one, chosen, ws.config.drift.parallel)
             report(f"{size:2d} servers, repeat", repeat, size, aide)
             print(f"   repeat scan {full[0] / repeat[0]:.1f}x faster than full", flush=True)
@@ -183,7 +182,7 @@ def main() -> None:
                 """As `phoenix drift` scans: its cache loaded before, and stored after."""
                 cache = ScanCache.load(kept[t.name], smoke)
                 cache.files.settled = settled[t.name]  # recorded with the server, not its cache
-                cache.image_capabilities = baseline.get(CAPABILITIES)
+                cache.image_capabilities = image_capabilities(baseline)
                 roots = ws.config.drift.roots
                 scanned = scan_server(
                     t, baseline, rules, key.private_path, roots, 120, image.tag, cache=cache

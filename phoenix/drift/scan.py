@@ -33,7 +33,6 @@ from phoenix.errors import (
 )
 from phoenix.events import Emit, ItemFinished, Outcome, StepOutput, discard
 from phoenix.facts.files import SETTLED_TIME, Listing, offered
-from phoenix.facts.registry import CAPABILITIES
 from phoenix.fleet.records import Records, ServerRecord, ServerStatus
 from phoenix.host import keys, ssh
 from phoenix.image.registry import Registry, name_of
@@ -424,8 +423,8 @@ def _cache(
         else:
             cache = facts.ScanCache(facts.HashCache(settled=settled), image=image)
     cache.files.settled = settled
-    if not deep and baseline is not None and not baseline.unreadable(CAPABILITIES.name):
-        cache.image_capabilities = baseline.get(CAPABILITIES)
+    if not deep:
+        cache.image_capabilities = facts.image_capabilities(baseline)
     return cache
 
 

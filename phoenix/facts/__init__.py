@@ -34,6 +34,7 @@ from phoenix.facts.files import FileFact, HashCache
 from phoenix.facts.packages import Package
 from phoenix.facts.ports import Listener
 from phoenix.facts.registry import (
+    CAPABILITIES,
     CRON,
     GROUPS,
     PORTS,
@@ -292,6 +293,14 @@ def gather(
         unread=areas.unread,
         invalid=areas.invalid,
     )
+
+
+def image_capabilities(baseline: Facts | None) -> dict[str, str] | None:
+    """What a scan that is not deep is given of its server's image (ScanCache.image_capabilities):
+    the capabilities its baseline read; None (every file is read) when it has none on record."""
+    if baseline is None or baseline.unreadable(CAPABILITIES.name):
+        return None
+    return baseline.get(CAPABILITIES)
 
 
 def _image_capabilities(cache: ScanCache | None) -> str:
