@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import fnmatch
 import functools
+import operator
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
@@ -207,16 +208,13 @@ def _files(
     return found
 
 
+# Every field of a file _file_changes compares (a test holds the two together)
+_COMPARED = operator.attrgetter("type", "sha256", "target", "mode", "owner", "group")
+
+
 def _same(was: FileFact, now: FileFact) -> bool:
-    """Whether a file shows no change _file_changes finds (every field it compares)."""
-    return (
-        was.sha256 == now.sha256
-        and was.mode == now.mode
-        and was.type == now.type
-        and was.target == now.target
-        and was.owner == now.owner
-        and was.group == now.group
-    )
+    """Whether a file shows no change _file_changes finds."""
+    return bool(_COMPARED(was) == _COMPARED(now))
 
 
 def _file_findings(path: str, was: FileFact | None, now: FileFact | None) -> list[Finding]:

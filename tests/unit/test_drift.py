@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from phoenix.config import Severity
+from phoenix.drift import diff as diff_mod
 from phoenix.drift import report
 from phoenix.drift import scan as scan_mod
 from phoenix.drift.diff import Finding, Rules, at_least, diff
@@ -339,3 +340,16 @@ def test_changes_between_scans(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     assert scan_mod.changes_since(ws, "1d", ["other"]) == []
     with pytest.raises(Refused, match="--since"):
         scan_mod.changes_since(ws, "a week")
+
+
+@pytest.mark.parametrize("field", [f.name for f in dataclasses.fields(FileFact)])
+def test_a_file_passed_over_as_unchanged_is_one_no_field_change_finds(field: str) -> None:
+    """The diff skips files it takes for unchanged (diff._same) before it looks for changes:
+    the fields it compares there are exactly those a change is found in."""
+    was = FileFact("f", "0644", 0, 0, "root", "root", 1, 1.0, 1.0, 1, None, "a" * 64)
+    other = {str: "x", int: 2, float: 2.0}
+    value = getattr(was, field)
+    now = dataclasses.replace(was, **{field: other[type(value)] if value is not None else "y"})
+    changes = diff_mod._file_changes("/etc/x", was, now)
+    assert diff_mod._same(was, now) == (not changes)
+    assert diff_mod._same(was, was)
