@@ -451,7 +451,8 @@ class LXD:
         """The instance of `definition`, made with `files` written into it. LXD's file helper of
         a new instance is sometimes missing for good (seen for 30 s and more, in 1 of ~200 made
         by a test run): an instance whose files cannot be written within FILES_TIMEOUT is
-        deleted and made again, which gets a new helper, up to CREATE_TRIES times in all."""
+        deleted and made again, which gets a new helper, up to CREATE_TRIES times in all. An
+        instance whose files could not be written is never left behind (its name stays free)."""
         from pylxd import exceptions as lxd_exc
 
         for attempt in range(1, CREATE_TRIES + 1):
@@ -462,9 +463,10 @@ class LXD:
                     _again(write, min(self.timeout, FILES_TIMEOUT), FORKFILE)
                 return inst
             except lxd_exc.LXDAPIException as exc:
+                with suppress(lxd_exc.LXDAPIException):  # the error to tell is the write's
+                    inst.delete(wait=True)
                 if FORKFILE not in str(exc) or attempt == CREATE_TRIES:
                     raise
-                inst.delete(wait=True)
         raise AssertionError("CREATE_TRIES is at least 1")
 
     def stop(self, name: str, force: bool = False, timeout: int = 30) -> None:

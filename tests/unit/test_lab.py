@@ -420,6 +420,7 @@ def test_an_instance_whose_file_helper_never_comes_is_made_again_once(
         with pytest.raises(LXDError, match="forkfile"):
             lxd.create("web-1", "web-v001", files=files)
         assert len(made.made) == lxdmod.CREATE_TRIES and not made.made[-1].started
+        assert made.deleted == lxdmod.CREATE_TRIES  # none left behind
 
 
 class _Seen:
