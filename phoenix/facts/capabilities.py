@@ -139,12 +139,17 @@ ARGS = ' "${phoenix_capped:+$phoenix_settled}" "${phoenix_capped-}" "${phoenix_c
 COMMAND = f"sh -c {shlex.quote(SCRIPT)} phoenix-capabilities{ARGS}"
 
 
+MAX_IMAGE_PATHS = 64 * 1024  # bytes of the image's paths passed on the command line, at most
+
+
 def image_paths(found: Mapping[str, str]) -> str | None:
     """The second argument of the command, for a server of an image whose baseline holds `found`
-    (path -> capabilities); None if a path cannot be passed (a newline in it)."""
+    (path -> capabilities); None if the paths cannot be passed: a newline in one, or more than
+    MAX_IMAGE_PATHS bytes of them (the command line of the script has its limit)."""
     if any("\n" in path for path in found):
         return None
-    return "\n".join((IMAGE_MARK, *sorted(found)))
+    text = "\n".join((IMAGE_MARK, *sorted(found)))
+    return text if len(text.encode()) <= MAX_IMAGE_PATHS else None
 
 
 def parse(text: str) -> dict[str, str]:

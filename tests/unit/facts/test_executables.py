@@ -352,6 +352,8 @@ def test_the_image_paths_cannot_hold_a_newline() -> None:
     assert capabilities.image_paths({"/a": "x", "/b": "y"}) == "#image\n/a\n/b"
     assert capabilities.image_paths({}) == "#image"
     assert capabilities.image_paths({"/a\nb": "x"}) is None
+    many = {f"/usr/bin/{i:08d}": "cap_net_raw=ep" for i in range(10_000)}  # ~190 KB
+    assert capabilities.image_paths(many) is None
 
 
 def test_the_capabilities_command_without_a_temporary_file_walks_twice(tmp_path: Path) -> None:
