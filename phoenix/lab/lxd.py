@@ -7,6 +7,7 @@ logic above it does not know it talks to LXD.
 from __future__ import annotations
 
 import functools
+import itertools
 import math
 import os
 import re
@@ -22,7 +23,9 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from phoenix.config import TimeoutsConfig
 from phoenix.errors import DeadlineExceeded, LXDError, PhoenixError
 from phoenix.host import process
+from phoenix.lab import leases
 from phoenix.lab import remote as remotes
+from phoenix.lab.leases import Nic
 from phoenix.lab.remote import Remote
 from phoenix.poll import poll, ticks
 
@@ -126,6 +129,7 @@ class LXD:
         self.remote = remote
         self.conf = conf
         self._client: pylxd.Client | None = None
+        self._leases = leases.Leases()
 
     def _api(self, action: str) -> AbstractContextManager[None]:
         return _api(action, self.timeout, self.remote)
@@ -556,11 +560,38 @@ class LXD:
         return start_time(pid) if isinstance(pid, int) and pid > 0 else None
 
     def wait_address(self, name: str, timeout: float = 60) -> str:
+        """The IPv4 address instance `name` gets while it boots. Looked for in the DHCP leases
+        of its network, which one request reads for every instance waited for at once (~2 ms of
+        the daemon's CPU), rather than in each one's state (~9 ms: LXD enters the container to
+        list its addresses), which is read only every STATE_EVERY-th poll: an address that is
+        not leased (a NIC on an unmanaged bridge, DHCP off) is found all the same."""
+        nic = self._leased_nic(name)
+        polls = itertools.count()
+
         def probe() -> str | None:
+            if nic is not None:
+                address = self._leases.address(nic, self._read_leases)
+                if address or next(polls) % STATE_EVERY:
+                    return address
             inst = self.instance(name)
             return inst.address if inst else None
 
         return self.wait_for(f"{name} to get an IPv4 address", probe, timeout)
+
+    def _leased_nic(self, name: str) -> Nic | None:
+        """Instance `name`'s first NIC on a network LXD manages (whose DHCP leases it keeps),
+        with its MAC address; None when it has none, or no MAC yet."""
+        with self._api(f"read instance {name}"):
+            raw = self.client.api.instances[name].get().json()["metadata"]
+        return leases.nic_of(raw.get("expanded_devices") or {}, raw.get("config") or {})
+
+    def _read_leases(self, network: str) -> list[dict[str, Any]]:
+        with self._api(f"read the DHCP leases of network {network}"):
+            response = self.client.api.networks[network].leases.get(
+                params={"project": self.project}
+            )
+        found = response.json().get("metadata")
+        return found if isinstance(found, list) else []
 
 
 BUSY = "Instance is busy running"  # LXD refuses an operation while another runs
@@ -569,6 +600,7 @@ BUSY = "Instance is busy running"  # LXD refuses an operation while another runs
 # file or directory", canonical/lxd#18403; seen in a test creating 16 servers at once): tried again
 FORKFILE = "forkfile.sock"
 FILES_TIMEOUT = 15.0  # seconds a new instance's files may wait for LXD's file helper
+STATE_EVERY = 8  # wait_address: every how many polls an instance's own state is read too
 CREATE_TRIES = 2  # instances made to write the files of one (see LXD._with_files)
 START_MARGIN = 0.05  # seconds: the clocks compared tick every 10 ms
 
