@@ -10,7 +10,8 @@ again) and prints how much faster the repeat scan is (goal: 5x); then once more 
 read back from compressed JSON, as `phoenix drift` keeps it between runs. And a
 first scan as a rollout's archive scan makes it: a server never scanned, its cache seeded from its
 image's baseline for the files it has not written since it started (SETTLED stamps, facts.files)
-and offered the listings of the image's smoke scan (a root it holds as the image did is not sent).
+and offered the image's smoke scan (its units record; its listings: a root the server holds as
+the image did is not sent), as `phoenix.drift.scan.first_cache` makes it.
 
 Run on a lab that is up: `.venv/bin/python bench/drift.py [--sizes 1 10 30]`. Its servers are
 named `bench-drift-N` and deleted at the end.
@@ -29,9 +30,8 @@ from pathlib import Path
 
 from phoenix.drift import witness
 from phoenix.drift.diff import Rules
-from phoenix.drift.scan import ServerScan, scan_server
+from phoenix.drift.scan import ServerScan, first_cache, scan_server, smoke_scan
 from phoenix.facts import Facts, HashCache, ScanCache, image_capabilities
-from phoenix.facts.files import Listing, offered
 from phoenix.host import keys, ssh
 from phoenix.image import bake
 from phoenix.image.registry import Registry
@@ -105,16 +105,6 @@ def report(label: str, result: tuple[float, list[ServerScan]], size: int, aide: 
     )
 
 
-def seeded(baseline: Facts, settled: str | None, listings: dict[str, Listing]) -> ScanCache:
-    """A never-scanned server's cache as a rollout's archive scan starts it (empty: unknown):
-    seeded from its image's baseline and offered the listings of the image's smoke scan."""
-    if settled is None:
-        return ScanCache(image=listings)
-    cache = ScanCache(HashCache.seeded(baseline.files, settled, listings), image=listings)
-    cache.image_capabilities = image_capabilities(baseline)
-    return cache
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--sizes", type=int, nargs="+", default=[1, 10, 30])
@@ -128,8 +118,9 @@ def main() -> None:
         raise SystemExit(f"{image.tag} has no baseline")
     baseline = Facts.from_dict(image.baseline)
     with Store.open(ws.home) as store:
-        kept = Registry(store).listings(image.tag)
-    smoke = offered(ScanCache.load(kept).files.listings) if kept else {}
+        smoke_stored = Registry(store).listings(image.tag)
+    scan_of_image = smoke_scan(smoke_stored)
+    smoke = dict(scan_of_image.listings)
     print(f"{image.tag}: {len(smoke)} listings of its smoke scan offered", flush=True)
     rules = Rules.with_extra(ws.config.drift.ignore)
     names = [f"bench-drift-{i}" for i in range(max(args.sizes))]
@@ -159,7 +150,7 @@ def main() -> None:
                 return scan_server(t, baseline, rules, key.private_path, ws.config.drift.roots,
                                    120, image.tag, cache=caches[t.name])  # fmt: skip
 
-            seeds = {t.name: seeded(baseline, settled[t.name], smoke) for t in chosen}
+            seeds = {t.name: first_cache(settled[t.name], baseline, scan_of_image) for t in chosen}
 
             def first(t: ssh.Target, seeds: dict[str, ScanCache] = seeds) -> ServerScan:
                 return scan_server(t, baseline, rules, key.private_path, ws.config.drift.roots,

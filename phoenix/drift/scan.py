@@ -336,7 +336,7 @@ def scan(
         ]
         tags = {s.image_tag for s in servers}
         baselines = {tag: _baseline(registry, tag) for tag in tags}
-        listings = _ImageListings({tag: registry.listings(tag) for tag in tags})
+        smokes = _SmokeScans({tag: registry.listings(tag) for tag in tags})
         stored = {s.name: None if deep else _stored_cache(store, s.name) for s in servers}
         caches: dict[str, facts.ScanCache] = {}  # each read in its scan's thread: ~30 ms of JSON
         keep = evidence.Policy(cfg.evidence_limit, tuple(cfg.secrets), evidence.known(store))
@@ -345,7 +345,7 @@ def scan(
         def one(target: ssh.Target) -> ServerScan:
             server = by_name[target.name]
             baseline = baselines[server.image_tag]
-            image = functools.partial(listings.of, server.image_tag)
+            image = functools.partial(smokes.of, server.image_tag)
             cache = caches[server.name] = _cache(stored[server.name], server, deep, baseline, image)
             return scan_server(
                 target, baseline, rules, key.private_path, cfg.roots,
@@ -400,52 +400,87 @@ def _stored_cache(store: Store, server: str) -> bytes | None:
     return bytes(rows[0]["entries"]) if rows else None
 
 
+@dataclass(frozen=True)
+class SmokeScan:
+    """What the smoke scan of a server's image offers its first scan: the listings of the roots
+    (files.offered) and the units record (ScanCache.units)."""
+
+    listings: Mapping[str, Listing]
+    units: tuple[str, str] | None
+
+
+NO_SMOKE = SmokeScan({}, None)
+
+
 def _cache(
     stored: bytes | None,
     server: ServerRecord,
     deep: bool,
     baseline: facts.Facts | None,
-    listings: Callable[[], Mapping[str, Listing]] = dict,
+    smoke: Callable[[], SmokeScan] = lambda: NO_SMOKE,
 ) -> facts.ScanCache:
     """The server's hash cache, from what is `stored`; an empty one for a deep scan (every file
-    is hashed). A server never scanned (or whose stored cache is unusable) whose first start is
-    known starts from its image's baseline: what it has not written since it started is not
-    hashed (facts.files, SETTLED stamps), and a root it holds as the image's smoke server did
-    is not sent. The image's `listings` are those its stored cache names by digest only."""
+    is hashed); for a server never scanned (or whose stored cache is unusable), `first_cache`.
+    The image's listings (of its `smoke` scan) are also those its stored cache names by digest
+    only."""
     settled = server.settled if server.settled and SETTLED_TIME.fullmatch(server.settled) else None
-    image = listings()
-    cache = facts.ScanCache.load(stored, image) if stored is not None and not deep else None
+    image = smoke()
+    cache = (
+        facts.ScanCache.load(stored, image.listings) if stored is not None and not deep else None
+    )
     if cache is None or not cache.files.entries:  # never scanned, or its cache is unusable
-        if settled and baseline and not deep:
-            cache = facts.ScanCache(
-                facts.HashCache.seeded(baseline.files, settled, image), image=image
-            )
-        else:
-            cache = facts.ScanCache(facts.HashCache(settled=settled), image=image)
+        return first_cache(settled, baseline, image, deep)
     cache.files.settled = settled
-    if not deep:
-        cache.image_capabilities = facts.image_capabilities(baseline)
+    cache.image_capabilities = facts.image_capabilities(baseline) if not deep else None
     return cache
 
 
-class _ImageListings:
-    """The listings of each image's smoke scan (Registry.listings) that its servers may be
-    answered with (files.offered), read before the scans start, each decoded once, by the
-    first scan that needs it: ~40 ms of JSON."""
+def first_cache(
+    settled: str | None, baseline: facts.Facts | None, smoke: SmokeScan, deep: bool = False
+) -> facts.ScanCache:
+    """The cache a server never scanned starts from, its first start `settled` (SETTLED_TIME
+    or None). Unless `deep`, it is offered its image's `smoke` scan: the units record the smoke
+    server printed (the server's own unit files decide: see facts.services) and, with its first
+    start and the image's `baseline`, the files the image made: what it has not written since
+    it started is not hashed (facts.files, SETTLED stamps), and a root it holds as the smoke
+    server did is not sent."""
+    listings = smoke.listings
+    if deep:
+        return facts.ScanCache(facts.HashCache(settled=settled), image=listings)
+    if settled and baseline:
+        seeded = facts.HashCache.seeded(baseline.files, settled, listings)
+        cache = facts.ScanCache(seeded, smoke.units, image=listings)
+    else:
+        cache = facts.ScanCache(facts.HashCache(settled=settled), smoke.units, image=listings)
+    cache.image_capabilities = facts.image_capabilities(baseline)
+    return cache
+
+
+class _SmokeScans:
+    """The smoke scan of each image (Registry.listings, a stored ScanCache) that its servers'
+    scans are offered, read before the scans start, each decoded once, by the first scan that
+    needs it: ~40 ms of JSON."""
 
     def __init__(self, stored: dict[str, bytes | None]) -> None:
         self._stored = stored
-        self._decoded: dict[str, dict[str, Listing]] = {}
+        self._decoded: dict[str, SmokeScan] = {}
         self._lock = threading.Lock()
 
-    def of(self, tag: str) -> dict[str, Listing]:
-        """Image `tag`'s listings; none if it kept none, or they are unreadable."""
+    def of(self, tag: str) -> SmokeScan:
+        """Image `tag`'s smoke scan; an empty one if it kept none, or it is unreadable."""
         with self._lock:
             if tag not in self._decoded:
-                blob = self._stored.get(tag)
-                smoke = facts.ScanCache.load(blob).files.listings if blob else {}
-                self._decoded[tag] = offered(smoke)
+                self._decoded[tag] = smoke_scan(self._stored.get(tag))
             return self._decoded[tag]
+
+
+def smoke_scan(stored: bytes | None) -> SmokeScan:
+    """What an image's smoke scan, `stored` as Registry.keep_listings keeps it, offers the first
+    scans of its servers; nothing (NO_SMOKE) when it kept none."""
+    if not stored:
+        return NO_SMOKE
+    smoke = facts.ScanCache.load(stored)
+    return SmokeScan(offered(smoke.files.listings), smoke.units)
 
 
 def _baseline(registry: Registry, tag: str) -> facts.Facts | None:

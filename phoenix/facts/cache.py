@@ -34,7 +34,21 @@ UNIT_DIRS = (
     "/usr/lib/systemd/system-preset",
     "/lib/systemd/system",
 )
-FINGERPRINT = f"find {' '.join(UNIT_DIRS)} -printf '%p %i %s %T@ %C@ %l\\n' 2>/dev/null | md5sum"
+# The unit files' fingerprint: what systemd says of them is asked again only when it changes. With
+# the server's first start ($phoenix_settled, see facts.files), an entry whose ctime is not later
+# is as the image made it (setting the ctime back needs the host's clock): its path, size, mtime and
+# link target, the same on every server of the image; a later one (all of /run, made at boot) by
+# its path, type, size and link target, a regular file by its content. Sorted: a tmpfs lists in
+# the order the boot's generators ran. So a server never scanned can be offered the record of its
+# image's smoke server (drift.scan.first_cache). Without its first start, every entry's inode and
+# times.
+_DIRS = " ".join(UNIT_DIRS)
+FINGERPRINT = (
+    f'if [ -n "$phoenix_settled" ]; then find {_DIRS} -newerct "@$phoenix_settled"'
+    " \\( -type f -exec md5sum {} + -o -printf '%p %y %s %l\\n' \\)"
+    " -o -printf '%p %s %T@ %l\\n' 2>/dev/null | sort;"
+    f" else find {_DIRS} -printf '%p %i %s %T@ %C@ %l\\n' 2>/dev/null; fi | md5sum"
+)
 
 
 @dataclass

@@ -196,6 +196,22 @@ def test_a_server_never_scanned_starts_from_its_images_baseline_when_its_start_i
     assert forged == ScanCache()
 
 
+def test_a_first_scan_is_offered_the_units_record_of_its_images_smoke_scan() -> None:
+    """The smoke server's units record (fingerprint, states): a server whose unit files have
+    that fingerprint is not asked systemd again. Only a scan that is not deep, of a server
+    never scanned: one scanned before has its own record."""
+    units = ("f" * 32, "ssh.service enabled enabled")
+    smoke = scan_mod.smoke_scan(ScanCache(HashCache(), units).dump())
+    assert smoke.units == units and scan_mod.smoke_scan(None) == scan_mod.NO_SMOKE
+    for started in ("1796315932.11", None):
+        record = server_record("web-g1-1", started)
+        assert scan_mod._cache(None, record, False, None, lambda: smoke).units == units
+        assert scan_mod._cache(None, record, True, None, lambda: smoke).units is None
+    own = ScanCache(HashCache.from_entries({"/etc/hosts": ["1 2 3 4", "a" * 64]}), ("e" * 32, "x"))
+    stored = scan_mod._cache(own.dump(), server_record("web-g1-1"), False, None, lambda: smoke)
+    assert stored.units == ("e" * 32, "x")
+
+
 def test_only_a_scan_that_is_not_deep_reads_capabilities_where_the_server_changed() -> None:
     caps = {"/usr/bin/ping": "cap_net_raw=ep"}
     baseline = Facts({}, {}, {}, capabilities=caps)

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import time
 from dataclasses import asdict
+from pathlib import Path
 
 import pytest
 
 from phoenix.errors import CommandError
-from phoenix.facts import services
+from phoenix.facts import cache, services
 from phoenix.facts.services import Service
 from phoenix.host.process import CommandResult
 from tests.unit.facts.fakes import FakeRunner, cases, expected, output
@@ -107,3 +111,46 @@ def test_gather_without_systemd_names_server_and_reason() -> None:
     fake = FakeRunner({services.COMMAND: CommandResult(1, "", stderr)})
     with pytest.raises(CommandError, match=r"^web-1: `systemctl list-unit-files.*exit 1\): System"):
         services.gather(fake)
+
+
+def _fingerprint(dirs: Path, settled: str) -> str:
+    """The unit files' fingerprint (cache.FINGERPRINT) of `dirs` for a first start `settled`."""
+    command = cache.FINGERPRINT.replace(cache._DIRS, str(dirs))
+    run = subprocess.run(
+        ["sh", "-c", f"phoenix_settled=$1; {command}", "fp", settled],
+        capture_output=True, text=True, check=True, env={"PATH": os.defpath, "LC_ALL": "C"},
+    )  # fmt: skip
+    return run.stdout.split()[0]
+
+
+def _unit_dirs(top: Path, text: str = "ExecStart=/bin/true\n") -> Path:
+    """Unit files as an image makes them: the same names, contents and mtimes every time."""
+    (top / "system" / "multi-user.target.wants").mkdir(parents=True)
+    unit = top / "system" / "web.service"
+    unit.write_text(text)
+    (top / "system" / "multi-user.target.wants" / "web.service").symlink_to("../web.service")
+    for path in [*sorted(top.rglob("*"), reverse=True), top]:  # the files, then their directories
+        os.utime(path, (1_700_000_000, 1_700_000_000), follow_symlinks=False)
+    return unit
+
+
+def test_servers_of_one_image_have_one_unit_fingerprint_until_one_changes(tmp_path: Path) -> None:
+    """Two servers' copies of the image's unit files (other inodes and ctimes, both before each
+    one's first start) have one fingerprint; without the first start, each its own. A file
+    changed since the first start is known by its content: an edit that keeps its size and
+    mtime makes another fingerprint."""
+    dirs = tmp_path / "systemd"
+    settled = f"{time.time() + 5:.2f}"  # every ctime is before it
+    _unit_dirs(dirs)
+    first, first_full = _fingerprint(dirs, settled), _fingerprint(dirs, "")
+    dirs.rename(tmp_path / "other")
+    _unit_dirs(dirs)
+    assert _fingerprint(dirs, settled) == first
+    assert _fingerprint(dirs, "") != first_full
+    since = "1000000000.00"  # every ctime is after it: each file by its content
+    before = _fingerprint(dirs, since)
+    unit = _unit_dirs(tmp_path / "edited", "ExecStart=/bin/echo\n")
+    assert unit.stat().st_size == (dirs / "system" / "web.service").stat().st_size
+    (dirs / "system" / "web.service").write_bytes(unit.read_bytes())
+    os.utime(dirs / "system" / "web.service", (1_700_000_000, 1_700_000_000))  # as it was
+    assert _fingerprint(dirs, since) != before
