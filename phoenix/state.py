@@ -169,6 +169,11 @@ MIGRATIONS: list[str] = [
         listings BLOB NOT NULL
     );
     """,
+    # 7: whether an image writes the operator's key from its servers' config at their first start
+    # (phoenix.lab.base.KEY_TEMPLATE): its servers are then given no file (infra/lxd).
+    """
+    ALTER TABLE images ADD COLUMN writes_key INTEGER NOT NULL DEFAULT 0;
+    """,
 ]
 
 

@@ -27,6 +27,12 @@ variable "profiles" {
   default     = ["default"]
 }
 
+variable "keyed_by_image" {
+  description = "LXD only (servers whose image writes the key from their config): unused on AWS, where cloud-init writes it, declared for the common contract."
+  type        = list(string)
+  default     = []
+}
+
 variable "lxd_config_dir" {
   description = "LXD only (the lab's lxc client configuration): unused on AWS, declared for the common contract."
   type        = string

@@ -8,11 +8,16 @@ resource "lxd_container" "server" {
   # provider's 1 s + 3 s waits); the `servers` output then holds the address from the next refresh.
   wait_for_network = false
 
-  config = {
-    "user.phoenix.fleet"      = var.fleet
-    "user.phoenix.generation" = tostring(each.value.generation)
-    "user.phoenix.image"      = each.value.image
-  }
+  # A server whose image writes the operator's key from its config at its first start (an LXD
+  # template of phoenix's base image) gets it there; any other, as a file (below).
+  config = merge(
+    {
+      "user.phoenix.fleet"      = var.fleet
+      "user.phoenix.generation" = tostring(each.value.generation)
+      "user.phoenix.image"      = each.value.image
+    },
+    contains(var.keyed_by_image, each.key) ? { "user.phoenix.authorized_key" = var.authorized_key } : {}
+  )
 
   # A server never gets another image under the same name: phoenix replaces servers by new ones.
   # Images are given by fingerprint; states written when they were given by alias stay as they are.
@@ -20,14 +25,20 @@ resource "lxd_container" "server" {
     ignore_changes = [image]
   }
 
-  # Uploaded while the container is still stopped, before its first boot.
+  # Uploaded while the container is still stopped, before its first boot, to a server whose image
+  # does not write it: LXD's file helper of a new container is sometimes missing for ~30 s
+  # (canonical/lxd#18403), which the image's template avoids.
   # mode must be four digits: provider 1.5.0 reads a three-digit mode as decimal.
-  file {
-    content            = "${var.authorized_key}\n"
-    target_file        = "/root/.ssh/authorized_keys"
-    mode               = "0600"
-    uid                = 0
-    gid                = 0
-    create_directories = true
+  dynamic "file" {
+    for_each = contains(var.keyed_by_image, each.key) ? [] : [var.authorized_key]
+    iterator = key
+    content {
+      content            = "${key.value}\n"
+      target_file        = "/root/.ssh/authorized_keys"
+      mode               = "0600"
+      uid                = 0
+      gid                = 0
+      create_directories = true
+    }
   }
 }

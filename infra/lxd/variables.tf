@@ -16,6 +16,12 @@ variable "authorized_key" {
   type        = string
 }
 
+variable "keyed_by_image" {
+  description = "Servers whose image writes authorized_key from their config (user.phoenix.authorized_key) at their first start: no file is uploaded into them."
+  type        = list(string)
+  default     = []
+}
+
 variable "profiles" {
   description = "LXD profiles of every server (network and root disk come from them)."
   type        = list(string)

@@ -8,6 +8,7 @@ that never served are removed, servers already serving stay, and a rebuild finis
 
 from __future__ import annotations
 
+import functools
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -349,8 +350,13 @@ class Fleet:
     def _apply(self, run_id: int, exclude: Sequence[str] = ()) -> None:
         """Make Terraform hold exactly the fleet's wanted servers."""
         self._stopped()
+        keyed = functools.cache(self.registry.writes_key)
         wanted = {
-            s.name: ServerSpec(image=self._image_id(s.image_tag), generation=s.generation)
+            s.name: ServerSpec(
+                image=self._image_id(s.image_tag),
+                generation=s.generation,
+                writes_key=keyed(s.image_tag),
+            )
             for s in self.records.servers(self.name)
             if s.status in (ServerStatus.CREATING, ServerStatus.STARTING, ServerStatus.SERVING,
                             ServerStatus.DRAINING)

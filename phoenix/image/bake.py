@@ -110,10 +110,12 @@ class Baker:
                     timeout=self.ws.config.timeouts.packer,
                 )
             with events.step(self.emit, "smoke", f"smoke boot of {tag}", seconds):
-                baseline, smoked = self._smoke(smoke, tag, cfg)
+                baseline, smoked, writes_key = self._smoke(smoke, tag, cfg)
             if smoked is not None:
                 self.registry.keep_listings(tag, smoked.dump())
-            image = self.registry.ready(tag, str(built.artifact_id), packer.version(), baseline)
+            image = self.registry.ready(
+                tag, str(built.artifact_id), packer.version(), baseline, writes_key
+            )
         except BaseException as exc:
             self._discard(tag, builder, smoke)
             self.registry.failed(tag, _reason(exc))
@@ -122,10 +124,12 @@ class Baker:
 
     def _smoke(
         self, server: str, tag: str, cfg: ImageConfig
-    ) -> tuple[dict[str, Any], ScanCache | None]:
+    ) -> tuple[dict[str, Any], ScanCache | None, bool]:
         """Boot the image once, pristine: it must pass its health check; its facts: the baseline,
-        and its scan cache (None where the host could not read its disk), whose listings by root
-        a first scan of a server of the image is offered (phoenix.drift.scan).
+        its scan cache (None where the host could not read its disk), whose listings by root
+        a first scan of a server of the image is offered (phoenix.drift.scan), and whether it
+        writes the operator's key from its config (LXD.writes_key: then the smoke server was
+        reached with the key so written).
 
         While it boots, the host reads and hashes its files from its disk (the lab: the image's
         volume on the pool, which the container's is a snapshot of), as the image holds them;
@@ -136,6 +140,7 @@ class Baker:
         roots = self.ws.config.drift.roots
         try:
             lab.create(self.lxd, server, tag, key, ephemeral=True)
+            writes_key = self.lxd.writes_key(server)
             with ThreadPoolExecutor(max_workers=1) as pool:
                 read = pool.submit(self._host_hashes, server, roots, cfg.health.timeout)
                 target = lab.reach(self.lxd, server, timeout=cfg.health.timeout)
@@ -150,7 +155,7 @@ class Baker:
         summary = gathered.summary()
         hashed = cache.hashed if cache is not None else summary["hashed"]
         self.emit(StepOutput("smoke", f"baseline: {summary} (hashed on the server: {hashed})"))
-        return gathered.to_dict(), cache
+        return gathered.to_dict(), cache, writes_key
 
     def _host_hashes(self, server: str, roots: Sequence[str], timeout: float) -> ScanCache | None:
         """The hashes of the smoke server's regular files read from its disk by the host, as a

@@ -119,8 +119,15 @@ class Registry:
         return self.get(tag_of(name, version))
 
     def ready(
-        self, tag: str, provider_id: str, packer_version: str, baseline: dict[str, Any]
+        self,
+        tag: str,
+        provider_id: str,
+        packer_version: str,
+        baseline: dict[str, Any],
+        writes_key: bool = False,
     ) -> ImageRecord:
+        """Image `tag` is baked: `writes_key` if its smoke server showed it writes the operator's
+        key from its config (LXD.writes_key)."""
         self._update(
             tag,
             status=Status.READY,
@@ -128,8 +135,15 @@ class Registry:
             packer_version=packer_version,
             built_at=now(),
             baseline_json=json.dumps(baseline),
+            writes_key=int(writes_key),
         )
         return self.get(tag)
+
+    def writes_key(self, tag: str) -> bool:
+        """Whether the servers of image `tag` get the operator's key from their config (see
+        `ready`); False for an image baked before phoenix asked, or unknown here."""
+        rows = self.store.rows("SELECT writes_key FROM images WHERE tag = ?", (tag,))
+        return bool(rows and rows[0]["writes_key"])
 
     def keep_listings(self, tag: str, stored: bytes) -> None:
         """Keep the smoke scan of image `tag` (a compressed ScanCache): its listings by root."""

@@ -427,9 +427,7 @@ def launch_server(
 
 def create(lxd: LXD, name: str, image: str, key: keys.OperatorKey, ephemeral: bool = False) -> None:
     """Create and start a server from an image, the operator key authorized for root."""
-    authorized = (key.public_line + "\n").encode()
-    files = {"/root/.ssh/authorized_keys": (authorized, 0o600)}
-    lxd.create(name, image, files=files, ephemeral=ephemeral)
+    lxd.create(name, image, ephemeral=ephemeral, key=key.public_line.strip())
 
 
 def reach(lxd: LXD, name: str, timeout: float = 90) -> Target:

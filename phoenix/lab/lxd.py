@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from phoenix.config import TimeoutsConfig
 from phoenix.errors import DeadlineExceeded, LXDError, PhoenixError
 from phoenix.host import process
-from phoenix.lab import leases
+from phoenix.lab import base, leases
 from phoenix.lab import remote as remotes
 from phoenix.lab.leases import Nic
 from phoenix.lab.remote import Remote
@@ -438,40 +438,54 @@ class LXD:
         config: dict[str, str] | None = None,
         files: dict[str, tuple[bytes, int]] | None = None,
         ephemeral: bool = False,
+        key: str | None = None,
     ) -> None:
         """Create an instance from an image alias, write `files` into it, and start it. An
-        `ephemeral` one is deleted by LXD itself once it stops (see `discard`)."""
+        `ephemeral` one is deleted by LXD itself once it stops (see `discard`). `key`: the
+        operator's public key line, authorized for root: in the instance's config, which an
+        image of phoenix's base writes it from at the first start (`writes_key`); written as a
+        file into any other."""
         definition = {
             "name": name,
             "source": {"type": "image", "alias": image},
             "profiles": profiles or ["default"],
-            "config": config or {},
+            "config": (config or {}) | ({base.KEY_CONFIG: key} if key is not None else {}),
             "ephemeral": ephemeral,
         }
         with self._api(f"create instance {name}"):
-            self._with_files(definition, files or {}).start(wait=True)
+            self._with_files(definition, files or {}, key).start(wait=True)
 
-    def _with_files(self, definition: dict[str, Any], files: dict[str, tuple[bytes, int]]) -> Any:
-        """The instance of `definition`, made with `files` written into it. LXD's file helper of
-        a new instance is sometimes missing for good (seen for 30 s and more, in 1 of ~200 made
-        by a test run): an instance whose files cannot be written within FILES_TIMEOUT is
-        deleted and made again, which gets a new helper, up to CREATE_TRIES times in all. An
-        instance whose files could not be written is never left behind (its name stays free)."""
+    def _with_files(
+        self, definition: dict[str, Any], files: dict[str, tuple[bytes, int]], key: str | None
+    ) -> Any:
+        """The instance of `definition`, made with `files` (and the file of `key`, unless its
+        image writes it) written into it. LXD's file helper of a new instance is sometimes
+        missing for good (seen for 30 s and more, in 1 of ~200 made by a test run): an instance
+        whose files cannot be written within FILES_TIMEOUT is deleted and made again, which gets
+        a new helper, up to CREATE_TRIES times in all. An instance whose files could not be
+        written is never left behind (its name stays free)."""
         from pylxd import exceptions as lxd_exc
 
         for attempt in range(1, CREATE_TRIES + 1):
             inst = self.client.instances.create(definition, wait=True)
             try:
-                for path, (data, mode) in files.items():
+                for path, (data, mode) in (files | self._key_file(definition["name"], key)).items():
                     write = functools.partial(_put, inst, path, data, mode)
                     _again(write, min(self.timeout, FILES_TIMEOUT), FORKFILE)
                 return inst
-            except lxd_exc.LXDAPIException as exc:
+            except (lxd_exc.LXDAPIException, PhoenixError) as exc:
                 with suppress(lxd_exc.LXDAPIException):  # the error to tell is the write's
                     inst.delete(wait=True)
                 if FORKFILE not in str(exc) or attempt == CREATE_TRIES:
                     raise
         raise AssertionError("CREATE_TRIES is at least 1")
+
+    def _key_file(self, name: str, key: str | None) -> dict[str, tuple[bytes, int]]:
+        """The file of the operator's `key` that new instance `name` must be given: none if it
+        has no key, or its image writes it from its config (`writes_key`)."""
+        if key is None or self.writes_key(name):
+            return {}
+        return {base.AUTHORIZED_KEYS: ((key + "\n").encode(), 0o600)}
 
     def stop(self, name: str, force: bool = False, timeout: int = 30) -> None:
         with self._api(f"stop instance {name}"):
@@ -527,6 +541,30 @@ class LXD:
             except lxd_exc.NotFound:
                 return None
             return bytes(data)
+
+    def writes_key(self, name: str) -> bool:
+        """Whether instance `name` (made from an image, not started yet) writes the operator's
+        key from its config at its first start: its image's metadata has the key template of
+        phoenix's base image (base.KEY_TEMPLATE), applied at creation, with that very text."""
+        from pylxd import exceptions as lxd_exc
+
+        template, text = base.KEY_TEMPLATE
+        with self._api(f"read the templates of instance {name}"):
+            node = self.client.api.instances[name].metadata
+            templates = node.get().json()["metadata"].get("templates") or {}
+            entry = templates.get(base.AUTHORIZED_KEYS) or {}
+            applied = entry.get("when") or []
+            if (
+                entry.get("template") != template
+                or entry.get("create_only")
+                or "create" not in applied
+            ):
+                return False
+            try:
+                found = node.templates.get(params={"path": template}, is_api=False).content
+            except lxd_exc.NotFound:
+                return False
+        return bool(found == text.encode())
 
     def wait_for(self, what: str, probe: Callable[[], T | None], timeout: float) -> T:
         """Poll `probe` until it returns something, or raise LXDError after `timeout` seconds."""

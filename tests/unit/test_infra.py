@@ -375,8 +375,9 @@ def test_apply_lays_out_the_working_directory_and_returns_the_output(
     assert link.is_symlink() and link.resolve() == provider.resolve()
     assert [c[0] for c in engine.calls] == ["init", "apply"]
     assert engine.calls[1][1] == inputs.encode_vars(
-        "web", {"tft-s1": ServerSpec("phoenix-base", 1)}, "ssh-ed25519 AAAA k"
-    )
+        "web", {"tft-s1": ServerSpec("phoenix-base", 1)}, "ssh-ed25519 AAAA k",
+        frozenset({inputs.KEYED_BY_IMAGE}),
+    )  # fmt: skip
     assert "Apply complete! Resources: 1 added, 0 changed, 0 destroyed." in shown
 
 
@@ -614,7 +615,8 @@ def test_apply_keeps_its_variables_for_the_refresh_plan(tmp_path: Path, module: 
     tf, engine = drift_adapter(tmp_path, module, {"case": "limits"})
     servers = {f"{FLEET}-1": ServerSpec("phoenix-base", 1)}
     tf.apply(servers, "ssh-ed25519 AAAA k")
-    applied = inputs.encode_vars(FLEET, servers, "ssh-ed25519 AAAA k")
+    keyed = frozenset({inputs.KEYED_BY_IMAGE})
+    applied = inputs.encode_vars(FLEET, servers, "ssh-ed25519 AAAA k", keyed)
     assert json.loads((tf.workdir / adapter.VARS_FILE).read_text()) == applied
     assert tf.drift() == [STOPPED, LIMITED]
     assert engine.calls[-2] == ("plan", applied)
@@ -746,3 +748,16 @@ def test_an_apply_failed_on_the_providers_client_race_is_tried_three_times(
     with pytest.raises(TerraformError, match="isn't listening on the network"):
         tf.apply({"tft-s1": ServerSpec("phoenix-base", 1)}, "k")
     assert [c[0] for c in engine.calls] == ["init", "apply"] + ["apply -refresh=false"] * 2
+
+
+def test_the_servers_whose_image_writes_the_key_are_named_to_a_module_that_declares_them() -> None:
+    """A server of an image that writes the operator's key from its config is given no file by
+    infra/lxd (KEYED_BY_IMAGE); a module that does not declare the variable is not passed it."""
+    servers = {
+        "web-g2-1": ServerSpec("fp2", 2, writes_key=True),
+        "web-g1-1": ServerSpec("fp1", 1),
+        "web-g2-2": ServerSpec("fp2", 2, writes_key=True),
+    }
+    passed = inputs.encode_vars("web", servers, "k", frozenset({inputs.KEYED_BY_IMAGE}))
+    assert json.loads(passed[inputs.KEYED_BY_IMAGE]) == ["web-g2-1", "web-g2-2"]
+    assert inputs.KEYED_BY_IMAGE not in inputs.encode_vars("web", servers, "k")

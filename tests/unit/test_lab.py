@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
 from pathlib import Path
 from typing import Any, cast
 
 import pytest
-from pylxd.exceptions import LXDAPIException
+from pylxd.exceptions import LXDAPIException, NotFound
 
 from phoenix.config import LabConfig
 from phoenix.errors import LabError, LXDError, MissingPackages
@@ -272,6 +274,20 @@ def test_identity_is_stripped(tmp_path: Path) -> None:
     assert (rootfs / "etc" / "machine-id").read_text() == ""
     dropin = rootfs / "etc/systemd/system/ssh.service.d/hostkeys.conf"
     assert "ssh-keygen -q -t ed25519" in dropin.read_text()
+    assert (rootfs / "root" / ".ssh").is_dir()  # where LXD writes the key (base.KEY_TEMPLATE)
+
+
+def test_the_base_image_writes_the_operators_key_from_the_instance_config(tmp_path: Path) -> None:
+    """The key template is in the image's metadata, applied when an instance is created or
+    copied (not `create_only`: an image built from the base holds an empty file)."""
+    tarball = base.write_metadata(tmp_path, "bookworm", "r")
+    listed = subprocess.run(["tar", "-xOf", str(tarball), "metadata.yaml"], capture_output=True)
+    metadata = json.loads(listed.stdout)
+    entry = metadata["templates"][base.AUTHORIZED_KEYS]
+    assert entry == {"when": ["create", "copy"], "template": base.KEY_TEMPLATE[0]}
+    name, text = base.KEY_TEMPLATE
+    assert (tmp_path / "meta" / "templates" / name).read_text() == text
+    assert f'config_get("{base.KEY_CONFIG}", "")' in text
 
 
 def test_bridges_register_no_server_names_so_two_workspaces_may_share_one(tmp_path: Path) -> None:
@@ -381,6 +397,7 @@ class _Made:
     def __init__(self, broken: int) -> None:
         self.broken = broken
         self.made: list[Any] = []
+        self.definitions: list[dict[str, Any]] = []
         self.deleted = 0
         made = self
 
@@ -400,6 +417,7 @@ class _Made:
     def create(self, definition: dict[str, Any], wait: bool) -> Any:
         inst = self.inst_class(_FlakyFiles(misses=10**6 if len(self.made) < self.broken else 0))
         self.made.append(inst)
+        self.definitions.append(definition)
         return inst
 
 
@@ -503,3 +521,62 @@ def test_an_instance_busy_with_another_operation_is_waited_out_then_named() -> N
         lxd.delete("web-1")
     assert "still busy with another operation" in caught.value.message
     assert caught.value.hint and "lxc delete --force web-1" in caught.value.hint
+
+
+class _Metadata:
+    """pylxd's raw API node of an instance's metadata: its templates, and their texts."""
+
+    def __init__(self, templates: dict[str, Any], texts: dict[str, str]) -> None:
+        self.templates_seen, self.texts = templates, texts
+        self.templates = self
+
+    def get(self, params: dict[str, str] | None = None, is_api: bool = True) -> Any:
+        if params is None:
+            body = {"metadata": {"templates": self.templates_seen}}
+            return type("R", (), {"json": lambda _: body})()
+        if params["path"] not in self.texts:
+            raise NotFound(_Answer("Template not found"))
+        return type("R", (), {"content": self.texts[params["path"]].encode()})()
+
+
+def _with_metadata(lxd: lxdmod.LXD, node: _Metadata, instances: Any = None) -> None:
+    api = type("Api", (), {"instances": {"web-1": type("I", (), {"metadata": node})()}})()
+    lxd._client = cast(Any, type("Client", (), {"api": api, "instances": instances})())
+
+
+KEY_ENTRY = {"when": ["create", "copy"], "template": base.KEY_TEMPLATE[0]}
+
+
+@pytest.mark.parametrize(
+    ("entry", "text", "writes"),
+    [
+        (KEY_ENTRY, base.KEY_TEMPLATE[1], True),
+        (KEY_ENTRY, "ssh-ed25519 AAAA someone-else\n", False),
+        (KEY_ENTRY | {"create_only": True}, base.KEY_TEMPLATE[1], False),
+        (KEY_ENTRY | {"when": ["start"]}, base.KEY_TEMPLATE[1], False),
+        (None, base.KEY_TEMPLATE[1], False),
+        (KEY_ENTRY, None, False),
+    ],
+)
+def test_an_instance_writes_the_key_only_from_phoenixs_own_template(
+    entry: dict[str, Any] | None, text: str | None, writes: bool
+) -> None:
+    lxd = lxdmod.LXD("p")
+    templates = {base.AUTHORIZED_KEYS: entry} if entry else {}
+    texts = {base.KEY_TEMPLATE[0]: text} if text is not None else {}
+    _with_metadata(lxd, _Metadata(templates, texts))
+    assert lxd.writes_key("web-1") is writes
+
+
+@pytest.mark.parametrize("writes", [True, False])
+def test_a_server_is_given_its_key_in_its_config_and_as_a_file_only_if_its_image_needs_it(
+    writes: bool,
+) -> None:
+    made = _Made(0)
+    lxd = lxdmod.LXD("p")
+    templates = {base.AUTHORIZED_KEYS: KEY_ENTRY} if writes else {}
+    _with_metadata(lxd, _Metadata(templates, {base.KEY_TEMPLATE[0]: base.KEY_TEMPLATE[1]}), made)
+    lxd.create("web-1", "web-v001", key="ssh-ed25519 AAAA k")
+    assert made.definitions[0]["config"] == {base.KEY_CONFIG: "ssh-ed25519 AAAA k"}
+    assert made.made[0].files.written == ([] if writes else [base.AUTHORIZED_KEYS])
+    assert made.made[0].started

@@ -253,6 +253,23 @@ def test_deploy_creates_the_fleet_and_a_second_deploy_does_nothing(world: World)
     assert {s.settled for s in world.fleet().records.servers("web")} == {STARTED}
 
 
+def test_servers_of_an_image_that_writes_the_key_are_told_so_to_terraform(world: World) -> None:
+    """A server of an image whose bake found it writes the operator's key from its config
+    (Registry.writes_key) is applied with `writes_key`; one of an older image is not."""
+    deploy(world)  # web-v001: baked before phoenix asked
+    registry = Registry(world.store)
+    tag = registry.begin("web", "t", {}, None, "p", world.ws.home).tag
+    registry.ready(tag, f"fp-{tag}", "1.6.6", {}, writes_key=True)
+    assert registry.writes_key(tag) and not registry.writes_key("web-v001")
+    assert not registry.writes_key("web-v999")
+    fleet = world.fleet()
+    fleet.execute(fleet.plan(RunKind.DEPLOY, Options(image=tag)))  # nothing to do: at its size
+    result = fleet.execute(fleet.plan(RunKind.REBUILD, Options(image=tag)))
+    assert result.status is RolloutStatus.SUCCEEDED
+    assert world.infra.servers and all(s.writes_key for s in world.infra.servers.values())
+    assert all(s.image == f"fp-{tag}" for s in world.infra.servers.values())
+
+
 def test_a_start_time_the_provider_cannot_read_never_fails_the_rollout(world: World) -> None:
     world.provider.blind = True
     deploy(world)

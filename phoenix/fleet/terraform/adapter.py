@@ -164,8 +164,8 @@ class Terraform:
         first: for the applies of a rollout after its first, when phoenix made every change
         since; an apply that fails is tried again with a refresh (see RACE_TRIES), unless it
         failed only on the provider's client race."""
-        self._prepare()
-        variables = encode_vars(self.fleet, servers, authorized_key)
+        declared = self._prepare()
+        variables = encode_vars(self.fleet, servers, authorized_key, declared.variables)
         self._save_vars(variables)
         at_once = _parallelism(len(servers))
         log, run = self._apply_once(variables, at_once, refresh)
@@ -283,9 +283,10 @@ class Terraform:
         reads, before anything is changed (phoenix.fleet.terraform.module)."""
         return check_module(self.fleet, self.module)
 
-    def _prepare(self) -> None:
-        """Module checked; files, CLI config and provider mirror in place; `init` if due."""
-        self.check_module()
+    def _prepare(self) -> Declared:
+        """Module checked; files, CLI config and provider mirror in place; `init` if due. What
+        the module declares."""
+        declared = self.check_module()
         self._engine.check()
         self._write_cli_config()
         self._sync_module()
@@ -294,7 +295,7 @@ class Terraform:
         providers = self.workdir / ".terraform" / "providers"
         current = stamp_file.read_text().strip() if stamp_file.exists() else None
         if providers.is_dir() and current == stamp:
-            return
+            return declared
         where = "their registry" if self.registry else "the local mirror"
         self.on_line(f"terraform init: installing the providers from {where}")
         run = self._engine.init(upgrade=current is not None)
@@ -305,6 +306,7 @@ class Terraform:
                 raise TerraformError(f"fleet {self.fleet}: {old}", hint=external.HINT)
             raise terraform_error(self.fleet, "init", ApplyLog(), run.rc, run.stderr)
         stamp_file.write_text(stamp + "\n")
+        return declared
 
     def _cli_config(self) -> str:
         return REGISTRY_CLI_CONFIG if self.registry else cli_config(self.mirror)

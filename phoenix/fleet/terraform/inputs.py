@@ -15,10 +15,17 @@ from phoenix.lab import provider
 
 @dataclass(frozen=True)
 class ServerSpec:
-    """What one server runs: an image, and the generation it belongs to."""
+    """What one server runs: an image, and the generation it belongs to; `writes_key` if the
+    image writes the operator's key from the server's config (lab.base.KEY_TEMPLATE)."""
 
     image: str
     generation: int
+    writes_key: bool = False
+
+
+# The module variable that names the servers whose image writes the operator's key from their
+# config: passed only to a module that declares it (infra/lxd); any other uploads the key.
+KEYED_BY_IMAGE = "keyed_by_image"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -63,17 +70,27 @@ def mirror_path(mirror: Path) -> Path:
 
 
 def encode_vars(
-    fleet: str, servers: Mapping[str, ServerSpec], authorized_key: str
+    fleet: str,
+    servers: Mapping[str, ServerSpec],
+    authorized_key: str,
+    declared: frozenset[str] = frozenset(),
 ) -> dict[str, str]:
-    """The module's variables as `-var` values: strings as they are, the map as JSON.
+    """The module's variables as `-var` values: strings as they are, the map as JSON; and, if
+    the module `declared` it, KEYED_BY_IMAGE (a JSON list).
 
     Terraform reads a complex `-var` value as an HCL expression; JSON is valid HCL except that
     `${` and `%{` inside a string start a template, so they are escaped as `$${` and `%%{`.
     """
     body = {name: {"image": s.image, "generation": s.generation} for name, s in servers.items()}
-    text = json.dumps(body, sort_keys=True, separators=(",", ":"))
-    text = text.replace("${", "$${").replace("%{", "%%{")
-    return {"fleet": fleet, "servers": text, "authorized_key": authorized_key.strip()}
+    variables = {"fleet": fleet, "servers": _hcl(body), "authorized_key": authorized_key.strip()}
+    if KEYED_BY_IMAGE in declared:
+        variables[KEYED_BY_IMAGE] = _hcl(sorted(n for n, s in servers.items() if s.writes_key))
+    return variables
+
+
+def _hcl(value: Any) -> str:
+    text = json.dumps(value, sort_keys=True, separators=(",", ":"))
+    return text.replace("${", "$${").replace("%{", "%%{")
 
 
 def server_states(value: Mapping[str, Any]) -> dict[str, ServerState]:
