@@ -8,16 +8,15 @@ resource "lxd_container" "server" {
   # provider's 1 s + 3 s waits); the `servers` output then holds the address from the next refresh.
   wait_for_network = false
 
-  # A server whose image writes the operator's key from its config at its first start (an LXD
-  # template of phoenix's base image) gets it there; any other, as a file (below).
-  config = merge(
-    {
-      "user.phoenix.fleet"      = var.fleet
-      "user.phoenix.generation" = tostring(each.value.generation)
-      "user.phoenix.image"      = each.value.image
-    },
-    contains(var.keyed_by_image, each.key) ? { "user.phoenix.authorized_key" = var.authorized_key } : {}
-  )
+  # The operator's key is in every server's config: an image of phoenix's base writes it from
+  # there when LXD creates the server (an LXD template, which would write an empty file if the key
+  # were not there); the servers of any other image get it as a file (below).
+  config = {
+    "user.phoenix.fleet"          = var.fleet
+    "user.phoenix.generation"     = tostring(each.value.generation)
+    "user.phoenix.image"          = each.value.image
+    "user.phoenix.authorized_key" = var.authorized_key
+  }
 
   # A server never gets another image under the same name: phoenix replaces servers by new ones.
   # Images are given by fingerprint; states written when they were given by alias stay as they are.

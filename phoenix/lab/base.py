@@ -15,6 +15,7 @@ from pathlib import Path
 from phoenix.host import process
 
 HOST_KEY = "/etc/ssh/ssh_host_ed25519_key"
+AUTHORIZED_KEYS = "/root/.ssh/authorized_keys"
 IDENTITY_FILES: dict[str, str] = {
     # every server makes its own SSH host key at first boot (the image carries none): an ed25519
     # key only, the one phoenix pins (`ssh-keygen -A` made an RSA key too: ~0.5 s of CPU at every
@@ -32,6 +33,9 @@ IDENTITY_FILES: dict[str, str] = {
     "etc/network/interfaces.d/eth0": "auto eth0\niface eth0 inet dhcp\n",
     "etc/machine-id": "",  # empty: systemd makes a new one at first boot
     "etc/resolv.conf": "",  # DHCP fills it in; the build host's must not leak in
+    # empty, mode 0600 (see strip_identity): LXD writes the operator's key into it (KEY_TEMPLATE),
+    # keeping the mode; a file it makes itself would be 0644
+    AUTHORIZED_KEYS.lstrip("/"): "",
 }
 
 # What the base image is made of. Its hash names the recipe: change any of it and the next `up`
@@ -54,7 +58,6 @@ IDENTITY_REMOVED = ["etc/hostname", "var/lib/dbus/machine-id"]
 # the new, stopped container. LXD's helper for that is sometimes missing for ~30 s
 # (canonical/lxd#18403), and the upload costs LXD ~80 ms of CPU per server. Every time: an image
 # built from this one (its builder was started without the key) holds an empty file.
-AUTHORIZED_KEYS = "/root/.ssh/authorized_keys"
 KEY_CONFIG = "user.phoenix.authorized_key"
 KEY_TEMPLATE = ("authorized_keys.tpl", f'{{{{ config_get("{KEY_CONFIG}", "") }}}}\n')
 TEMPLATES = {  # LXD writes these when an instance is created or copied
@@ -97,7 +100,9 @@ def strip_identity(rootfs: Path) -> None:
         if path.is_symlink():
             path.unlink()
         path.write_text(content)
-    (rootfs / AUTHORIZED_KEYS.lstrip("/")).parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    keys = rootfs / AUTHORIZED_KEYS.lstrip("/")
+    keys.parent.chmod(0o700)
+    keys.chmod(0o600)
     for leftovers in ("var/cache/apt/archives", "var/lib/apt/lists"):
         for item in (rootfs / leftovers).glob("*"):
             if item.is_file():

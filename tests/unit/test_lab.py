@@ -274,7 +274,9 @@ def test_identity_is_stripped(tmp_path: Path) -> None:
     assert (rootfs / "etc" / "machine-id").read_text() == ""
     dropin = rootfs / "etc/systemd/system/ssh.service.d/hostkeys.conf"
     assert "ssh-keygen -q -t ed25519" in dropin.read_text()
-    assert (rootfs / "root" / ".ssh").is_dir()  # where LXD writes the key (base.KEY_TEMPLATE)
+    keys = rootfs / "root" / ".ssh" / "authorized_keys"  # LXD writes the key in it: KEY_TEMPLATE
+    assert keys.read_text() == "" and keys.stat().st_mode & 0o777 == 0o600
+    assert keys.parent.stat().st_mode & 0o777 == 0o700
 
 
 def test_the_base_image_writes_the_operators_key_from_the_instance_config(tmp_path: Path) -> None:
