@@ -56,7 +56,7 @@ IDENTITY_REMOVED = ["etc/hostname", "var/lib/dbus/machine-id"]
 # The operator's key, written by LXD itself from the instance's config when it is created or
 # copied (the Terraform module sets it: see infra/lxd; LXD.create too): nothing is uploaded into
 # the new, stopped container. LXD's helper for that is sometimes missing for ~30 s
-# (canonical/lxd#18403), and the upload costs LXD ~80 ms of CPU per server. Every time: an image
+# (canonical/lxd#18403), and the upload cost LXD ~0.2 s of CPU per server. Every time: an image
 # built from this one (its builder was started without the key) holds an empty file.
 KEY_CONFIG = "user.phoenix.authorized_key"
 KEY_TEMPLATE = ("authorized_keys.tpl", f'{{{{ config_get("{KEY_CONFIG}", "") }}}}\n')

@@ -543,8 +543,8 @@ class LXD:
             return bytes(data)
 
     def writes_key(self, name: str) -> bool:
-        """Whether instance `name` (made from an image, not started yet) writes the operator's
-        key from its config at its first start: its image's metadata has the key template of
+        """Whether instance `name` writes the operator's key from its config when LXD creates it
+        (at its first start): the metadata it has of its image holds the key template of
         phoenix's base image (base.KEY_TEMPLATE), applied at creation, with that very text."""
         from pylxd import exceptions as lxd_exc
 
