@@ -598,19 +598,20 @@ class LXD:
         return start_time(pid) if isinstance(pid, int) and pid > 0 else None
 
     def wait_address(self, name: str, timeout: float = 60) -> str:
-        """The IPv4 address instance `name` gets while it boots. Looked for in the DHCP leases
-        of its network, which one request reads for every instance waited for at once (~2 ms of
-        the daemon's CPU), rather than in each one's state (~9 ms: LXD enters the container to
-        list its addresses), which is read only every STATE_EVERY-th poll: an address that is
-        not leased (a NIC on an unmanaged bridge, DHCP off) is found all the same."""
+        """The IPv4 address instance `name` gets while it boots, as its own state lists it. That
+        state costs LXD ~9 ms of CPU (it enters the container to list its addresses), so it is
+        read once the DHCP leases of the instance's network show one for its MAC address (one
+        request, ~2 ms, reads them for every instance waited for at once), and otherwise every
+        STATE_EVERY-th poll only: an address that is not leased (a NIC on an unmanaged bridge,
+        DHCP off) is found all the same. A lease only says when to look: any host on the bridge
+        can ask for one in another's name, so the address is never taken from it."""
         nic = self._leased_nic(name)
         polls = itertools.count()
 
         def probe() -> str | None:
-            if nic is not None:
-                address = self._leases.address(nic, self._read_leases)
-                if address or next(polls) % STATE_EVERY:
-                    return address
+            if nic is not None and not self._leases.address(nic, self._read_leases):
+                if next(polls) % STATE_EVERY:
+                    return None
             inst = self.instance(name)
             return inst.address if inst else None
 
