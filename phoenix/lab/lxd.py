@@ -609,9 +609,9 @@ class LXD:
         polls = itertools.count()
 
         def probe() -> str | None:
-            if nic is not None and not self._leases.address(nic, self._read_leases):
-                if next(polls) % STATE_EVERY:
-                    return None
+            leased = nic is None or self._leases.address(nic, self._read_leases)
+            if not leased and next(polls) % STATE_EVERY:
+                return None
             inst = self.instance(name)
             return inst.address if inst else None
 
