@@ -447,11 +447,12 @@ def first_cache(
     listings = smoke.listings
     if deep:
         return facts.ScanCache(facts.HashCache(settled=settled), image=listings)
-    if settled and baseline:
-        seeded = facts.HashCache.seeded(baseline.files, settled, listings)
-        cache = facts.ScanCache(seeded, smoke.units, image=listings)
-    else:
-        cache = facts.ScanCache(facts.HashCache(settled=settled), smoke.units, image=listings)
+    files = (
+        facts.HashCache.seeded(baseline.files, settled, listings)
+        if settled and baseline
+        else facts.HashCache(settled=settled)
+    )
+    cache = facts.ScanCache(files, smoke.units, image=listings)
     cache.image_capabilities = facts.image_capabilities(baseline)
     return cache
 
